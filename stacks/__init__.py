@@ -1,0 +1,1 @@
+"""The queue-worker kit's CDK stacks, constructs and typed configuration."""

@@ -1,0 +1,607 @@
+"""Typed, frozen, validated per-environment settings.
+
+cdk.json context holds one block per environment under ``environments``; ``-c env=NAME`` picks
+one and ``-c section.key=value`` overrides a single value. :func:`load_config` turns that raw
+data into an :class:`EnvironmentConfig` once, in app.py, and reports every problem at once in a
+:class:`ConfigError`. Nothing below app.py reads context or the process environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from typing import Any, Literal
+from zoneinfo import available_timezones
+
+from stacks.fargate import MAX_STOP_TIMEOUT_SECONDS, VALID_MEMORY_MIB
+
+# SQS keeps a message invisible for at most 12 hours after it was received, heartbeat or not.
+SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
+# Memory that supervisord and the container itself need beside the worker processes.
+SUPERVISOR_OVERHEAD_MIB = 64
+
+Architecture = Literal["x86_64", "arm64"]
+HandlerMode = Literal["callable", "command", "consumer"]
+Egress = Literal["public", "nat"]
+
+
+class ConfigError(ValueError):
+    """Every problem found in one environment's settings, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Where tasks run.
+
+    Default: a new VPC over ``max_azs`` (2) AZs; tasks in public subnets with a public IP and a
+    security group without inbound rules (``egress="public"``: no NAT gateway to pay for).
+    ``egress="nat"`` puts them in private subnets behind one NAT gateway (fixed egress IP).
+    An existing VPC is used when ``vpc_id`` is set, with its ``subnet_ids`` and
+    ``availability_zones`` (no lookups at synth).
+    """
+
+    egress: Egress = "public"
+    max_azs: int = 2
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    availability_zones: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """One Fargate task: its shape and the supervisord fleet of worker processes it runs."""
+
+    processes: int = 2
+    """Worker processes per task (supervisord ``numprocs``). Default 2."""
+    cpu: int = 256
+    """Task CPU units (1024 = 1 vCPU). Default 256."""
+    memory_mib: int = 512
+    """Task memory; must be valid for ``cpu`` on Fargate. Default 512."""
+    architecture: Architecture = "x86_64"
+    spot: bool = False
+    """Run on Fargate Spot (x86_64 only). Default off."""
+    handler_mode: HandlerMode = "callable"
+    handler: str = "worker.examples:sleep_job"
+    job_timeout_seconds: int = 900
+    max_jobs_per_process: int = 200
+    """Recycle a process after this many jobs (0 = never). Default 200."""
+    max_memory_mib_per_process: int = 200
+    """Recycle a process above this RSS, between jobs (0 = never). Default 200."""
+    prefetch_seconds: int = 30
+    """Work a process may hold ahead of its running job, by mean duration. Default 30."""
+    stop_timeout_seconds: int = 120
+    """ECS SIGTERM-to-SIGKILL time (Fargate max 120). Default 120."""
+    log_retention_days: int = 30
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Extra plain environment variables for the handler."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """NAME -> ``ssm:/parameter/name`` or ``secretsmanager:secret-name[:json-key]``."""
+
+    @property
+    def supervisor_stopwait_seconds(self) -> int:
+        """supervisord's SIGTERM-to-SIGKILL time: inside ECS's stop timeout."""
+        return self.stop_timeout_seconds - 10
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        """How long a running job may finish after SIGTERM before its message is handed back."""
+        return self.stop_timeout_seconds - 20
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """The work queue, its dead-letter queue and the worker's retry timing."""
+
+    max_receive_count: int = 5
+    """Receives before SQS moves a message to the DLQ. Default 5."""
+    retention_days: int = 4
+    """Work queue retention (the DLQ keeps 14 days). Default 4."""
+    visibility_timeout_seconds: int = 120
+    """Base visibility: a crashed process's message is back after this. Default 120."""
+    retry_backoff_base_seconds: int = 10
+    retry_backoff_max_seconds: int = 600
+    idempotency_table: bool = False
+    """Create the DynamoDB table of the optional dedupe guard. Default off."""
+
+    @property
+    def heartbeat_interval_seconds(self) -> int:
+        """How often the worker extends held messages: four times per visibility timeout."""
+        return max(1, self.visibility_timeout_seconds // 4)
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """Task count bounds and queue-depth step scaling."""
+
+    min_tasks: int = 0
+    """Floor outside batch windows. Default 0: nothing runs when there is nothing to do."""
+    max_tasks: int = 10
+    max_total_processes: int = 100
+    """Connection cap: max_tasks x processes must stay at or below it. Default 100."""
+    target_backlog_per_process: int = 10
+    """Waiting messages per process that are acceptable before scaling out. Default 10."""
+    scale_out_cooldown_seconds: int = 120
+    scale_in_cooldown_seconds: int = 60
+    scale_in_after_minutes: int = 3
+    """Minutes of surplus capacity before scaling in. Default 3."""
+
+
+@dataclass(frozen=True)
+class BatchWindow:
+    """A daily window that raises the task floor at ``start`` for ``hold_minutes``.
+
+    ``end`` is the deadline: the deadline alarm fires when the backlog cannot finish by then.
+    """
+
+    start: time
+    end: time
+    timezone: str
+    min_tasks: int
+    hold_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class AlarmsConfig:
+    """Where alarms go: one encrypted SNS topic, with an optional email subscription."""
+
+    email: str | None = None
+    dlq_messages_threshold: int = 1
+    worker_error_rate_percent: int = 20
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """Everything one environment's stacks need, validated."""
+
+    name: str
+    region: str
+    account: str | None = None
+    retain_data: bool = False
+    """Retain the queue (and table) on delete and turn on termination protection."""
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    batch_windows: tuple[BatchWindow, ...] = ()
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+
+    @property
+    def stack_prefix(self) -> str:
+        return f"QueueWorker-{self.name}"
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "network": NetworkConfig,
+    "worker": WorkerConfig,
+    "queue": QueueConfig,
+    "scaling": ScalingConfig,
+    "alarms": AlarmsConfig,
+}
+TOP_LEVEL_KEYS = {"region", "account", "retain_data", "batch_window", "batch_windows", *SECTIONS}
+WINDOW_KEYS = {f.name for f in dataclasses.fields(BatchWindow)}
+OVERRIDE_KEY = re.compile(r"^(?P<section>[a-z_]+)\.(?P<key>[a-z_]+)$")
+
+
+def load_config(
+    environments: Mapping[str, Any] | None,
+    env_name: str | None,
+    overrides: Mapping[str, Any] | None = None,
+) -> EnvironmentConfig:
+    """Parse and validate one environment; raise ConfigError listing every problem.
+
+    ``overrides`` maps ``section.key`` (for example ``worker.processes``) to a value, as given
+    with ``-c worker.processes=6``; strings are converted to the key's type.
+    """
+    known = sorted(environments or {})
+    if not env_name:
+        raise ConfigError(
+            [f"env: no environment chosen; pass -c env=NAME with NAME one of {known}"]
+        )
+    if env_name not in known:
+        raise ConfigError([f"env: unknown environment {env_name!r}; known: {known}"])
+    raw = environments[env_name] if environments else {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"environments.{env_name}: expected an object, got {raw!r}"])
+    problems: list[str] = []
+    raw = _apply_overrides(raw, overrides or {}, problems)
+    config = _parse_environment(env_name, raw, problems)
+    if config is not None and not problems:
+        problems.extend(_cross_checks(config))
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def _apply_overrides(
+    raw: Mapping[str, Any], overrides: Mapping[str, Any], problems: list[str]
+) -> dict[str, Any]:
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    for dotted, value in overrides.items():
+        match = OVERRIDE_KEY.match(dotted)
+        section = match["section"] if match else ""
+        if not match or section not in SECTIONS:
+            problems.append(
+                f"-c {dotted}: not an override key; use section.key with section one of "
+                f"{sorted(SECTIONS)}"
+            )
+            continue
+        merged.setdefault(section, {})[match["key"]] = value
+    return merged
+
+
+def _parse_environment(
+    name: str, raw: Mapping[str, Any], problems: list[str]
+) -> EnvironmentConfig | None:
+    prefix = f"environments.{name}"
+    for key in sorted(set(raw) - TOP_LEVEL_KEYS):
+        problems.append(f"{prefix}.{key}: unknown key; allowed: {sorted(TOP_LEVEL_KEYS)}")
+    region = raw.get("region")
+    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+        problems.append(
+            f"{prefix}.region: {region!r} is not an AWS region name such as 'ap-northeast-1' "
+            "(required: synth makes no lookups)"
+        )
+    account = raw.get("account")
+    if account is not None and not (isinstance(account, str) and re.fullmatch(r"\d{12}", account)):
+        problems.append(f"{prefix}.account: {account!r} must be a 12-digit account id or absent")
+    retain = _convert(raw.get("retain_data", False), bool, f"{prefix}.retain_data", problems)
+    sections = {
+        section: _parse_section(cls, raw.get(section, {}), f"{prefix}.{section}", problems)
+        for section, cls in SECTIONS.items()
+    }
+    windows = _parse_windows(raw, prefix, problems)
+    if problems:
+        return None
+    return EnvironmentConfig(
+        name=name,
+        region=str(region),
+        account=account,
+        retain_data=bool(retain),
+        batch_windows=windows,
+        **sections,
+    )
+
+
+def _parse_section(cls: type[Any], raw: Any, prefix: str, problems: list[str]) -> Any:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{prefix}: expected an object, got {raw!r}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key in sorted(set(raw) - fields):
+        problems.append(f"{prefix}.{key}: unknown key; allowed: {sorted(fields)}")
+    values = {
+        key: _convert(value, hints[key], f"{prefix}.{key}", problems)
+        for key, value in raw.items()
+        if key in fields
+    }
+    before = len(problems)
+    values = {k: v for k, v in values.items() if v is not _INVALID}
+    instance = cls(**values)
+    if len(problems) == before:
+        problems.extend(f"{prefix}.{p}" for p in _FIELD_CHECKS.get(cls, _no_checks)(instance))
+    return instance
+
+
+def _parse_windows(
+    raw: Mapping[str, Any], prefix: str, problems: list[str]
+) -> tuple[BatchWindow, ...]:
+    if "batch_window" in raw and "batch_windows" in raw:
+        problems.append(f"{prefix}: set batch_window (one) or batch_windows (a list), not both")
+        return ()
+    items = [raw["batch_window"]] if "batch_window" in raw else raw.get("batch_windows", [])
+    key = "batch_window" if "batch_window" in raw else "batch_windows"
+    if not isinstance(items, list):
+        problems.append(f"{prefix}.{key}: expected a list of windows, got {items!r}")
+        return ()
+    windows = []
+    for index, item in enumerate(items):
+        where = f"{prefix}.{key}" + (f"[{index}]" if key == "batch_windows" else "")
+        window = _parse_window(item, where, problems)
+        if window is not None:
+            windows.append(window)
+    return tuple(windows)
+
+
+def _parse_window(item: Any, where: str, problems: list[str]) -> BatchWindow | None:
+    if not isinstance(item, Mapping):
+        problems.append(f"{where}: expected an object, got {item!r}")
+        return None
+    before = len(problems)
+    for key in sorted(set(item) - WINDOW_KEYS):
+        problems.append(f"{where}.{key}: unknown key; allowed: {sorted(WINDOW_KEYS)}")
+    for key in ("start", "end", "timezone", "min_tasks"):
+        if key not in item:
+            problems.append(f"{where}.{key}: required")
+    if len(problems) > before:
+        return None
+    start = _parse_clock(item["start"], f"{where}.start", problems)
+    end = _parse_clock(item["end"], f"{where}.end", problems)
+    timezone = item["timezone"]
+    if not isinstance(timezone, str) or timezone not in _timezones():
+        problems.append(
+            f"{where}.timezone: {timezone!r} is not an IANA time zone such as 'Asia/Tokyo'"
+        )
+    min_tasks = _convert(item["min_tasks"], int, f"{where}.min_tasks", problems)
+    hold = _convert(item.get("hold_minutes", 30), int, f"{where}.hold_minutes", problems)
+    if len(problems) > before or start is None or end is None:
+        return None
+    window = BatchWindow(start, end, timezone, int(min_tasks), int(hold))
+    length = (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute)
+    if length <= 0:
+        problems.append(
+            f"{where}.end: {item['end']!r} must be after start {item['start']!r} "
+            "(windows do not cross midnight; split such a window in two)"
+        )
+    elif not 1 <= window.hold_minutes <= length:
+        problems.append(
+            f"{where}.hold_minutes: {window.hold_minutes} must be between 1 and the window's "
+            f"length ({length} minutes)"
+        )
+    if window.min_tasks < 1:
+        problems.append(f"{where}.min_tasks: {window.min_tasks} must be at least 1")
+    return window
+
+
+def _parse_clock(value: Any, where: str, problems: list[str]) -> time | None:
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value) if isinstance(value, str) else None
+    if not match:
+        problems.append(f"{where}: {value!r} is not a time of day as HH:MM (24-hour)")
+        return None
+    return time(int(match[1]), int(match[2]))
+
+
+_INVALID = object()
+
+
+def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
+    """Check ``value`` against a field's type; strings from -c overrides are converted."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value in allowed:
+            return value
+        problems.append(f"{where}: {value!r} is not allowed; allowed: {list(allowed)}")
+        return _INVALID
+    if origin in (types.UnionType, typing.Union):  # str | None
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif origin is Mapping and isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return dict(value)
+    problems.append(f"{where}: {value!r} is not {_describe(hint)}")
+    return _INVALID
+
+
+def _describe(hint: Any) -> str:
+    names = {bool: "true or false", int: "a whole number", str: "a string"}
+    if hint in names:
+        return names[hint]
+    if typing.get_origin(hint) is tuple:
+        return "a list of strings"
+    return "an object of string values"
+
+
+def _timezones() -> set[str]:
+    return available_timezones() or {"UTC"}
+
+
+def _check_network(n: NetworkConfig) -> list[str]:
+    problems = []
+    if not 2 <= n.max_azs <= 6:
+        problems.append(f"max_azs: {n.max_azs} must be between 2 and 6 (tasks span 2+ AZs)")
+    existing = (n.vpc_id is not None, bool(n.subnet_ids), bool(n.availability_zones))
+    if any(existing) and not all(existing):
+        problems.append(
+            "vpc_id: an existing VPC needs vpc_id, subnet_ids and availability_zones together"
+        )
+    if n.vpc_id is not None and not re.fullmatch(r"vpc-[0-9a-f]{8,17}", n.vpc_id):
+        problems.append(f"vpc_id: {n.vpc_id!r} is not a VPC id such as 'vpc-0abc1234'")
+    return problems
+
+
+RESERVED_ENV = {
+    "QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL",
+    "WORKER_PROCESSES",
+    "WORKER_HANDLER_MODE",
+    "WORKER_HANDLER",
+    "JOB_TIMEOUT_SECONDS",
+    "VISIBILITY_TIMEOUT_SECONDS",
+    "HEARTBEAT_INTERVAL_SECONDS",
+    "RETRY_BACKOFF_BASE_SECONDS",
+    "RETRY_BACKOFF_MAX_SECONDS",
+    "PREFETCH_SECONDS",
+    "MAX_JOBS_PER_PROCESS",
+    "MAX_MEMORY_MIB_PER_PROCESS",
+    "WORKER_STOP_GRACE_SECONDS",
+    "SUPERVISOR_STOPWAITSECS",
+    "TASK_PROTECTION",
+    "IDEMPOTENCY_TABLE_NAME",
+}
+SECRET_REF = re.compile(r"^(ssm:/[\w./-]+|secretsmanager:[\w/+=.@-]+(:[\w.-]+)?)$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _check_worker(w: WorkerConfig) -> list[str]:
+    problems = []
+    if w.processes < 1:
+        problems.append(f"processes: {w.processes} must be at least 1")
+    if w.cpu not in VALID_MEMORY_MIB:
+        problems.append(f"cpu: {w.cpu} is not a Fargate CPU; valid: {sorted(VALID_MEMORY_MIB)}")
+    elif w.memory_mib not in VALID_MEMORY_MIB[w.cpu]:
+        problems.append(
+            f"memory_mib: {w.memory_mib} is not valid with cpu {w.cpu}; valid memory_mib for "
+            f"cpu {w.cpu}: {list(VALID_MEMORY_MIB[w.cpu])}"
+        )
+    elif w.max_memory_mib_per_process and w.processes >= 1:
+        need = w.processes * w.max_memory_mib_per_process + SUPERVISOR_OVERHEAD_MIB
+        if need > w.memory_mib:
+            problems.append(
+                f"memory_mib: {w.memory_mib} cannot hold {w.processes} processes of up to "
+                f"max_memory_mib_per_process {w.max_memory_mib_per_process} MiB plus "
+                f"{SUPERVISOR_OVERHEAD_MIB} MiB for supervisord ({need} MiB); raise memory_mib "
+                "or lower processes or max_memory_mib_per_process"
+            )
+    if w.spot and w.architecture != "x86_64":
+        problems.append("spot: Fargate Spot runs x86_64 tasks only; set architecture x86_64")
+    if not w.handler.strip():
+        problems.append("handler: must not be empty")
+    elif w.handler_mode == "callable" and not re.fullmatch(r"[\w.]+:\w+", w.handler):
+        problems.append(f"handler: {w.handler!r} must be module:function in callable mode")
+    if w.max_jobs_per_process < 0:
+        problems.append(f"max_jobs_per_process: {w.max_jobs_per_process} must be 0 or more")
+    if w.max_memory_mib_per_process < 0:
+        problems.append(
+            f"max_memory_mib_per_process: {w.max_memory_mib_per_process} must be 0 or more"
+        )
+    if not 0 <= w.prefetch_seconds <= 3600:
+        problems.append(f"prefetch_seconds: {w.prefetch_seconds} must be between 0 and 3600")
+    if not 30 <= w.stop_timeout_seconds <= MAX_STOP_TIMEOUT_SECONDS:
+        problems.append(
+            f"stop_timeout_seconds: {w.stop_timeout_seconds} must be between 30 and "
+            f"{MAX_STOP_TIMEOUT_SECONDS} (the Fargate maximum)"
+        )
+    if w.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(
+            f"log_retention_days: {w.log_retention_days} is not a CloudWatch Logs retention; "
+            f"valid: {list(LOG_RETENTION_DAYS)}"
+        )
+    for name in sorted({*w.environment, *w.secrets}):
+        if not ENV_NAME.match(name) or name in RESERVED_ENV:
+            problems.append(
+                f"environment/secrets: {name!r} must be an UPPER_CASE name not used by the kit"
+            )
+    problems.extend(
+        f"secrets.{name}: {ref!r} must be 'ssm:/parameter/name' or "
+        "'secretsmanager:secret-name[:json-key]'"
+        for name, ref in sorted(w.secrets.items())
+        if not SECRET_REF.match(ref)
+    )
+    return problems
+
+
+def _check_queue(q: QueueConfig) -> list[str]:
+    problems = []
+    if not 1 <= q.max_receive_count <= 1000:
+        problems.append(f"max_receive_count: {q.max_receive_count} must be between 1 and 1000")
+    if not 1 <= q.retention_days <= 14:
+        problems.append(f"retention_days: {q.retention_days} must be between 1 and 14 (SQS)")
+    if not 30 <= q.visibility_timeout_seconds <= 3600:
+        problems.append(
+            f"visibility_timeout_seconds: {q.visibility_timeout_seconds} must be between 30 and "
+            "3600 (the heartbeat extends it for long jobs; a short one returns a crashed "
+            "process's message sooner)"
+        )
+    if not 1 <= q.retry_backoff_base_seconds <= q.retry_backoff_max_seconds <= 43200:
+        problems.append(
+            f"retry_backoff_base_seconds: {q.retry_backoff_base_seconds} and "
+            f"retry_backoff_max_seconds: {q.retry_backoff_max_seconds} must satisfy "
+            "1 <= base <= max <= 43200"
+        )
+    return problems
+
+
+def _check_scaling(s: ScalingConfig) -> list[str]:
+    problems = []
+    if s.min_tasks < 0:
+        problems.append(f"min_tasks: {s.min_tasks} must be 0 or more")
+    if s.max_tasks < 1:
+        problems.append(f"max_tasks: {s.max_tasks} must be at least 1")
+    if s.min_tasks > s.max_tasks:
+        problems.append(f"min_tasks: {s.min_tasks} must not exceed max_tasks {s.max_tasks}")
+    if s.max_total_processes < 1:
+        problems.append(f"max_total_processes: {s.max_total_processes} must be at least 1")
+    if s.target_backlog_per_process < 1:
+        problems.append(
+            f"target_backlog_per_process: {s.target_backlog_per_process} must be at least 1"
+        )
+    for name in ("scale_out_cooldown_seconds", "scale_in_cooldown_seconds"):
+        if not 0 <= getattr(s, name) <= 3600:
+            problems.append(f"{name}: {getattr(s, name)} must be between 0 and 3600")
+    if not 1 <= s.scale_in_after_minutes <= 60:
+        problems.append(f"scale_in_after_minutes: {s.scale_in_after_minutes} must be 1 to 60")
+    return problems
+
+
+def _check_alarms(a: AlarmsConfig) -> list[str]:
+    problems = []
+    if a.email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a.email):
+        problems.append(f"email: {a.email!r} is not an email address")
+    if a.dlq_messages_threshold < 1:
+        problems.append(f"dlq_messages_threshold: {a.dlq_messages_threshold} must be at least 1")
+    if not 1 <= a.worker_error_rate_percent <= 100:
+        problems.append(
+            f"worker_error_rate_percent: {a.worker_error_rate_percent} must be 1 to 100"
+        )
+    return problems
+
+
+def _no_checks(_: Any) -> list[str]:
+    return []
+
+
+_FIELD_CHECKS: dict[type[Any], Callable[[Any], list[str]]] = {
+    NetworkConfig: _check_network,
+    WorkerConfig: _check_worker,
+    QueueConfig: _check_queue,
+    ScalingConfig: _check_scaling,
+    AlarmsConfig: _check_alarms,
+}
+
+
+def _cross_checks(c: EnvironmentConfig) -> list[str]:
+    """Rules that tie sections together."""
+    prefix = f"environments.{c.name}"
+    problems = []
+    processes, cap = c.worker.processes, c.scaling.max_total_processes
+    if c.scaling.max_tasks * processes > cap:
+        problems.append(
+            f"{prefix}.scaling.max_tasks: {c.scaling.max_tasks} tasks x {processes} processes = "
+            f"{c.scaling.max_tasks * processes} exceeds max_total_processes {cap} (the database "
+            f"connection cap); at most {cap // processes} tasks"
+        )
+    longest = SQS_MAX_VISIBILITY_SECONDS - c.queue.visibility_timeout_seconds
+    if not 1 <= c.worker.job_timeout_seconds <= longest:
+        problems.append(
+            f"{prefix}.worker.job_timeout_seconds: {c.worker.job_timeout_seconds} must be between "
+            f"1 and {longest}: SQS keeps a message invisible for at most 12 h after it is "
+            "received, heartbeat or not (minus one visibility timeout of margin)"
+        )
+    for index, w in enumerate(c.batch_windows):
+        where = f"{prefix}.batch_windows[{index}].min_tasks"
+        if w.min_tasks > c.scaling.max_tasks:
+            problems.append(
+                f"{where}: {w.min_tasks} exceeds scaling.max_tasks {c.scaling.max_tasks}"
+            )
+    return problems

@@ -1,0 +1,1 @@
+"""One capability per module: the building blocks the stacks compose."""

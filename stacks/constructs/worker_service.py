@@ -1,0 +1,195 @@
+"""The Fargate service: task definition built from worker_image/, container, service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Duration, Size, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
+from stacks.constructs.network import Network
+
+WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
+CONTAINER_NAME = "worker"
+R = logs.RetentionDays
+# config.LOG_RETENTION_DAYS, in the same order, as CDK's enum.
+RETENTION = dict(
+    zip(
+        LOG_RETENTION_DAYS,
+        (
+            R.ONE_DAY,
+            R.THREE_DAYS,
+            R.FIVE_DAYS,
+            R.ONE_WEEK,
+            R.TWO_WEEKS,
+            R.ONE_MONTH,
+            R.TWO_MONTHS,
+            R.THREE_MONTHS,
+            R.FOUR_MONTHS,
+            R.FIVE_MONTHS,
+            R.SIX_MONTHS,
+            R.ONE_YEAR,
+            R.THIRTEEN_MONTHS,
+            R.EIGHTEEN_MONTHS,
+            R.TWO_YEARS,
+            R.THREE_YEARS,
+            R.FIVE_YEARS,
+        ),
+        strict=True,
+    )
+)
+
+
+class WorkerService(Construct):
+    """A Fargate service whose tasks each run a supervisord fleet of worker processes.
+
+    Task shape, architecture, process count and worker timings come from ``config``; the image
+    is built from ``worker_image/`` as an asset for the configured platform. The task role may
+    consume ``queue``, send to ``dead_letter_queue`` (permanent failures) and set its own
+    task's scale-in protection, nothing else. Deployments roll back on failure (circuit
+    breaker); tasks get an init process and the full stop timeout to drain.
+
+    Attributes: ``task_definition``, ``container``, ``service``, ``log_group``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        cluster: ecs.ICluster,
+        network: Network,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, id_)
+        worker = config.worker
+        arm = worker.architecture == "arm64"
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            cpu=worker.cpu,
+            memory_limit_mib=worker.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.ARM64 if arm else ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[worker.log_retention_days])
+        self.container = self.task_definition.add_container(
+            CONTAINER_NAME,
+            image=ecs.ContainerImage.from_asset(
+                str(WORKER_IMAGE_DIR),
+                platform=(
+                    ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64
+                ),
+            ),
+            environment=self._environment(config, queue, dead_letter_queue),
+            secrets=self._secrets(worker.secrets),
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="worker",
+                log_group=self.log_group,
+                # Never block the workers on CloudWatch; 25 MiB of buffer per task.
+                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
+                max_buffer_size=Size.mebibytes(25),
+            ),
+            # tini as PID 1 forwards SIGTERM to supervisord and reaps zombies.
+            linux_parameters=ecs.LinuxParameters(
+                self, "LinuxParameters", init_process_enabled=True
+            ),
+            stop_timeout=Duration.seconds(worker.stop_timeout_seconds),
+        )
+        queue.grant_consume_messages(self.task_definition.task_role)
+        dead_letter_queue.grant_send_messages(self.task_definition.task_role)
+        self._allow_task_protection(cluster)
+
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            desired_count=config.scaling.min_tasks,
+            vpc_subnets=network.subnets,
+            assign_public_ip=network.assign_public_ip,
+            security_groups=[network.security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            # New tasks start before old ones stop: no gap in consumption during a deploy.
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(
+                    capacity_provider="FARGATE_SPOT" if worker.spot else "FARGATE", weight=1
+                )
+            ],
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+
+    @staticmethod
+    def _environment(
+        config: EnvironmentConfig, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue
+    ) -> dict[str, str]:
+        """The worker runtime's settings (docs/contract.md), then the team's own variables."""
+        worker, q = config.worker, config.queue
+        return {
+            "QUEUE_URL": queue.queue_url,
+            "DEAD_LETTER_QUEUE_URL": dead_letter_queue.queue_url,
+            "WORKER_PROCESSES": str(worker.processes),
+            "WORKER_HANDLER_MODE": worker.handler_mode,
+            "WORKER_HANDLER": worker.handler,
+            "JOB_TIMEOUT_SECONDS": str(worker.job_timeout_seconds),
+            "VISIBILITY_TIMEOUT_SECONDS": str(q.visibility_timeout_seconds),
+            "HEARTBEAT_INTERVAL_SECONDS": str(q.heartbeat_interval_seconds),
+            "RETRY_BACKOFF_BASE_SECONDS": str(q.retry_backoff_base_seconds),
+            "RETRY_BACKOFF_MAX_SECONDS": str(q.retry_backoff_max_seconds),
+            "PREFETCH_SECONDS": str(worker.prefetch_seconds),
+            "MAX_JOBS_PER_PROCESS": str(worker.max_jobs_per_process),
+            "MAX_MEMORY_MIB_PER_PROCESS": str(worker.max_memory_mib_per_process),
+            "WORKER_STOP_GRACE_SECONDS": str(worker.stop_grace_seconds),
+            "SUPERVISOR_STOPWAITSECS": str(worker.supervisor_stopwait_seconds),
+            "TASK_PROTECTION": "on",
+            **worker.environment,
+        }
+
+    def _secrets(self, refs: Mapping[str, str]) -> dict[str, ecs.Secret]:
+        """``ssm:/name`` -> SSM parameter; ``secretsmanager:name[:key]`` -> Secrets Manager."""
+        secrets: dict[str, ecs.Secret] = {}
+        for name, ref in refs.items():
+            kind, _, rest = ref.partition(":")
+            if kind == "ssm":
+                parameter = ssm.StringParameter.from_string_parameter_name(
+                    self, f"Parameter{name}", rest
+                )
+                secrets[name] = ecs.Secret.from_ssm_parameter(parameter)
+            else:
+                secret_name, _, json_key = rest.partition(":")
+                secret = secretsmanager.Secret.from_secret_name_v2(
+                    self, f"Secret{name}", secret_name
+                )
+                secrets[name] = ecs.Secret.from_secrets_manager(secret, json_key or None)
+        return secrets
+
+    def _allow_task_protection(self, cluster: ecs.ICluster) -> None:
+        """The worker protects its own task from scale-in while busy (ECS agent endpoint)."""
+        stack = Stack.of(self)
+        self.task_definition.add_to_task_role_policy(
+            iam.PolicyStatement(
+                actions=["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"],
+                resources=[
+                    stack.format_arn(
+                        service="ecs",
+                        resource="task",
+                        resource_name=f"{cluster.cluster_name}/*",
+                    )
+                ],
+            )
+        )

@@ -1,0 +1,74 @@
+"""STATELESS: network, cluster, worker service, scaling, batch windows and monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.constructs.batch_window import BatchWindowSchedule
+from stacks.constructs.network import Network
+from stacks.constructs.queue_scaling import QueueScaling
+from stacks.constructs.worker_service import WorkerService
+
+
+class WorkerStack(Stack):
+    """Everything that can be destroyed and recreated without losing a message.
+
+    Takes the queues from the queue stack. Attributes: ``network``, ``cluster``, ``worker``,
+    ``scaling``, ``batch_windows``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        self.network = Network(self, "Network", config=config.network)
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=self.network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+        )
+        self.worker = WorkerService(
+            self,
+            "Worker",
+            config=config,
+            cluster=self.cluster,
+            network=self.network,
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+        )
+        self.scaling = QueueScaling(
+            self,
+            "Scaling",
+            service=self.worker.service,
+            cluster=self.cluster,
+            queue=queue,
+            processes=config.worker.processes,
+            config=config.scaling,
+        )
+        self.batch_windows = BatchWindowSchedule(
+            self,
+            "BatchWindows",
+            scalable_task_count=self.scaling.scalable_task_count,
+            queue=queue,
+            windows=config.batch_windows,
+            floor_tasks=config.scaling.min_tasks,
+            job_timeout_seconds=config.worker.job_timeout_seconds,
+        )
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        CfnOutput(self, "ServiceName", value=self.worker.service.service_name)
+        CfnOutput(self, "LogGroupName", value=self.worker.log_group.log_group_name)

@@ -1,0 +1,98 @@
+"""Fixtures shared by every test layer.
+
+Nothing here, nor anywhere in the suite, may reach real AWS: credentials are fake and every
+client points at moto (in-process or its server on loopback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+REGION = "ap-northeast-1"
+
+# Fake credentials before any boto3 client exists; a stray real call fails on auth.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+# jsii (aws-cdk-lib) runs on the venv's Node 24, not the machine's end-of-life Node 20.
+os.environ["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on loopback for the whole session (fails loudly when it cannot start)."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sqs_client(moto_endpoint: str) -> Any:
+    """A boto3 SQS client against the session's moto server."""
+    return boto3.client("sqs", region_name=REGION, endpoint_url=moto_endpoint)
+
+
+@dataclass(frozen=True)
+class QueuePair:
+    """A work queue and its dead-letter queue, created like the queue stack creates them."""
+
+    url: str
+    arn: str
+    dlq_url: str
+    dlq_arn: str
+
+
+@pytest.fixture
+def make_queue_pair(sqs_client: Any) -> Callable[..., QueuePair]:
+    """Factory: a fresh, uniquely named queue + DLQ with redrive after `max_receive_count`."""
+
+    def make(*, max_receive_count: int = 3, visibility_timeout: int = 30) -> QueuePair:
+        name = f"work-{uuid.uuid4().hex[:10]}"
+        dlq_url = sqs_client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs_client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        url = sqs_client.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(visibility_timeout),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+                ),
+            },
+        )["QueueUrl"]
+        arn = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        return QueuePair(url=url, arn=arn, dlq_url=dlq_url, dlq_arn=dlq_arn)
+
+    return make

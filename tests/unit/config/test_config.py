@@ -1,0 +1,208 @@
+"""Config validation: every bad input names the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[3]
+ENVIRONMENTS: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"][
+    "environments"
+]
+
+
+def prod_with(**changes: Any) -> dict[str, Any]:
+    """The shipped prod block with ``section={key: value}`` changes merged in."""
+    envs = copy.deepcopy(ENVIRONMENTS)
+    for section, value in changes.items():
+        if isinstance(value, dict) and isinstance(envs["prod"].get(section), dict):
+            envs["prod"][section].update(value)
+        else:
+            envs["prod"][section] = value
+    return envs
+
+
+def problems(envs: dict[str, Any], env: str = "prod", **overrides: Any) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(envs, env, {k.replace("__", "."): v for k, v in overrides.items()})
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
+def test_every_shipped_environment_is_valid(name: str) -> None:
+    config = load_config(ENVIRONMENTS, name)
+    assert config.name == name
+    assert config.region == ENVIRONMENTS[name]["region"]
+
+
+def test_prod_parses_into_typed_frozen_values() -> None:
+    config = load_config(ENVIRONMENTS, "prod")
+    assert config.worker.processes == ENVIRONMENTS["prod"]["worker"]["processes"]
+    assert config.batch_windows[0].start == time(4, 0)
+    assert config.batch_windows[0].timezone == "Asia/Tokyo"
+    assert config.retain_data is True
+    with pytest.raises(AttributeError):
+        config.worker.processes = 1  # type: ignore[misc]
+
+
+def test_missing_env_lists_the_known_names() -> None:
+    (message,) = problems(ENVIRONMENTS, env="")
+    assert "-c env=NAME" in message and "['dev', 'prod', 'stg']" in message
+
+
+def test_unknown_env_lists_the_known_names() -> None:
+    (message,) = problems(ENVIRONMENTS, env="production")
+    assert "'production'" in message and "['dev', 'prod', 'stg']" in message
+
+
+def test_command_line_overrides_are_converted_to_the_key_type() -> None:
+    config = load_config(
+        ENVIRONMENTS,
+        "prod",
+        {
+            "worker.processes": "6",
+            "worker.cpu": "1024",
+            "worker.memory_mib": "4096",
+            "scaling.min_tasks": "1",
+            "scaling.max_tasks": "10",
+            "worker.spot": "true",
+        },
+    )
+    assert (config.worker.processes, config.worker.cpu, config.worker.memory_mib) == (6, 1024, 4096)
+    assert (config.scaling.min_tasks, config.scaling.max_tasks) == (1, 10)
+    assert config.worker.spot is True
+
+
+def test_invalid_fargate_pair_lists_valid_memory_for_that_cpu() -> None:
+    (message,) = problems(prod_with(worker={"cpu": 512, "memory_mib": 512}))
+    assert "memory_mib: 512 is not valid with cpu 512" in message
+    assert "[1024, 2048, 3072, 4096]" in message
+
+
+def test_unknown_cpu_lists_valid_cpus() -> None:
+    (message,) = problems(prod_with(worker={"cpu": 300}))
+    assert "cpu: 300" in message and "256, 512, 1024" in message
+
+
+def test_processes_below_one() -> None:
+    assert any(
+        "processes: 0 must be at least 1" in p
+        for p in problems(ENVIRONMENTS, worker__processes="0")
+    )
+
+
+def test_min_tasks_above_max_tasks() -> None:
+    found = problems(prod_with(scaling={"min_tasks": 5, "max_tasks": 3}))
+    assert any("min_tasks: 5 must not exceed max_tasks 3" in p for p in found)
+
+
+def test_unknown_timezone() -> None:
+    window = {**ENVIRONMENTS["prod"]["batch_window"], "timezone": "Asia/Tokio"}
+    (message,) = problems(prod_with(batch_window=window))
+    assert "batch_window.timezone: 'Asia/Tokio'" in message and "IANA" in message
+
+
+@pytest.mark.parametrize("end", ["04:00", "03:00"])
+def test_window_that_ends_before_it_starts(end: str) -> None:
+    window = {**ENVIRONMENTS["prod"]["batch_window"], "end": end}
+    (message,) = problems(prod_with(batch_window=window))
+    assert f"batch_window.end: '{end}' must be after start '04:00'" in message
+
+
+def test_malformed_clock() -> None:
+    window = {**ENVIRONMENTS["prod"]["batch_window"], "start": "4am"}
+    assert any(
+        "start: '4am' is not a time of day as HH:MM" in p
+        for p in problems(prod_with(batch_window=window))
+    )
+
+
+def test_unknown_keys_are_rejected_at_every_level() -> None:
+    envs = prod_with(worker={"procesess": 4}, scaling={"max_task": 3}, monitoring={})
+    found = problems(envs)
+    assert any("worker.procesess: unknown key" in p and "'processes'" in p for p in found)
+    assert any("scaling.max_task: unknown key" in p for p in found)
+    assert any("prod.monitoring: unknown key" in p for p in found)
+
+
+def test_unknown_override_key_is_rejected() -> None:
+    found = problems(ENVIRONMENTS, wrkr__processes="6")
+    assert any("-c wrkr.processes: not an override key" in p for p in found)
+
+
+def test_override_of_unknown_field_is_rejected() -> None:
+    assert any("worker.procs: unknown key" in p for p in problems(ENVIRONMENTS, worker__procs="6"))
+
+
+def test_total_processes_above_the_connection_cap() -> None:
+    (message,) = problems(prod_with(scaling={"max_tasks": 20, "max_total_processes": 100}))
+    assert "max_tasks: 20 tasks x 8 processes = 160 exceeds max_total_processes 100" in message
+    assert "at most 12 tasks" in message
+
+
+@pytest.mark.parametrize("timeout", [0, 43200])
+def test_job_timeout_out_of_range(timeout: int) -> None:
+    (message,) = problems(prod_with(worker={"job_timeout_seconds": timeout}))
+    assert f"job_timeout_seconds: {timeout} must be between 1 and 43080" in message
+    assert "12 h" in message
+
+
+def test_wrong_types_name_the_expected_type() -> None:
+    found = problems(prod_with(worker={"processes": "many", "spot": "yes"}))
+    assert any("processes: 'many' is not a whole number" in p for p in found)
+    assert any("spot: 'yes' is not true or false" in p for p in found)
+
+
+def test_memory_must_hold_every_process_at_its_recycle_limit() -> None:
+    (message,) = problems(prod_with(worker={"processes": 8, "cpu": 512, "memory_mib": 1024}))
+    assert "cannot hold 8 processes" in message and "1664 MiB" in message
+
+
+def test_spot_requires_x86() -> None:
+    (message,) = problems(prod_with(worker={"spot": True, "architecture": "arm64"}))
+    assert "Fargate Spot runs x86_64 tasks only" in message
+
+
+def test_bad_secret_reference() -> None:
+    (message,) = problems(prod_with(worker={"secrets": {"DB_PASSWORD": "vault:/db"}}))
+    assert "secrets.DB_PASSWORD: 'vault:/db'" in message
+
+
+def test_existing_vpc_needs_its_subnets_and_azs() -> None:
+    (message,) = problems(prod_with(network={"vpc_id": "vpc-0abc1234"}))
+    assert "vpc_id, subnet_ids and availability_zones together" in message
+
+
+def test_region_is_required_for_lookup_free_synth() -> None:
+    envs = copy.deepcopy(ENVIRONMENTS)
+    del envs["prod"]["region"]
+    (message,) = problems(envs)
+    assert "region: None is not an AWS region name" in message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    envs = prod_with(
+        worker={"processes": 0, "cpu": 512, "memory_mib": 512, "log_retention_days": 10},
+        queue={"max_receive_count": 0},
+        scaling={"min_tasks": 9, "max_tasks": 3},
+        typo=1,
+    )
+    found = problems(envs)
+    assert len(found) >= 6, found
+    keys = [
+        "processes",
+        "memory_mib",
+        "log_retention_days",
+        "max_receive_count",
+        "min_tasks",
+        "typo",
+    ]
+    for key in keys:
+        assert any(f".{key}:" in p for p in found), key
