@@ -20,6 +20,7 @@ def build(app: App, config: EnvironmentConfig) -> tuple[QueueStack, WorkerStack]
         config=config,
         queue=queue_stack.queue,
         dead_letter_queue=queue_stack.dead_letter_queue,
+        idempotency_table=queue_stack.idempotency_table,
         env=env,
     )
     Tags.of(app).add("app", "queue-worker-kit")

@@ -395,8 +395,10 @@ def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
     elif origin is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-    elif origin is Mapping and isinstance(value, Mapping) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    elif (
+        origin is Mapping
+        and isinstance(value, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):
         return dict(value)
     problems.append(f"{where}: {value!r} is not {_describe(hint)}")

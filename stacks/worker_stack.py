@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -31,6 +32,7 @@ class WorkerStack(Stack):
         config: EnvironmentConfig,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        idempotency_table: dynamodb.ITableV2 | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
@@ -50,6 +52,7 @@ class WorkerStack(Stack):
             network=self.network,
             queue=queue,
             dead_letter_queue=dead_letter_queue,
+            idempotency_table=idempotency_table,
         )
         self.scaling = QueueScaling(
             self,
@@ -63,7 +66,7 @@ class WorkerStack(Stack):
         self.batch_windows = BatchWindowSchedule(
             self,
             "BatchWindows",
-            scalable_task_count=self.scaling.scalable_task_count,
+            scalable_target=self.scaling.scalable_target,
             queue=queue,
             windows=config.batch_windows,
             floor_tasks=config.scaling.min_tasks,

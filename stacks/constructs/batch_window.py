@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -36,7 +35,7 @@ class BatchWindowSchedule(Construct):
         scope: Construct,
         id_: str,
         *,
-        scalable_task_count: ecs.ScalableTaskCount,
+        scalable_target: appscaling.ScalableTarget,
         queue: sqs.IQueue,
         windows: tuple[BatchWindow, ...],
         floor_tasks: int,
@@ -50,13 +49,13 @@ class BatchWindowSchedule(Construct):
             release = start + timedelta(minutes=window.hold_minutes)
             name = f"{start:%H%M}To{end:%H%M}"
             zone = TimeZone.of(window.timezone)
-            scalable_task_count.scale_on_schedule(
+            scalable_target.scale_on_schedule(
                 f"RaiseFloor{name}",
                 schedule=appscaling.Schedule.cron(hour=str(start.hour), minute=str(start.minute)),
                 time_zone=zone,
                 min_capacity=window.min_tasks,
             )
-            scalable_task_count.scale_on_schedule(
+            scalable_target.scale_on_schedule(
                 f"ReleaseFloor{name}",
                 schedule=appscaling.Schedule.cron(
                     hour=str(release.hour), minute=str(release.minute)

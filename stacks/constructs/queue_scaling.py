@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -45,7 +46,8 @@ class QueueScaling(Construct):
 
     The two conditions cannot hold at once (the first needs more than ``desired x
     processes`` visible messages, the second fewer), so the policies never fight each other.
-    Attributes: ``scalable_task_count``, ``scale_out_metric``, ``scale_in_metric``.
+    Attributes: ``scalable_target``, ``scale_out_metric``/``scale_out_alarm``,
+    ``scale_in_metric``/``scale_in_alarm``.
     """
 
     def __init__(
@@ -60,8 +62,14 @@ class QueueScaling(Construct):
         config: ScalingConfig,
     ) -> None:
         super().__init__(scope, id_)
-        self.scalable_task_count = service.auto_scale_task_count(
-            min_capacity=config.min_tasks, max_capacity=config.max_tasks
+        self.scalable_target = appscaling.ScalableTarget(
+            self,
+            "Target",
+            service_namespace=appscaling.ServiceNamespace.ECS,
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=f"service/{cluster.cluster_name}/{service.service_name}",
+            min_capacity=config.min_tasks,
+            max_capacity=config.max_tasks,
         )
         metrics = {
             "visible": queue.metric_approximate_number_of_messages_visible(
@@ -89,34 +97,67 @@ class QueueScaling(Construct):
             period=MINUTE,
         )
         self.scale_in_metric = cloudwatch.MathExpression(
-            expression=f"(visible + in_flight) / {processes} - FILL(desired, 0)",
+            expression=f"FILL(desired, 0) - (visible + in_flight) / {processes}",
             using_metrics=metrics,
-            label="Work in tasks minus desired tasks (negative: surplus)",
+            label="Tasks beyond the queued and in-flight work",
             period=MINUTE,
         )
-        sizes = step_sizes(config.max_tasks)
-        self.scalable_task_count.scale_on_metric(
-            "ScaleOutOnBacklog",
+        self.scale_out_alarm = self._step_policy(
+            "ScaleOut",
             metric=self.scale_out_metric,
-            scaling_steps=[
-                appscaling.ScalingInterval(lower=size, upper=upper, change=size)
-                for size, upper in zip(sizes, [*sizes[1:], None], strict=True)
-            ],
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=Duration.seconds(config.scale_out_cooldown_seconds),
-            evaluation_periods=1,
-            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+            direction=+1,
+            max_tasks=config.max_tasks,
+            cooldown_seconds=config.scale_out_cooldown_seconds,
+            minutes=1,
         )
-        self.scalable_task_count.scale_on_metric(
-            "ScaleInOnSurplus",
+        self.scale_in_alarm = self._step_policy(
+            "ScaleIn",
             metric=self.scale_in_metric,
-            scaling_steps=[
-                appscaling.ScalingInterval(upper=-size, lower=lower, change=-size)
-                for size, lower in zip(sizes, [*(-s for s in sizes[1:]), None], strict=True)
-            ],
+            direction=-1,
+            max_tasks=config.max_tasks,
+            cooldown_seconds=config.scale_in_cooldown_seconds,
+            minutes=config.scale_in_after_minutes,
+        )
+
+    def _step_policy(
+        self,
+        id_: str,
+        *,
+        metric: cloudwatch.IMetric,
+        direction: int,
+        max_tasks: int,
+        cooldown_seconds: int,
+        minutes: int,
+    ) -> cloudwatch.Alarm:
+        """An alarm at ``metric >= 1`` for ``minutes`` minutes driving a step policy.
+
+        The metric counts tasks, so each step adds (``direction`` +1) or removes (-1) about
+        as many tasks as the metric says; bounds are relative to the threshold of 1.
+        """
+        action = appscaling.StepScalingAction(
+            self,
+            f"{id_}Policy",
+            scaling_target=self.scalable_target,
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=Duration.seconds(config.scale_in_cooldown_seconds),
-            evaluation_periods=config.scale_in_after_minutes,
-            datapoints_to_alarm=config.scale_in_after_minutes,
+            cooldown=Duration.seconds(cooldown_seconds),
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
+        sizes = step_sizes(max_tasks)
+        for size, next_size in zip(sizes, [*sizes[1:], None], strict=True):
+            action.add_adjustment(
+                adjustment=direction * size,
+                lower_bound=size - 1,
+                upper_bound=None if next_size is None else next_size - 1,
+            )
+        alarm = cloudwatch.Alarm(
+            self,
+            f"{id_}Alarm",
+            metric=metric,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=minutes,
+            datapoints_to_alarm=minutes,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(action))
+        return alarm

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration, Size, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -17,6 +18,7 @@ from constructs import Construct
 
 from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
 from stacks.constructs.network import Network
+from stacks.nag import acknowledge, as_nag_resource
 
 WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
 CONTAINER_NAME = "worker"
@@ -54,9 +56,10 @@ class WorkerService(Construct):
 
     Task shape, architecture, process count and worker timings come from ``config``; the image
     is built from ``worker_image/`` as an asset for the configured platform. The task role may
-    consume ``queue``, send to ``dead_letter_queue`` (permanent failures) and set its own
-    task's scale-in protection, nothing else. Deployments roll back on failure (circuit
-    breaker); tasks get an init process and the full stop timeout to drain.
+    consume ``queue``, send to ``dead_letter_queue`` (permanent failures), use the optional
+    ``idempotency_table`` and set its own task's scale-in protection, nothing else.
+    Deployments roll back on failure (circuit breaker); tasks get an init process and the full
+    stop timeout to drain.
 
     Attributes: ``task_definition``, ``container``, ``service``, ``log_group``.
     """
@@ -71,6 +74,7 @@ class WorkerService(Construct):
         network: Network,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        idempotency_table: dynamodb.ITableV2 | None = None,
     ) -> None:
         super().__init__(scope, id_)
         worker = config.worker
@@ -94,7 +98,7 @@ class WorkerService(Construct):
                     ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64
                 ),
             ),
-            environment=self._environment(config, queue, dead_letter_queue),
+            environment=self._environment(config, queue, dead_letter_queue, idempotency_table),
             secrets=self._secrets(worker.secrets),
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix="worker",
@@ -111,7 +115,24 @@ class WorkerService(Construct):
         )
         queue.grant_consume_messages(self.task_definition.task_role)
         dead_letter_queue.grant_send_messages(self.task_definition.task_role)
+        if idempotency_table is not None:
+            idempotency_table.grant_read_write_data(self.task_definition.task_role)
         self._allow_task_protection(cluster)
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "Plain environment variables carry only non-secret worker settings (queue URLs, "
+            "timings); secrets come from SSM or Secrets Manager through `secrets`.",
+        )
+        execution_policy = self.task_definition.obtain_execution_role().node.find_child(
+            "DefaultPolicy"
+        )
+        acknowledge(
+            execution_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource-level permissions; the image pull and "
+            "log actions beside it are scoped to the asset repository and the log group.",
+        )
 
         self.service = ecs.FargateService(
             self,
@@ -136,7 +157,10 @@ class WorkerService(Construct):
 
     @staticmethod
     def _environment(
-        config: EnvironmentConfig, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue
+        config: EnvironmentConfig,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        idempotency_table: dynamodb.ITableV2 | None,
     ) -> dict[str, str]:
         """The worker runtime's settings (docs/contract.md), then the team's own variables."""
         worker, q = config.worker, config.queue
@@ -157,6 +181,11 @@ class WorkerService(Construct):
             "WORKER_STOP_GRACE_SECONDS": str(worker.stop_grace_seconds),
             "SUPERVISOR_STOPWAITSECS": str(worker.supervisor_stopwait_seconds),
             "TASK_PROTECTION": "on",
+            **(
+                {"IDEMPOTENCY_TABLE_NAME": idempotency_table.table_name}
+                if idempotency_table
+                else {}
+            ),
             **worker.environment,
         }
 
@@ -181,15 +210,18 @@ class WorkerService(Construct):
     def _allow_task_protection(self, cluster: ecs.ICluster) -> None:
         """The worker protects its own task from scale-in while busy (ECS agent endpoint)."""
         stack = Stack.of(self)
+        tasks_of_cluster = stack.format_arn(
+            service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*"
+        )
         self.task_definition.add_to_task_role_policy(
             iam.PolicyStatement(
                 actions=["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"],
-                resources=[
-                    stack.format_arn(
-                        service="ecs",
-                        resource="task",
-                        resource_name=f"{cluster.cluster_name}/*",
-                    )
-                ],
+                resources=[tasks_of_cluster],
             )
+        )
+        acknowledge(
+            self.task_definition.task_role.node.find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::{as_nag_resource(stack, tasks_of_cluster)}]",
+            "A task sets its own scale-in protection; task ids are only known at run time, so "
+            "the resource is narrowed to the tasks of this cluster.",
         )

@@ -1,0 +1,84 @@
+"""Synthesize environments in-process, once per test session and variant."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+from stacks.app_builder import build
+from stacks.config import EnvironmentConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CDK_JSON = json.loads((ROOT / "cdk.json").read_text())
+ENVIRONMENTS: dict[str, Any] = CDK_JSON["context"]["environments"]
+FEATURE_FLAGS = {k: v for k, v in CDK_JSON["context"].items() if k.startswith("@")}
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """One environment's cloud assembly: its config, both templates and the nag report."""
+
+    config: EnvironmentConfig
+    outdir: Path
+    queue_json: dict[str, Any]
+    worker_json: dict[str, Any]
+
+    @property
+    def queue(self) -> Template:
+        return Template.from_json(self.queue_json)
+
+    @property
+    def worker(self) -> Template:
+        return Template.from_json(self.worker_json)
+
+    @property
+    def validation_report(self) -> dict[str, Any]:
+        return dict(json.loads((self.outdir / "validation-report.json").read_text()))
+
+
+@cache
+def _synthesize(env: str, changes_json: str) -> Synthesized:
+    environments = copy.deepcopy(ENVIRONMENTS)
+    for section, values in json.loads(changes_json).items():
+        target = environments[env]
+        if values is None:
+            target.pop(section, None)
+        elif isinstance(values, dict):
+            target.setdefault(section, {}).update(values)
+        else:
+            target[section] = values
+    config = load_config(environments, env)
+    outdir = Path(tempfile.mkdtemp(prefix=f"cdk-{env}-"))
+    app = App(outdir=str(outdir), context=FEATURE_FLAGS)
+    queue_stack, worker_stack = build(app, config)
+    app.synth()
+
+    def read(stack_name: str) -> dict[str, Any]:
+        return dict(json.loads((outdir / f"{stack_name}.template.json").read_text()))
+
+    return Synthesized(config, outdir, read(queue_stack.stack_name), read(worker_stack.stack_name))
+
+
+def synthesize(env: str, **changes: Any) -> Synthesized:
+    """``env`` from cdk.json with ``section={key: value}`` changes (None removes a section),
+    synthesized once per session."""
+    return _synthesize(env, json.dumps(changes, sort_keys=True))
+
+
+@pytest.fixture(scope="session")
+def prod() -> Synthesized:
+    return synthesize("prod")
+
+
+@pytest.fixture(scope="session")
+def dev() -> Synthesized:
+    return synthesize("dev")

@@ -1,0 +1,256 @@
+"""The stateless stack: network, cluster, task, service and the task role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from tests.infra.conftest import Synthesized, synthesize
+
+
+def environment(s: Synthesized) -> dict[str, Any]:
+    (task,) = s.worker.find_resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def from_queue_stack(value: Any) -> bool:
+    """A cross-stack reference to the queue stack (an import or a stack output)."""
+    text = str(value)
+    return "Fn::ImportValue" in text or (
+        "Fn::GetStackOutput" in text and "QueueWorker-prod-Queue" in text
+    )
+
+
+def container(s: Synthesized) -> dict[str, Any]:
+    (task,) = s.worker.find_resources("AWS::ECS::TaskDefinition").values()
+    return dict(task["Properties"]["ContainerDefinitions"][0])
+
+
+def test_new_vpc_spans_two_azs_with_public_subnets_and_no_nat(prod: Synthesized) -> None:
+    prod.worker.resource_count_is("AWS::EC2::VPC", 1)
+    prod.worker.resource_count_is("AWS::EC2::Subnet", 2)
+    prod.worker.resource_count_is("AWS::EC2::NatGateway", 0)
+    prod.worker.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "ENABLED"})
+            }
+        },
+    )
+
+
+def test_nat_egress_puts_tasks_in_private_subnets() -> None:
+    s = synthesize("prod", network={"egress": "nat"})
+    s.worker.resource_count_is("AWS::EC2::NatGateway", 1)
+    s.worker.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})
+            }
+        },
+    )
+
+
+def test_existing_vpc_by_id_uses_its_subnets() -> None:
+    s = synthesize(
+        "prod",
+        network={
+            "vpc_id": "vpc-0abc1234",
+            "subnet_ids": ["subnet-0aaa1111", "subnet-0bbb2222"],
+            "availability_zones": ["ap-northeast-1a", "ap-northeast-1c"],
+        },
+    )
+    s.worker.resource_count_is("AWS::EC2::VPC", 0)
+    s.worker.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like(
+                    {"Subnets": ["subnet-0aaa1111", "subnet-0bbb2222"]}
+                )
+            }
+        },
+    )
+    s.worker.has_resource_properties("AWS::EC2::SecurityGroup", {"VpcId": "vpc-0abc1234"})
+
+
+def test_tasks_admit_no_inbound_traffic(prod: Synthesized) -> None:
+    prod.worker.has_resource_properties(
+        "AWS::EC2::SecurityGroup", {"SecurityGroupIngress": Match.absent()}
+    )
+    prod.worker.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
+
+
+def test_rejected_traffic_is_logged(prod: Synthesized) -> None:
+    prod.worker.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "REJECT"})
+
+
+def test_cluster_has_container_insights(prod: Synthesized) -> None:
+    prod.worker.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )
+
+
+def test_task_shape_and_architecture_come_from_config(prod: Synthesized) -> None:
+    worker = prod.config.worker
+    prod.worker.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "Cpu": str(worker.cpu),
+            "Memory": str(worker.memory_mib),
+            "RequiresCompatibilities": ["FARGATE"],
+            "RuntimePlatform": {"CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX"},
+        },
+    )
+
+
+def test_arm64_tasks() -> None:
+    s = synthesize("prod", worker={"architecture": "arm64"})
+    s.worker.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {"RuntimePlatform": Match.object_like({"CpuArchitecture": "ARM64"})},
+    )
+
+
+def test_image_is_built_from_worker_image_as_an_asset(prod: Synthesized) -> None:
+    image = container(prod)["Image"]
+    assert "cdk-hnb659fds-container-assets" in str(image)
+    assets = (prod.outdir / "QueueWorker-prod-Worker.assets.json").read_text()
+    assert '"dockerImages"' in assets and '"platform": "linux/amd64"' in assets
+
+
+def test_process_count_reaches_supervisord(prod: Synthesized) -> None:
+    assert environment(prod)["WORKER_PROCESSES"] == str(prod.config.worker.processes)
+
+
+def test_processes_override_from_the_command_line() -> None:
+    s = synthesize("prod", worker={"processes": 6})
+    assert environment(s)["WORKER_PROCESSES"] == "6"
+
+
+def test_queue_urls_come_from_the_queue_stack(prod: Synthesized) -> None:
+    env = environment(prod)
+    assert from_queue_stack(env["QUEUE_URL"])
+    assert from_queue_stack(env["DEAD_LETTER_QUEUE_URL"])
+
+
+def test_worker_timings_fit_inside_the_stop_timeout(prod: Synthesized) -> None:
+    env = environment(prod)
+    stop_timeout = container(prod)["StopTimeout"]
+    assert stop_timeout == prod.config.worker.stop_timeout_seconds <= 120
+    assert (
+        int(env["WORKER_STOP_GRACE_SECONDS"]) < int(env["SUPERVISOR_STOPWAITSECS"]) < stop_timeout
+    )
+    assert env["TASK_PROTECTION"] == "on"
+    assert int(env["HEARTBEAT_INTERVAL_SECONDS"]) < int(env["VISIBILITY_TIMEOUT_SECONDS"])
+
+
+def test_init_process_is_enabled(prod: Synthesized) -> None:
+    assert container(prod)["LinuxParameters"]["InitProcessEnabled"] is True
+
+
+def test_logs_go_to_cloudwatch_with_retention(prod: Synthesized) -> None:
+    log = container(prod)["LogConfiguration"]
+    assert log["LogDriver"] == "awslogs"
+    assert log["Options"]["mode"] == "non-blocking"
+    prod.worker.has_resource_properties(
+        "AWS::Logs::LogGroup", {"RetentionInDays": prod.config.worker.log_retention_days}
+    )
+
+
+def test_secrets_come_from_ssm_and_secrets_manager() -> None:
+    s = synthesize(
+        "prod",
+        worker={
+            "secrets": {
+                "DB_PASSWORD": "secretsmanager:prod/db:password",
+                "API_KEY": "ssm:/prod/api-key",
+            }
+        },
+    )
+    secrets = {x["Name"]: x["ValueFrom"] for x in container(s)["Secrets"]}
+    assert ":secret:prod/db" in str(secrets["DB_PASSWORD"]) and "password" in str(
+        secrets["DB_PASSWORD"]
+    )
+    assert ":parameter/prod/api-key" in str(secrets["API_KEY"])
+    assert "DB_PASSWORD" not in environment(s)
+
+
+def test_deployment_circuit_breaker_rolls_back(prod: Synthesized) -> None:
+    prod.worker.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "DeploymentConfiguration": Match.object_like(
+                {"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}
+            )
+        },
+    )
+
+
+def test_on_demand_by_default_and_spot_when_configured(prod: Synthesized) -> None:
+    prod.worker.has_resource_properties(
+        "AWS::ECS::Service",
+        {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE", "Weight": 1}]},
+    )
+    spot = synthesize("prod", worker={"spot": True})
+    spot.worker.has_resource_properties(
+        "AWS::ECS::Service",
+        {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]},
+    )
+
+
+def test_service_starts_at_the_floor(prod: Synthesized) -> None:
+    prod.worker.has_resource_properties(
+        "AWS::ECS::Service", {"DesiredCount": prod.config.scaling.min_tasks}
+    )
+
+
+def test_task_role_may_only_consume_its_queue_and_protect_its_tasks(prod: Synthesized) -> None:
+    policies = prod.worker.find_resources(
+        "AWS::IAM::Policy",
+        {"Properties": {"Roles": [{"Ref": Match.string_like_regexp("TaskRole")}]}},
+    )
+    (policy,) = policies.values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    by_action = {
+        tuple(sorted(st["Action"])) if isinstance(st["Action"], list) else (st["Action"],): st
+        for st in statements
+    }
+    assert set(by_action) == {
+        (
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ReceiveMessage",
+        ),
+        ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"),
+        ("ecs:GetTaskProtection", "ecs:UpdateTaskProtection"),
+    }
+    for st in statements:
+        assert st["Effect"] == "Allow"
+        assert st["Resource"] != "*"
+        if st["Action"][0].startswith("sqs"):
+            assert from_queue_stack(st["Resource"])
+    protection = by_action[("ecs:GetTaskProtection", "ecs:UpdateTaskProtection")]["Resource"]
+    assert ":task/" in str(protection) and "Cluster" in str(protection)
+
+
+def test_idempotency_table_is_passed_and_granted() -> None:
+    s = synthesize("prod", queue={"idempotency_table": True})
+    assert from_queue_stack(environment(s)["IDEMPOTENCY_TABLE_NAME"])
+    s.worker.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Action": Match.array_with(["dynamodb:PutItem"])})]
+                )
+            }
+        },
+    )
