@@ -1,0 +1,648 @@
+"""One simulated day: SQS, ECS tasks of N worker slots, CloudWatch, alarms and scaling.
+
+Event driven with integer seconds since local midnight (`t`). Every minute (t % 60 == 0):
+scheduled actions fire, one datapoint per metric is sampled (published after a lag), alarms
+are evaluated on the datapoints published so far, and the policies of alarms in ALARM run.
+Slots pull one message at a time, at once when free and a message is visible (long poll).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from scripts import pricing
+from scripts.sim.mathexpr import Expression, Value
+from scripts.sim.schedule import fire_times
+from scripts.sim.template import AlarmSpec, MetricQuery, Model, PolicySpec
+
+DAY = 86_400
+CPU_PER_BUSY_PROCESS = 0.05  # vCPU of an I/O-bound busy worker process
+IDLE_AFTER_SECONDS = 6 * 3600  # SQS treats a queue without activity this long as inactive
+
+SQS_METRICS = (
+    "ApproximateNumberOfMessagesVisible",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateAgeOfOldestMessage",
+)
+
+
+@dataclass
+class SimConfig:
+    """Inputs of one simulated day (defaults: the reference day)."""
+
+    messages: int = 2000
+    arrival_start: int = 3 * 3600 + 55 * 60  # seconds after local midnight
+    arrival_end: int = 4 * 3600
+    duration_low: int = 30
+    duration_high: int = 300
+    start_latency: int = 60
+    seed: int = 1
+    day: date = date(2026, 11, 24)
+    timezone: str = "Asia/Tokyo"
+    region: str = "ap-northeast-1"
+    poison_fraction: float = 0.0
+    sqs_lag: int = 60
+    ecs_lag: int = 60
+    wake_lag: int = 600
+    deadline: int = 8 * 3600 + 30 * 60
+    processes: int | None = None  # override WORKER_PROCESSES (what-if)
+
+
+@dataclass
+class Message:
+    sent: int
+    duration: int
+    poison: bool
+    state: str = "pending"  # pending | visible | inflight | deleted | dlq
+    receives: int = 0
+    receipt: int = 0
+    runs: int = 0
+    release: str = ""  # why it became visible again: scaling | handed_back | retry | visibility
+    settled: int | None = None
+
+
+@dataclass
+class Run:
+    message: int
+    receipt: int
+    start: int
+    end: int
+    cancelled: bool = False
+
+
+@dataclass
+class Task:
+    id: int
+    requested: int
+    state: str = "pending"  # pending | running | stopping | stopped
+    running_since: int | None = None
+    stopped: int | None = None
+    slots: list[Run | None] = field(default_factory=list)
+
+    def busy(self) -> int:
+        return sum(run is not None for run in self.slots)
+
+
+@dataclass
+class Stats:
+    killed_by_scale_in: int = 0
+    handed_back: int = 0
+    duplicates_by_scaling: int = 0
+    duplicates_by_visibility: int = 0
+    retries: int = 0
+    scaling_actions: list[tuple[int, str, int, int]] = field(default_factory=list)
+    alarm_log: list[tuple[int, str, str]] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+
+
+class _Metrics:
+    """Per-minute datapoints (value, published at) per metric key."""
+
+    def __init__(self) -> None:
+        self.points: dict[tuple[str, str], dict[int, tuple[float, int]]] = {}
+
+    def put(self, key: tuple[str, str], minute: int, value: float, published: int) -> None:
+        self.points.setdefault(key, {})[minute] = (value, published)
+
+    def get(self, key: tuple[str, str], minute: int, now: int) -> float | None:
+        point = self.points.get(key, {}).get(minute)
+        return point[0] if point is not None and point[1] <= now else None
+
+
+def _aggregate(values: list[float], statistic: str) -> float | None:
+    if not values:
+        return None
+    if statistic == "Maximum":
+        return max(values)
+    if statistic == "Minimum":
+        return min(values)
+    if statistic == "Sum":
+        return sum(values)
+    if statistic == "SampleCount":
+        return float(len(values))
+    return sum(values) / len(values)
+
+
+class _Alarm:
+    """An alarm's state machine over published datapoints."""
+
+    def __init__(self, spec: AlarmSpec, metric_key: Callable[[MetricQuery], tuple[str, str]]):
+        self.spec = spec
+        self.state = "INSUFFICIENT_DATA"
+        self.last_value: float | None = None
+        self.keys = {q.id: metric_key(q) for q in spec.queries if q.expression is None}
+        self.expressions = {
+            q.id: Expression(q.expression) for q in spec.queries if q.expression is not None
+        }
+        self.statistics = {q.id: q.statistic for q in spec.queries}
+
+    def value(self, metrics: _Metrics, period_index: int, now: int) -> Value:
+        minutes = self.spec.period // 60
+        first = period_index * minutes
+        values: dict[str, Value] = {}
+        for query_id, key in self.keys.items():
+            points = [metrics.get(key, m, now) for m in range(first, first + minutes)]
+            present = [p for p in points if p is not None]
+            values[query_id] = _aggregate(present, self.statistics[query_id])
+        # Expressions may read each other: evaluate in the template's order, twice at most.
+        for _ in range(2):
+            for query_id, expression in self.expressions.items():
+                try:
+                    values[query_id] = expression.evaluate(values)
+                except ValueError:
+                    values.setdefault(query_id, None)
+        return values.get(self.spec.returned)
+
+    def evaluate(self, metrics: _Metrics, now: int) -> str:
+        spec = self.spec
+        latest = now // spec.period - 1
+        window = [
+            self.value(metrics, index, now)
+            for index in range(latest, latest - spec.evaluation_periods, -1)
+        ]
+        present = [v for v in window if v is not None]
+        self.last_value = present[0] if present else None
+        missing = len(window) - len(present)
+        breaching = sum(_breaches(v, spec.threshold, spec.comparison) for v in present)
+        if spec.treat_missing == "breaching":
+            breaching += missing
+        elif not present and spec.treat_missing == "missing":
+            self.state = "INSUFFICIENT_DATA"
+            return self.state
+        elif not present:  # ignore: keep the state; notBreaching: OK
+            self.state = self.state if spec.treat_missing == "ignore" else "OK"
+            return self.state
+        self.state = "ALARM" if breaching >= spec.datapoints_to_alarm else "OK"
+        return self.state
+
+
+def _breaches(value: float, threshold: float, comparison: str) -> bool:
+    return {
+        "GreaterThanOrEqualToThreshold": value >= threshold,
+        "GreaterThanThreshold": value > threshold,
+        "LessThanThreshold": value < threshold,
+        "LessThanOrEqualToThreshold": value <= threshold,
+    }[comparison]
+
+
+class Simulation:
+    """One day of the model under `config`; `run()` then read the attributes."""
+
+    def __init__(self, model: Model, config: SimConfig) -> None:
+        self.model = model
+        self.config = config
+        self.processes = config.processes or model.task.processes
+        self.rng = random.Random(config.seed)
+        self.zone = ZoneInfo(config.timezone)
+        self.midnight = datetime(
+            config.day.year, config.day.month, config.day.day, tzinfo=self.zone
+        )
+        task = model.task
+        full = pricing.task_price_per_second(
+            task.cpu, task.memory_mib, config.region, task.architecture
+        )
+        spot = pricing.task_price_per_second(
+            task.cpu, task.memory_mib, config.region, task.architecture, spot=True
+        )
+        self.price_per_second = full * (1 - task.spot_share) + spot * task.spot_share
+        self.events: list[tuple[int, int, int, Callable[..., None], tuple[Any, ...]]] = []
+        self.sequence = 0
+        self.now = 0
+        self.messages: list[Message] = []
+        self.visible: deque[int] = deque()  # may hold stale entries: check Message.state
+        self.visible_count = 0
+        self.inflight = 0
+        self.oldest: list[tuple[int, int, int]] = []  # (sent, message, receipt) heap, lazy
+        self.dlq = 0
+        self.tasks: list[Task] = []
+        self.idle_slots: deque[tuple[Task, int]] = deque()
+        self.min_capacity = model.min_capacity
+        self.max_capacity = model.max_capacity
+        self.peak_max_capacity = model.max_capacity
+        self.desired = 0
+        self.metrics = _Metrics()
+        self.stats = Stats()
+        self.last_active = -10 * DAY  # the queue has been idle for long before the day
+        self.wake_until = -1
+        self.cooldowns: dict[str, tuple[int, int, str]] = {}  # policy -> (until, anchor, way)
+        self.alarms = [_Alarm(spec, self._metric_key) for spec in model.alarms]
+        self.alarms += self._target_tracking_alarms()
+
+    # ---- events -------------------------------------------------------------------------
+    def at(self, time: int, action: Callable[..., None], *args: Any, priority: int = 1) -> None:
+        self.sequence += 1
+        heapq.heappush(self.events, (time, priority, self.sequence, action, args))
+
+    def run(self) -> Simulation:
+        self._schedule_arrivals()
+        self._schedule_actions()
+        for minute in range(DAY // 60):
+            self.at(minute * 60, self._tick, priority=2)
+        initial = self.model.task.desired_count
+        self._set_desired(initial if initial is not None else self.min_capacity, "initial")
+        for task in self.tasks:  # already running when the day starts
+            self._task_running(task)
+        while self.events and self.events[0][0] < DAY:
+            time, _, _, action, args = heapq.heappop(self.events)
+            self.now = time
+            action(*args)
+        self.now = DAY
+        for task in self.tasks:
+            if task.stopped is None:
+                task.stopped = DAY
+        return self
+
+    # ---- SQS ----------------------------------------------------------------------------
+    def _schedule_arrivals(self) -> None:
+        config = self.config
+        span = max(config.arrival_end - config.arrival_start, 0)
+        poison = set(
+            self.rng.sample(range(config.messages), round(config.messages * config.poison_fraction))
+        )
+        times = sorted(
+            config.arrival_start + self.rng.randrange(span + 1) for _ in range(config.messages)
+        )
+        for index, sent in enumerate(times):
+            duration = self.rng.randint(config.duration_low, config.duration_high)
+            self.messages.append(Message(sent=sent, duration=duration, poison=index in poison))
+            self.at(sent, self._make_visible, index, 0)
+
+    def _make_visible(self, index: int, receipt: int) -> None:
+        """The message (at this receipt) becomes visible: new, expired, handed back, failed."""
+        message = self.messages[index]
+        if message.receipt != receipt or message.state not in ("pending", "inflight"):
+            return
+        if message.state == "inflight":
+            self.inflight -= 1
+        limit = self.model.queue.max_receive_count
+        if limit is not None and message.receives >= limit:
+            message.state = "dlq"
+            message.settled = self.now
+            self.dlq += 1
+            return
+        message.state = "visible"
+        self.visible_count += 1
+        self.visible.append(index)
+        heapq.heappush(self.oldest, (message.sent, index, message.receipt))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self.visible_count and self.idle_slots:
+            task, slot = self.idle_slots.popleft()
+            if task.state == "running" and task.slots[slot] is None:
+                self._receive(task, slot)
+
+    def _receive(self, task: Task, slot: int) -> None:
+        index = self.visible.popleft()
+        message = self.messages[index]
+        while message.state != "visible":
+            index = self.visible.popleft()
+            message = self.messages[index]
+        self.visible_count -= 1
+        message.receives += 1
+        message.receipt += 1
+        if message.runs and message.release not in ("retry", "handed_back"):
+            if message.release == "scaling":
+                self.stats.duplicates_by_scaling += 1
+            else:
+                self.stats.duplicates_by_visibility += 1
+        message.release = ""
+        message.runs += 1
+        message.state = "inflight"
+        self.inflight += 1
+        run = Run(index, message.receipt, self.now, self.now + message.duration)
+        task.slots[slot] = run
+        self.at(run.end, self._job_end, task, slot, run)
+        if self.model.task.heartbeat_seconds is None:
+            self.at(
+                self.now + self.model.queue.visibility_seconds, self._expire, index, run.receipt
+            )
+
+    def _expire(self, index: int, receipt: int) -> None:
+        message = self.messages[index]
+        if message.release == "":
+            message.release = "visibility"
+        self._make_visible(index, receipt)
+
+    def _visible_after(self, run: Run) -> int:
+        """When a message released without a delete comes back (heartbeat stops now)."""
+        task = self.model.task
+        base = self.model.queue.visibility_seconds
+        if task.heartbeat_seconds is None:
+            return run.start + base  # already scheduled by _receive
+        beats = (self.now - run.start) // task.heartbeat_seconds
+        return run.start + beats * task.heartbeat_seconds + base
+
+    def _job_end(self, task: Task, slot: int, run: Run) -> None:
+        if run.cancelled:
+            return
+        message = self.messages[run.message]
+        latest = message.receipt == run.receipt and message.state in ("inflight", "visible")
+        if message.poison:
+            self.stats.retries += 1
+            if latest:
+                message.release = "retry"
+                base = self.model.task.retry_backoff_base
+                if base is not None:
+                    cap = self.model.task.retry_backoff_max or 600
+                    delay = min(base * 2 ** (message.receives - 1), cap)
+                    self.at(self.now + delay, self._make_visible, run.message, run.receipt)
+                elif self.model.task.heartbeat_seconds is not None:
+                    self.at(self._visible_after(run), self._make_visible, run.message, run.receipt)
+        elif message.state in ("inflight", "visible"):
+            # Deleted even when an older receipt handle is used (SQS says it "might not" be:
+            # in practice it is); a run of the same message still going is a duplicate.
+            if message.state == "visible":
+                self.visible_count -= 1
+            else:
+                self.inflight -= 1
+            message.state = "deleted"
+            message.settled = self.now
+        self._free_slot(task, slot)
+
+    # ---- ECS ----------------------------------------------------------------------------
+    def _set_desired(self, value: int, reason: str) -> None:
+        value = max(self.min_capacity, min(self.max_capacity, value))
+        if value != self.desired:
+            self.stats.scaling_actions.append((self.now, reason, self.desired, value))
+        self.desired = value
+        self._reconcile()
+
+    def _active(self) -> list[Task]:
+        return [t for t in self.tasks if t.state in ("pending", "running")]
+
+    def _protected(self, task: Task) -> bool:
+        return self.model.task.task_protection and task.busy() > 0
+
+    def _reconcile(self) -> None:
+        active = self._active()
+        for _ in range(self.desired - len(active)):
+            task = Task(id=len(self.tasks), requested=self.now, slots=[None] * self.processes)
+            self.tasks.append(task)
+            self.at(self.now + self.config.start_latency, self._task_running, task)
+        excess = len(active) - self.desired
+        if excess <= 0:
+            return
+        # ECS does not know which tasks are idle: pending first, then the newest unprotected.
+        candidates = sorted(
+            (t for t in active if not self._protected(t)),
+            key=lambda t: (t.state != "pending", -(t.running_since or t.requested), -t.id),
+        )
+        for task in candidates[:excess]:
+            self._stop(task)
+
+    def _task_running(self, task: Task) -> None:
+        if task.state != "pending":
+            return
+        task.state = "running"
+        task.running_since = self.now
+        for slot in range(len(task.slots)):
+            self._free_slot(task, slot)
+
+    def _free_slot(self, task: Task, slot: int) -> None:
+        task.slots[slot] = None
+        if task.state == "stopping":
+            if task.busy() == 0:
+                self._stopped(task)
+            return
+        if task.state != "running":
+            return
+        if self.visible_count:
+            self._receive(task, slot)
+        else:
+            self.idle_slots.append((task, slot))
+            if task.busy() == 0 and self.model.task.task_protection:
+                self._reconcile()  # protection cleared: ECS may stop it now
+
+    def _stop(self, task: Task) -> None:
+        if task.state == "pending":
+            self._stopped(task)
+            return
+        task.state = "stopping"
+        spec = self.model.task
+        grace = spec.stop_grace_seconds
+        kill_at = self.now + spec.stop_timeout_seconds
+        finish_by = kill_at if grace is None else min(kill_at, self.now + grace)
+        for slot, run in enumerate(task.slots):
+            if run is None or run.end <= finish_by:
+                continue
+            if grace is not None and self.now + grace < kill_at:
+                self.at(self.now + grace, self._release, task, slot, run, "handed_back")
+            else:
+                self.at(kill_at, self._release, task, slot, run, "scaling")
+        if task.busy() == 0:
+            self._stopped(task)
+
+    def _release(self, task: Task, slot: int, run: Run, why: str) -> None:
+        """SIGTERM outcome for a job still running: handed back (visible now) or killed."""
+        if run.cancelled or task.slots[slot] is not run:
+            return
+        run.cancelled = True
+        message = self.messages[run.message]
+        if message.receipt == run.receipt and message.state == "visible":
+            message.release = why  # already visible (no heartbeat): the rerun is still ours
+        if message.receipt == run.receipt and message.state == "inflight":
+            message.release = why
+            back = self.now if why == "handed_back" else self._visible_after(run)
+            if why == "handed_back" or self.model.task.heartbeat_seconds is not None:
+                self.at(max(back, self.now), self._make_visible, run.message, run.receipt)
+        if why == "handed_back":
+            self.stats.handed_back += 1
+        else:
+            self.stats.killed_by_scale_in += 1
+        self._free_slot(task, slot)
+
+    def _stopped(self, task: Task) -> None:
+        task.state = "stopped"
+        task.stopped = self.now
+
+    # ---- scheduled actions ---------------------------------------------------------------
+    def _schedule_actions(self) -> None:
+        start = self.midnight
+        end = start + timedelta(days=1)
+        for action in self.model.scheduled_actions:
+            for moment in fire_times(action.schedule, action.timezone, start, end):
+                second = int((moment - start).total_seconds())
+                self.at(
+                    second,
+                    self._scheduled,
+                    action.name,
+                    action.min_capacity,
+                    action.max_capacity,
+                    priority=0,
+                )
+            if action.max_capacity is not None:
+                self.peak_max_capacity = max(self.peak_max_capacity, action.max_capacity)
+
+    def _scheduled(self, name: str, low: int | None, high: int | None) -> None:
+        if low is not None:
+            self.min_capacity = low
+        if high is not None:
+            self.max_capacity = high
+        self._set_desired(self.desired, f"scheduled {name}")
+
+    # ---- CloudWatch ---------------------------------------------------------------------
+    def _metric_key(self, query: MetricQuery) -> tuple[str, str]:
+        namespace = query.namespace or ""
+        if namespace == "AWS/SQS":
+            queue = next((v for k, v in query.dimensions if k == "QueueName"), "")
+            return (self.model.queue_names.get(queue, "work"), query.metric_name or "")
+        return ("ecs", query.metric_name or "")
+
+    def _tick(self) -> None:
+        minute = self.now // 60
+        running = [t for t in self.tasks if t.state == "running"]
+        messages = self.visible_count + self.inflight
+        pending = sum(1 for t in self.tasks if t.state == "pending")
+        if messages or running:
+            if self.now - self.last_active >= IDLE_AFTER_SECONDS:
+                self.wake_until = self.now + self.config.wake_lag
+            self.last_active = self.now
+        sqs_published = max(self.now, self.wake_until) + self.config.sqs_lag
+        if self.now - self.last_active < IDLE_AFTER_SECONDS:
+            oldest = self._oldest_age()
+            for name, value in zip(
+                SQS_METRICS, (self.visible_count, self.inflight, oldest), strict=True
+            ):
+                self.metrics.put(("work", name), minute, float(value), sqs_published)
+            self.metrics.put(("dlq", SQS_METRICS[0]), minute, float(self.dlq), sqs_published)
+        ecs_published = self.now + self.config.ecs_lag
+        self.metrics.put(("ecs", "DesiredTaskCount"), minute, float(self.desired), ecs_published)
+        self.metrics.put(("ecs", "RunningTaskCount"), minute, float(len(running)), ecs_published)
+        if running:
+            vcpu = self.model.task.cpu / 1024
+            busy = sum(t.busy() for t in running)
+            cpu = 100 * busy * CPU_PER_BUSY_PROCESS / vcpu / len(running)
+            self.metrics.put(("ecs", "CPUUtilization"), minute, cpu, ecs_published)
+        for name, value in (
+            ("visible", self.visible_count),
+            ("in_flight", self.inflight),
+            ("running", len(running)),
+            ("pending", pending),
+            ("desired", self.desired),
+        ):
+            self.stats.series.setdefault(name, []).append(float(value))
+        self._evaluate_alarms()
+
+    def _oldest_age(self) -> int:
+        while self.oldest:
+            sent, index, receipt = self.oldest[0]
+            message = self.messages[index]
+            if message.state == "visible" and message.receipt == receipt:
+                return self.now - sent
+            heapq.heappop(self.oldest)
+        return 0
+
+    def _evaluate_alarms(self) -> None:
+        for alarm in self.alarms:
+            before = alarm.state
+            state = alarm.evaluate(self.metrics, self.now)
+            if state != before:
+                self.stats.alarm_log.append((self.now, alarm.spec.logical_id, state))
+            if state == "ALARM":
+                for policy_id in alarm.spec.actions:
+                    self._apply(self.model.policies[policy_id], alarm)
+
+    # ---- scaling policies ---------------------------------------------------------------
+    def _target_tracking_alarms(self) -> list[_Alarm]:
+        """The two alarms Application Auto Scaling creates for a CPU target-tracking policy."""
+        alarms = []
+        for policy in self.model.policies.values():
+            if policy.kind != "TargetTrackingScaling":
+                continue
+            if policy.predefined_metric != "ECSServiceAverageCPUUtilization":
+                raise ValueError(f"{policy.logical_id}: only ECSServiceAverageCPUUtilization")
+            cpu = MetricQuery(id="m", namespace="AWS/ECS", metric_name="CPUUtilization")
+            shapes = [("High", policy.target_value, "GreaterThanThreshold", 3)]
+            if not policy.disable_scale_in:
+                shapes.append(("Low", policy.target_value * 0.9, "LessThanThreshold", 15))
+            for suffix, threshold, comparison, periods in shapes:
+                spec = AlarmSpec(
+                    logical_id=f"{policy.logical_id}-TargetTracking{suffix}",
+                    queries=(cpu,),
+                    returned="m",
+                    threshold=threshold,
+                    comparison=comparison,
+                    evaluation_periods=periods,
+                    datapoints_to_alarm=periods,
+                    treat_missing="missing",
+                    actions=(policy.logical_id,),
+                    period=60,
+                )
+                alarms.append(_Alarm(spec, self._metric_key))
+        return alarms
+
+    def _apply(self, policy: PolicySpec, alarm: _Alarm) -> None:
+        value = alarm.last_value
+        if policy.kind == "TargetTrackingScaling":
+            if value is None:
+                return
+            wanted = math.ceil(self.desired * value / policy.target_value)
+            way = "out" if wanted > self.desired else "in"
+            cooldown = policy.scale_out_cooldown if way == "out" else policy.scale_in_cooldown
+            self._change(policy.logical_id, wanted, way, cooldown)
+            return
+        difference = (value if value is not None else alarm.spec.threshold) - alarm.spec.threshold
+        step = _step_for(policy, difference)
+        if step is None:
+            return
+        wanted = _adjusted(policy, self.desired, step)
+        self._change(
+            policy.logical_id, wanted, "out" if wanted > self.desired else "in", policy.cooldown
+        )
+
+    def _change(self, policy_id: str, wanted: int, way: str, cooldown: int) -> None:
+        """Apply with Application Auto Scaling's cooldown rules: during a scale-out cooldown a
+        new scale-out only adds what goes beyond the one that started the cooldown (its base
+        is the capacity before that one); a scale-in is blocked during its own cooldown."""
+        until, anchor, last_way = self.cooldowns.get(policy_id, (-1, 0, ""))
+        in_cooldown = self.now < until and last_way == way
+        if way == "out":
+            if in_cooldown:
+                wanted = anchor + (wanted - self.desired)
+            if wanted <= self.desired:
+                return
+        elif in_cooldown or wanted >= self.desired:
+            return
+        if not in_cooldown:
+            self.cooldowns[policy_id] = (self.now + cooldown, self.desired, way)
+        self._set_desired(wanted, policy_id)
+
+
+def _step_for(policy: PolicySpec, difference: float) -> int | None:
+    """The adjustment of the step containing `difference` (metric - threshold)."""
+    for step in policy.steps:
+        low = -math.inf if step.lower is None else step.lower
+        high = math.inf if step.upper is None else step.upper
+        if (difference >= 0 and low <= difference < high) or (
+            difference < 0 and low < difference <= high
+        ):
+            return step.adjustment
+    return None
+
+
+def _adjusted(policy: PolicySpec, current: int, adjustment: int) -> int:
+    if policy.adjustment_type == "ExactCapacity":
+        return adjustment
+    if policy.adjustment_type == "PercentChangeInCapacity":
+        change = current * adjustment / 100
+        rounded = (
+            math.floor(change)
+            if change > 1
+            else math.ceil(change)
+            if change < -1
+            else (1 if change > 0 else -1 if change < 0 else 0)
+        )
+        magnitude = policy.min_adjustment_magnitude or 0
+        if abs(rounded) < magnitude:
+            rounded = magnitude if rounded > 0 else -magnitude
+        return current + rounded
+    return current + adjustment

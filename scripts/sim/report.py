@@ -1,0 +1,174 @@
+"""The simulated day's figures: text, JSON, a markdown table row and a chart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from scripts import pricing
+from scripts.sim.engine import Simulation
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one simulated day comes to (times as HH:MM:SS local, money in USD)."""
+
+    label: str
+    messages: int
+    processes_per_task: int
+    task_shape: str
+    finish: str | None  # when the last message was done or dead-lettered; None: not all
+    deadline: str
+    deadline_source: str
+    deadline_met: bool
+    remaining: int  # messages neither done nor in the DLQ at the end of the day
+    peak_tasks: int
+    task_hours: float
+    cost: float
+    ideal_cost: float
+    cost_ratio: float
+    ideal_finish: str
+    killed_by_scale_in: int
+    handed_back: int
+    duplicate_runs: int
+    duplicates_by_scaling: int
+    duplicates_by_visibility: int
+    dead_lettered: int
+    lost: int
+    scaling_actions: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clock(seconds: float) -> str:
+    """HH:MM:SS from seconds after local midnight."""
+    whole = round(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def build(sim: Simulation, label: str, deadline_source: str) -> Report:
+    """Summarize a finished simulation."""
+    messages = sim.messages
+    settled = [m.settled for m in messages if m.settled is not None]
+    remaining = sum(m.state in ("pending", "visible", "inflight") for m in messages)
+    done = sum(m.state == "deleted" for m in messages)
+    finish = max(settled) if settled and not remaining else None
+    billed = sum(
+        pricing.billed_seconds(
+            (task.stopped if task.stopped is not None else sim.now) - task.requested
+        )
+        for task in sim.tasks
+    )
+    job_seconds = sum(m.duration for m in messages)
+    processes = sim.processes
+    ideal_cost = job_seconds * sim.price_per_second / processes
+    cost = billed * sim.price_per_second
+    ideal_finish = sim.config.arrival_end + job_seconds / (sim.peak_max_capacity * processes)
+    stats = sim.stats
+    task = sim.model.task
+    return Report(
+        label=label,
+        messages=len(messages),
+        processes_per_task=processes,
+        task_shape=f"{task.cpu}/{task.memory_mib} {task.architecture}"
+        + (f" spot {task.spot_share:.0%}" if task.spot_share else ""),
+        finish=None if finish is None else clock(finish),
+        deadline=clock(sim.config.deadline),
+        deadline_source=deadline_source,
+        deadline_met=finish is not None and finish <= sim.config.deadline,
+        remaining=remaining,
+        peak_tasks=int(max(stats.series.get("running", [0]))),
+        task_hours=round(billed / 3600, 2),
+        cost=round(cost, 4),
+        ideal_cost=round(ideal_cost, 4),
+        cost_ratio=round(cost / ideal_cost, 3) if ideal_cost else 0.0,
+        ideal_finish=clock(ideal_finish),
+        killed_by_scale_in=stats.killed_by_scale_in,
+        handed_back=stats.handed_back,
+        duplicate_runs=stats.duplicates_by_scaling + stats.duplicates_by_visibility,
+        duplicates_by_scaling=stats.duplicates_by_scaling,
+        duplicates_by_visibility=stats.duplicates_by_visibility,
+        dead_lettered=sim.dlq,
+        lost=len(messages) - done - sim.dlq - remaining,
+        scaling_actions=len(stats.scaling_actions),
+    )
+
+
+def text(report: Report) -> str:
+    """A human-readable summary."""
+    finish = report.finish or f"not finished ({report.remaining} left at 24:00)"
+    lines = [
+        f"{report.label}: {report.messages} messages, {report.processes_per_task} process(es) "
+        f"per task ({report.task_shape})",
+        f"  finish           {finish}  (ideal {report.ideal_finish})",
+        f"  deadline         {report.deadline} ({report.deadline_source}): "
+        + ("met" if report.deadline_met else "MISSED"),
+        f"  peak tasks       {report.peak_tasks}",
+        f"  task-hours       {report.task_hours}",
+        f"  cost             ${report.cost:.4f}  (ideal ${report.ideal_cost:.4f}, "
+        f"x{report.cost_ratio:.2f})",
+        f"  killed by scale-in {report.killed_by_scale_in}, handed back {report.handed_back}",
+        f"  duplicate runs   {report.duplicate_runs} (scaling {report.duplicates_by_scaling}, "
+        f"visibility {report.duplicates_by_visibility})",
+        f"  dead-lettered    {report.dead_lettered}, lost {report.lost}",
+        f"  scaling actions  {report.scaling_actions}",
+    ]
+    return "\n".join(lines)
+
+
+MARKDOWN_HEADER = (
+    "| setup | messages | procs/task | finish | all done by deadline | peak tasks | task-hours "
+    "| cost (USD) | cost / ideal | killed by scale-in | duplicates: scaling / visibility "
+    "| handed back | DLQ | lost |\n"
+    "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- "
+    "| ---: | ---: | ---: |"
+)
+
+
+def markdown_row(report: Report) -> str:
+    """One row of the benchmarks table (header: MARKDOWN_HEADER)."""
+    finish = report.finish or f"not done ({report.remaining} left at 24:00)"
+    met = f"{'yes' if report.deadline_met else 'no'} ({report.deadline})"
+    cells = [
+        report.label,
+        f"{report.messages:,}",
+        str(report.processes_per_task),
+        finish,
+        met,
+        str(report.peak_tasks),
+        f"{report.task_hours:.2f}",
+        f"{report.cost:.2f}",
+        f"{report.cost_ratio:.2f}x" if report.finish else "n/a (unfinished)",
+        str(report.killed_by_scale_in),
+        f"{report.duplicates_by_scaling} / {report.duplicates_by_visibility}",
+        str(report.handed_back),
+        str(report.dead_lettered),
+        str(report.lost),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def chart(sim: Simulation, path: str, title: str) -> None:
+    """Queue visible, in flight and tasks running/desired over the day, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = sim.stats.series
+    hours = [minute / 60 for minute in range(len(series["visible"]))]
+    figure, (queue_axis, task_axis) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
+    queue_axis.plot(hours, series["visible"], label="visible")
+    queue_axis.plot(hours, series["in_flight"], label="in flight")
+    queue_axis.set_ylabel("messages")
+    queue_axis.legend()
+    queue_axis.set_title(title)
+    task_axis.step(hours, series["running"], where="post", label="running")
+    task_axis.step(hours, series["desired"], where="post", label="desired", linestyle="--")
+    task_axis.set_ylabel("tasks")
+    task_axis.set_xlabel(f"hour of {sim.config.day} ({sim.config.timezone})")
+    task_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,160 @@
+"""Simulate one day of the synthesized templates: SQS, Fargate tasks, alarms and scaling.
+
+    python -m scripts.simulate --cdk-out cdk.out/prod
+    python -m scripts.simulate --template a.json --template b.json --messages 20000 --json
+    python -m scripts.simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
+
+Reads what CloudFormation would deploy (not the Python config). Defaults: the reference day
+(2,000 messages sent 03:55-04:00, durations uniform 30-300 s, 60 s task start, 2026-11-24 in
+the scheduled actions' timezone or Asia/Tokyo). The deadline is --deadline, else an output or
+metadata naming the window's end, else 08:30. Exit 0 whatever the outcome (read the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+
+from scripts.sim import report
+from scripts.sim.engine import SimConfig, Simulation
+from scripts.sim.inputs import Problems
+from scripts.sim.template import Model, TemplateError, find_templates, read_model
+
+DEFAULT_DEADLINE = "08:30"
+DEFAULT_REGION = "ap-northeast-1"
+DEFAULT_TIMEZONE = "Asia/Tokyo"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.simulate",
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--cdk-out", type=Path, help="cloud assembly dir: reads its *.template.json"
+    )
+    source.add_argument(
+        "--template", type=Path, action="append", help="a template (repeat to merge resources)"
+    )
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--arrival", default="03:55-04:00", help="HH:MM-HH:MM, local time")
+    parser.add_argument(
+        "--duration", default="uniform:30:300", help="uniform:LOW:HIGH or fixed:SECONDS"
+    )
+    parser.add_argument("--start-latency", type=int, default=60, help="seconds to start a task")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--date", default="2026-11-24", help="the simulated day, YYYY-MM-DD")
+    parser.add_argument(
+        "--timezone", help="default: the scheduled actions' timezone, else Asia/Tokyo"
+    )
+    parser.add_argument("--region", help="default: the templates' region, else ap-northeast-1")
+    parser.add_argument(
+        "--deadline", help="HH:MM local; default: the template's window end, else 08:30"
+    )
+    parser.add_argument(
+        "--poison-fraction", type=float, default=0.0, help="share of always-failing messages"
+    )
+    parser.add_argument(
+        "--wake-lag", type=int, default=600, help="extra SQS metric lag after a long idle, s"
+    )
+    parser.add_argument("--processes", type=int, help="what-if: override WORKER_PROCESSES")
+    parser.add_argument("--label", help="the setup's name in the report (default: the source)")
+    parser.add_argument("--chart", help="write a PNG chart of the day here")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the report as JSON")
+    output.add_argument(
+        "--markdown-row", action="store_true", help="print one benchmarks table row"
+    )
+    parser.add_argument(
+        "--markdown-header", action="store_true", help="with --markdown-row: the header first"
+    )
+    return parser
+
+
+def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
+    """The simulation inputs from the flags and the model, and where the deadline came from."""
+    problems = Problems()
+    problems.at_least("--messages", args.messages, 1)
+    problems.at_least("--start-latency", args.start_latency, 0)
+    problems.at_least("--wake-lag", args.wake_lag, 0)
+    if not 0 <= args.poison_fraction <= 1:
+        problems.add("--poison-fraction", args.poison_fraction, "must be between 0 and 1")
+    if args.processes is not None:
+        problems.at_least("--processes", args.processes, 1)
+    start_text, _, end_text = args.arrival.partition("-")
+    arrival_start = problems.clock("--arrival", start_text)
+    arrival_end = problems.clock("--arrival", end_text or start_text)
+    if arrival_end < arrival_start:
+        problems.add("--arrival", args.arrival, "the end must not be before the start")
+    durations = problems.durations("--duration", args.duration)
+    zones = [a.timezone for a in model.scheduled_actions if a.timezone]
+    timezone = problems.timezone(
+        "--timezone", args.timezone or (zones[0] if zones else DEFAULT_TIMEZONE)
+    )
+    if args.deadline:
+        deadline_text, source = args.deadline, "--deadline"
+    elif model.deadline:
+        deadline_text, source = model.deadline, "template"
+    else:
+        deadline_text, source = DEFAULT_DEADLINE, "default"
+    deadline = problems.clock("--deadline", deadline_text)
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        problems.add("--date", args.date, "expected YYYY-MM-DD")
+        day = date(2026, 11, 24)
+    problems.fail("simulate")
+    config = SimConfig(
+        messages=args.messages,
+        arrival_start=arrival_start,
+        arrival_end=arrival_end,
+        duration_low=durations.low,
+        duration_high=durations.high,
+        start_latency=args.start_latency,
+        seed=args.seed,
+        day=day,
+        timezone=timezone,
+        region=args.region or model.region or DEFAULT_REGION,
+        poison_fraction=args.poison_fraction,
+        wake_lag=args.wake_lag,
+        deadline=deadline,
+        processes=args.processes,
+    )
+    return config, source
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        paths = find_templates(args.cdk_out) if args.cdk_out else list(args.template)
+        model = read_model(paths)
+    except (TemplateError, OSError, KeyError) as error:
+        print(f"simulate: cannot read the templates: {error}")
+        return 2
+    config, deadline_source = configure(args, model)
+    sim = Simulation(model, config).run()
+    label = args.label or str(args.cdk_out or ", ".join(p.name for p in args.template))
+    result = report.build(sim, label, deadline_source)
+    if args.chart:
+        report.chart(sim, args.chart, f"{label}: {config.messages} messages")
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    elif args.markdown_row:
+        if args.markdown_header:
+            print(report.MARKDOWN_HEADER)
+        print(report.markdown_row(result))
+    else:
+        print(report.text(result))
+        if model.other_alarms:
+            print(
+                f"  alarms without scaling actions (not simulated): {', '.join(model.other_alarms)}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

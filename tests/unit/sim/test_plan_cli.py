@@ -1,0 +1,106 @@
+"""The capacity planner: the reference workload's shape, validation and the cdk.json block."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scripts import plan
+from stacks.config import load_config
+
+REFERENCE = ["--messages", "2000", "--duration", "uniform:30:300"]
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
+    assert plan.main([*argv, "--json"]) == 0
+    result: dict[str, object] = json.loads(capsys.readouterr().out)
+    return result
+
+
+def test_reference_workload_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    best = _json(capsys, REFERENCE)["best"]
+    assert isinstance(best, dict)
+    # By hand: (5 h - 30 min - 60 s start - 720 s scale-out delay - 300 s longest) / 165 s
+    # = 91.6 -> 91 per process; 0.25 vCPU / 1 GiB hosts min((1024 - 64) // 200, 0.2 / 0.05)
+    # = 4 processes; ceil(2000 / 364) = 6 window tasks; ceil(20000 / 364) = 55 max.
+    assert (best["cpu"], best["memory_mib"], best["processes"]) == (256, 1024, 4)
+    assert (best["target_backlog_per_process"], best["window_min_tasks"], best["max_tasks"]) == (
+        91,
+        6,
+        55,
+    )
+
+
+def test_mean_and_max_flags_match_the_uniform_distribution(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    by_range = _json(capsys, REFERENCE)["best"]
+    by_moments = _json(
+        capsys, ["--messages", "2000", "--duration-mean", "165", "--duration-max", "300"]
+    )
+    assert by_moments["best"] == by_range
+
+
+def test_db_cap_limits_max_tasks(capsys: pytest.CaptureFixture[str]) -> None:
+    result = _json(capsys, [*REFERENCE, "--db-connections", "100"])
+    block = result["cdk_json"]
+    assert isinstance(block, dict)
+    assert block["scaling"]["max_total_processes"] == 100
+    assert block["scaling"]["max_tasks"] * block["worker"]["processes"] <= 100
+
+
+@pytest.mark.parametrize("extra", [["--spot"], ["--architecture", "arm64"]])
+def test_cdk_json_block_is_accepted_by_the_config_parser(
+    capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    block = _json(capsys, [*REFERENCE, *extra])["cdk_json"]
+    assert isinstance(block, dict)
+    assert set(block) == {"region", "worker", "scaling", "batch_window"}
+    config = load_config({"prod": block}, "prod")
+    assert config.worker.processes == block["worker"]["processes"]
+    assert (
+        config.scaling.target_backlog_per_process == block["scaling"]["target_backlog_per_process"]
+    )
+
+
+def test_invalid_inputs_are_reported_together(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        plan.main(
+            [
+                "--messages",
+                "0",
+                "--duration",
+                "uniform:300:30",
+                "--window-start",
+                "09:00",
+                "--window-end",
+                "04:00",
+                "--timezone",
+                "Mars/Base",
+                "--process-cpu",
+                "0",
+                "--architecture",
+                "arm64",
+                "--spot",
+            ]
+        )
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    for flag, value in [
+        ("--messages", "0"),
+        ("--duration", "uniform:300:30"),
+        ("--window-end", "04:00"),
+        ("--timezone", "Mars/Base"),
+        ("--process-cpu", "0"),
+        ("--architecture", "arm64"),
+    ]:
+        assert f"{flag} {value!r}" in error or f"{flag} {value}" in error
+
+
+def test_human_output_lists_shapes_and_the_block(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan.main(REFERENCE) == 0
+    out = capsys.readouterr().out
+    assert "  256   1024     4" in out
+    block = json.loads(out[out.index("{") :])
+    assert block["batch_window"]["min_tasks"] == 6
