@@ -1,0 +1,195 @@
+"""Load generator: send example-handler jobs (or given bodies) to the work queue.
+
+    python -m scripts.enqueue --env dev --count 2000 --duration uniform:30:300 --rate 20
+    python -m scripts.enqueue --queue-url URL --count 50 --poison 2 --malformed 1 --seed 7
+    python -m scripts.enqueue --queue-url URL --body-file bodies.jsonl
+
+Generated bodies are `{"duration_seconds": x}` (the example handler sleeps x seconds); poison
+bodies add `"fail": true`; malformed bodies are not JSON. `make_bodies` is the reusable part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from scripts._sqs import (
+    OpsError,
+    Pacer,
+    Progress,
+    Target,
+    make_parser,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    queue_name,
+    run,
+)
+
+BATCH_SIZE = 10  # SendMessageBatch's maximum
+SEND_ATTEMPTS = 3  # tries for entries SQS failed on its side (SenderFault false)
+
+
+def parse_duration(spec: str | float) -> Callable[[random.Random], float]:
+    """A duration sampler from `1.5` (fixed seconds) or `uniform:LOW:HIGH`."""
+    text = str(spec)
+    kind, _, bounds = text.partition(":")
+    try:
+        if kind == "uniform":
+            low, high = (float(bound) for bound in bounds.split(":"))
+            if 0 <= low <= high < math.inf:
+                return lambda rng: round(rng.uniform(low, high), 3)
+        elif not bounds and 0 <= float(text) < math.inf:
+            fixed = float(text)
+            return lambda _rng: fixed
+    except ValueError:
+        pass
+    raise ValueError(f"bad duration {text!r}: use SECONDS (e.g. 1.5) or uniform:LOW:HIGH")
+
+
+def make_bodies(
+    count: int,
+    duration: str | float = 1.0,
+    poison: int = 0,
+    malformed: int = 0,
+    seed: int | None = None,
+) -> list[str]:
+    """`count` message bodies for the example handler; `poison` + `malformed` of them are bad.
+
+    Defaults: 1 s jobs, no bad bodies, unseeded. Poison bodies are valid JSON with `"fail": true`
+    (the handler raises, so they end in the DLQ); malformed bodies are not JSON. Bad bodies sit at
+    random positions; the same `seed` gives the same list.
+    """
+    if min(count, poison, malformed) < 0:
+        raise ValueError("count, poison and malformed must not be negative")
+    if poison + malformed > count:
+        raise ValueError(f"poison + malformed ({poison + malformed}) exceeds count ({count})")
+    rng = random.Random(seed)
+    sample = parse_duration(duration)
+    kinds = ["poison"] * poison + ["malformed"] * malformed + ["ok"] * (count - poison - malformed)
+    rng.shuffle(kinds)
+    bodies = []
+    for number, kind in enumerate(kinds):
+        if kind == "malformed":
+            bodies.append(f"malformed #{number}: {{not json")
+        else:
+            job: dict[str, Any] = {"duration_seconds": sample(rng)}
+            if kind == "poison":
+                job["fail"] = True
+            bodies.append(json.dumps(job))
+    return bodies
+
+
+def send_bodies(sqs: Any, queue_url: str, bodies: Sequence[str], rate: float = 0) -> int:
+    """Send `bodies` with SendMessageBatch, at most `rate` a second (0, the default: no limit).
+
+    Returns how many were sent; entries SQS rejects as the sender's fault raise OpsError.
+    """
+    batch_size = BATCH_SIZE if rate == 0 else max(1, min(BATCH_SIZE, int(rate)))
+    progress = Progress("enqueue")
+    pacer = Pacer(rate)
+    sent = 0
+    for start in range(0, len(bodies), batch_size):
+        pacer.wait(start)
+        sent += _send_batch(sqs, queue_url, bodies[start : start + batch_size])
+        progress.update(sent, len(bodies), "sent")
+    return sent
+
+
+def _send_batch(sqs: Any, queue_url: str, batch: Sequence[str]) -> int:
+    pending = {str(index): body for index, body in enumerate(batch)}
+    for _ in range(SEND_ATTEMPTS):
+        entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        for ok in response.get("Successful", []):
+            del pending[ok["Id"]]
+        for failed in response.get("Failed", []):
+            if failed.get("SenderFault"):
+                raise OpsError(f"SQS rejected a message: {failed['Code']}: {failed['Message']}")
+        if not pending:
+            return len(batch)
+    raise OpsError(f"SQS kept failing {len(pending)} message(s) after {SEND_ATTEMPTS} tries")
+
+
+def read_body_file(path: str) -> list[str]:
+    """The non-empty lines of `path` (`-` = stdin), each one message body as given."""
+    try:
+        if path == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(path, encoding="utf-8") as file:
+                lines = file.read().splitlines()
+    except OSError as error:
+        raise OpsError(f"cannot read --body-file: {error}") from None
+    return [line for line in lines if line.strip()]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; --count or --body-file is required."""
+    parser = make_parser("enqueue", __doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--count", type=positive_int, help="how many messages to generate")
+    parser.add_argument(
+        "--duration",
+        default="1.0",
+        help="job duration: SECONDS or uniform:LOW:HIGH (default: 1.0)",
+    )
+    parser.add_argument(
+        "--rate", type=non_negative_float, default=0.0, help="messages a second (default 0: max)"
+    )
+    parser.add_argument(
+        "--poison", type=non_negative_int, default=0, help='K of the bodies get "fail": true'
+    )
+    parser.add_argument(
+        "--malformed", type=non_negative_int, default=0, help="K of the bodies are not JSON"
+    )
+    parser.add_argument("--seed", type=int, help="random seed for durations and positions")
+    parser.add_argument("--body-file", help="send these lines (one body each; - = stdin) instead")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be sent; send none"
+    )
+    args = parser.parse_args(argv)
+    if (args.count is None) == (args.body_file is None):
+        parser.error("give exactly one of --count and --body-file")
+    if args.body_file and (args.poison or args.malformed or args.seed is not None):
+        parser.error("--poison, --malformed and --seed only apply to generated bodies (--count)")
+    if args.count is not None:
+        try:
+            parse_duration(args.duration)
+        except ValueError as error:
+            parser.error(str(error))
+        if args.poison + args.malformed > args.count:
+            parser.error("--poison + --malformed must not exceed --count")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Send the messages; print how many were sent (or would be, with --dry-run)."""
+    args = parse_args(argv)
+    if args.body_file:
+        bodies = read_body_file(args.body_file)
+        what = f"from {args.body_file}"
+    else:
+        bodies = make_bodies(args.count, args.duration, args.poison, args.malformed, args.seed)
+        what = f"({args.poison} poison, {args.malformed} malformed, duration {args.duration})"
+    target = Target(args)
+    url = target.queue_url()
+    if args.dry_run:
+        print(f"dry run: would send {len(bodies)} messages to {queue_name(url)} {what}")
+        for body in bodies[:3]:
+            print(f"  e.g. {body}")
+        return 0
+    started = time.monotonic()
+    sent = send_bodies(target.sqs, url, bodies, args.rate)
+    elapsed = time.monotonic() - started
+    print(f"sent {sent} messages to {queue_name(url)} {what} in {elapsed:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

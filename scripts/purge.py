@@ -1,0 +1,78 @@
+"""Delete every message of the work queue (or, with --dlq, of the dead-letter queue).
+
+    python -m scripts.purge --env dev --dlq          # asks you to type the queue's name
+    python -m scripts.purge --queue-url URL --yes    # no question (scripts, CI)
+
+Shows the approximate count first. Without --yes it needs a terminal to ask on and refuses
+otherwise. SQS allows one purge per queue every 60 seconds and takes up to 60 s to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from botocore.exceptions import ClientError
+
+from scripts._sqs import (
+    OpsError,
+    Target,
+    describe_counts,
+    error_code,
+    make_parser,
+    queue_counts,
+    queue_name,
+    run,
+)
+
+EXIT_ABORTED = 1
+
+
+def confirm(name: str) -> bool:
+    """Ask on the terminal to type `name`; True if typed exactly. Refuses without a terminal."""
+    if not sys.stdin.isatty():
+        raise OpsError(
+            "refusing to purge: no terminal to confirm on (pass --yes to skip the question)"
+        )
+    try:
+        answer = input(f"type the queue name ({name}) to purge it: ")
+    except EOFError:
+        return False
+    return answer.strip() == name
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = make_parser("purge", __doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--dlq", action="store_true", help="purge the DLQ instead of the queue")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be purged")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Purge after confirmation; exit 1 if the operator does not confirm."""
+    args = parse_args(argv)
+    target = Target(args)
+    url = target.dlq_url() if args.dlq else target.queue_url()
+    name = queue_name(url)
+    print(describe_counts(name, queue_counts(target, url)))
+    if args.dry_run:
+        print(f"dry run: would purge {name}")
+        return 0
+    if not args.yes and not confirm(name):
+        print("aborted: the name did not match; nothing purged", file=sys.stderr)
+        return EXIT_ABORTED
+    try:
+        target.sqs.purge_queue(QueueUrl=url)
+    except ClientError as error:
+        if "PurgeQueueInProgress" in error_code(error):
+            raise OpsError(f"{name} was purged less than 60 s ago; try again later") from None
+        raise
+    print(f"purged {name} (SQS may take up to 60 s to delete everything)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

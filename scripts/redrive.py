@@ -1,0 +1,215 @@
+"""Move messages from the dead-letter queue back to the work queue.
+
+    python -m scripts.redrive --env prod                       # SQS move task, progress shown
+    python -m scripts.redrive --env prod --max-per-second 20   # gentler on the handlers
+    python -m scripts.redrive --queue-url URL --method copy --limit 100
+
+Method `move` runs the SQS message move task (StartMessageMoveTask) and polls its progress.
+Method `copy` receives from the DLQ, sends to the queue (same body and message attributes) and
+deletes from the DLQ only what was sent: a failure can duplicate a message, never lose one.
+`auto` (the default) uses the move task and falls back to copy where the move task is not
+supported (e.g. an emulator), or when --limit is given (the move task cannot stop at a count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from scripts._sqs import (
+    OpsError,
+    Pacer,
+    Progress,
+    Target,
+    error_code,
+    make_parser,
+    positive_int,
+    queue_counts,
+    queue_name,
+    release,
+    run,
+)
+
+COPY_VISIBILITY_SECONDS = 60  # a received DLQ message stays hidden this long while it is copied
+MAX_MOVE_RATE = 500  # StartMessageMoveTask's MaxNumberOfMessagesPerSecond upper bound
+# Error codes meaning "this endpoint has no move task". "500" is what moto's server answers
+# (an HTML error page, no AWS error code); real AWS names its internal errors differently.
+MOVE_TASK_UNSUPPORTED = {
+    "UnsupportedOperation",
+    "AWS.SimpleQueueService.UnsupportedOperation",
+    "InvalidAction",
+    "NotImplemented",
+    "500",
+}
+MESSAGE_ATTRIBUTE_KEYS = ("DataType", "StringValue", "BinaryValue")
+
+
+def move_task(
+    sqs: Any, dlq_arn: str, queue_arn: str, max_per_second: int | None, poll_seconds: float
+) -> int:
+    """Run an SQS message move task DLQ -> queue; poll until it ends; return messages moved.
+
+    Raises NotImplementedError or ClientError as StartMessageMoveTask does (see `is_unsupported`).
+    """
+    request: dict[str, Any] = {"SourceArn": dlq_arn, "DestinationArn": queue_arn}
+    if max_per_second:
+        request["MaxNumberOfMessagesPerSecond"] = max_per_second
+    handle = sqs.start_message_move_task(**request)["TaskHandle"]
+    print(f"redrive: started move task {handle}", file=sys.stderr)
+    try:
+        while True:
+            time.sleep(poll_seconds)
+            # At most one task runs per source; the newest is listed first.
+            task = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=1)["Results"][0]
+            moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+            total = task.get("ApproximateNumberOfMessagesToMove")
+            print(f"redrive: {task['Status']}: moved {moved}/{total}", file=sys.stderr, flush=True)
+            if task["Status"] == "COMPLETED":
+                return moved
+            if task["Status"] in ("FAILED", "CANCELLED"):
+                reason = task.get("FailureReason", "no reason given")
+                raise OpsError(f"move task {task['Status'].lower()} after {moved}: {reason}")
+    except KeyboardInterrupt:
+        print(
+            f"the move task keeps running; stop it with "
+            f"`aws sqs cancel-message-move-task --task-handle {handle}`",
+            file=sys.stderr,
+        )
+        raise
+
+
+def is_unsupported(error: Exception) -> bool:
+    """Whether StartMessageMoveTask failed because the endpoint does not implement it."""
+    if isinstance(error, NotImplementedError):  # moto in-process
+        return True
+    return isinstance(error, ClientError) and error_code(error) in MOVE_TASK_UNSUPPORTED
+
+
+def copy_messages(
+    sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None, rate: float = 0
+) -> int:
+    """Copy-then-delete DLQ -> queue, 10 at a time, until the DLQ looks empty or `limit` moved.
+
+    Defaults: no limit, no rate limit (`rate` messages a second). Returns messages moved.
+    """
+    progress = Progress("redrive")
+    pacer = Pacer(rate)
+    moved = 0
+    while limit is None or moved < limit:
+        pacer.wait(moved)
+        response = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=10 if limit is None else min(10, limit - moved),
+            VisibilityTimeout=COPY_VISIBILITY_SECONDS,
+            WaitTimeSeconds=1,
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            break
+        moved += _copy_batch(sqs, dlq_url, queue_url, messages)
+        progress.update(moved, limit, "moved")
+    return moved
+
+
+def _copy_batch(sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str, Any]]) -> int:
+    entries = []
+    for index, message in enumerate(messages):
+        entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
+        if message.get("MessageAttributes"):
+            entry["MessageAttributes"] = {
+                name: {key: value[key] for key in MESSAGE_ATTRIBUTE_KEYS if key in value}
+                for name, value in message["MessageAttributes"].items()
+            }
+        entries.append(entry)
+    response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+    sent = [messages[int(ok["Id"])] for ok in response.get("Successful", [])]
+    if sent:
+        deleted = sqs.delete_message_batch(
+            QueueUrl=dlq_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)
+            ],
+        )
+        if deleted.get("Failed"):
+            count = len(deleted["Failed"])
+            print(f"warning: {count} copied message(s) stay in the DLQ too", file=sys.stderr)
+    failed = response.get("Failed", [])
+    if failed:
+        release(sqs, dlq_url, [messages[int(entry["Id"])]["ReceiptHandle"] for entry in failed])
+        first = failed[0]
+        raise OpsError(
+            f"could not send {len(failed)} message(s) to the queue; they stay in the DLQ "
+            f"({first['Code']}: {first.get('Message', '')})"
+        )
+    return len(sent)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; --limit does not combine with --method move."""
+    parser = make_parser("redrive", __doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument(
+        "--method",
+        choices=("auto", "move", "copy"),
+        default="auto",
+        help="move task, copy, or auto: move task with fallback to copy (default: auto)",
+    )
+    parser.add_argument(
+        "--max-per-second",
+        type=positive_int,
+        help=f"at most this many messages a second (1 to {MAX_MOVE_RATE}; default: SQS's pace)",
+    )
+    parser.add_argument("--limit", type=positive_int, help="copy at most this many (copy only)")
+    parser.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="move task progress interval (default 2)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print what would move; move none")
+    args = parser.parse_args(argv)
+    if args.max_per_second and args.max_per_second > MAX_MOVE_RATE:
+        parser.error(f"--max-per-second must be at most {MAX_MOVE_RATE}")
+    if args.limit and args.method == "move":
+        parser.error("--limit needs --method copy (the move task cannot stop at a count)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Redrive; print how many messages moved (or would move, with --dry-run)."""
+    args = parse_args(argv)
+    target = Target(args)
+    queue_url, dlq_url = target.queue_url(), target.dlq_url()
+    if queue_url == dlq_url:
+        raise OpsError("the queue and the DLQ are the same queue")
+    route = f"{queue_name(dlq_url)} to {queue_name(queue_url)}"
+    method = "copy" if args.limit else args.method
+    if args.dry_run:
+        waiting = queue_counts(target, dlq_url)["visible"]
+        count = min(waiting, args.limit) if args.limit else waiting
+        print(f"dry run: would move about {count} messages from {route} (method {method})")
+        return 0
+    if method != "copy":
+        try:
+            dlq_arn, queue_arn = target.arn(dlq_url), target.arn(queue_url)
+            moved = move_task(
+                target.sqs, dlq_arn, queue_arn, args.max_per_second, args.poll_seconds
+            )
+        except (NotImplementedError, ClientError) as error:
+            if not is_unsupported(error):
+                raise
+            if method == "move":
+                raise OpsError("this endpoint has no SQS move task; use --method copy") from None
+            print("redrive: move task not supported here; copying instead", file=sys.stderr)
+        else:
+            print(f"moved {moved} messages from {route} (move task)")
+            return 0
+    moved = copy_messages(target.sqs, dlq_url, queue_url, args.limit, args.max_per_second or 0)
+    print(f"moved {moved} messages from {route} (copy)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
