@@ -190,6 +190,8 @@ SECTIONS: dict[str, type[Any]] = {
 }
 TOP_LEVEL_KEYS = {"region", "account", "retain_data", "batch_window", "batch_windows", *SECTIONS}
 WINDOW_KEYS = {f.name for f in dataclasses.fields(BatchWindow)}
+# -c section.key=value works on these sections (batch_window: a single window only).
+OVERRIDABLE = {*SECTIONS, "batch_window"}
 OVERRIDE_KEY = re.compile(r"^(?P<section>[a-z_]+)\.(?P<key>[a-z_]+)$")
 
 
@@ -230,11 +232,14 @@ def _apply_overrides(
     for dotted, value in overrides.items():
         match = OVERRIDE_KEY.match(dotted)
         section = match["section"] if match else ""
-        if not match or section not in SECTIONS:
+        if not match or section not in OVERRIDABLE:
             problems.append(
                 f"-c {dotted}: not an override key; use section.key with section one of "
-                f"{sorted(SECTIONS)}"
+                f"{sorted(OVERRIDABLE)}"
             )
+            continue
+        if section == "batch_window" and not isinstance(merged.get(section), dict):
+            problems.append(f"-c {dotted}: this environment has no single batch_window to change")
             continue
         merged.setdefault(section, {})[match["key"]] = value
     return merged

@@ -206,3 +206,13 @@ def test_every_problem_is_reported_at_once() -> None:
     ]
     for key in keys:
         assert any(f".{key}:" in p for p in found), key
+
+
+def test_batch_window_values_can_be_overridden() -> None:
+    config = load_config(ENVIRONMENTS, "prod", {"batch_window.min_tasks": "10"})
+    assert config.batch_windows[0].min_tasks == 10
+
+
+def test_batch_window_override_needs_a_window() -> None:
+    found = problems(ENVIRONMENTS, env="dev", batch_window__min_tasks="2")
+    assert any("has no single batch_window" in p for p in found)
