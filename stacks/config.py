@@ -153,11 +153,19 @@ class BatchWindow:
 
 @dataclass(frozen=True)
 class AlarmsConfig:
-    """Where alarms go: one encrypted SNS topic, with an optional email subscription."""
+    """Where alarms go (one encrypted SNS topic) and when they fire (see docs/operations.md)."""
 
     email: str | None = None
+    """Subscribe this address to the alarm topic. Default: no subscription."""
     dlq_messages_threshold: int = 1
+    """Alarm when the DLQ holds at least this many messages. Default 1."""
     worker_error_rate_percent: int = 20
+    """Alarm when more than this share of jobs fail (retry, dead_letter, timeout). Default 20."""
+    oldest_message_age_minutes: int | None = None
+    """Alarm when the oldest message has waited longer. Default None: derived from the job
+    timeout, the visibility timeout and the batch windows (stacks/constructs/monitoring.py)."""
+    tasks_missing_minutes: int = 10
+    """Alarm when fewer tasks run than desired for this many minutes in a row. Default 10."""
 
 
 @dataclass(frozen=True)
@@ -571,6 +579,13 @@ def _check_alarms(a: AlarmsConfig) -> list[str]:
         problems.append(
             f"worker_error_rate_percent: {a.worker_error_rate_percent} must be 1 to 100"
         )
+    if a.oldest_message_age_minutes is not None and not 1 <= a.oldest_message_age_minutes <= 20160:
+        problems.append(
+            f"oldest_message_age_minutes: {a.oldest_message_age_minutes} must be 1 to 20160 "
+            "(14 days, the longest SQS keeps a message)"
+        )
+    if not 1 <= a.tasks_missing_minutes <= 60:
+        problems.append(f"tasks_missing_minutes: {a.tasks_missing_minutes} must be 1 to 60")
     return problems
 
 

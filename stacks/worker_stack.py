@@ -12,6 +12,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
+from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
 from stacks.constructs.queue_scaling import QueueScaling
 from stacks.constructs.worker_service import WorkerService
@@ -21,7 +22,7 @@ class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
 
     Takes the queues from the queue stack. Attributes: ``network``, ``cluster``, ``worker``,
-    ``scaling``, ``batch_windows``.
+    ``scaling``, ``batch_windows``, ``monitoring``.
     """
 
     def __init__(
@@ -75,3 +76,15 @@ class WorkerStack(Stack):
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.worker.service.service_name)
         CfnOutput(self, "LogGroupName", value=self.worker.log_group.log_group_name)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            cluster=self.cluster,
+            service=self.worker.service,
+            log_group=self.worker.log_group,
+            deadline_alarms=self.batch_windows.deadline_alarms,
+            scaling_alarms=[self.scaling.scale_out_alarm, self.scaling.scale_in_alarm],
+        )

@@ -216,3 +216,34 @@ def test_batch_window_values_can_be_overridden() -> None:
 def test_batch_window_override_needs_a_window() -> None:
     found = problems(ENVIRONMENTS, env="dev", batch_window__min_tasks="2")
     assert any("has no single batch_window" in p for p in found)
+
+
+def test_alarm_defaults_derive_the_message_age_and_wait_ten_minutes_for_tasks() -> None:
+    alarms = load_config(ENVIRONMENTS, "prod").alarms
+    assert alarms.oldest_message_age_minutes is None
+    assert alarms.tasks_missing_minutes == 10
+
+
+def test_alarm_settings_can_be_overridden() -> None:
+    config = load_config(
+        ENVIRONMENTS,
+        "prod",
+        {"alarms.oldest_message_age_minutes": "45", "alarms.tasks_missing_minutes": "5"},
+    )
+    assert (config.alarms.oldest_message_age_minutes, config.alarms.tasks_missing_minutes) == (
+        45,
+        5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("oldest_message_age_minutes", 0, "oldest_message_age_minutes: 0 must be 1 to 20160"),
+        ("tasks_missing_minutes", 61, "tasks_missing_minutes: 61 must be 1 to 60"),
+        ("email", "on-call", "email: 'on-call' is not an email address"),
+    ],
+)
+def test_bad_alarm_settings(key: str, value: Any, expected: str) -> None:
+    (message,) = problems(prod_with(alarms={key: value}))
+    assert f"alarms.{expected}" in message

@@ -1,0 +1,486 @@
+"""Monitoring: one alarm topic, the dashboard, job metrics from the logs, saved log queries.
+
+Hand-written with aws_cloudwatch rather than cdk-monitoring-constructs' MonitoringFacade. The
+facade synthesizes cleanly (cdk-nag 3, cfn-lint) and covers the queue/DLQ and memory alarms,
+but half of what is needed here is outside its monitors: the error rate as metric math over
+log metric filters, running < desired (its task-count alarm is a fixed minimum, wrong for a
+service that scales to zero), the deadline alarms made elsewhere, the deployment-failed
+EventBridge rule and the Logs Insights queries. Its defaults (5-minute periods, average memory
+across tasks, DLQ > 0) would be overridden one by one, and its dashboard would sit beside ours
+instead of being one page. A dozen plain alarms with thresholds from config read better.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+
+MINUTE = Duration.minutes(1)
+FIVE_MINUTES = Duration.minutes(5)
+# An idle queue's metrics can lag ~15 min when it wakes; scale-out and a task start add ~5.
+WAKE_UP_SECONDS = 20 * 60
+MEMORY_ALARM_PERCENT = 90
+GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+FAILED_OUTCOMES = ("retry", "dead_letter", "timeout")
+
+
+@dataclass(frozen=True)
+class JobMetric:
+    """A metric filter on the worker's ``job`` log lines (docs/contract.md)."""
+
+    name: str
+    outcomes: tuple[str, ...]
+    value: str = "1"
+    unit: cloudwatch.Unit = cloudwatch.Unit.COUNT
+    default_value: float | None = 0
+    """Emitted for non-matching lines: counts get 0, so a rate has data whenever logs flow."""
+
+    @property
+    def pattern(self) -> str:
+        """``{ $.event = "job" && ($.outcome = "a" || $.outcome = "b") }``."""
+        outcomes = " || ".join(f'$.outcome = "{o}"' for o in self.outcomes)
+        if len(self.outcomes) > 1:
+            outcomes = f"({outcomes})"
+        return f'{{ $.event = "job" && {outcomes} }}'
+
+
+JOB_METRICS = (
+    JobMetric("JobsProcessed", ("done",)),
+    JobMetric("JobsFailed", FAILED_OUTCOMES),
+    JobMetric("JobsRetried", ("retry",)),
+    JobMetric(
+        "JobDuration",
+        ("done",),
+        value="$.duration_seconds",
+        unit=cloudwatch.Unit.SECONDS,
+        default_value=None,
+    ),
+)
+
+# Logs Insights queries, saved as "<stack>/<name>". Edit the placeholder value before running.
+STORY_FIELDS = "@timestamp, @logStream, level, event, process, pid, message_id, receive_count, "
+QUERIES = {
+    "process-story": logs.QueryString(
+        fields=[STORY_FIELDS + "outcome, duration_seconds, reason, error"],
+        filter_statements=['process = "worker_00"'],
+        sort="@timestamp asc",
+        limit=1000,
+    ),
+    "message-story": logs.QueryString(
+        fields=[STORY_FIELDS + "outcome, duration_seconds, error"],
+        filter_statements=['message_id = "MESSAGE-ID"'],
+        sort="@timestamp asc",
+        limit=1000,
+    ),
+    "slowest-jobs": logs.QueryString(
+        fields=[
+            "@timestamp, duration_seconds, outcome, message_id, receive_count, process, @logStream"
+        ],
+        filter_statements=['event = "job"'],
+        sort="duration_seconds desc",
+        limit=50,
+    ),
+    "errors": logs.QueryString(
+        fields=[STORY_FIELDS + "outcome, error, reason, @message"],
+        filter_statements=[f'level = "error" or outcome in {json.dumps(list(FAILED_OUTCOMES))}'],
+        sort="@timestamp desc",
+        limit=500,
+    ),
+}
+
+
+def oldest_message_age_seconds(config: EnvironmentConfig) -> int:
+    """The age of the oldest message that raises the alarm.
+
+    ``alarms.oldest_message_age_minutes`` when set. Default: an idle service wakes up
+    (``WAKE_UP_SECONDS``, 20 min), runs the job to its timeout and, if its process crashed,
+    gets the message back after one visibility timeout; a batch is meant to wait for up to
+    its window's length (the deadline alarm watches that more finely), so the longest window
+    raises the threshold.
+    """
+    if config.alarms.oldest_message_age_minutes is not None:
+        return config.alarms.oldest_message_age_minutes * 60
+    healthy = (
+        WAKE_UP_SECONDS
+        + config.worker.job_timeout_seconds
+        + config.queue.visibility_timeout_seconds
+    )
+    windows = [
+        (w.end.hour - w.start.hour) * 3600 + (w.end.minute - w.start.minute) * 60
+        for w in config.batch_windows
+    ]
+    return max([healthy, *windows])
+
+
+class Monitoring(Construct):
+    """Alarms to one topic, a dashboard and saved log queries for one environment.
+
+    * Topic: SNS, encrypted with a customer-managed key (rotated) that CloudWatch and
+      EventBridge may use, TLS only; ``config.alarms.email`` subscribed when set.
+    * Alarms (alarm and OK actions to the topic), named ``<stack prefix>-<what>``:
+      ``dlq-messages`` (DLQ >= ``dlq_messages_threshold``, default 1), ``oldest-message-age``
+      (see :func:`oldest_message_age_seconds`), ``tasks-missing`` (running < desired for
+      ``tasks_missing_minutes``, default 10), ``memory-high`` (a task's memory > 90% for 3
+      minutes), ``error-rate`` (failed / all jobs > ``worker_error_rate_percent``, default 20,
+      two 5-minute periods, only when jobs ran); plus the given ``deadline_alarms`` (default
+      none). ``scaling_alarms`` (default none) are only shown on the dashboard.
+    * An EventBridge rule mails the topic when a deployment fails (circuit breaker rollback).
+    * Job metrics from the log group in namespace ``QueueWorkerKit/<env>``: ``JobsProcessed``,
+      ``JobsFailed``, ``JobsRetried``, ``JobDuration`` (seconds, done jobs).
+    * Dashboard ``<stack prefix>``: queue, DLQ, tasks, scaling, CPU/memory, job outcomes.
+    * Logs Insights queries ``<stack>/process-story``, ``message-story``, ``slowest-jobs``,
+      ``errors``.
+
+    Attributes: ``topic``, ``key``, ``dashboard``, ``alarms`` (name suffix -> alarm),
+    ``job_metrics`` (name -> metric filter), ``queries``, ``deployment_failed_rule``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        cluster: ecs.ICluster,
+        service: ecs.FargateService,
+        log_group: logs.ILogGroup,
+        deadline_alarms: Sequence[cloudwatch.Alarm] = (),
+        scaling_alarms: Sequence[cloudwatch.Alarm] = (),
+    ) -> None:
+        super().__init__(scope, id_)
+        self._config = config
+        self._prefix = config.stack_prefix
+        self.key, self.topic = self._topic(config.alarms.email)
+        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self.job_metrics = {
+            m.name: log_group.add_metric_filter(
+                m.name,
+                filter_pattern=logs.FilterPattern.literal(m.pattern),
+                metric_namespace=f"QueueWorkerKit/{config.name}",
+                metric_name=m.name,
+                metric_value=m.value,
+                unit=m.unit,
+                default_value=m.default_value,
+            )
+            for m in JOB_METRICS
+        }
+        task_dimensions = {"ClusterName": cluster.cluster_name, "ServiceName": service.service_name}
+        self._tasks = {
+            name: cloudwatch.Metric(
+                namespace="ECS/ContainerInsights",
+                metric_name=f"{name.capitalize()}TaskCount",
+                dimensions_map=task_dimensions,
+                period=MINUTE,
+                statistic="Average",
+                label=f"{name} tasks",
+            )
+            for name in ("running", "desired", "pending")
+        }
+        self.alarms = self._alarms(queue, dead_letter_queue, service)
+        for alarm in deadline_alarms:
+            self._notify(alarm)
+        self.deployment_failed_rule = self._deployment_failed_rule(service)
+        self.queries = {
+            name: logs.QueryDefinition(
+                self,
+                f"Query-{name}",
+                query_definition_name=f"{Stack.of(self).stack_name}/{name}",
+                query_string=query,
+                log_groups=[log_group],
+            )
+            for name, query in QUERIES.items()
+        }
+        self.dashboard = self._dashboard(
+            queue,
+            dead_letter_queue,
+            service,
+            log_group,
+            [*self.alarms.values(), *deadline_alarms, *scaling_alarms],
+        )
+
+    def _topic(self, email: str | None) -> tuple[kms.Key, sns.Topic]:
+        key = kms.Key(
+            self,
+            "TopicKey",
+            description=f"{self._prefix} alarm topic",
+            enable_key_rotation=True,
+            pending_window=Duration.days(7),
+            # Encrypts alarm notifications in transit only: nothing to keep after a delete.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+            key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey*")
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"{self._prefix} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        if email is not None:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return key, topic
+
+    def _notify(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        return alarm
+
+    def _alarm(
+        self,
+        name: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        periods: int,
+        description: str,
+        comparison: cloudwatch.ComparisonOperator = GT,
+    ) -> cloudwatch.Alarm:
+        """An alarm named ``<prefix>-<name>``: ``periods`` breaching datapoints in a row."""
+        return self._notify(
+            cloudwatch.Alarm(
+                self,
+                f"Alarm-{name}",
+                alarm_name=f"{self._prefix}-{name}",
+                alarm_description=f"{description} See docs/operations.md#{name}.",
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+
+    def _alarms(
+        self, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue, service: ecs.FargateService
+    ) -> dict[str, cloudwatch.Alarm]:
+        alarms = self._config.alarms
+        age = oldest_message_age_seconds(self._config)
+        missing = alarms.tasks_missing_minutes
+        jobs = {
+            "processed": self._job_metric("JobsProcessed"),
+            "failed": self._job_metric("JobsFailed"),
+        }
+        return {
+            "dlq-messages": self._alarm(
+                "dlq-messages",
+                dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=FIVE_MINUTES, statistic="Maximum"
+                ),
+                threshold=alarms.dlq_messages_threshold,
+                comparison=GTE,
+                periods=1,
+                description=f"The DLQ holds {alarms.dlq_messages_threshold}+ messages: jobs "
+                "failed for good. Peek, fix, redrive.",
+            ),
+            "oldest-message-age": self._alarm(
+                "oldest-message-age",
+                queue.metric_approximate_age_of_oldest_message(
+                    period=FIVE_MINUTES, statistic="Maximum"
+                ),
+                threshold=age,
+                periods=1,
+                description=f"A message has waited over {age} s: the fleet is not consuming "
+                "or not keeping up.",
+            ),
+            "tasks-missing": self._alarm(
+                "tasks-missing",
+                cloudwatch.MathExpression(
+                    expression="FILL(desired, 0) - FILL(running, 0)",
+                    using_metrics={k: self._tasks[k] for k in ("desired", "running")},
+                    label="Tasks desired but not running",
+                    period=MINUTE,
+                ),
+                threshold=1,
+                comparison=GTE,
+                periods=missing,
+                description=f"Fewer tasks ran than desired for {missing} min: tasks fail to "
+                "start or crash-loop.",
+            ),
+            "memory-high": self._alarm(
+                "memory-high",
+                service.metric_memory_utilization(period=MINUTE, statistic="Maximum"),
+                threshold=MEMORY_ALARM_PERCENT,
+                periods=3,
+                description=f"A task used over {MEMORY_ALARM_PERCENT}% of its memory for 3 "
+                "min: it may be OOM-killed. Check recycling settings.",
+            ),
+            "error-rate": self._alarm(
+                "error-rate",
+                cloudwatch.MathExpression(
+                    expression="IF(processed + failed > 0, 100 * failed / (processed + failed), 0)",
+                    using_metrics=jobs,
+                    label="Failed jobs (%)",
+                    period=FIVE_MINUTES,
+                ),
+                threshold=alarms.worker_error_rate_percent,
+                periods=2,
+                description=f"Over {alarms.worker_error_rate_percent}% of jobs failed (retry, "
+                "dead_letter, timeout) for 10 min.",
+            ),
+        }
+
+    def _job_metric(self, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
+        return self.job_metrics[name].metric(
+            period=FIVE_MINUTES, statistic=statistic, label=f"{name} ({statistic})"
+        )
+
+    def _deployment_failed_rule(self, service: ecs.FargateService) -> events.Rule:
+        """ECS reports SERVICE_DEPLOYMENT_FAILED when the circuit breaker rolls a deploy back."""
+        reason = events.EventField.from_path("$.detail.reason")
+        return events.Rule(
+            self,
+            "DeploymentFailed",
+            description=f"{self._prefix}: a worker deployment failed and was rolled back",
+            event_pattern=events.EventPattern(
+                source=["aws.ecs"],
+                detail_type=["ECS Deployment State Change"],
+                resources=[service.service_arn],
+                detail={"eventName": ["SERVICE_DEPLOYMENT_FAILED"]},
+            ),
+            targets=[
+                events_targets.SnsTopic(
+                    self.topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"{self._prefix}: worker deployment failed and was rolled back: "
+                        f"{reason}. See docs/operations.md#deployment-failed."
+                    ),
+                )
+            ],
+        )
+
+    def _dashboard(
+        self,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        service: ecs.FargateService,
+        log_group: logs.ILogGroup,
+        alarms: Sequence[cloudwatch.Alarm],
+    ) -> cloudwatch.Dashboard:
+        age = oldest_message_age_seconds(self._config)
+
+        def line(value: float, label: str) -> cloudwatch.HorizontalAnnotation:
+            return cloudwatch.HorizontalAnnotation(value=value, label=label)
+
+        def graph(
+            title: str,
+            metrics: Sequence[cloudwatch.IMetric],
+            alarm_line: tuple[float, str] | None = None,
+            y_axis: cloudwatch.YAxisProps | None = None,
+        ) -> cloudwatch.GraphWidget:
+            return cloudwatch.GraphWidget(
+                title=title,
+                left=list(metrics),
+                left_annotations=[line(*alarm_line)] if alarm_line else None,
+                left_y_axis=y_axis,
+                width=8,
+                height=6,
+            )
+
+        dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=self._prefix,
+            default_interval=Duration.hours(12),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Queue depth",
+                [
+                    queue.metric_approximate_number_of_messages_visible(
+                        label="visible", period=MINUTE, statistic="Maximum"
+                    ),
+                    queue.metric_approximate_number_of_messages_not_visible(
+                        label="in flight", period=MINUTE, statistic="Maximum"
+                    ),
+                    queue.metric_approximate_number_of_messages_delayed(
+                        label="delayed", period=MINUTE, statistic="Maximum"
+                    ),
+                ],
+            ),
+            graph(
+                "Age of the oldest message (s)",
+                [
+                    queue.metric_approximate_age_of_oldest_message(
+                        label="oldest", period=MINUTE, statistic="Maximum"
+                    )
+                ],
+                alarm_line=(age, "alarm"),
+            ),
+            graph(
+                "DLQ depth",
+                [
+                    dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        label="in DLQ", period=MINUTE, statistic="Maximum"
+                    )
+                ],
+                alarm_line=(self._config.alarms.dlq_messages_threshold, "alarm"),
+            ),
+        )
+        dashboard.add_widgets(
+            graph("Tasks: running / desired / pending", list(self._tasks.values())),
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms (scale-out / scale-in show scaling activity)",
+                alarms=list(alarms),
+                width=8,
+                height=6,
+            ),
+            graph(
+                "Task CPU and memory (%)",
+                [
+                    service.metric_cpu_utilization(period=MINUTE, label="CPU avg"),
+                    service.metric_memory_utilization(period=MINUTE, label="memory avg"),
+                    service.metric_memory_utilization(
+                        label="memory max", period=MINUTE, statistic="Maximum"
+                    ),
+                ],
+                alarm_line=(MEMORY_ALARM_PERCENT, "memory alarm"),
+                y_axis=cloudwatch.YAxisProps(min=0, max=100),
+            ),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Jobs per 5 min",
+                [self._job_metric(name) for name in ("JobsProcessed", "JobsFailed", "JobsRetried")],
+            ),
+            graph(
+                "Job duration of done jobs (s)",
+                [self._job_metric("JobDuration", p) for p in ("p50", "p90", "p99")],
+            ),
+            graph(
+                "Failed jobs (%)",
+                [self.alarms["error-rate"].metric],
+                alarm_line=(self._config.alarms.worker_error_rate_percent, "alarm"),
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.LogQueryWidget(
+                title="Errors and failed jobs (latest)",
+                log_group_names=[log_group.log_group_name],
+                query_string=QUERIES["errors"].to_string(),
+                width=24,
+                height=6,
+            )
+        )
+        return dashboard
