@@ -50,6 +50,10 @@ CLAIM_CONDITION = (
 )
 
 
+# What a skipped duplicate returns: the runtime logs its job line with outcome "duplicate".
+DUPLICATE = "duplicate"
+
+
 class JobInProgressElsewhere(Exception):
     """Another holder runs this job now: retry later (the worker retries on any exception)."""
 
@@ -243,7 +247,7 @@ def idempotent(
     """Decorate a `handler(body, ctx)` so its body runs at most once per key.
 
     `key(body, ctx)` defaults to the SQS message id (`ctx.message_id`); a business key from the
-    producer is better, because a message sent again gets a new id. A duplicate returns None
+    producer is better, because a message sent again gets a new id. A duplicate returns DUPLICATE
     without running the handler and logs a `job_duplicate` line. The guard (table, TTL, lock)
     is built on the first call unless given.
     """
@@ -267,7 +271,7 @@ def idempotent(
                         receive_count=ctx.receive_count,
                         key=job_key,
                     )
-                    return None
+                    return DUPLICATE
                 return handler(body, ctx)
 
         return guarded  # type: ignore[return-value]

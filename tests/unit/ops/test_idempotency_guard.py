@@ -136,7 +136,7 @@ def test_decorator_skips_duplicates_and_logs_them(
         return "ran"
 
     assert handler("job", Ctx("m-1")) == "ran"
-    assert handler("job", Ctx("m-1", receive_count=2)) is None
+    assert handler("job", Ctx("m-1", receive_count=2)) == "duplicate"
     assert handler("job", Ctx("m-2")) == "ran"  # default key: the message id
     assert runs == ["job", "job"]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -1,0 +1,72 @@
+"""Fleet throughput benchmark: the local run (scripts.local_run) with the sleep handler.
+
+    .venv/bin/python -m scripts.bench [--env dev] [--prefetch 9 ...]
+
+200 messages of 1 s on 8 processes, no poison: reports, per PREFETCH_SECONDS value, the wall
+time against the ideal (messages x duration / processes) and the SQS requests the workers made
+per processed message. Exits 1 when a run loses a message, or is below 90 % of the ideal, or
+above 0.5 requests per message (the bars of docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from scripts.local_run import ROOT, Report, run
+
+MIN_EFFICIENCY = 0.9
+MAX_REQUESTS_PER_MESSAGE = 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="dev", help="templates of this environment (dev)")
+    parser.add_argument("--cdk-out", default=str(ROOT / "cdk.out"))
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=1.0)
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument(
+        "--prefetch", type=float, nargs="+", default=[9.0], help="PREFETCH_SECONDS values (9)"
+    )
+    args = parser.parse_args(argv)
+    results: list[tuple[float, Report]] = []
+    for prefetch in args.prefetch:
+        print(f"--- PREFETCH_SECONDS={prefetch:g}")
+        run_args = argparse.Namespace(
+            env=args.env,
+            cdk_out=args.cdk_out,
+            messages=args.messages,
+            duration=args.duration,
+            poison=0,
+            malformed=0,
+            processes=args.processes,
+            prefetch=prefetch,
+            timeout=300,
+            run_dir="/tmp/queue-worker-bench",
+            fleet_log="",
+        )
+        report = run(run_args)
+        print("\n".join(report.lines()))
+        results.append((prefetch, report))
+    print(
+        f"\n{args.messages} messages x {args.duration:g} s on {args.processes} processes\n"
+        "| PREFETCH_SECONDS | wall (s) | ideal (s) | of ideal | SQS requests / message | lost |\n"
+        "| --- | --- | --- | --- | --- | --- |"
+    )
+    failed = False
+    for prefetch, r in results:
+        print(
+            f"| {prefetch:g} | {r.wall_seconds:.1f} | {r.ideal_seconds:.1f} | "
+            f"{r.efficiency:.0%} | {r.requests_per_message:.2f} | {r.lost} |"
+        )
+        failed |= (
+            r.lost > 0
+            or r.efficiency < MIN_EFFICIENCY
+            or r.requests_per_message > MAX_REQUESTS_PER_MESSAGE
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

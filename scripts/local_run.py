@@ -1,0 +1,419 @@
+"""Run the worker fleet locally, as an environment's synthesized templates configure it.
+
+    .venv/bin/python -m scripts.local_run --env dev [--messages 40 --duration 1 --poison 2
+        --malformed 2 --processes N --prefetch S]
+
+Reads cdk.out/NAME/QueueWorker-NAME-Queue.template.json (the work queue's VisibilityTimeout,
+retention and maxReceiveCount; the DLQ) and cdk.out/NAME/QueueWorker-NAME-Worker.template.json
+(the container Environment of the task definition), starts moto's server on loopback, creates
+the queue and DLQ as the queue stack would, runs the real supervisord fleet
+(`python -m worker.supervise`, the image's entrypoint) with the template's settings, enqueues a
+batch of sleep jobs including poison (always failing) and malformed messages, shows progress
+and ends with a report. Exits 1 if any message was lost, 130 on Ctrl-C; always cleans up.
+
+Local overrides (printed): QUEUE_URL/DEAD_LETTER_QUEUE_URL point at moto, the handler is the
+example `worker.examples:sleep_job`, and the retry backoff is 1-2 s so poison messages reach the
+DLQ within seconds instead of minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER_IMAGE = ROOT / "worker_image"
+REGION = "ap-northeast-1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+DEMO_OVERRIDES = {
+    "WORKER_HANDLER_MODE": "callable",
+    "WORKER_HANDLER": "worker.examples:sleep_job",
+    "RETRY_BACKOFF_BASE_SECONDS": "1",
+    "RETRY_BACKOFF_MAX_SECONDS": "2",
+}
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """The work queue's settings from the queue stack's template."""
+
+    visibility_timeout: int = 30
+    retention_seconds: int = 345_600
+    max_receive_count: int = 3
+
+
+def read_templates(assembly: Path, env_name: str) -> tuple[QueueSpec, dict[str, str]]:
+    """(work queue settings, worker container environment with literal values only)."""
+    queue_template = json.loads(
+        (assembly / f"QueueWorker-{env_name}-Queue.template.json").read_text()
+    )
+    queues = [
+        r["Properties"]
+        for r in queue_template["Resources"].values()
+        if r["Type"] == "AWS::SQS::Queue"
+    ]
+    work = [q for q in queues if "RedrivePolicy" in q]
+    if len(work) != 1 or len(queues) != 2:
+        raise SystemExit("queue template: expected one queue with a RedrivePolicy and its DLQ")
+    spec = QueueSpec(
+        visibility_timeout=int(work[0].get("VisibilityTimeout", 30)),
+        retention_seconds=int(work[0].get("MessageRetentionPeriod", 345_600)),
+        max_receive_count=int(work[0]["RedrivePolicy"]["maxReceiveCount"]),
+    )
+    worker_template = json.loads(
+        (assembly / f"QueueWorker-{env_name}-Worker.template.json").read_text()
+    )
+    [task] = [
+        r["Properties"]
+        for r in worker_template["Resources"].values()
+        if r["Type"] == "AWS::ECS::TaskDefinition"
+    ]
+    environment = task["ContainerDefinitions"][0].get("Environment", [])
+    # Values that are CloudFormation expressions (the queue URLs) only exist once deployed.
+    return spec, {e["Name"]: e["Value"] for e in environment if isinstance(e["Value"], str)}
+
+
+class CountingMoto:
+    """moto's server on loopback (in this process); counts the SQS requests it serves."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        self.requests: Counter[str] = Counter()
+        self.server_errors: Counter[str] = Counter()
+        app = DomainDispatcherApplication(create_backend_app)
+
+        def counting(environ: dict[str, Any], start_response: Any) -> Any:
+            action = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2] or "query-protocol"
+            self.requests[action] += 1
+
+            def start(status: str, headers: Any, *rest: Any) -> Any:
+                if status.startswith("5"):
+                    self.server_errors[action] += 1
+                return start_response(status, headers, *rest)
+
+            return app(environ, start)
+
+        self.server = make_server(
+            "127.0.0.1", 0, counting, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@dataclass
+class FleetLog:
+    """The fleet's stdout, parsed: JSON lines become events; the rest is kept for errors."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+    copy: Path | None = None
+
+    def follow(self, stream: Any) -> None:
+        copy = open(self.copy, "a") if self.copy else None  # noqa: SIM115 - closed below
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            if copy:
+                copy.write(line + "\n")
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.other.append(line)
+        if copy:
+            copy.close()
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e.get("event") == event]
+
+
+@dataclass
+class Report:
+    """What the run shows at its end."""
+
+    enqueued: int
+    processed: int
+    dead_lettered: int
+    lost: int
+    duplicates: int
+    wall_seconds: float
+    ideal_seconds: float
+    worker_requests: int
+    request_breakdown: dict[str, int]
+    outcomes: dict[str, int]
+    server_errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def efficiency(self) -> float:
+        return self.ideal_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def requests_per_message(self) -> float:
+        return self.worker_requests / self.processed if self.processed else float("inf")
+
+    def lines(self) -> list[str]:
+        breakdown = ", ".join(f"{k} {v}" for k, v in sorted(self.request_breakdown.items()))
+        return [
+            f"enqueued        {self.enqueued}",
+            f"processed       {self.processed}",
+            f"dead-lettered   {self.dead_lettered}",
+            f"lost            {self.lost}",
+            f"duplicates      {self.duplicates}",
+            f"job outcomes    {dict(sorted(self.outcomes.items()))}",
+            f"wall time       {self.wall_seconds:.1f} s (ideal {self.ideal_seconds:.1f} s: "
+            f"{self.efficiency:.0%} of ideal)",
+            f"SQS requests    {self.worker_requests} by the workers = "
+            f"{self.requests_per_message:.2f} per processed message ({breakdown})",
+        ] + ([f"moto 5xx errors {self.server_errors}"] if self.server_errors else [])
+
+
+def _fake_aws_env() -> None:
+    """Fake credentials and a region: nothing here may reach real AWS."""
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ.setdefault("AWS_REGION", REGION)
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ["AWS_REGION"])
+    os.environ.pop("AWS_PROFILE", None)
+
+
+def _create_queues(sqs: Any, spec: QueueSpec) -> tuple[str, str]:
+    # Unique per run: a long poll the previous fleet abandoned at its stop may still be waiting
+    # in the server and would take (hide) messages of a queue with the same name.
+    suffix = uuid.uuid4().hex[:12]
+    dlq = sqs.create_queue(QueueName=f"local-dlq-{suffix}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    url = sqs.create_queue(
+        QueueName=f"local-work-{suffix}",
+        Attributes={
+            "VisibilityTimeout": str(spec.visibility_timeout),
+            "MessageRetentionPeriod": str(spec.retention_seconds),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    return url, dlq
+
+
+def _enqueue(sqs: Any, url: str, args: argparse.Namespace) -> set[str]:
+    good = json.dumps({"duration_seconds": args.duration})
+    poison = json.dumps({"duration_seconds": min(args.duration, 0.5), "fail": True})
+    bodies = [good] * args.messages + [poison] * args.poison + ["{malformed"] * args.malformed
+    ids: set[str] = set()
+    for start in range(0, len(bodies), 10):
+        entries = [
+            {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])
+        ]
+        response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        ids.update(m["MessageId"] for m in response["Successful"])
+    return ids
+
+
+def _dead_letter_ids(sqs: Any, dlq: str) -> set[str]:
+    ids: set[str] = set()
+    while batch := sqs.receive_message(
+        QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=600, MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        for message in batch:
+            source = message.get("MessageAttributes", {}).get("worker_source_message_id")
+            ids.add(source["StringValue"] if source else message["MessageId"])
+    return ids
+
+
+def _queue_count(sqs: Any, url: str, name: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[name])["Attributes"]
+    return int(attributes[name])
+
+
+@contextlib.contextmanager
+def _fleet(env: dict[str, str], log: FleetLog) -> Iterator[subprocess.Popen[bytes]]:
+    """The real fleet (`python -m worker.supervise`); SIGTERMed, then killed, on the way out."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker.supervise"],
+        cwd=WORKER_IMAGE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us only; we stop the fleet in order
+    )
+    reader = threading.Thread(target=log.follow, args=(process.stdout,), daemon=True)
+    reader.start()
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(float(env.get("SUPERVISOR_STOPWAITSECS", "110")) + 10)
+            except subprocess.TimeoutExpired:
+                print("fleet did not stop in time: killing it", file=sys.stderr)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything left of the group
+        process.wait()
+        reader.join(5)
+
+
+def _wait_until(condition: Any, timeout: float, what: str, log: FleetLog) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            tail = "\n".join(log.other[-20:])
+            raise SystemExit(f"timed out waiting for {what}; fleet output:\n{tail}")
+        time.sleep(0.1)
+
+
+def run(args: argparse.Namespace) -> Report:
+    """Start everything, run the batch, stop everything; the report of the run."""
+    spec, template_env = read_templates(Path(args.cdk_out) / args.env, args.env)
+    _fake_aws_env()
+    overrides = dict(DEMO_OVERRIDES)
+    if args.processes:
+        overrides["WORKER_PROCESSES"] = str(args.processes)
+    if args.prefetch is not None:
+        overrides["PREFETCH_SECONDS"] = str(args.prefetch)
+    shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    print(f"settings from the {args.env} templates; local overrides: {shown}")
+    with contextlib.ExitStack() as stack:
+        workers_moto = CountingMoto()  # the workers' endpoint: its requests are counted
+        stack.callback(workers_moto.close)
+        admin_moto = CountingMoto()  # this script's own endpoint (same in-process state)
+        stack.callback(admin_moto.close)
+        sqs = boto3.client("sqs", region_name=os.environ["AWS_REGION"], endpoint_url=admin_moto.url)
+        url, dlq = _create_queues(sqs, spec)
+        env = {
+            **os.environ,
+            **template_env,
+            **overrides,
+            "QUEUE_URL": url.replace(admin_moto.url, workers_moto.url),
+            "DEAD_LETTER_QUEUE_URL": dlq.replace(admin_moto.url, workers_moto.url),
+            "AWS_ENDPOINT_URL": workers_moto.url,
+            "WORKER_RUN_DIR": str(Path(args.run_dir) / f"run-{os.getpid()}"),
+            "WORKER_TASK_DIR": str(Path(args.run_dir) / f"task-{os.getpid()}"),
+        }
+        env.pop("ECS_AGENT_URI", None)
+        processes = int(env.get("WORKER_PROCESSES", "2"))
+        print(
+            f"queue: visibility {spec.visibility_timeout} s, maxReceiveCount "
+            f"{spec.max_receive_count}; fleet: {processes} processes"
+        )
+        log = FleetLog(copy=Path(args.fleet_log) if args.fleet_log else None)
+        fleet = stack.enter_context(_fleet(env, log))
+        print(f"fleet: supervisord entrypoint pid {fleet.pid} (process group {fleet.pid})")
+        _wait_until(
+            lambda: len(log.of("worker_started")) >= processes or fleet.poll() is not None,
+            60,
+            "the workers to start",
+            log,
+        )
+        if fleet.poll() is not None:
+            raise SystemExit("the fleet exited at start:\n" + "\n".join(log.other[-20:]))
+        workers_moto.requests.clear()
+        started = time.monotonic()
+        sent = _enqueue(sqs, url, args)
+        print(f"enqueued {len(sent)} messages: {args.messages} good, {args.poison} poison, "
+              f"{args.malformed} malformed")  # fmt: skip
+
+        def settled() -> int:
+            done = {j["message_id"] for j in log.of("job") if j["outcome"] == "done"}
+            return len(done & sent) + _queue_count(sqs, dlq, "ApproximateNumberOfMessages")
+
+        next_progress = 0.0
+        finished_at = None
+        deadline = started + args.timeout
+        while time.monotonic() < deadline:
+            count = settled()
+            now = time.monotonic()
+            if count >= len(sent):
+                finished_at = now
+                break
+            if fleet.poll() is not None:
+                print("the fleet exited early", file=sys.stderr)
+                break
+            if now >= next_progress:
+                outcomes = Counter(j["outcome"] for j in log.of("job"))
+                print(f"[{now - started:5.1f} s] settled {count}/{len(sent)}: {dict(outcomes)}")
+                next_progress = now + 2
+            time.sleep(0.1)
+        wall = (finished_at or time.monotonic()) - started
+        requests = dict(workers_moto.requests)  # before the stop: shutdown is not work
+        server_errors = dict(workers_moto.server_errors)
+        dead = _dead_letter_ids(sqs, dlq)
+    jobs = log.of("job")
+    done = [j["message_id"] for j in jobs if j["outcome"] == "done"]
+    return Report(
+        enqueued=len(sent),
+        processed=len(set(done) & sent),
+        dead_lettered=len(dead & sent),
+        lost=len(sent - set(done) - dead),
+        duplicates=len(done) - len(set(done)),
+        wall_seconds=wall,
+        ideal_seconds=args.messages * args.duration / processes,
+        worker_requests=sum(requests.values()),
+        request_breakdown=requests,
+        outcomes=dict(Counter(j["outcome"] for j in jobs)),
+        server_errors=server_errors,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="dev", help="environment name (default dev)")
+    parser.add_argument("--cdk-out", default=str(ROOT / "cdk.out"), help="default cdk.out")
+    parser.add_argument("--messages", type=int, default=40, help="good messages (default 40)")
+    parser.add_argument("--duration", type=float, default=1.0, help="seconds a job (default 1)")
+    parser.add_argument("--poison", type=int, default=2, help="always failing (default 2)")
+    parser.add_argument("--malformed", type=int, default=2, help="non-JSON bodies (default 2)")
+    parser.add_argument("--processes", type=int, default=0, help="override WORKER_PROCESSES")
+    parser.add_argument("--prefetch", type=float, default=None, help="override PREFETCH_SECONDS")
+    parser.add_argument("--timeout", type=float, default=300, help="give up after (default 300)")
+    parser.add_argument("--fleet-log", default="", help="also write the fleet's output here")
+    parser.add_argument("--run-dir", default="/tmp/queue-worker-local", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        report = run(args)
+    except KeyboardInterrupt:
+        print("interrupted: everything stopped", file=sys.stderr)
+        return 130
+    print("\n".join(report.lines()))
+    return 1 if report.lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Fixtures of the integration layer: real supervisord fleets against moto's server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.fleet import Fleet
+
+
+@pytest.fixture
+def make_fleet(moto_endpoint: str, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
+    """Factory: a started fleet (FAST settings + overrides); every fleet is killed afterwards."""
+    fleets: list[Fleet] = []
+
+    def make(endpoint: str | None = None, **env: Any) -> Fleet:
+        workdir = tmp_path / f"fleet-{len(fleets)}"
+        workdir.mkdir()
+        fleet = Fleet(workdir, endpoint or moto_endpoint, {k: str(v) for k, v in env.items()})
+        fleets.append(fleet)
+        return fleet.start()
+
+    yield make
+    for fleet in fleets:
+        fleet.kill()

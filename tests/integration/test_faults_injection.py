@@ -1,0 +1,217 @@
+"""Fault injection on the real fleet (supervisord + worker processes + moto's server).
+
+Every test sends recorded jobs (each run appends `<id> start|done` to a file) and ends by
+checking that nothing was lost: every message is either done exactly once or in the DLQ, and
+the work queue is empty.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import REGION, free_port
+from tests.integration.fleet import Fleet, queue_depth, send_jobs
+from tests.unit.worker.recording_handlers import runs
+
+MakeFleet = Callable[..., Fleet]
+
+
+def dead_letters(sqs: Any, dlq_url: str) -> set[str]:
+    """Bodies' source ids in the DLQ: the original id (SQS redrive keeps it) or the attribute."""
+    ids: set[str] = set()
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        if not got:
+            return ids
+        for message in got:
+            source = message.get("MessageAttributes", {}).get("worker_source_message_id")
+            ids.add(source["StringValue"] if source else message["MessageId"])
+
+
+def assert_nothing_lost(
+    sqs: Any, pair: Any, record: Path, done: list[str], dead: list[str] | None = None
+) -> None:
+    """`done` ran to completion exactly once, `dead` are in the DLQ, the queue is empty."""
+    completions = {i: r["done"] for i, r in runs(record).items() if r["done"]}
+    assert completions == dict.fromkeys(done, 1)
+    assert dead_letters(sqs, pair.dlq_url) == set(dead or [])
+    assert queue_depth(sqs, pair.url) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_kill_9_of_a_worker_mid_job_runs_the_job_again_once(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair()
+    record = tmp_path / "record"
+    [long_job] = send_jobs(sqs_client, pair.url, record, duration_seconds=3)
+    fleet = make_fleet(QUEUE_URL=pair.url, DEAD_LETTER_QUEUE_URL=pair.dlq_url, WORKER_PROCESSES=1)
+    fleet.wait_for(lambda: long_job in runs(record))
+    executor_pid = int(record.read_text().split()[2])
+    [worker_pid] = fleet.worker_pids()
+    os.kill(worker_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    others = send_jobs(sqs_client, pair.url, record, 3, duration_seconds=0.1)
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 4)
+    # The message came back after the visibility timeout (2 s), not after the job's 3 s.
+    assert time.monotonic() - killed_at < 10
+    assert not _alive(executor_pid)  # the job died with its worker: no orphan finishing it
+    assert fleet.stop() == 0
+    assert runs(record)[long_job] == {"start": 2, "done": 1}
+    assert len(fleet.worker_pids()) == 2  # supervisord restarted the killed process
+    assert_nothing_lost(sqs_client, pair, record, [long_job, *others])
+
+
+def test_sigterm_lets_running_jobs_finish_within_the_grace(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair()
+    record = tmp_path / "record"
+    ids = send_jobs(sqs_client, pair.url, record, 2, duration_seconds=1.5)
+    fleet = make_fleet(QUEUE_URL=pair.url, WORKER_PROCESSES=2, WORKER_STOP_GRACE_SECONDS=5)
+    fleet.wait_for(lambda: len(runs(record)) == 2)
+    assert fleet.stop() == 0
+    assert [j["outcome"] for j in fleet.jobs()] == ["done", "done"]
+    assert_nothing_lost(sqs_client, pair, record, ids)
+
+
+def test_sigterm_hands_back_jobs_that_outlast_the_grace(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair(visibility_timeout=60)
+    record = tmp_path / "record"
+    ids = send_jobs(sqs_client, pair.url, record, 2, duration_seconds=60)
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        WORKER_PROCESSES=2,
+        WORKER_STOP_GRACE_SECONDS=0.5,
+        VISIBILITY_TIMEOUT_SECONDS=60,
+    )
+    fleet.wait_for(lambda: len(runs(record)) == 2)
+    stopped_at = time.monotonic()
+    assert fleet.stop() == 0
+    assert time.monotonic() - stopped_at < 8
+    assert [j["outcome"] for j in fleet.jobs()] == ["handed_back", "handed_back"]
+    assert all(r["done"] == 0 for r in runs(record).values())
+    # Not deleted, and visible again at once (not after the 60-s visibility).
+    got = sqs_client.receive_message(QueueUrl=pair.url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
+    assert sorted(m["MessageId"] for m in got["Messages"]) == sorted(ids)
+
+
+def test_a_poison_message_ends_in_the_dlq_and_the_rest_is_done(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair(max_receive_count=3)
+    record = tmp_path / "record"
+    [poison] = send_jobs(sqs_client, pair.url, record, fail=True)
+    good = send_jobs(sqs_client, pair.url, record, 4, duration_seconds=0.1)
+    fleet = make_fleet(QUEUE_URL=pair.url, DEAD_LETTER_QUEUE_URL=pair.dlq_url, WORKER_PROCESSES=2)
+    fleet.wait_for(lambda: len(fleet.jobs("retry")) == 3 and len(fleet.jobs("done")) == 4)
+    fleet.wait_for(lambda: queue_depth(sqs_client, pair.url) == 0)  # redriven on receive 4
+    assert fleet.stop() == 0
+    assert runs(record)[poison] == {"start": 3, "done": 0}
+    assert_nothing_lost(sqs_client, pair, record, good, [poison])
+
+
+def test_a_malformed_body_is_dead_lettered_and_the_loop_survives(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair()
+    bad = sqs_client.send_message(QueueUrl=pair.url, MessageBody="{not json")["MessageId"]
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=1,
+        WORKER_HANDLER="worker.examples:sleep_job",
+    )
+    fleet.wait_for(lambda: len(fleet.jobs("dead_letter")) == 1)
+    good = sqs_client.send_message(QueueUrl=pair.url, MessageBody='{"duration_seconds": 0.1}')
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 1)
+    assert fleet.stop() == 0
+    assert len(fleet.worker_pids()) == 1  # the same process went on
+    assert {j["message_id"]: j["outcome"] for j in fleet.jobs()} == {
+        bad: "dead_letter",
+        good["MessageId"]: "done",
+    }
+    assert dead_letters(sqs_client, pair.dlq_url) == {bad}
+    assert queue_depth(sqs_client, pair.url) == 0
+
+
+def test_a_hung_handler_is_stopped_at_the_timeout_and_retried(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair()
+    record = tmp_path / "record"
+    [hung] = send_jobs(sqs_client, pair.url, record, hang_on_first=True)
+    fleet = make_fleet(QUEUE_URL=pair.url, WORKER_PROCESSES=1, JOB_TIMEOUT_SECONDS=1)
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 1)
+    assert fleet.stop() == 0
+    assert [(j["outcome"], j["receive_count"]) for j in fleet.jobs()] == [
+        ("timeout", 1),
+        ("done", 2),
+    ]
+    assert runs(record)[hung] == {"start": 2, "done": 1}
+    assert_nothing_lost(sqs_client, pair, record, [hung])
+
+
+def test_a_leaking_handler_is_recycled_by_the_memory_limit(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair()
+    record = tmp_path / "record"
+    ids = send_jobs(sqs_client, pair.url, record, 6, leak_mib=64)
+    fleet = make_fleet(QUEUE_URL=pair.url, WORKER_PROCESSES=1, MAX_MEMORY_MIB_PER_PROCESS=200)
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 6)
+    assert fleet.stop() == 0
+    recycles = [e for e in fleet.events("worker_stopped") if e["reason"] == "recycle_memory"]
+    assert len(recycles) >= 2  # 6 x 64 MiB never fits under 200 MiB in one process
+    assert all(e["jobs"] <= 3 for e in recycles)
+    assert_nothing_lost(sqs_client, pair, record, ids)
+
+
+def test_the_sqs_endpoint_going_away_is_survived(make_fleet: MakeFleet, tmp_path: Path) -> None:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
+    url = sqs.create_queue(QueueName="outage", Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
+    record = tmp_path / "record"
+    before = send_jobs(sqs, url, record, 3, duration_seconds=0.1)
+    fleet = make_fleet(endpoint=endpoint, QUEUE_URL=url, WORKER_PROCESSES=2)
+    try:
+        fleet.wait_for(lambda: len(fleet.jobs("done")) == 3)
+        server.stop()  # SQS goes away ...
+        fleet.wait_for(lambda: len(fleet.events("receive_error")) >= 4, timeout=30)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()  # ... and comes back on the same address (moto keeps its state)
+        after = send_jobs(sqs, url, record, 3, duration_seconds=0.1)
+        fleet.wait_for(lambda: len(fleet.jobs("done")) == 6, timeout=60)
+        assert fleet.stop() == 0
+        assert runs(record) == {i: {"start": 1, "done": 1} for i in before + after}
+        assert queue_depth(sqs, url) == 0
+    finally:
+        server.stop()
+    errors = fleet.events("receive_error")
+    assert {e["level"] for e in errors} == {"warning"}
+    for pid in {e["pid"] for e in errors}:  # each process backs off instead of spinning
+        backoffs = [e["backoff_seconds"] for e in errors if e["pid"] == pid]
+        assert backoffs == [1.0, 2.0, 4.0, 8.0, 16.0][: len(backoffs)]
+    assert len(fleet.worker_pids()) == 2  # no process died over it

@@ -1,0 +1,123 @@
+"""The real worker image: linted, built with podman on the local base, run against moto.
+
+The engine comes from /work/shared/container/setup.sh (installs podman, builds
+localhost/kit-base:bookworm; idempotent). If it cannot be set up, these tests fail: they never
+skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
+from tests.integration.test_faults_injection import dead_letters
+
+SETUP = Path("/work/shared/container/setup.sh")
+BASE = "localhost/kit-base:bookworm"
+IMAGE = "localhost/queue-worker:test"
+HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
+
+pytestmark = pytest.mark.container
+
+
+def run(*args: str, timeout: float = 600) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """Set up podman (fails loudly) and build the image on the local bookworm base."""
+    engine = run("bash", str(SETUP)).strip().splitlines()[-1]
+    assert engine == "podman", f"setup.sh offers {engine!r}, not podman"
+    run(
+        "podman", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE}",
+        "--tag", IMAGE, str(WORKER_IMAGE),
+    )  # fmt: skip
+    return IMAGE
+
+
+def test_the_dockerfile_is_hadolint_clean() -> None:
+    run(str(HADOLINT), "--failure-threshold", "info", str(WORKER_IMAGE / "Dockerfile"))
+
+
+def test_the_image_runs_as_a_fixed_non_root_user_and_ships_only_the_runtime(image: str) -> None:
+    assert run("podman", "image", "inspect", "--format", "{{.Config.User}}", image).strip() == (
+        "10001:10001"
+    )
+    script = (
+        "import importlib.metadata as m, os, json;"
+        "names = sorted(d.metadata['Name'].lower() for d in m.distributions());"
+        "print(json.dumps([os.getuid(), names, sorted(os.listdir('/app'))]))"
+    )
+    uid, installed, app = json.loads(
+        run("podman", "run", "--rm", "--entrypoint", "/opt/venv/bin/python", image, "-c", script)
+    )
+    assert uid == 10001
+    required = [
+        line.split("==")[0].lower()
+        for line in (WORKER_IMAGE / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert installed == sorted(required)  # no pip, no setuptools, no test tools
+    assert app == ["supervisord.conf", "worker"]
+
+
+def test_the_image_consumes_real_messages(
+    image: str,
+    moto_endpoint: str,
+    make_queue_pair: Callable[..., Any],
+    sqs_client: Any,
+    tmp_path: Path,
+) -> None:
+    pair = make_queue_pair(max_receive_count=2)
+    send = sqs_client.send_message
+    good = [
+        send(QueueUrl=pair.url, MessageBody='{"duration_seconds": 0.3}')["MessageId"]
+        for _ in range(12)
+    ]
+    poison = [
+        send(QueueUrl=pair.url, MessageBody='{"duration_seconds": 0.1, "fail": true}')["MessageId"]
+        for _ in range(2)
+    ]
+    malformed = send(QueueUrl=pair.url, MessageBody="<xml/>")["MessageId"]
+    name = f"worker-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        "QUEUE_URL": pair.url,
+        "DEAD_LETTER_QUEUE_URL": pair.dlq_url,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_REGION": os.environ["AWS_REGION"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "WORKER_PROCESSES": "3",
+        "RECEIVE_WAIT_SECONDS": "1",
+        "RETRY_BACKOFF_BASE_SECONDS": "0",
+        "SUPERVISOR_STOPWAITSECS": "20",
+        "WORKER_STOP_GRACE_SECONDS": "10",
+    }
+    command = ["podman", "run", "--rm", "--name", name, "--network", "host"]
+    for key, value in env.items():
+        command += ["--env", f"{key}={value}"]
+    fleet = Fleet(tmp_path, moto_endpoint, {}, [*command, image]).start()
+    try:
+        fleet.wait_for(lambda: len(fleet.jobs("done")) == 12, timeout=120)
+        fleet.wait_for(lambda: queue_depth(sqs_client, pair.url) == 0, timeout=60)
+        run("podman", "stop", "--time", "30", name)
+        assert fleet.wait(timeout=60) == 0
+    finally:
+        subprocess.run(["podman", "rm", "--force", name], capture_output=True, check=False)
+        fleet.kill()
+    done = [j["message_id"] for j in fleet.jobs("done")]
+    assert sorted(done) == sorted(good)  # every good message exactly once
+    assert dead_letters(sqs_client, pair.dlq_url) == {*poison, malformed}  # zero lost
+    assert {j["process"] for j in fleet.jobs()} <= {"worker_00", "worker_01", "worker_02"}
+    assert {e["reason"] for e in fleet.events("worker_stopped")} == {"sigterm"}

@@ -1,0 +1,68 @@
+"""Fixtures of the runtime's unit tests: a Worker on a fresh moto queue pair."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from worker.handlers import CallableRunner, CommandRunner, Runner
+from worker.logs import EventLog
+from worker.loop import Worker
+from worker.settings import Settings
+
+from tests.unit.worker.harness import CountingClient, Harness
+
+RECORDED = "tests.unit.worker.recording_handlers:recorded_job"
+
+
+FAST = {
+    "RECEIVE_WAIT_SECONDS": "1",
+    "VISIBILITY_TIMEOUT_SECONDS": "2",
+    "HEARTBEAT_INTERVAL_SECONDS": "0.5",
+    "RETRY_BACKOFF_BASE_SECONDS": "1",
+    "RETRY_BACKOFF_MAX_SECONDS": "4",
+    "WORKER_STOP_GRACE_SECONDS": "5",
+    "JOB_TIMEOUT_SECONDS": "30",
+    "MAX_JOBS_PER_PROCESS": "0",
+    "MAX_MEMORY_MIB_PER_PROCESS": "0",
+}
+
+
+@pytest.fixture
+def make_worker(
+    sqs_client: Any, make_queue_pair: Callable[..., Any], tmp_path: Path
+) -> Iterator[Callable[..., Harness]]:
+    """Factory: a Worker on a fresh queue pair (settings: FAST + overrides), cleaned up after."""
+    harnesses: list[Harness] = []
+
+    def make(max_receive_count: int = 3, **env: str) -> Harness:
+        pair = make_queue_pair(max_receive_count=max_receive_count, visibility_timeout=2)
+        settings = Settings.from_env(
+            {
+                "QUEUE_URL": pair.url,
+                "DEAD_LETTER_QUEUE_URL": pair.dlq_url,
+                "WORKER_HANDLER": RECORDED,
+                **FAST,
+                **env,
+            }
+        )
+        runner: Runner
+        if settings.handler_mode == "command":
+            runner = CommandRunner(settings.handler)
+        else:
+            runner = CallableRunner(settings.handler)
+        stream = io.StringIO()
+        sqs = CountingClient(sqs_client)
+        worker = Worker(settings, sqs, runner, EventLog("worker_test", stream))
+        harness = Harness(worker, sqs, stream, tmp_path / f"record-{len(harnesses)}")
+        harnesses.append(harness)
+        return harness
+
+    yield make
+    for harness in harnesses:
+        if harness.thread is not None and harness.thread.is_alive():
+            harness.stop()
+        harness.worker.runner.close()

@@ -1,0 +1,83 @@
+"""Test helpers for the runtime: a Worker with a counting SQS client, run in a thread."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worker.loop import Worker
+
+from tests.unit.worker.recording_handlers import runs
+
+
+class CountingClient:
+    """Wraps a boto3 client and counts the calls per operation."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return method(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class Harness:
+    """A Worker, its log and its SQS call counts; `start()` runs it in a thread."""
+
+    worker: Worker
+    sqs: CountingClient
+    stream: io.StringIO
+    record: Path
+    thread: threading.Thread | None = None
+    result: list[str] = field(default_factory=list)
+
+    def send(self, body: str | None = None, **job: Any) -> str:
+        """Send a raw body, or a recorded job {"record": ..., **job}; returns the message id."""
+        text = body if body is not None else json.dumps({"record": str(self.record), **job})
+        queue = self.worker.settings.queue_url
+        return str(self.sqs.client.send_message(QueueUrl=queue, MessageBody=text)["MessageId"])
+
+    def runs(self) -> dict[str, dict[str, int]]:
+        return runs(self.record)
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=lambda: self.result.append(self.worker.run()))
+        self.thread.start()
+
+    def stop(self, timeout: float = 30) -> str:
+        self.worker.request_stop()
+        return self.join(timeout)
+
+    def join(self, timeout: float = 30) -> str:
+        assert self.thread is not None
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the worker did not stop"
+        return self.result[0]
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self.stream.getvalue().splitlines()]
+        return [e for e in lines if name is None or e["event"] == name]
+
+    def jobs(self, outcome: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.events("job") if outcome is None or e["outcome"] == outcome]
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out; log:\n{self.stream.getvalue()}"
+            assert self.thread is None or self.thread.is_alive() or condition()
+            time.sleep(0.05)

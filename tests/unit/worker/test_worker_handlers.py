@@ -1,0 +1,106 @@
+"""Runners: the command exit-code table, stopping a job (process group), the executor child."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from worker.handlers import (
+    CallableRunner,
+    CommandRunner,
+    HandlerError,
+    JobContext,
+    JobResult,
+)
+
+CTX = JobContext(message_id="m-1", receive_count=2)
+
+
+def never() -> bool:
+    return False
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [(0, "done"), (65, "dead_letter"), (75, "retry"), (1, "retry"), (137, "retry")],
+)
+def test_command_exit_codes(code: int, outcome: str) -> None:
+    result = CommandRunner(f"exit {code}").run("{}", CTX, 10, never)
+    assert result.outcome == outcome
+    assert (result.error == "") == (code == 0)
+
+
+def test_command_gets_the_body_on_stdin_and_the_message_in_its_env(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = f'cat > {out}; echo "$WORKER_MESSAGE_ID $WORKER_RECEIVE_COUNT" >> {out}'
+    body = "x" * 200_000  # larger than a pipe buffer
+    assert CommandRunner(command).run(body, CTX, 10, never) == JobResult("done")
+    assert out.read_text() == body + "m-1 2\n"
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_command_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    command = f"sleep 60 & echo $! > {pid_file}; wait"
+    started = time.monotonic()
+    result = CommandRunner(command).run("", CTX, 0.5, never)
+    assert result.outcome == "timeout"
+    assert time.monotonic() - started < 5
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while not _dead(grandchild):
+        assert time.monotonic() < deadline, "the job's child survived the timeout"
+        time.sleep(0.05)
+
+
+def test_command_abort_hands_the_job_back() -> None:
+    stop_at = time.monotonic() + 0.3
+    result = CommandRunner("sleep 30").run("", CTX, 60, lambda: time.monotonic() > stop_at)
+    assert result.outcome == "handed_back"
+
+
+def test_callable_spec_that_cannot_load_names_the_variable() -> None:
+    with pytest.raises(HandlerError, match=r"WORKER_HANDLER='worker\.examples:nope'"):
+        CallableRunner("worker.examples:nope").start()
+    with pytest.raises(HandlerError, match="no_such_module"):
+        CallableRunner("no_such_module:job").start()
+
+
+def test_callable_outcomes_and_a_fresh_executor_after_a_kill(tmp_path: Path) -> None:
+    runner = CallableRunner("worker.examples:sleep_job")
+    try:
+        assert runner.run('{"duration_seconds": 0}', CTX, 10, never).outcome == "done"
+        first_pid = runner._process.pid
+        failed = runner.run('{"duration_seconds": 0, "fail": true}', CTX, 10, never)
+        assert failed.outcome == "retry" and "failed on receive 2" in failed.error
+        assert runner.run("[1]", CTX, 10, never).outcome == "dead_letter"
+        assert runner._process.pid == first_pid  # exceptions do not cost the executor
+        timed_out = runner.run('{"duration_seconds": 30}', CTX, 0.3, never)
+        assert timed_out.outcome == "timeout"
+        assert _dead(first_pid) or not os.path.exists(f"/proc/{first_pid}/status")
+        assert runner.run('{"duration_seconds": 0}', CTX, 10, never).outcome == "done"
+        assert runner._process.pid != first_pid
+        assert runner.rss_bytes() > 0
+    finally:
+        runner.close()
+
+
+def test_a_callable_returning_duplicate_is_reported_as_such() -> None:
+    runner = CallableRunner("tests.unit.worker.test_worker_handlers:already_done")
+    try:
+        assert runner.run("{}", CTX, 10, never).outcome == "duplicate"
+    finally:
+        runner.close()
+
+
+def already_done(body: str, context: JobContext) -> str:
+    return "duplicate"

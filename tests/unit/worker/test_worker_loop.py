@@ -1,0 +1,220 @@
+"""The consumer loop against moto's server: delete, retry, DLQ, timeout, SIGTERM, recycle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from worker.handlers import JobResult
+
+from tests.unit.worker.harness import Harness
+
+Make = Callable[..., Harness]
+
+
+def queue_counts(h: Harness, dlq: bool = False) -> tuple[int, int]:
+    """(visible, in flight) of the work queue or its DLQ."""
+    url = h.worker.settings.dead_letter_queue_url if dlq else h.worker.settings.queue_url
+    attributes = h.sqs.client.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def test_done_messages_run_once_and_are_deleted_in_batches(make_worker: Make) -> None:
+    h = make_worker(PREFETCH_SECONDS="10")
+    ids = {h.send(duration_seconds=0.05) for _ in range(12)}
+    h.start()
+    h.wait_for(lambda: len(h.jobs("done")) == 12)
+    h.stop()
+    assert set(h.runs()) == ids
+    assert all(r == {"start": 1, "done": 1} for r in h.runs().values())
+    assert queue_counts(h) == (0, 0)
+    assert h.sqs.calls["delete_message_batch"] >= 1  # several done together: one call
+    requests = sum(h.sqs.calls.values())
+    assert requests < 12, h.sqs.calls  # far fewer than one receive + one delete per message
+
+
+def test_batch_size_adapts_to_the_mean_duration(make_worker: Make) -> None:
+    worker = make_worker(PREFETCH_SECONDS="30", MAX_JOBS_PER_PROCESS="200").worker
+    assert worker.batch_size() == 1  # nothing known yet
+    worker.durations.extend([300.0, 290.0])
+    assert worker.batch_size() == 1  # 5-minute jobs: one at a time
+    worker.durations.clear()
+    worker.durations.extend([1.0, 1.0])
+    assert worker.batch_size() == 10  # 1-s jobs: a full batch
+    worker.durations.clear()
+    worker.durations.append(5.0)
+    assert worker.batch_size() == 6
+    worker.jobs_run = 197
+    assert worker.batch_size() == 3  # never more than the jobs left before a recycle
+
+
+def test_a_job_longer_than_the_visibility_is_heartbeated_not_run_twice(make_worker: Make) -> None:
+    h = make_worker(VISIBILITY_TIMEOUT_SECONDS="1", HEARTBEAT_INTERVAL_SECONDS="0.3")
+    message_id = h.send(duration_seconds=3)
+    h.start()
+    h.wait_for(lambda: message_id in h.runs())
+    while not h.jobs():
+        # Another consumer polling all along never gets the message while the job runs.
+        got = h.sqs.client.receive_message(QueueUrl=h.worker.settings.queue_url, WaitTimeSeconds=0)
+        assert "Messages" not in got or not h.jobs()
+        time.sleep(0.2)
+    h.stop()
+    assert h.runs() == {message_id: {"start": 1, "done": 1}}
+    assert h.sqs.calls["change_message_visibility_batch"] >= 5
+
+
+def test_failures_back_off_then_sqs_moves_the_message_to_the_dlq(make_worker: Make) -> None:
+    h = make_worker(max_receive_count=2, RETRY_BACKOFF_BASE_SECONDS="1")
+    message_id = h.send(fail=True)
+    h.start()
+    h.wait_for(lambda: queue_counts(h, dlq=True)[0] == 1)
+    h.stop()
+    retries = h.jobs("retry")
+    assert [j["receive_count"] for j in retries] == [1, 2]
+    assert all(j["message_id"] == message_id and "RuntimeError" in j["error"] for j in retries)
+    assert queue_counts(h) == (0, 0)
+
+
+def test_a_permanent_failure_goes_to_the_dlq_at_once_with_its_reason(make_worker: Make) -> None:
+    h = make_worker()
+    message_id = h.send(permanent=True)
+    h.start()
+    h.wait_for(lambda: len(h.jobs("dead_letter")) == 1)
+    h.stop()
+    dead = h.sqs.client.receive_message(
+        QueueUrl=h.worker.settings.dead_letter_queue_url, MessageAttributeNames=["All"]
+    )["Messages"][0]
+    attributes = dead["MessageAttributes"]
+    assert attributes["worker_source_message_id"]["StringValue"] == message_id
+    assert "asked to fail permanently" in attributes["worker_failure_reason"]["StringValue"]
+    assert h.runs()[message_id] == {"start": 1, "done": 0}
+    assert queue_counts(h) == (0, 0)
+
+
+def test_a_malformed_body_is_dead_lettered_and_the_loop_goes_on(make_worker: Make) -> None:
+    h = make_worker(WORKER_HANDLER="worker.examples:sleep_job")
+    bad = h.send("this is not json")
+    good = h.send('{"duration_seconds": 0.01}')
+    h.start()
+    h.wait_for(lambda: len(h.jobs()) == 2)
+    h.stop()
+    outcomes = {j["message_id"]: j["outcome"] for j in h.jobs()}
+    assert outcomes == {bad: "dead_letter", good: "done"}
+    assert "malformed body" in h.jobs("dead_letter")[0]["error"]
+    assert queue_counts(h, dlq=True)[0] == 1
+
+
+def test_a_hung_job_is_stopped_at_the_timeout_and_retried(make_worker: Make) -> None:
+    h = make_worker(JOB_TIMEOUT_SECONDS="0.5", RETRY_BACKOFF_BASE_SECONDS="0")
+    message_id = h.send(hang_on_first=True)
+    h.start()
+    h.wait_for(lambda: len(h.jobs("done")) == 1)
+    h.stop()
+    assert [j["outcome"] for j in h.jobs()] == ["timeout", "done"]
+    assert 0.5 <= h.jobs("timeout")[0]["duration_seconds"] < 2
+    assert h.runs() == {message_id: {"start": 2, "done": 1}}
+
+
+def test_stop_hands_back_the_running_job_after_the_grace_and_the_unstarted_at_once(
+    make_worker: Make,
+) -> None:
+    h = make_worker(WORKER_STOP_GRACE_SECONDS="0.3", PREFETCH_SECONDS="30")
+    h.worker.durations.append(1.0)  # a known mean: the whole batch is received at once
+    ids = {h.send(duration_seconds=5) for _ in range(3)}
+    h.start()
+    h.wait_for(lambda: len(h.runs()) == 1)
+    started = time.monotonic()
+    assert h.stop() == "sigterm"
+    assert time.monotonic() - started < 3
+    assert [j["outcome"] for j in h.jobs()] == ["handed_back"]
+    assert all(r["done"] == 0 for r in h.runs().values())
+    # Nothing was deleted and everything is visible again at once.
+    got = h.sqs.client.receive_message(
+        QueueUrl=h.worker.settings.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    )
+    assert {m["MessageId"] for m in got["Messages"]} == ids
+
+
+def test_stop_lets_a_job_finish_within_the_grace(make_worker: Make) -> None:
+    h = make_worker(WORKER_STOP_GRACE_SECONDS="5")
+    message_id = h.send(duration_seconds=1)
+    h.start()
+    h.wait_for(lambda: message_id in h.runs())
+    assert h.stop() == "sigterm"
+    assert [j["outcome"] for j in h.jobs()] == ["done"]
+    assert h.runs() == {message_id: {"start": 1, "done": 1}}
+    assert queue_counts(h) == (0, 0)
+    assert h.events("worker_stopped")[0]["reason"] == "sigterm"
+
+
+def test_recycles_after_max_jobs(make_worker: Make) -> None:
+    h = make_worker(MAX_JOBS_PER_PROCESS="3", PREFETCH_SECONDS="30")
+    for _ in range(5):
+        h.send(duration_seconds=0.01)
+    h.start()
+    assert h.join() == "recycle_jobs"
+    assert len(h.jobs("done")) == 3
+    assert sum(queue_counts(h)) == 2  # the rest stays for the next process
+    assert h.events("worker_stopped")[0]["reason"] == "recycle_jobs"
+
+
+def test_recycles_when_memory_grows_past_the_limit(make_worker: Make) -> None:
+    h = make_worker()
+    h.worker.runner.start()  # type: ignore[attr-defined]
+    limit = int(h.worker.rss_mib()) + 100
+    h2 = make_worker(MAX_MEMORY_MIB_PER_PROCESS=str(limit))
+    h.worker.runner.close()
+    for _ in range(4):
+        h2.send(leak_mib=60)
+    h2.start()
+    assert h2.join() == "recycle_memory"
+    assert len(h2.jobs("done")) == 2  # 120 MiB leaked > 100 MiB of headroom
+
+
+def test_job_lines_carry_the_contract_fields(make_worker: Make) -> None:
+    h = make_worker()
+    message_id = h.send(duration_seconds=0.01)
+    h.start()
+    h.wait_for(lambda: len(h.jobs()) == 1)
+    h.stop()
+    line = h.jobs()[0]
+    assert line["message_id"] == message_id
+    assert line["receive_count"] == 1
+    assert line["outcome"] == "done"
+    assert line["process"] == "worker_test"
+    assert line["level"] == "info"
+    assert line["time"].endswith("Z")
+    assert isinstance(line["pid"], int) and line["duration_seconds"] >= 0.01
+    assert next(e["event"] for e in h.events()) == "worker_started"
+
+
+class ExplodingRunner:
+    """A runner with a bug: the loop dies, but must not sit on the messages it holds."""
+
+    def run(self, *args: object) -> JobResult:
+        raise RuntimeError("bug in a runner")
+
+    def rss_bytes(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unexpected_error_hands_the_batch_back_before_the_process_dies(
+    make_worker: Make,
+) -> None:
+    h = make_worker(VISIBILITY_TIMEOUT_SECONDS="30", HEARTBEAT_INTERVAL_SECONDS="10")
+    h.worker.runner = ExplodingRunner()
+    message_id = h.send(duration_seconds=0)
+    with pytest.raises(RuntimeError, match="bug in a runner"):
+        h.worker.run()
+    got = h.sqs.client.receive_message(QueueUrl=h.worker.settings.queue_url, WaitTimeSeconds=1)
+    assert [m["MessageId"] for m in got["Messages"]] == [message_id]  # not after 30 s

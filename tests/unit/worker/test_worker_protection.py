@@ -1,0 +1,176 @@
+"""Task scale-in protection across several real processes, against a fake ECS agent."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pytest
+from worker.app import task_protection
+from worker.logs import EventLog
+from worker.protection import TaskProtection
+from worker.settings import Settings
+
+
+class FakeAgent:
+    """The ECS agent's task-protection endpoint on loopback; records every PUT body."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                agent.bodies.append(json.loads(self.rfile.read(length)))
+                agent.paths.append(self.path)
+                reply = json.dumps({"protection": {"ProtectionEnabled": True}}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/v1/task"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def enabled(self) -> list[bool]:
+        return [b["ProtectionEnabled"] for b in self.bodies]
+
+
+@pytest.fixture
+def agent() -> Iterator[FakeAgent]:
+    fake = FakeAgent()
+    yield fake
+    fake.server.shutdown()
+
+
+def _member(conn: Connection, uri: str, directory: str) -> None:
+    """A worker process stand-in: runs busy/idle on command, answers 'ok'."""
+    protection = TaskProtection(uri, directory, 30, EventLog("worker_member", io.StringIO()))
+    conn.send(os.getpid())
+    while (command := conn.recv()) != "exit":
+        getattr(protection, command)()
+        conn.send("ok")
+
+
+class Member:
+    def __init__(self, uri: str, directory: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_member, args=(child, uri, str(directory)))
+        self.process.start()
+        self.pid = self.conn.recv()
+
+    def do(self, command: str) -> None:
+        self.conn.send(command)
+        assert self.conn.recv() == "ok"
+
+    def close(self) -> None:
+        self.conn.send("exit")
+        self.process.join(10)
+
+
+def test_processes_of_a_task_agree_only_transitions_call_the_agent(
+    agent: FakeAgent, tmp_path: Path
+) -> None:
+    members = [Member(agent.uri, tmp_path) for _ in range(3)]
+    try:
+        a, b, c = members
+        a.do("busy")
+        assert agent.enabled() == [True]
+        b.do("busy")
+        c.do("busy")
+        a.do("idle")
+        b.do("idle")
+        assert agent.enabled() == [True]  # c is still busy: the task stays protected
+        c.do("idle")
+        assert agent.enabled() == [True, False]
+        b.do("busy")
+        b.do("busy")  # already busy: nothing to do
+        b.do("idle")
+        assert agent.enabled() == [True, False, True, False]
+    finally:
+        for member in members:
+            member.close()
+    assert agent.paths == ["/v1/task/task-protection/v1/state"] * 4
+    assert agent.bodies[0] == {"ProtectionEnabled": True, "ExpiresInMinutes": 30}
+    assert agent.bodies[1] == {"ProtectionEnabled": False}
+
+
+def test_a_dead_process_marker_is_ignored(agent: FakeAgent, tmp_path: Path) -> None:
+    dead = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    (tmp_path / f"busy-{dead.pid}").touch()  # it died while busy
+    log = EventLog("worker_test", io.StringIO())
+    protection = TaskProtection(agent.uri, str(tmp_path), 30, log)
+    protection.busy()
+    protection.idle()
+    assert agent.enabled() == [True, False]
+    assert not (tmp_path / f"busy-{dead.pid}").exists()
+
+
+def test_a_long_busy_spell_renews_the_protection_at_half_expiry(
+    agent: FakeAgent, tmp_path: Path
+) -> None:
+    members = [Member(agent.uri, tmp_path) for _ in range(2)]
+    try:
+        a, b = members
+        a.do("busy")
+        b.do("busy")
+        assert agent.enabled() == [True]
+        b.do("idle")
+        (tmp_path / "protected-at").write_text(str(time.time() - 16 * 60))  # > 30 min / 2
+        b.do("busy")
+        assert agent.enabled() == [True, True]
+    finally:
+        for member in members:
+            member.close()
+
+
+def test_off_without_the_agent_or_when_switched_off(tmp_path: Path) -> None:
+    log = EventLog("w", io.StringIO())
+    base = {
+        "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q",
+        "WORKER_TASK_DIR": str(tmp_path),
+    }
+    agent = {"ECS_AGENT_URI": "http://127.0.0.1:9/v1"}
+    assert task_protection(Settings.from_env(base), log) is None
+    assert (
+        task_protection(Settings.from_env({**base, **agent, "TASK_PROTECTION": "off"}), log) is None
+    )
+    assert isinstance(task_protection(Settings.from_env({**base, **agent}), log), TaskProtection)
+
+
+def test_agent_failures_are_logged_never_raised(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    broken = FakeAgent(status=500)
+    try:
+        protection = TaskProtection(broken.uri, str(tmp_path), 30, EventLog("w", stream))
+        protection.busy()
+        line = json.loads(stream.getvalue().splitlines()[-1])
+        assert (line["event"], line["level"], line["protected"]) == (
+            "task_protection",
+            "warning",
+            True,
+        )
+    finally:
+        broken.server.shutdown()
+    unreachable = TaskProtection("http://127.0.0.1:9", str(tmp_path), 30, EventLog("w", stream))
+    unreachable.busy()
+    unreachable.idle()
+    assert "Connection refused" in stream.getvalue()

@@ -1,0 +1,74 @@
+"""`python -m worker`: build one consumer loop from the environment and run it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+
+import boto3
+from botocore.config import Config
+
+from worker.handlers import CallableRunner, CommandRunner, HandlerError, Runner
+from worker.logs import EventLog
+from worker.loop import Worker
+from worker.protection import TaskProtection
+from worker.settings import Settings, SettingsError
+
+EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the task is replaced
+
+
+def sqs_client(settings: Settings) -> object:
+    """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=settings.receive_wait_seconds + 10,
+    )
+    return boto3.client("sqs", region_name=settings.region, config=config)
+
+
+def make_runner(settings: Settings) -> Runner:
+    """The runner of the handler mode; a callable's executor is started (and checked) now."""
+    if settings.handler_mode == "command":
+        return CommandRunner(settings.handler)
+    runner = CallableRunner(settings.handler)
+    runner.start()
+    return runner
+
+
+def task_protection(settings: Settings, log: EventLog) -> TaskProtection | None:
+    """Scale-in protection, or None when ECS_AGENT_URI is unset or TASK_PROTECTION=off."""
+    if not (settings.task_protection_active and settings.ecs_agent_uri):
+        return None
+    return TaskProtection(
+        settings.ecs_agent_uri, settings.task_dir, settings.task_protection_expires_minutes, log
+    )
+
+
+def main(env: Mapping[str, str] = os.environ) -> int:
+    """Run until SIGTERM or a recycle limit; 0 on a clean stop, 78 on a bad setting."""
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return EX_CONFIG
+    log = EventLog(settings.process_name)
+    if settings.handler_mode == "consumer":
+        argv = shlex.split(settings.handler)
+        log.info("worker_started", mode="consumer", handler=settings.handler)
+        os.execvp(argv[0], argv)  # the team's consumer replaces this process
+    try:
+        runner = make_runner(settings)
+    except HandlerError as error:
+        print(error, file=sys.stderr)
+        return EX_CONFIG
+    protection = task_protection(settings, log)
+    try:
+        worker = Worker(settings, sqs_client(settings), runner, log, protection)
+        worker.install_signal_handlers()
+        worker.run()
+    finally:
+        runner.close()
+    return 0

@@ -1,0 +1,315 @@
+"""The consumer loop: one per process.
+
+receive (long poll, adaptive batch) -> run held messages one at a time -> delete the done ones
+in one batch call; failures become visible again after a backoff; permanent failures go to the
+DLQ. Between jobs the loop checks its recycle limits (job count, memory) and exits cleanly.
+On SIGTERM it stops receiving at once, lets the running job finish within the grace period
+(else stops it and hands its message back), hands back unstarted messages and exits 0.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from worker.handlers import JobContext, JobResult, Runner, rss_bytes
+from worker.heartbeat import Heartbeat, Held, chunks
+from worker.logs import EventLog
+from worker.protection import TaskProtection
+from worker.settings import Settings
+
+MAX_BATCH = 10
+# supervisord counts a process that exits within `startsecs` (1 s) as a failed start:
+# a recycle never exits earlier than this after the process started.
+MIN_LIFETIME_SECONDS = 1.5
+_RECEIVE_BACKOFF_MAX_SECONDS = 30.0
+_DLQ_ATTRIBUTE_LIMIT = 10  # SQS allows 10 message attributes
+
+
+class StopRequested(BaseException):
+    """Raised by the signal handler to abandon a long poll (botocore does not catch it)."""
+
+
+class Worker:
+    """One consumer loop. `run()` returns the stop reason: sigterm, recycle_jobs, recycle_memory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sqs: Any,
+        runner: Runner,
+        log: EventLog,
+        protection: TaskProtection | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sqs = sqs
+        self.runner = runner
+        self.log = log
+        self.protection = protection
+        self.heartbeat = Heartbeat(
+            sqs,
+            settings.queue_url,
+            settings.visibility_timeout_seconds,
+            settings.heartbeat_interval_seconds,
+            log,
+        )
+        self.jobs_run = 0
+        self.durations: collections.deque[float] = collections.deque(maxlen=20)
+        self.stop_requested_at: float | None = None
+        self._receiving = False
+        self._started_at = time.monotonic()
+        self._receive_failures = 0
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.request_stop()
+        if self._receiving:
+            raise StopRequested
+
+    def request_stop(self) -> None:
+        """Stop receiving; the running job gets WORKER_STOP_GRACE_SECONDS from now."""
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+
+    def _grace_spent(self) -> bool:
+        return (
+            self.stop_requested_at is not None
+            and time.monotonic() - self.stop_requested_at >= self.settings.stop_grace_seconds
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        """Consume until SIGTERM or a recycle limit; never raises for a job or SQS fault."""
+        self.log.info(
+            "worker_started", mode=self.settings.handler_mode, handler=self.settings.handler
+        )
+        self.heartbeat.start()
+        reason = ""
+        try:
+            while not reason and self.stop_requested_at is None:
+                reason = self._recycle_reason()
+                if reason:
+                    break
+                batch = self._receive()
+                if batch:
+                    reason = self._work(batch)
+        finally:
+            self.heartbeat.stop()
+            self.runner.close()
+            if self.protection:
+                self.protection.idle()
+        reason = reason or "sigterm"
+        if reason != "sigterm":
+            time.sleep(max(0.0, self._started_at + MIN_LIFETIME_SECONDS - time.monotonic()))
+        self.log.info("worker_stopped", reason=reason, jobs=self.jobs_run)
+        return reason
+
+    def batch_size(self) -> int:
+        """clamp(PREFETCH_SECONDS / recent mean duration, 1, 10); 1 until a duration is known."""
+        size = 1
+        if self.durations:
+            mean = sum(self.durations) / len(self.durations)
+            size = int(self.settings.prefetch_seconds / mean) if mean > 0 else MAX_BATCH
+        if self.settings.max_jobs_per_process:
+            size = min(size, self.settings.max_jobs_per_process - self.jobs_run)
+        return max(1, min(size, MAX_BATCH))
+
+    def _receive(self) -> list[Held]:
+        try:
+            with self._receiving_state():
+                response = self.sqs.receive_message(
+                    QueueUrl=self.settings.queue_url,
+                    MaxNumberOfMessages=self.batch_size(),
+                    WaitTimeSeconds=self.settings.receive_wait_seconds,
+                    # The heartbeat's unit from the start, whatever the queue's default.
+                    VisibilityTimeout=self.settings.visibility_timeout_seconds,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    MessageAttributeNames=["All"],
+                )
+        except StopRequested:
+            return []
+        except Exception as error:
+            self._receive_failures += 1
+            backoff = min(2.0 ** (self._receive_failures - 1), _RECEIVE_BACKOFF_MAX_SECONDS)
+            self.log.warning("receive_error", error=repr(error), backoff_seconds=backoff)
+            self._sleep_unless_stopped(backoff)
+            return []
+        self._receive_failures = 0
+        now = time.monotonic()
+        return [
+            Held(
+                message_id=m["MessageId"],
+                receipt_handle=m["ReceiptHandle"],
+                body=m.get("Body", ""),
+                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                attributes=m.get("MessageAttributes", {}),
+                received_at=now,
+            )
+            for m in response.get("Messages", [])
+        ]
+
+    @contextlib.contextmanager
+    def _receiving_state(self) -> Iterator[None]:
+        if self.stop_requested_at is not None:
+            raise StopRequested
+        self._receiving = True
+        try:
+            yield
+        finally:
+            self._receiving = False
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self.stop_requested_at is None and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _work(self, batch: list[Held]) -> str:
+        """Run a received batch one message at a time; returns a recycle reason or ''."""
+        self.heartbeat.hold(batch)
+        if self.protection:
+            self.protection.busy()
+        done: list[Held] = []
+        reason = ""
+        try:
+            for index, message in enumerate(batch):
+                reason = self._recycle_reason() if index else ""  # checked between jobs
+                if self.stop_requested_at is not None or reason:
+                    self._hand_back(batch[index:])
+                    break
+                if self._run_one(message):
+                    done.append(message)
+        finally:
+            self._delete(done)
+            # Only an unexpected error leaves messages of the batch held: hand them back.
+            self._hand_back(self.heartbeat.held())
+            if self.protection:
+                self.protection.idle()  # holds nothing now
+        return reason
+
+    def _run_one(self, message: Held) -> bool:
+        """Run one job and settle its message; True when it is done and awaits deletion."""
+        context = JobContext(message.message_id, message.receive_count)
+        started = time.monotonic()
+        result = self.runner.run(
+            message.body, context, self.settings.job_timeout_seconds, self._grace_spent
+        )
+        duration = time.monotonic() - started
+        self.jobs_run += 1
+        if result.outcome != "handed_back":
+            self.durations.append(duration)
+        outcome = self._settle(message, result)
+        fields: dict[str, Any] = {"error": result.error} if result.error else {}
+        self.log.emit(
+            "info" if outcome in ("done", "duplicate", "handed_back") else "warning",
+            "job",
+            message_id=message.message_id,
+            receive_count=message.receive_count,
+            duration_seconds=round(duration, 3),
+            outcome=outcome,
+            **fields,
+        )
+        return outcome in ("done", "duplicate")
+
+    def _settle(self, message: Held, result: JobResult) -> str:
+        """Apply a job's result to its message; returns the outcome actually taken."""
+        if result.outcome in ("done", "duplicate"):
+            return result.outcome  # deleted with the rest of the batch
+        if result.outcome == "handed_back":
+            self._hand_back([message])
+            return "handed_back"
+        if result.outcome == "dead_letter" and self._dead_letter(message, result.error):
+            return "dead_letter"
+        self.heartbeat.release([message])
+        backoff = self.settings.backoff_seconds(message.receive_count)
+        self._change_visibility([message], backoff)
+        return "timeout" if result.outcome == "timeout" else "retry"
+
+    # -- SQS calls -----------------------------------------------------------------------------
+
+    def _dead_letter(self, message: Held, reason: str) -> bool:
+        """Send to DEAD_LETTER_QUEUE_URL with the reason, then delete; False if that failed."""
+        if not self.settings.dead_letter_queue_url:
+            return False
+        kept = dict(list(message.attributes.items())[: _DLQ_ATTRIBUTE_LIMIT - 2])
+        attributes = {
+            **kept,
+            "worker_failure_reason": {"DataType": "String", "StringValue": reason[:1000]},
+            "worker_source_message_id": {"DataType": "String", "StringValue": message.message_id},
+        }
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.settings.dead_letter_queue_url,
+                MessageBody=message.body,
+                MessageAttributes=attributes,
+            )
+        except Exception as error:
+            self.log.warning("dead_letter_error", message_id=message.message_id, error=repr(error))
+            return False
+        self._delete([message])
+        return True
+
+    def _delete(self, messages: list[Held]) -> None:
+        """DeleteMessageBatch (10 at a time); a failed delete only means a later re-run."""
+        self.heartbeat.release(messages)
+        for batch in chunks(messages):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)
+            ]
+            try:
+                if len(entries) == 1:
+                    self.sqs.delete_message(
+                        QueueUrl=self.settings.queue_url, ReceiptHandle=entries[0]["ReceiptHandle"]
+                    )
+                    continue
+                response = self.sqs.delete_message_batch(
+                    QueueUrl=self.settings.queue_url, Entries=entries
+                )
+            except Exception as error:
+                self.log.warning("delete_error", error=repr(error), messages=len(entries))
+                continue
+            for failed in response.get("Failed", []):
+                self.log.warning("delete_error", error=failed.get("Code"), messages=1)
+
+    def _hand_back(self, messages: list[Held]) -> None:
+        """Make messages visible again at once (visibility 0); they were not finished."""
+        self.heartbeat.release(messages)
+        self._change_visibility(messages, 0)
+
+    def _change_visibility(self, messages: list[Held], seconds: int) -> None:
+        for batch in chunks(messages):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                for i, m in enumerate(batch)
+            ]
+            try:
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.settings.queue_url, Entries=entries
+                )
+            except Exception as error:  # the message comes back after its visibility anyway
+                self.log.warning("visibility_error", error=repr(error), messages=len(entries))
+
+    # -- recycling -----------------------------------------------------------------------------
+
+    def _recycle_reason(self) -> str:
+        limit = self.settings.max_jobs_per_process
+        if limit and self.jobs_run >= limit:
+            return "recycle_jobs"
+        memory = self.settings.max_memory_mib_per_process
+        if memory and self.rss_mib() > memory:
+            return "recycle_memory"
+        return ""
+
+    def rss_mib(self) -> float:
+        """This process's RSS plus its job executor's, in MiB."""
+        return (rss_bytes() + self.runner.rss_bytes()) / 2**20

@@ -1,0 +1,177 @@
+"""The worker's settings: read once from the environment into a frozen, validated object.
+
+Every variable is listed in docs/contract.md. A bad value fails at start with one message that
+names every offending variable, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+# SQS never keeps a message invisible longer than 12 hours after it was received.
+SQS_MAX_VISIBILITY_SECONDS = 43_200
+HANDLER_MODES = ("callable", "command", "consumer")
+_CALLABLE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+T = TypeVar("T", int, float)
+
+
+class SettingsError(ValueError):
+    """One or more environment variables are missing or invalid (the message lists them all)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings; defaults are the contract's examples (docs/contract.md)."""
+
+    queue_url: str
+    dead_letter_queue_url: str | None = None
+    handler_mode: str = "callable"
+    handler: str = "worker.examples:sleep_job"
+    job_timeout_seconds: float = 900.0
+    visibility_timeout_seconds: int = 120
+    heartbeat_interval_seconds: float = 30.0
+    retry_backoff_base_seconds: int = 10
+    retry_backoff_max_seconds: int = 600
+    prefetch_seconds: float = 30.0
+    max_jobs_per_process: int = 200
+    max_memory_mib_per_process: int = 256
+    stop_grace_seconds: float = 100.0
+    task_protection: bool = True
+    ecs_agent_uri: str | None = None
+    task_dir: str = "/tmp/worker-task"
+    task_protection_expires_minutes: int = 60
+    receive_wait_seconds: int = 20
+    process_name: str = "worker_local"
+    region: str | None = None
+
+    @property
+    def task_protection_active(self) -> bool:
+        """Protection is on only when enabled and the ECS agent endpoint is known."""
+        return self.task_protection and bool(self.ecs_agent_uri)
+
+    def backoff_seconds(self, receive_count: int) -> int:
+        """Visibility after a failure: base * 2^(receive_count - 1), capped at the maximum."""
+        exponent = min(max(receive_count - 1, 0), 30)
+        return min(self.retry_backoff_base_seconds << exponent, self.retry_backoff_max_seconds)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Parse and validate `env` (os.environ); SettingsError lists every fault at once."""
+        reader = _Reader(env)
+        job_timeout = reader.number("JOB_TIMEOUT_SECONDS", float, 900.0, low=0.001)
+        visibility = reader.number("VISIBILITY_TIMEOUT_SECONDS", int, 120, low=1)
+        heartbeat = reader.number("HEARTBEAT_INTERVAL_SECONDS", float, 30.0, low=0.001)
+        backoff_base = reader.number("RETRY_BACKOFF_BASE_SECONDS", int, 10, low=0)
+        backoff_max = reader.number("RETRY_BACKOFF_MAX_SECONDS", int, 600, low=0)
+        mode = reader.choice("WORKER_HANDLER_MODE", HANDLER_MODES, "callable")
+        handler = env.get("WORKER_HANDLER", "").strip()
+        if mode == "callable":
+            handler = handler or "worker.examples:sleep_job"
+        elif not handler:
+            reader.fail("WORKER_HANDLER", handler, f"required in {mode} mode (a command)")
+        expires_default = max(60, -(-2 * int(job_timeout) // 60))
+        settings = cls(
+            queue_url=reader.required("QUEUE_URL"),
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None,
+            handler_mode=mode,
+            handler=handler,
+            job_timeout_seconds=job_timeout,
+            visibility_timeout_seconds=visibility,
+            heartbeat_interval_seconds=heartbeat,
+            retry_backoff_base_seconds=backoff_base,
+            retry_backoff_max_seconds=backoff_max,
+            prefetch_seconds=reader.number("PREFETCH_SECONDS", float, 30.0, low=0),
+            max_jobs_per_process=reader.number("MAX_JOBS_PER_PROCESS", int, 200, low=0),
+            max_memory_mib_per_process=reader.number("MAX_MEMORY_MIB_PER_PROCESS", int, 256, low=0),
+            stop_grace_seconds=reader.number("WORKER_STOP_GRACE_SECONDS", float, 100.0, low=0),
+            task_protection=reader.choice("TASK_PROTECTION", ("on", "off"), "on") == "on",
+            ecs_agent_uri=env.get("ECS_AGENT_URI", "").strip().rstrip("/") or None,
+            task_dir=env.get("WORKER_TASK_DIR", "").strip() or "/tmp/worker-task",
+            task_protection_expires_minutes=reader.number(
+                "TASK_PROTECTION_EXPIRES_MINUTES", int, expires_default, low=1, high=2880
+            ),
+            receive_wait_seconds=reader.number("RECEIVE_WAIT_SECONDS", int, 20, low=0, high=20),
+            process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or "worker_local",
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
+        )
+        if mode == "callable" and not _CALLABLE_SPEC.match(handler):
+            reader.fail("WORKER_HANDLER", handler, "callable mode needs 'module:function'")
+        if visibility > SQS_MAX_VISIBILITY_SECONDS:
+            reader.fail("VISIBILITY_TIMEOUT_SECONDS", visibility, "at most 43200 (SQS's 12 h)")
+        if heartbeat >= visibility:
+            reader.fail(
+                "HEARTBEAT_INTERVAL_SECONDS",
+                heartbeat,
+                f"must be below VISIBILITY_TIMEOUT_SECONDS ({visibility}) or messages expire",
+            )
+        if job_timeout >= SQS_MAX_VISIBILITY_SECONDS:
+            reader.fail("JOB_TIMEOUT_SECONDS", job_timeout, "must be below 43200 (SQS's 12 h)")
+        if not backoff_base <= backoff_max <= SQS_MAX_VISIBILITY_SECONDS:
+            reader.fail(
+                "RETRY_BACKOFF_MAX_SECONDS",
+                backoff_max,
+                f"must be >= RETRY_BACKOFF_BASE_SECONDS ({backoff_base}) and <= 43200",
+            )
+        reader.raise_if_failed()
+        return settings
+
+
+def _url_region(env: Mapping[str, str]) -> str | None:
+    """The region of an AWS queue URL (https://sqs.REGION.amazonaws.com/...), else None."""
+    match = re.match(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com", env.get("QUEUE_URL", ""))
+    return match.group(1) if match else None
+
+
+class _Reader:
+    """Reads variables with defaults and collects every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.errors: list[str] = []
+
+    def fail(self, name: str, value: object, allowed: str) -> None:
+        self.errors.append(f"{name}={value!r}: {allowed}")
+
+    def raise_if_failed(self) -> None:
+        if self.errors:
+            raise SettingsError("invalid worker settings: " + "; ".join(self.errors))
+
+    def required(self, name: str) -> str:
+        value = self.env.get(name, "").strip()
+        if not value:
+            self.fail(name, value, "required")
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.env.get(name, "").strip().lower() or default
+        if value not in allowed:
+            self.fail(name, value, "one of " + ", ".join(allowed))
+            return default
+        return value
+
+    def number(
+        self,
+        name: str,
+        kind: Callable[[str], T],
+        default: T,
+        *,
+        low: float,
+        high: float | None = None,
+    ) -> T:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            self.fail(name, raw, f"not {'an integer' if kind is int else 'a number'}")
+            return default
+        if value < low or (high is not None and value > high):
+            limit = f">= {low}" if high is None else f"between {low} and {high}"
+            self.fail(name, raw, f"must be {limit}")
+            return default
+        return value
