@@ -78,8 +78,9 @@ class WorkerConfig:
     """Recycle a process after this many jobs (0 = never). Default 200."""
     max_memory_mib_per_process: int = 200
     """Recycle a process above this RSS, between jobs (0 = never). Default 200."""
-    prefetch_seconds: int = 30
-    """Work a process may hold ahead of its running job, by mean duration. Default 30."""
+    prefetch_seconds: int = 5
+    """Work a process may hold ahead of its running job, by mean duration: the receive batch
+    is clamp(prefetch / mean, 1, 10), so jobs of 5 s or more come one at a time. Default 5."""
     stop_timeout_seconds: int = 120
     """ECS SIGTERM-to-SIGKILL time (Fargate max 120). Default 120."""
     log_retention_days: int = 30

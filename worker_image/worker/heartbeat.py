@@ -1,10 +1,11 @@
 """Keeps every message a process holds invisible while it holds it.
 
-A background thread extends the visibility of each held message (running, waiting its turn in
-the batch, or done but not yet deleted) by VISIBILITY_TIMEOUT_SECONDS every
-HEARTBEAT_INTERVAL_SECONDS. A long job therefore never reappears while it runs, and the message
-of a crashed process comes back within VISIBILITY_TIMEOUT_SECONDS. SQS caps a message's total
-invisibility at 12 h after it was received: the last extension stops at that cap.
+A background thread wakes every HEARTBEAT_INTERVAL_SECONDS and extends, by
+VISIBILITY_TIMEOUT_SECONDS, each held message (running, waiting its turn in the batch, or done
+but not yet deleted) that would otherwise become visible before the beat after next. A long job
+therefore never reappears while it runs, a short one costs no extension request at all, and the
+message of a crashed process comes back within VISIBILITY_TIMEOUT_SECONDS. SQS caps a message's
+total invisibility at 12 h after it was received: the last extension stops at that cap.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Heartbeat:
         self.interval_seconds = interval_seconds
         self.log = log
         self._held: dict[str, Held] = {}
+        # time.monotonic() at which each held message becomes visible unless extended
+        self._visible_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -76,12 +79,15 @@ class Heartbeat:
 
     def hold(self, messages: list[Held]) -> None:
         with self._lock:
-            self._held.update((m.message_id, m) for m in messages)
+            for message in messages:
+                self._held[message.message_id] = message
+                self._visible_at[message.message_id] = message.received_at + self.visibility_seconds
 
     def release(self, messages: list[Held]) -> None:
         with self._lock:
             for message in messages:
                 self._held.pop(message.message_id, None)
+                self._visible_at.pop(message.message_id, None)
 
     def held(self) -> list[Held]:
         with self._lock:
@@ -92,11 +98,14 @@ class Heartbeat:
             self.beat()
 
     def beat(self) -> None:
-        """Extend every held message once (ChangeMessageVisibilityBatch, 10 at a time)."""
+        """Extend the held messages that would become visible before the beat after next
+        (ChangeMessageVisibilityBatch, 10 at a time)."""
         with self._lock:
             now = time.monotonic()
             entries = []
             for message in self._held.values():
+                if self._visible_at[message.message_id] - now > 2 * self.interval_seconds:
+                    continue
                 left = (
                     SQS_MAX_VISIBILITY_SECONDS - (now - message.received_at) - _CAP_MARGIN_SECONDS
                 )
@@ -119,8 +128,13 @@ class Heartbeat:
                 except Exception as error:  # the next beat retries; the loop must not die
                     self.log.warning("heartbeat_error", error=repr(error))
                     continue
+                failed_ids = set()
                 for failed in response.get("Failed", []):
+                    failed_ids.add(int(failed["Id"]))
                     message = batch[int(failed["Id"])][0]
                     self.log.warning(
                         "heartbeat_error", message_id=message.message_id, error=failed.get("Code")
                     )
+                for i, (message, timeout) in enumerate(batch):
+                    if i not in failed_ids:
+                        self._visible_at[message.message_id] = now + timeout

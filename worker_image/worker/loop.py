@@ -1,10 +1,12 @@
 """The consumer loop: one per process.
 
 receive (long poll, adaptive batch) -> run held messages one at a time -> delete the done ones
-in one batch call; failures become visible again after a backoff; permanent failures go to the
-DLQ. Between jobs the loop checks its recycle limits (job count, memory) and exits cleanly.
-On SIGTERM it stops receiving at once, lets the running job finish within the grace period
-(else stops it and hands its message back), hands back unstarted messages and exits 0.
+in batches of up to 10, across receives (flushed when 10 are done, when the oldest has waited
+DELETE_FLUSH_SECONDS, when a receive comes back short, and before stopping; while deletes wait,
+receives do not long-poll); failures become visible again after a backoff; permanent failures go
+to the DLQ. Between jobs the loop checks its recycle limits (job count, memory) and exits
+cleanly. On SIGTERM it stops receiving at once, lets the running job finish within the grace
+period (else stops it and hands its message back), hands back unstarted messages and exits 0.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from worker.protection import TaskProtection
 from worker.settings import Settings
 
 MAX_BATCH = 10
+# A done message waits at most this long for its batched delete (the heartbeat keeps it
+# invisible meanwhile, so waiting never makes it run twice).
+DELETE_FLUSH_SECONDS = 10.0
 # supervisord counts a process that exits within `startsecs` (1 s) as a failed start:
 # a recycle never exits earlier than this after the process started.
 MIN_LIFETIME_SECONDS = 1.5
@@ -64,6 +69,8 @@ class Worker:
         self._receiving = False
         self._started_at = time.monotonic()
         self._receive_failures = 0
+        self._done: list[Held] = []  # done, awaiting a batched delete
+        self._first_done_at = 0.0  # time.monotonic() when the oldest of them was done
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -105,6 +112,7 @@ class Worker:
                 if batch:
                     reason = self._work(batch)
         finally:
+            self._flush_deletes(force=True)
             self.heartbeat.stop()
             self.runner.close()
             if self.protection:
@@ -115,23 +123,29 @@ class Worker:
         self.log.info("worker_stopped", reason=reason, jobs=self.jobs_run)
         return reason
 
+    def mean_duration(self) -> float:
+        """Mean of the last 20 job durations (0 before the first job)."""
+        return sum(self.durations) / len(self.durations) if self.durations else 0.0
+
     def batch_size(self) -> int:
         """clamp(PREFETCH_SECONDS / recent mean duration, 1, 10); 1 until a duration is known."""
         size = 1
         if self.durations:
-            mean = sum(self.durations) / len(self.durations)
+            mean = self.mean_duration()
             size = int(self.settings.prefetch_seconds / mean) if mean > 0 else MAX_BATCH
         if self.settings.max_jobs_per_process:
             size = min(size, self.settings.max_jobs_per_process - self.jobs_run)
         return max(1, min(size, MAX_BATCH))
 
     def _receive(self) -> list[Held]:
+        asked = self.batch_size()
         try:
             with self._receiving_state():
                 response = self.sqs.receive_message(
                     QueueUrl=self.settings.queue_url,
-                    MaxNumberOfMessages=self.batch_size(),
-                    WaitTimeSeconds=self.settings.receive_wait_seconds,
+                    MaxNumberOfMessages=asked,
+                    # Never wait in a long poll while done messages await their delete.
+                    WaitTimeSeconds=0 if self._done else self.settings.receive_wait_seconds,
                     # The heartbeat's unit from the start, whatever the queue's default.
                     VisibilityTimeout=self.settings.visibility_timeout_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
@@ -146,6 +160,8 @@ class Worker:
             self._sleep_unless_stopped(backoff)
             return []
         self._receive_failures = 0
+        if len(response.get("Messages", [])) < asked:
+            self._flush_deletes(force=True)  # the queue runs dry: nothing to batch them with
         now = time.monotonic()
         return [
             Held(
@@ -179,7 +195,6 @@ class Worker:
         self.heartbeat.hold(batch)
         if self.protection:
             self.protection.busy()
-        done: list[Held] = []
         reason = ""
         try:
             for index, message in enumerate(batch):
@@ -188,14 +203,30 @@ class Worker:
                     self._hand_back(batch[index:])
                     break
                 if self._run_one(message):
-                    done.append(message)
+                    if not self._done:
+                        self._first_done_at = time.monotonic()
+                    self._done.append(message)
+                self._flush_deletes()
         finally:
-            self._delete(done)
-            # Only an unexpected error leaves messages of the batch held: hand them back.
-            self._hand_back(self.heartbeat.held())
+            # Only an unexpected error leaves unfinished messages of the batch held: hand
+            # them back (done ones keep waiting for their delete).
+            done = {m.message_id for m in self._done}
+            self._hand_back([m for m in self.heartbeat.held() if m.message_id not in done])
             if self.protection:
-                self.protection.idle()  # holds nothing now
+                self.protection.idle()  # runs nothing now
         return reason
+
+    def _flush_deletes(self, force: bool = False) -> None:
+        """Delete the done messages when 10 are waiting, when the oldest would wait past
+        DELETE_FLUSH_SECONDS if the next job (by mean duration) ran first, or ``force``.
+
+        Short jobs share one DeleteMessageBatch; a slow job's message is deleted at once."""
+        if not self._done:
+            return
+        oldest_wait = time.monotonic() - self._first_done_at + self.mean_duration()
+        if force or len(self._done) >= MAX_BATCH or oldest_wait >= DELETE_FLUSH_SECONDS:
+            done, self._done = self._done, []
+            self._delete(done)
 
     def _run_one(self, message: Held) -> bool:
         """Run one job and settle its message; True when it is done and awaits deletion."""

@@ -36,7 +36,7 @@ class Settings:
     heartbeat_interval_seconds: float = 30.0
     retry_backoff_base_seconds: int = 10
     retry_backoff_max_seconds: int = 600
-    prefetch_seconds: float = 30.0
+    prefetch_seconds: float = 5.0
     max_jobs_per_process: int = 200
     max_memory_mib_per_process: int = 256
     stop_grace_seconds: float = 100.0
@@ -84,7 +84,7 @@ class Settings:
             heartbeat_interval_seconds=heartbeat,
             retry_backoff_base_seconds=backoff_base,
             retry_backoff_max_seconds=backoff_max,
-            prefetch_seconds=reader.number("PREFETCH_SECONDS", float, 30.0, low=0),
+            prefetch_seconds=reader.number("PREFETCH_SECONDS", float, 5.0, low=0),
             max_jobs_per_process=reader.number("MAX_JOBS_PER_PROCESS", int, 200, low=0),
             max_memory_mib_per_process=reader.number("MAX_MEMORY_MIB_PER_PROCESS", int, 256, low=0),
             stop_grace_seconds=reader.number("WORKER_STOP_GRACE_SECONDS", float, 100.0, low=0),

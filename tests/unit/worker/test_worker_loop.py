@@ -40,6 +40,31 @@ def test_done_messages_run_once_and_are_deleted_in_batches(make_worker: Make) ->
     assert requests < 12, h.sqs.calls  # far fewer than one receive + one delete per message
 
 
+def test_deletes_of_short_jobs_are_batched_across_receives(make_worker: Make) -> None:
+    # Batches of 2 (1 s / 0.4 s): ten done messages still share DeleteMessageBatch calls.
+    h = make_worker(PREFETCH_SECONDS="1", VISIBILITY_TIMEOUT_SECONDS="30")
+    ids = {h.send(duration_seconds=0.4) for _ in range(10)}
+    h.start()
+    h.wait_for(lambda: len(h.jobs("done")) == 10)
+    h.wait_for(lambda: queue_counts(h) == (0, 0))
+    h.stop()
+    assert set(h.runs()) == ids
+    deletes = h.sqs.calls["delete_message_batch"] + h.sqs.calls["delete_message"]
+    assert deletes <= 3, h.sqs.calls  # not one per receive (5 receives of 2 after the first)
+    assert h.sqs.calls["change_message_visibility_batch"] == 0  # short jobs need no extension
+
+
+def test_a_slow_jobs_message_is_deleted_before_the_next_job(make_worker: Make) -> None:
+    h = make_worker(VISIBILITY_TIMEOUT_SECONDS="30")
+    first = h.send(duration_seconds=1.5)
+    h.send(duration_seconds=12)  # longer than the delete may wait: the first goes at once
+    h.start()
+    h.wait_for(lambda: len(h.runs()) == 2)
+    h.wait_for(lambda: queue_counts(h) == (0, 1))  # only the running job is in flight
+    h.stop()
+    assert h.runs()[first] == {"start": 1, "done": 1}
+
+
 def test_batch_size_adapts_to_the_mean_duration(make_worker: Make) -> None:
     worker = make_worker(PREFETCH_SECONDS="30", MAX_JOBS_PER_PROCESS="200").worker
     assert worker.batch_size() == 1  # nothing known yet
