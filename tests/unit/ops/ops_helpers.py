@@ -12,18 +12,6 @@ def send(sqs: Any, url: str, bodies: list[str], attributes: dict[str, Any] | Non
         sqs.send_message(QueueUrl=url, MessageBody=body, **extra)
 
 
-def counts(sqs: Any, url: str) -> tuple[int, int]:
-    """(visible, in flight) of queue `url`."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
-
-
 def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
     """Receive (and delete) every visible message of queue `url`."""
     messages: list[dict[str, Any]] = []

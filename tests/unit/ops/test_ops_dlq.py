@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ops_helpers import counts, send
+from ops_helpers import send
 
 from scripts import dlq
 from scripts._sqs import run
+from tests.sqs_helpers import queue_counts as counts
 
 REASON = {"failure_reason": {"DataType": "String", "StringValue": "PermanentFailure: bad body"}}
 

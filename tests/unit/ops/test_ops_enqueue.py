@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 import pytest
-from ops_helpers import counts, drain
+from ops_helpers import drain
 
 from scripts import enqueue
 from scripts._sqs import run
+from tests.sqs_helpers import queue_counts as counts
 
 
 def test_make_bodies_mixes_poison_and_malformed_into_count() -> None:

@@ -6,10 +6,11 @@ import io
 from typing import Any
 
 import pytest
-from ops_helpers import counts, send
+from ops_helpers import send
 
 from scripts import purge
 from scripts._sqs import run
+from tests.sqs_helpers import queue_counts as counts
 
 
 class Terminal(io.StringIO):

@@ -8,10 +8,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from ops_helpers import counts, drain, send
+from ops_helpers import drain, send
 
 from scripts import redrive
 from scripts._sqs import OpsError, run
+from tests.sqs_helpers import queue_counts as counts
 
 ATTRIBUTE = {"failure_reason": {"DataType": "String", "StringValue": "boom"}}
 DLQ_ARN = "arn:aws:sqs:ap-northeast-1:123456789012:work-dlq"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from worker.handlers import JobResult
 
+from tests.sqs_helpers import queue_counts as sqs_counts
 from tests.unit.worker.harness import Harness
 
 Make = Callable[..., Harness]
@@ -16,14 +17,7 @@ Make = Callable[..., Harness]
 def queue_counts(h: Harness, dlq: bool = False) -> tuple[int, int]:
     """(visible, in flight) of the work queue or its DLQ."""
     url = h.worker.settings.dead_letter_queue_url if dlq else h.worker.settings.queue_url
-    attributes = h.sqs.client.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
+    return sqs_counts(h.sqs.client, url)
 
 
 def test_done_messages_run_once_and_are_deleted_in_batches(make_worker: Make) -> None:
