@@ -149,10 +149,6 @@ def main(argv: list[str] | None = None) -> int:
         print(report.markdown_row(result))
     else:
         print(report.text(result))
-        if model.other_alarms:
-            print(
-                f"  alarms without scaling actions (not simulated): {', '.join(model.other_alarms)}"
-            )
     return 0
 
 

@@ -235,6 +235,8 @@ class Simulation:
         self.cooldowns: dict[str, tuple[int, int, str]] = {}  # policy -> (until, anchor, way)
         self.alarms = [_Alarm(spec, self._metric_key) for spec in model.alarms]
         self.alarms += self._target_tracking_alarms()
+        # Alarms that only notify (deadline, DLQ): evaluated on the metrics the model has.
+        self.watched = [_Alarm(spec, self._metric_key) for spec in model.other_alarms]
 
     # ---- events -------------------------------------------------------------------------
     def at(self, time: int, action: Callable[..., None], *args: Any, priority: int = 1) -> None:
@@ -542,7 +544,7 @@ class Simulation:
         return 0
 
     def _evaluate_alarms(self) -> None:
-        for alarm in self.alarms:
+        for alarm in [*self.alarms, *self.watched]:
             before = alarm.state
             state = alarm.evaluate(self.metrics, self.now)
             if state != before:
@@ -550,6 +552,15 @@ class Simulation:
             if state == "ALARM":
                 for policy_id in alarm.spec.actions:
                     self._apply(self.model.policies[policy_id], alarm)
+
+    def notifications(self) -> dict[str, int]:
+        """Each notify-only alarm that went to ALARM, with the first second it did."""
+        watched = {a.spec.logical_id for a in self.watched}
+        fired: dict[str, int] = {}
+        for now, logical_id, state in self.stats.alarm_log:
+            if logical_id in watched and state == "ALARM":
+                fired.setdefault(logical_id, now)
+        return fired
 
     # ---- scaling policies ---------------------------------------------------------------
     def _target_tracking_alarms(self) -> list[_Alarm]:

@@ -36,6 +36,7 @@ class Report:
     dead_lettered: int
     lost: int
     scaling_actions: int
+    alarms_fired: dict[str, str]  # notify-only alarm (deadline, DLQ, ...) -> first ALARM time
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +93,7 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
         dead_lettered=sim.dlq,
         lost=len(messages) - done - sim.dlq - remaining,
         scaling_actions=len(stats.scaling_actions),
+        alarms_fired={name: clock(t) for name, t in sim.notifications().items()},
     )
 
 
@@ -113,6 +115,8 @@ def text(report: Report) -> str:
         f"visibility {report.duplicates_by_visibility})",
         f"  dead-lettered    {report.dead_lettered}, lost {report.lost}",
         f"  scaling actions  {report.scaling_actions}",
+        "  notify-only alarms that fired: "
+        + (", ".join(f"{n} at {t}" for n, t in report.alarms_fired.items()) or "none"),
     ]
     return "\n".join(lines)
 

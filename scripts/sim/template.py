@@ -136,7 +136,8 @@ class Model:
     scheduled_actions: list[ScheduledAction] = field(default_factory=list)
     policies: dict[str, PolicySpec] = field(default_factory=dict)
     alarms: list[AlarmSpec] = field(default_factory=list)
-    other_alarms: list[str] = field(default_factory=list)
+    other_alarms: list[AlarmSpec] = field(default_factory=list)
+    """Alarms without scaling actions (deadline, DLQ, ...): evaluated and reported only."""
     region: str | None = None
     deadline: str | None = None  # HH:MM from an output/metadata naming the window's end
     queue_names: dict[str, str] = field(default_factory=dict)  # dimension value -> queue id
@@ -320,13 +321,15 @@ def _opt_float(value: Any) -> float | None:
 
 
 def _dimensions(items: list[Json] | None, exports: Json) -> tuple[tuple[str, str], ...]:
-    """Dimensions as (name, value); a Ref/GetAtt value (also through an export of another
-    stack, Fn::ImportValue) becomes its logical id."""
+    """Dimensions as (name, value); a Ref/GetAtt value (also through another stack:
+    Fn::ImportValue of an export, Fn::GetStackOutput of an output) becomes its logical id."""
     pairs = []
     for item in items or []:
         value = item.get("Value")
         if isinstance(value, dict) and isinstance(value.get("Fn::ImportValue"), str):
             value = exports.get(value["Fn::ImportValue"], value)
+        elif isinstance(value, dict) and isinstance(value.get("Fn::GetStackOutput"), dict):
+            value = exports.get(str(value["Fn::GetStackOutput"].get("OutputName")), value)
         pairs.append((str(item["Name"]), _ref(value) or json.dumps(value)))
     return tuple(pairs)
 
@@ -426,7 +429,10 @@ def _deadline(outputs: Json, names: list[str]) -> str | None:
 def read_model(paths: list[Path]) -> Model:
     """The simulator's model of the merged templates."""
     resources, outputs = load_resources(paths)
-    exports = {
+    # Cross-stack references by export name (Fn::ImportValue) and by output name
+    # (Fn::GetStackOutput).
+    exports = {name: output.get("Value") for name, output in outputs.items()}
+    exports |= {
         str(output["Export"]["Name"]): output.get("Value")
         for output in outputs.values()
         if isinstance(output, dict) and isinstance(output.get("Export", {}).get("Name"), str)
@@ -439,13 +445,10 @@ def read_model(paths: list[Path]) -> Model:
         for lid, r in _of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy").items()
     }
     alarms: list[AlarmSpec] = []
-    other: list[str] = []
+    other: list[AlarmSpec] = []
     for lid, resource in sorted(_of_type(resources, "AWS::CloudWatch::Alarm").items()):
         alarm = _alarm(lid, _props(resource), set(policies), exports)
-        if alarm.actions:
-            alarms.append(alarm)
-        else:
-            other.append(lid)
+        (alarms if alarm.actions else other).append(alarm)
     task = _task(resources)
     if targets:
         target = _props(next(iter(targets.values())))
