@@ -85,6 +85,9 @@ class WorkerStack(Stack):
             cluster=self.cluster,
             service=self.worker.service,
             log_group=self.worker.log_group,
-            deadline_alarms=self.batch_windows.deadline_alarms,
+            deadline_alarms=[
+                *self.batch_windows.deadline_alarms,
+                self.scaling.backlog_beyond_max_alarm,
+            ],
             scaling_alarms=[self.scaling.scale_out_alarm, self.scaling.scale_in_alarm],
         )

@@ -15,6 +15,8 @@ from stacks.config import ScalingConfig
 MINUTE = Duration.minutes(1)
 # Step scaling policies take at most 20 step adjustments.
 MAX_STEPS = 20
+# Minutes the backlog must need more than max_tasks before that alarm fires.
+BACKLOG_BEYOND_MAX_MINUTES = 5
 
 
 def step_sizes(max_tasks: int) -> list[int]:
@@ -44,10 +46,14 @@ class QueueScaling(Construct):
     * No CPU target tracking: the jobs are I/O bound, CPU says nothing about the backlog and
       such a policy would fight this one.
 
+    A third alarm, ``backlog_beyond_max_alarm``, warns (no scaling action) when the backlog
+    needs more than ``max_tasks`` at the target pace for 5 minutes: with a target derived from
+    the deadline, this says hours ahead that a batch will miss it.
+
     The two conditions cannot hold at once (the first needs more than ``desired x
     processes`` visible messages, the second fewer), so the policies never fight each other.
     Attributes: ``scalable_target``, ``scale_out_metric``/``scale_out_alarm``,
-    ``scale_in_metric``/``scale_in_alarm``.
+    ``scale_in_metric``/``scale_in_alarm``, ``backlog_beyond_max_alarm``.
     """
 
     def __init__(
@@ -101,6 +107,27 @@ class QueueScaling(Construct):
             using_metrics=metrics,
             label="Tasks beyond the queued and in-flight work",
             period=MINUTE,
+        )
+        self.backlog_beyond_max_alarm = cloudwatch.Alarm(
+            self,
+            "BacklogBeyondMaxTasksAlarm",
+            metric=cloudwatch.MathExpression(
+                expression=f"CEIL(visible / {per_task})",
+                using_metrics={"visible": metrics["visible"]},
+                label="Tasks the backlog needs at the target pace",
+                period=MINUTE,
+            ),
+            threshold=config.max_tasks,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=BACKLOG_BEYOND_MAX_MINUTES,
+            datapoints_to_alarm=BACKLOG_BEYOND_MAX_MINUTES,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=(
+                f"The backlog needs more than scaling.max_tasks ({config.max_tasks}) tasks at "
+                f"{config.target_backlog_per_process} waiting messages per process: it will "
+                "not be worked off in time (a batch will miss its deadline). Raise "
+                "scaling.max_tasks (and max_total_processes) as scripts/plan says."
+            ),
         )
         self.scale_out_alarm = self._step_policy(
             "ScaleOut",

@@ -179,3 +179,19 @@ def test_deadline_alarm_fires_when_the_oldest_message_cannot_finish_by_the_end(
             "AlarmDescription": Match.string_like_regexp("miss 09:00 Asia/Tokyo"),
         },
     )
+
+
+def test_backlog_beyond_max_tasks_warns_the_topic(prod: Synthesized) -> None:
+    per_task = prod.config.scaling.target_backlog_per_process * prod.config.worker.processes
+    (alarm,) = [
+        a["Properties"]
+        for key, a in prod.worker.find_resources("AWS::CloudWatch::Alarm").items()
+        if key.startswith("ScalingBacklogBeyondMaxTasksAlarm")
+    ]
+    (expression,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    assert expression["Expression"] == f"CEIL(visible / {per_task})"
+    assert alarm["Threshold"] == prod.config.scaling.max_tasks
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 5)
+    (topic,) = prod.worker.find_resources("AWS::SNS::Topic")
+    assert alarm["AlarmActions"] == [{"Ref": topic}]
