@@ -304,7 +304,7 @@ def _parse_section(cls: type[Any], raw: Any, prefix: str, problems: list[str]) -
     values = {k: v for k, v in values.items() if v is not _INVALID}
     instance = cls(**values)
     if len(problems) == before:
-        problems.extend(f"{prefix}.{p}" for p in _FIELD_CHECKS.get(cls, _no_checks)(instance))
+        problems.extend(f"{prefix}.{p}" for p in _FIELD_CHECKS[cls](instance))
     return instance
 
 
@@ -588,10 +588,6 @@ def _check_alarms(a: AlarmsConfig) -> list[str]:
     if not 1 <= a.tasks_missing_minutes <= 60:
         problems.append(f"tasks_missing_minutes: {a.tasks_missing_minutes} must be 1 to 60")
     return problems
-
-
-def _no_checks(_: Any) -> list[str]:
-    return []
 
 
 _FIELD_CHECKS: dict[type[Any], Callable[[Any], list[str]]] = {

@@ -15,3 +15,17 @@ def queue_counts(sqs: Any, url: str) -> tuple[int, int]:
         int(attributes["ApproximateNumberOfMessages"]),
         int(attributes["ApproximateNumberOfMessagesNotVisible"]),
     )
+
+
+def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Receive (and delete) every visible message of queue `url`."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return messages
+        messages += batch
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -19,23 +19,20 @@ from moto.server import ThreadedMotoServer
 
 from tests.conftest import REGION, free_port
 from tests.integration.fleet import Fleet, queue_depth, send_jobs
+from tests.sqs_helpers import drain
 from tests.unit.worker.recording_handlers import runs
 
 MakeFleet = Callable[..., Fleet]
 
 
 def dead_letters(sqs: Any, dlq_url: str) -> set[str]:
-    """Bodies' source ids in the DLQ: the original id (SQS redrive keeps it) or the attribute."""
+    """Source ids of the messages in the DLQ (drained): the original id (SQS redrive keeps it)
+    or the worker's attribute."""
     ids: set[str] = set()
-    while True:
-        got = sqs.receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        ).get("Messages", [])
-        if not got:
-            return ids
-        for message in got:
-            source = message.get("MessageAttributes", {}).get("worker_source_message_id")
-            ids.add(source["StringValue"] if source else message["MessageId"])
+    for message in drain(sqs, dlq_url):
+        source = message.get("MessageAttributes", {}).get("worker_source_message_id")
+        ids.add(source["StringValue"] if source else message["MessageId"])
+    return ids
 
 
 def assert_nothing_lost(

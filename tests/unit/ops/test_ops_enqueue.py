@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
-from ops_helpers import drain
 
 from scripts import enqueue
 from scripts._sqs import run
+from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as counts
 
 

@@ -8,10 +8,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from ops_helpers import drain, send
+from ops_helpers import send
 
 from scripts import redrive
 from scripts._sqs import OpsError, run
+from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as counts
 
 ATTRIBUTE = {"failure_reason": {"DataType": "String", "StringValue": "boom"}}
