@@ -39,6 +39,7 @@ def make_runner(settings: Settings, log: EventLog) -> Runner:
             log,
             queue_url=settings.queue_url,
             memory_limit_mib=settings.max_memory_mib_per_process,
+            cwd=settings.workdir,
         )
         command.check()
         return command

@@ -71,7 +71,9 @@ class ConsumerWatcher:
         started = time.monotonic()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_watcher)
+        self.process = subprocess.Popen(
+            self.argv, cwd=self.settings.workdir, preexec_fn=_die_with_watcher
+        )
         self.log.info(
             "worker_started",
             mode="consumer",

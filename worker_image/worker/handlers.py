@@ -246,8 +246,10 @@ class CommandRunner:
         *,
         queue_url: str = "",
         memory_limit_mib: int = 0,
+        cwd: str | None = None,
     ) -> None:
         self.command = command
+        self.cwd = cwd
         self.log = log or EventLog("worker_local")
         self.queue_url = queue_url
         self.memory_limit_mib = memory_limit_mib
@@ -278,6 +280,7 @@ class CommandRunner:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            cwd=self.cwd,
             process_group=0,
         )
         assert process.stdin and process.stdout and process.stderr

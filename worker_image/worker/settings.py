@@ -47,6 +47,7 @@ class Settings:
     receive_wait_seconds: int = 20
     process_name: str = "worker_local"
     region: str | None = None
+    workdir: str | None = None  # where commands and consumers run (None: the process's own)
 
     @property
     def task_protection_active(self) -> bool:
@@ -97,6 +98,7 @@ class Settings:
             receive_wait_seconds=reader.number("RECEIVE_WAIT_SECONDS", int, 20, low=0, high=20),
             process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or "worker_local",
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
+            workdir=env.get("WORKER_WORKDIR", "").strip() or None,
         )
         if mode == "callable" and not _CALLABLE_SPEC.match(handler):
             reader.fail("WORKER_HANDLER", handler, "callable mode needs 'module:function'")
