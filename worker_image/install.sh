@@ -1,11 +1,11 @@
 #!/bin/sh
 # Installs the queue-worker kit's runtime (the SQS worker loop, supervisord and its config) into
-# the image being built: a team's own application image. Run as root in a build stage, with the
-# kit's worker_image/ directory mounted (docs/frameworks.md, "The image"):
+# the image being built: a team's own application image. Run as root in a build stage, from the
+# kit's worker_image/ directory (the build context `queue-worker-kit`; docs/frameworks.md):
 #
 #   FROM app AS worker
-#   RUN --mount=type=bind,from=queue-worker-kit,target=/tmp/queue-worker-kit \
-#       sh /tmp/queue-worker-kit/install.sh
+#   COPY --from=queue-worker-kit . /tmp/queue-worker-kit/
+#   RUN sh /tmp/queue-worker-kit/install.sh
 #   USER www-data
 #   ENTRYPOINT ["/opt/queue-worker-kit/bin/queue-worker"]
 #

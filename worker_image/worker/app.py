@@ -7,9 +7,6 @@ import shlex
 import sys
 from collections.abc import Mapping
 
-import boto3
-from botocore.config import Config
-
 from worker.consumer import ConsumerWatcher
 from worker.handlers import CallableRunner, CommandRunner, HandlerError, Runner, check_command
 from worker.logs import EventLog
@@ -21,7 +18,13 @@ EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the ta
 
 
 def sqs_client(settings: Settings) -> object:
-    """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env."""
+    """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env.
+
+    boto3 is imported here, not at the top: a process that cannot start (a bad setting or
+    handler) fails before paying for it, and consumer mode never loads it."""
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,

@@ -27,7 +27,7 @@ import subprocess
 import time
 from types import FrameType
 
-from worker.handlers import SAMPLE_SECONDS, group_rss_bytes
+from worker.handlers import SAMPLE_SECONDS, ExitWatch, group_rss_bytes
 from worker.logs import EventLog
 from worker.settings import Settings
 
@@ -81,12 +81,8 @@ class ConsumerWatcher:
             consumer_pid=self.process.pid,
         )
         limit = self.settings.max_memory_mib_per_process
-        while True:
-            try:
-                code = self.process.wait(SAMPLE_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                pass
+        exited = ExitWatch(self.process)
+        while not exited.wait(SAMPLE_SECONDS):
             rss = group_rss_bytes(os.getpgid(0), exclude=os.getpid())
             self.peak_rss = max(self.peak_rss, rss)
             if limit and rss > limit * 2**20 and self._stop_sent_at is None:
@@ -95,6 +91,7 @@ class ConsumerWatcher:
             sent = self._stop_sent_at
             if sent is not None and time.monotonic() - sent > self.settings.stop_grace_seconds:
                 self.process.kill()
+        code = self.process.returncode
         asked = self._stop_sent_at is not None
         status = 0 if asked and code in (0, -signal.SIGTERM, -signal.SIGINT) else code
         status = status if status >= 0 else 128 - status

@@ -310,6 +310,7 @@ class CommandRunner:
         None when it exited by itself, else why it must be stopped."""
         deadline = time.monotonic() + timeout
         limit = self.memory_limit_mib
+        exited = ExitWatch(process)
         while True:
             rss = self._sample(process.pid)
             if limit and rss > limit * 2**20:
@@ -318,11 +319,8 @@ class CommandRunner:
                     f"stopped: its processes used {self._peak_rss / 2**20:.0f} MiB, above "
                     f"MAX_MEMORY_MIB_PER_PROCESS={limit}",
                 )
-            try:
-                process.wait(max(0.0, min(SAMPLE_SECONDS, deadline - time.monotonic())))
+            if exited.wait(max(0.0, min(SAMPLE_SECONDS, deadline - time.monotonic()))):
                 return None
-            except subprocess.TimeoutExpired:
-                pass
             if abort():
                 return JobResult("handed_back", "stopped: SIGTERM grace spent")
             if time.monotonic() >= deadline:
@@ -469,6 +467,21 @@ def _describe_exit(code: int) -> str:
     if code == EX_DATAERR:
         return f"command exited {code} (EX_DATAERR)"
     return f"command exited {code}"
+
+
+class ExitWatch:
+    """A thread blocked in waitpid() for `process`: `wait(timeout)` sleeps on it in the kernel
+    (Popen.wait(timeout) would wake every 50 ms to poll; a pidfd is refused by some seccomp
+    profiles, podman's among them)."""
+
+    def __init__(self, process: subprocess.Popen[Any]) -> None:
+        self._thread = threading.Thread(target=process.wait, name="exit-watch", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the process has exited and is reaped (within `timeout` seconds)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 def group_rss_bytes(pgid: int, exclude: int = 0) -> int:
