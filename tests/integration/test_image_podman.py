@@ -8,6 +8,7 @@ another script). If no engine can be set up, these tests fail: they never skip.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -28,7 +29,8 @@ BASE = "localhost/kit-base:bookworm"
 IMAGE = "localhost/queue-worker:test"
 HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
 
-pytestmark = pytest.mark.container
+# One xdist worker runs every container test (`--dist loadgroup`): one setup, one build.
+pytestmark = [pytest.mark.container, pytest.mark.xdist_group("container")]
 
 
 def run(*args: str, timeout: float = 600) -> str:
@@ -50,7 +52,11 @@ def engine() -> str:
     if docker_answers():
         return "docker"
     assert SETUP.is_file(), f"no Docker engine and no container setup script at {SETUP}"
-    offered = run("bash", str(SETUP)).strip().splitlines()[-1]
+    # The setup installs with apt: two test processes running it at once would fight over
+    # dpkg's lock, so they take turns.
+    with open("/tmp/kit-container-setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        offered = run("bash", str(SETUP)).strip().splitlines()[-1]
     assert offered == "podman", f"{SETUP} offers {offered!r}, not podman"
     return "podman"
 
