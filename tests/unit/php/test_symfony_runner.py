@@ -185,6 +185,15 @@ def test_other_exceptions_are_retried_with_their_reason(
     assert run.result == {"reason": reason}
 
 
+def test_the_retry_delay_of_a_recoverable_exception_is_the_retry_delay(
+    run_message: Callable[..., Run],
+) -> None:
+    run = run_message("php", "Explode", "rate-limited")  # getRetryDelay(): 12500 ms
+
+    assert run.exit_code == EXIT_RETRY
+    assert run.result == {"reason": "App\\RateLimited: the API said 429", "retry_after_seconds": 13}
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

@@ -31,6 +31,7 @@ class Kernel
             Explode::class => ['App\ExplodeHandler' => fn (Explode $explode) => throw match ($explode->kind) {
                 'unrecoverable' => new UnrecoverableMessageHandlingException('invoice 42 has no customer'),
                 'recoverable' => new RecoverableMessageHandlingException('the API said 503'),
+                'rate-limited' => new RateLimited('the API said 429'),
                 default => new \RuntimeException('database went away'),
             }],
         ], onDispatch: fn (Envelope $envelope) => self::record('dispatched', self::describe($envelope)));
