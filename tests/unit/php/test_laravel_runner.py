@@ -49,6 +49,7 @@ def test_a_job_that_succeeds_exits_0_with_the_events_of_queue_work(
         {"kind": "handled", "job": "App\\Jobs\\RecordJob", "note": "invoice 7", "attempts": 1}
     ]
     assert run.events == ["JobProcessing", "JobProcessed"]
+    assert run.records[-1] == {"kind": "terminated"}  # the application's terminating callbacks
 
 
 def test_the_application_is_found_by_laravel_base_path(

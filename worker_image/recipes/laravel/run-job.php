@@ -91,8 +91,8 @@ function main(): int
 
     $options = new WorkerOptions();
     $options->maxTries = (int) (getenv('LARAVEL_TRIES') ?: 0);
-    $backoff = getenv('LARAVEL_BACKOFF');
-    $options->backoff = $backoff === false || $backoff === '' ? 0 : $backoff;
+    $backoff = (string) getenv('LARAVEL_BACKOFF');
+    $options->backoff = $backoff === '' ? 0 : $backoff;
 
     $worker = $app->make('queue.worker');
     $worker->setCache($app->make(Cache::class)); // as queue:work does: maxExceptions needs it
@@ -107,7 +107,14 @@ function main(): int
         }
     }
 
-    return settle($job, $error, $backoff === false || $backoff === '');
+    $code = settle($job, $error, kitBacksOff: $backoff === '');
+    try {
+        $app->terminate(); // as artisan ends: terminating callbacks, deferred functions
+    } catch (Throwable $error) { // the job's outcome stands
+        fwrite(STDERR, 'After the job: '.describe($error).PHP_EOL);
+    }
+
+    return $code;
 }
 
 /** The exit code and result for how Laravel left the job. */

@@ -21,6 +21,7 @@ $app->singleton(ConsoleKernel::class, fn () => new class implements ConsoleKerne
         Recorder::write('booted', ['base_path' => getcwd()]);
     }
 });
+$app->terminating(fn () => Recorder::write('terminated'));
 $app->singleton('events', fn () => new App\Support\Events());
 $app->alias('events', Dispatcher::class);
 $app->singleton(Cache::class, fn () => new ArrayCache());

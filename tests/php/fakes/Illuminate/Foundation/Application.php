@@ -11,4 +11,20 @@ class Application extends Container
         $this->alias(self::class, Container::class);
         $this->offsetSet(self::class, $this);
     }
+
+    private array $terminatingCallbacks = [];
+
+    public function terminating(callable $callback)
+    {
+        $this->terminatingCallbacks[] = $callback;
+
+        return $this;
+    }
+
+    public function terminate()
+    {
+        foreach ($this->terminatingCallbacks as $callback) {
+            $callback();
+        }
+    }
 }
