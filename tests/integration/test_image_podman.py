@@ -8,7 +8,6 @@ another script). If no engine can be set up, these tests fail: they never skip.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.host_setup import host_setup_lock
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.integration.test_faults_injection import dead_letters
 
@@ -52,10 +52,7 @@ def engine() -> str:
     if docker_answers():
         return "docker"
     assert SETUP.is_file(), f"no Docker engine and no container setup script at {SETUP}"
-    # The setup installs with apt: two test processes running it at once would fight over
-    # dpkg's lock, so they take turns.
-    with open("/tmp/kit-container-setup.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with host_setup_lock():  # the setup installs with apt-get
         offered = run("bash", str(SETUP)).strip().splitlines()[-1]
     assert offered == "podman", f"{SETUP} offers {offered!r}, not podman"
     return "podman"

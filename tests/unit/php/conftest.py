@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.host_setup import host_setup_lock
+
 ROOT = Path(__file__).resolve().parents[3]
 RECIPES = ROOT / "worker_image" / "recipes"
 PHP_TESTS = ROOT / "tests" / "php"
@@ -48,8 +50,9 @@ def _install_php() -> None:
 @pytest.fixture(scope="session")
 def php() -> str:
     """The php-cli binary; installed with apt-get when missing (fails loudly when it cannot)."""
-    if shutil.which("php") is None:
-        _install_php()
+    with host_setup_lock():
+        if shutil.which("php") is None:
+            _install_php()
     binary = shutil.which("php")
     if binary is None:
         pytest.fail("apt-get installed php-cli but no php is on PATH")
