@@ -7,7 +7,7 @@ import pytest
 from scripts.plan import processes_that_fit
 from stacks import sizing
 from stacks.config import load_config
-from tests.unit.config.test_config import problems, prod_with
+from tests.unit.config.test_config import ENVIRONMENTS, problems, prod_with
 
 
 @pytest.mark.parametrize("mode", ["callable", "command", "consumer"])
@@ -71,3 +71,19 @@ def test_the_config_check_names_the_kits_share(mode: str) -> None:
     assert "environments.prod.worker.memory_mib: 512 cannot hold 2 processes" in message
     assert f"kit's own {sizing.kit_memory_mib(2, mode)} MiB in {mode} mode" in message
     assert f"{need} MiB" in message
+
+
+@pytest.mark.parametrize("env", sorted(ENVIRONMENTS))
+@pytest.mark.parametrize(
+    ("mode", "handler"), [("callable", "app:job"), ("command", "php run"), ("consumer", "php q")]
+)
+def test_shipped_environments_fit_the_kits_share_in_every_mode(
+    env: str, mode: str, handler: str
+) -> None:
+    config = load_config(
+        ENVIRONMENTS, env, {"worker.handler_mode": mode, "worker.handler": handler}
+    )
+    w = config.worker
+    assert sizing.task_memory_need_mib(w.processes, w.max_memory_mib_per_process, mode) <= (
+        w.memory_mib
+    )
