@@ -42,7 +42,7 @@ def worker_image(
             target=image.target,
             build_args=dict(image.build_args) or None,
             build_contexts={KIT_BUILD_CONTEXT: str(WORKER_IMAGE_DIR)},
-            extra_hash=kit_fingerprint(WORKER_IMAGE_DIR),
+            extra_hash=_kit_fingerprint(WORKER_IMAGE_DIR),
             invalidation=ecr_assets.DockerImageAssetInvalidationOptions(build_contexts=False),
             platform=_platform(architecture),
         )
@@ -61,7 +61,7 @@ def _platform(architecture: Architecture) -> ecr_assets.Platform:
     return ecr_assets.Platform.LINUX_AMD64
 
 
-def kit_fingerprint(directory: Path) -> str:
+def _kit_fingerprint(directory: Path) -> str:
     """The content hash of the kit's directory as a build sees it (its .dockerignore applied)."""
     ignore = directory / ".dockerignore"
     patterns = [

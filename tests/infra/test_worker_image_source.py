@@ -18,10 +18,12 @@ from aws_cdk.assertions import Annotations, Match
 
 from stacks.app_builder import build
 from stacks.config import load_config
-from stacks.constructs.worker_image import KIT_BUILD_CONTEXT, WORKER_IMAGE_DIR, kit_fingerprint
+from stacks.constructs import worker_image as worker_image_module
+from stacks.constructs.worker_image import KIT_BUILD_CONTEXT, WORKER_IMAGE_DIR
 from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT, Synthesized, synthesize
 
 TEAM_APP = "tests/infra/fixtures/team_app"
+DOCKERFILE = "docker/worker.Dockerfile"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 SEND = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]
@@ -71,7 +73,7 @@ def test_team_directory_builds_its_dockerfile_with_the_kit_as_a_build_context() 
         worker={
             "image": {
                 "directory": TEAM_APP,
-                "dockerfile": "docker/worker.Dockerfile",
+                "dockerfile": DOCKERFILE,
                 "target": "worker",
                 "build_args": {"PHP_VERSION": "8.3"},
             },
@@ -81,7 +83,7 @@ def test_team_directory_builds_its_dockerfile_with_the_kit_as_a_build_context() 
     (source,) = docker_assets(s)
     staged = s.outdir / source["directory"]
     assert (staged / "marker.txt").read_text() == (ROOT / TEAM_APP / "marker.txt").read_text()
-    assert source["dockerFile"] == "docker/worker.Dockerfile"
+    assert source["dockerFile"] == DOCKERFILE
     assert source["dockerBuildTarget"] == "worker"
     assert source["dockerBuildArgs"] == {"PHP_VERSION": "8.3"}
     assert source["dockerBuildContexts"] == {KIT_BUILD_CONTEXT: str(WORKER_IMAGE_DIR)}
@@ -89,16 +91,32 @@ def test_team_directory_builds_its_dockerfile_with_the_kit_as_a_build_context() 
     assert "cdk-hnb659fds-container-assets" in json.dumps(image_of(s))
 
 
-def test_team_image_hash_follows_the_kits_files_not_its_path(tmp_path: Path) -> None:
+def _team_asset_hash(kit_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(worker_image_module, "WORKER_IMAGE_DIR", kit_dir)
+    environments = json.loads(json.dumps(ENVIRONMENTS))
+    environments["prod"]["worker"]["image"] = {"directory": TEAM_APP, "dockerfile": DOCKERFILE}
+    app = App(context=FEATURE_FLAGS)
+    _, stack = build(app, load_config(environments, "prod", project_dir=ROOT))
+    outdir = Path(app.synth().directory)
+    (asset_hash,) = json.loads((outdir / f"{stack.stack_name}.assets.json").read_text())[
+        "dockerImages"
+    ]
+    return str(asset_hash)
+
+
+def test_team_image_hash_follows_the_kits_files_not_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A kit upgrade rebuilds the team's image; another checkout of the same kit does not."""
-    copy = tmp_path / "worker_image"
+    original = _team_asset_hash(WORKER_IMAGE_DIR, monkeypatch)
+    copy = tmp_path / "elsewhere" / "worker_image"
     shutil.copytree(WORKER_IMAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    assert kit_fingerprint(copy) == kit_fingerprint(WORKER_IMAGE_DIR)
+    assert _team_asset_hash(copy, monkeypatch) == original
     (copy / "worker" / "__pycache__").mkdir()
-    (copy / "worker" / "__pycache__" / "loop.cpython-311.pyc").write_bytes(b"ignored")
-    assert kit_fingerprint(copy) == kit_fingerprint(WORKER_IMAGE_DIR)
-    (copy / "supervisord.conf").write_text("; changed\n", encoding="utf-8")
-    assert kit_fingerprint(copy) != kit_fingerprint(WORKER_IMAGE_DIR)
+    (copy / "worker" / "__pycache__" / "loop.cpython-311.pyc").write_bytes(b"not in a build")
+    assert _team_asset_hash(copy, monkeypatch) == original
+    (copy / "supervisord.conf").write_text("; a new kit version\n", encoding="utf-8")
+    assert _team_asset_hash(copy, monkeypatch) != original
 
 
 def test_repository_and_tag_name_an_ecr_image_of_the_account_and_region() -> None:
@@ -143,7 +161,7 @@ def test_execution_role_may_pull_from_that_repository_only() -> None:
     "worker",
     [
         {"image": {"repository": "team/app", "tag": "v1"}},
-        {"image": {"directory": TEAM_APP, "dockerfile": "docker/worker.Dockerfile"}},
+        {"image": {"directory": TEAM_APP, "dockerfile": DOCKERFILE}},
         {"handler_mode": "consumer", "handler": "php artisan queue:work sqs"},
     ],
     ids=["repository", "directory", "consumer"],
@@ -201,7 +219,7 @@ def test_no_consumer_warning_in_the_kits_modes() -> None:
     "image",
     [
         {"repository": "team/app", "tag": "v1"},
-        {"directory": TEAM_APP, "dockerfile": "docker/worker.Dockerfile"},
+        {"directory": TEAM_APP, "dockerfile": DOCKERFILE},
     ],
     ids=["repository", "directory"],
 )
