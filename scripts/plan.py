@@ -4,8 +4,9 @@
     python -m scripts.plan --messages 2000 --duration-mean 165 --duration-max 300 --json
 
 For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB) the processes per task are
-those that fit: memory (64 MiB for supervisord/runtime + --process-memory each) and CPU
-(--process-cpu each, up to 80% of the task's vCPU). The batch arrives at the window start;
+those that fit: memory (the kit's own share in --handler-mode, stacks/sizing.py, as the config
+check counts it, + --process-memory each) and CPU (--process-cpu each, up to 80% of the task's
+vCPU). The batch arrives at the window start;
 the target backlog per process paces the work to end before the deadline (window end minus
 --margin) after reserving the task start, the scale-out delay of an idle queue's metrics and
 one longest job:
@@ -28,9 +29,9 @@ from typing import Any
 
 from scripts import pricing
 from scripts.sim.inputs import Durations, Problems
+from stacks import sizing
 from stacks.fargate import VALID_MEMORY_MIB
 
-RUNTIME_MEMORY_MIB = 64  # supervisord + the container runtime's share
 CPU_HEADROOM = 0.8  # busy processes may use up to this share of the task's vCPU
 # Cost estimates within this share of the cheapest count as ties (the estimate is not finer
 # than that); ties go to fewer processes per task: finer scaling steps, shorter idle tails.
@@ -54,9 +55,11 @@ class Shape:
     note: str = ""
 
 
-def processes_that_fit(cpu: int, memory_mib: int, process_memory: int, process_cpu: float) -> int:
+def processes_that_fit(
+    cpu: int, memory_mib: int, process_memory: int, process_cpu: float, handler_mode: str
+) -> int:
     """Worker processes a task of this shape can host (memory and CPU headroom)."""
-    by_memory = (memory_mib - RUNTIME_MEMORY_MIB) // process_memory
+    by_memory = sizing.processes_that_fit(memory_mib, process_memory, handler_mode)
     by_cpu = math.floor(cpu / 1024 * CPU_HEADROOM / process_cpu + 1e-9)
     return max(0, min(by_memory, by_cpu))
 
@@ -74,7 +77,9 @@ def evaluate(args: argparse.Namespace, durations: Durations, start: int, end: in
     shapes = []
     for cpu, memories in VALID_MEMORY_MIB.items():
         for memory in memories:
-            processes = processes_that_fit(cpu, memory, args.process_memory, args.process_cpu)
+            processes = processes_that_fit(
+                cpu, memory, args.process_memory, args.process_cpu, args.handler_mode
+            )
             if processes < 1:
                 continue
             price = pricing.task_price_per_second(
@@ -172,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--margin", type=int, default=30, help="minutes before the window end")
     parser.add_argument("--process-memory", type=int, default=200, help="MiB per process")
     parser.add_argument("--process-cpu", type=float, default=0.05, help="vCPU per busy process")
+    parser.add_argument(
+        "--handler-mode", default="callable", choices=sorted(sizing.KIT_SLOT_OVERHEAD_MIB)
+    )
     parser.add_argument("--region", default="ap-northeast-1", choices=pricing.REGIONS)
     parser.add_argument("--architecture", default="x86_64", choices=pricing.ARCHITECTURES)
     parser.add_argument("--spot", action="store_true", help="Fargate Spot prices")
