@@ -1,9 +1,12 @@
-"""What the operator scripts share: the queue target options, clients, counts, progress, errors.
+"""What the operator commands share on the AWS side: the environment, its stacks, clients, queues.
 
-Every script takes the queue by `--queue-url URL` (the work queue; its DLQ is found through its
-redrive policy) or by `--env NAME` (the outputs of the deployed stack `QueueWorker-NAME-Queue`),
-plus `--region` and `--endpoint-url` (boto3 also honours AWS_ENDPOINT_URL by itself).
-Errors an operator can fix end the script with one line on stderr and exit code 2.
+`--env NAME` names an environment of cdk.json (`--cdk-json`, default the project's): its
+config gives the region and the batch windows, and the deployed stacks
+`QueueWorker-NAME-Queue` (outputs QueueUrl, DeadLetterQueueUrl) and `QueueWorker-NAME-Worker`
+(outputs ClusterName, ServiceName, LogGroupName) give the resources. Queue commands also take
+`--queue NAME|URL` (the work queue; its DLQ is found through its redrive policy).
+`--region` and `--endpoint-url` point the clients elsewhere (boto3 also honours
+AWS_ENDPOINT_URL by itself).
 """
 
 from __future__ import annotations
@@ -11,85 +14,104 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TextIO
+from pathlib import Path
+from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ClientError
 
-EXIT_ERROR = 2
-STACK_NAME = "QueueWorker-{env}-Queue"
-NONEXISTENT_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+from scripts._cli import NONEXISTENT_QUEUE_CODES, OpsError, Parser, error_code
+from stacks.config import ConfigError, EnvironmentConfig, load_config
 
-
-class OpsError(Exception):
-    """An error the operator can act on; its message is printed as one line."""
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (plus a hint) and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+ROOT = Path(__file__).resolve().parents[1]
+QUEUE_STACK = "{prefix}-Queue"
+WORKER_STACK = "{prefix}-Worker"
 
 
-def make_parser(prog: str, description: str) -> Parser:
-    """A parser with the queue target options every script takes."""
-    parser = Parser(prog=prog, description=description)
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument(
-        "--queue-url", help="the work queue's URL (its DLQ: from its redrive policy)"
-    )
-    target.add_argument(
-        "--env", help="environment NAME: read stack QueueWorker-NAME-Queue's outputs"
+def add_aws_options(parser: Parser) -> None:
+    """--cdk-json, --region, --endpoint-url."""
+    parser.add_argument(
+        "--cdk-json",
+        type=Path,
+        default=ROOT / "cdk.json",
+        help="where the environments are (default: the project's cdk.json)",
     )
     parser.add_argument(
-        "--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's)"
+        "--region",
+        help="AWS region (default: the environment's, else AWS_REGION or the profile's)",
     )
-    parser.add_argument("--endpoint-url", help="SQS/CloudFormation endpoint, e.g. moto's server")
-    return parser
+    parser.add_argument("--endpoint-url", help="AWS endpoint for every client, e.g. moto's server")
 
 
-def _at_least(convert: Callable[[str], Any], minimum: float) -> Callable[[str], Any]:
-    """An argparse type: `convert(text)`, which must be a number >= `minimum`."""
+def add_queue_options(parser: Parser) -> None:
+    """Exactly one of --env and --queue (alias --queue-url), plus the AWS options."""
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--env", help="environment NAME of cdk.json: its deployed stack QueueWorker-NAME-Queue"
+    )
+    target.add_argument(
+        "--queue",
+        "--queue-url",
+        dest="queue",
+        metavar="NAME|URL",
+        help="the work queue's name or URL (its DLQ: from its redrive policy)",
+    )
+    add_aws_options(parser)
 
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value >= minimum:  # also rejects NaN
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
-        return value
 
-    return parse
+def add_env_options(parser: Parser) -> None:
+    """A required --env, plus the AWS options."""
+    parser.add_argument(
+        "--env", required=True, help="environment NAME of cdk.json (its deployed stacks)"
+    )
+    add_aws_options(parser)
 
 
-positive_int = _at_least(int, 1)
-non_negative_int = _at_least(int, 0)
-non_negative_float = _at_least(float, 0)
+def environment(cdk_json: Path, name: str) -> EnvironmentConfig:
+    """The environment NAME of cdk.json, parsed as `cdk synth -c env=NAME` would."""
+    try:
+        context = json.loads(cdk_json.read_text()).get("context", {})
+    except (OSError, ValueError) as error:
+        raise OpsError(f"cannot read {cdk_json}: {error}") from None
+    environments = context.get("environments") or {}
+    if name not in environments:
+        known = ", ".join(sorted(environments)) or "none"
+        raise OpsError(f"unknown environment {name!r} (environments in {cdk_json}: {known})")
+    try:
+        return load_config(environments, name)
+    except ConfigError as error:
+        first = str(error).strip().splitlines()[0].strip()
+        raise OpsError(f"environment {name!r} in {cdk_json} is not valid: {first}") from None
 
 
 class Target:
-    """The queue and DLQ named by the parsed arguments; looked up on first use, then cached."""
+    """The environment, stacks and queues named by the parsed arguments; looked up on use."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self._args = args
         self._clients: dict[str, Any] = {}
-        self._outputs: dict[str, str] | None = None
+        self._outputs: dict[str, dict[str, str]] = {}
         self._queue_url: str | None = None
         self._dlq_url: str | None = None
+        self.config = environment(args.cdk_json, args.env) if args.env else None
+
+    @property
+    def region(self) -> str | None:
+        """--region, else the environment's, else AWS_REGION (boto3 reads the rest)."""
+        if self._args.region:
+            return str(self._args.region)
+        if self.config is not None:
+            return self.config.region
+        return os.environ.get("AWS_REGION")
 
     def client(self, service: str) -> Any:
-        """A boto3 client for `service` with the --region and --endpoint-url given."""
+        """A boto3 client for `service` in the region, with --endpoint-url if given."""
         if service not in self._clients:
-            # boto3 itself reads AWS_DEFAULT_REGION and the profile, not AWS_REGION.
-            region = self._args.region or os.environ.get("AWS_REGION")
             self._clients[service] = boto3.client(
-                service, region_name=region, endpoint_url=self._args.endpoint_url
+                service, region_name=self.region, endpoint_url=self._args.endpoint_url
             )
         return self._clients[service]
 
@@ -101,17 +123,20 @@ class Target:
     def queue_url(self) -> str:
         """The work queue's URL (checked to exist)."""
         if self._queue_url is None:
-            self._queue_url = self._args.queue_url or self._output("QueueUrl")
+            if self.config is not None:
+                self._queue_url = self.output(QUEUE_STACK, "QueueUrl")
+            else:
+                self._queue_url = self._resolve_queue(self._args.queue)
             self.attributes(self._queue_url, "QueueArn")
         return self._queue_url
 
     def dlq_url(self) -> str:
         """The DLQ's URL: stack output or the work queue's redrive target (checked to exist)."""
         if self._dlq_url is None:
-            if self._args.env:
-                self._dlq_url = self._output("DeadLetterQueueUrl")
+            if self.config is not None:
+                self._dlq_url = self.output(QUEUE_STACK, "DeadLetterQueueUrl")
             else:
-                self._dlq_url = self._dlq_from_redrive_policy(self._args.queue_url)
+                self._dlq_url = self._dlq_from_redrive_policy(self.queue_url())
             self.attributes(self._dlq_url, "QueueArn")
         return self._dlq_url
 
@@ -129,6 +154,28 @@ class Target:
         """The queue's ARN."""
         return self.attributes(url, "QueueArn")["QueueArn"]
 
+    def output(self, stack: str, key: str) -> str:
+        """Output `key` of the environment's stack (QUEUE_STACK or WORKER_STACK)."""
+        assert self.config is not None, "outputs need --env"
+        name = stack.format(prefix=self.config.stack_prefix)
+        if name not in self._outputs:
+            self._outputs[name] = stack_outputs(self.client("cloudformation"), name)
+        outputs = self._outputs[name]
+        if key not in outputs:
+            known = ", ".join(sorted(outputs)) or "none"
+            raise OpsError(f"stack {name} has no output {key} (outputs: {known})")
+        return outputs[key]
+
+    def _resolve_queue(self, name_or_url: str) -> str:
+        if name_or_url.startswith(("https://", "http://")):
+            return name_or_url
+        try:
+            return str(self.sqs.get_queue_url(QueueName=name_or_url)["QueueUrl"])
+        except ClientError as error:
+            if error_code(error) in NONEXISTENT_QUEUE_CODES:
+                raise OpsError(f"queue does not exist: {name_or_url}") from None
+            raise
+
     def _dlq_from_redrive_policy(self, queue_url: str) -> str:
         attributes = self.attributes(queue_url, "RedrivePolicy")
         if "RedrivePolicy" not in attributes:
@@ -143,19 +190,9 @@ class Target:
             raise
         return str(response["QueueUrl"])
 
-    def _output(self, key: str) -> str:
-        if self._outputs is None:
-            self._outputs = stack_outputs(self.client("cloudformation"), self._args.env)
-        if key not in self._outputs:
-            known = ", ".join(sorted(self._outputs)) or "none"
-            stack = STACK_NAME.format(env=self._args.env)
-            raise OpsError(f"stack {stack} has no output {key} (outputs: {known})")
-        return self._outputs[key]
 
-
-def stack_outputs(cloudformation: Any, env: str) -> dict[str, str]:
-    """The outputs of the deployed stack `QueueWorker-<env>-Queue` (DescribeStacks)."""
-    stack = STACK_NAME.format(env=env)
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The outputs of the deployed stack `stack` (DescribeStacks)."""
     try:
         response = cloudformation.describe_stacks(StackName=stack)
     except ClientError as error:
@@ -191,13 +228,8 @@ def describe_counts(name: str, counts: dict[str, int]) -> str:
     )
 
 
-def error_code(error: ClientError) -> str:
-    """The AWS error code of a ClientError ('' when there is none)."""
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def iso_time(epoch_millis: str | int) -> str:
-    """An SQS timestamp (epoch milliseconds) as ISO 8601 UTC, seconds precision."""
+    """An AWS timestamp (epoch milliseconds) as ISO 8601 UTC, seconds precision."""
     moment = datetime.fromtimestamp(int(epoch_millis) / 1000, tz=UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -223,46 +255,3 @@ class Pacer:
         """Sleep until `done` items are allowed to have been processed."""
         if self.rate:
             time.sleep(max(0.0, self._started + done / self.rate - time.monotonic()))
-
-
-class Progress:
-    """Prints `LABEL: N[/TOTAL] ...` to stderr at most once every `interval` seconds (default 1)."""
-
-    def __init__(self, label: str, interval: float = 1.0, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.interval = interval
-        self.stream = stream or sys.stderr
-        self._last = time.monotonic()
-
-    def update(self, done: int, total: int | None = None, detail: str = "") -> None:
-        """Report `done` of `total` if the interval has passed since the last line."""
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
-        of_total = f"/{total}" if total is not None else ""
-        print(f"{self.label}: {done}{of_total} {detail}".rstrip(), file=self.stream, flush=True)
-
-
-def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run a script's main; turn the errors an operator can fix into one line and exit code 2."""
-    try:
-        return main(argv)
-    except OpsError as error:
-        message = str(error)
-    except NoCredentialsError:
-        message = "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID, or log in)"
-    except NoRegionError:
-        message = "no AWS region: pass --region or set AWS_REGION"
-    except ClientError as error:
-        if error_code(error) in NONEXISTENT_QUEUE_CODES:
-            message = "queue does not exist (deleted while the script ran?)"
-        else:
-            message = f"AWS error: {error}"
-    except BotoCoreError as error:
-        message = f"AWS client error: {error}"
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_ERROR
