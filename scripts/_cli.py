@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
@@ -206,6 +208,26 @@ def progress(label: str, total: int | None, unit: str = "msg") -> Iterator[Progr
         yield Progress(bar)
     finally:
         bar.close()
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends, so that work and its count stay together.
+
+    A SIGINT during the block raises KeyboardInterrupt when the block ends (so "sent N" is
+    exact); outside the main thread, where signals cannot be handled, it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
 
 
 def print_json(document: Any) -> None:

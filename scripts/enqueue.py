@@ -30,6 +30,7 @@ from scripts._cli import (
     non_negative_int,
     positive_int,
     progress,
+    uninterrupted,
 )
 
 HELP = "send example jobs (or given bodies) to the work queue"
@@ -100,9 +101,10 @@ def send_bodies(sqs: Any, queue_url: str, bodies: Sequence[str], rate: float = 0
         try:
             for start in range(0, len(bodies), batch_size):
                 pacer.wait(start)
-                batch = _send_batch(sqs, queue_url, bodies[start : start + batch_size])
-                sent += batch
-                bar.advance(batch)
+                with uninterrupted():
+                    batch = _send_batch(sqs, queue_url, bodies[start : start + batch_size])
+                    sent += batch
+                    bar.advance(batch)
         except KeyboardInterrupt:
             raise Interrupted(f"sent {bar.of_total()}") from None
     return sent

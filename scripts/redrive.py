@@ -38,6 +38,7 @@ from scripts._cli import (
     error_code,
     positive_int,
     progress,
+    uninterrupted,
 )
 
 HELP = "move messages from the DLQ back to the work queue"
@@ -137,9 +138,10 @@ def _copy_loop(
         messages = response.get("Messages", [])
         if not messages:
             break
-        batch = _copy_batch(sqs, dlq_url, queue_url, messages)
-        moved += batch
-        bar.advance(batch)
+        with uninterrupted():
+            batch = _copy_batch(sqs, dlq_url, queue_url, messages)
+            moved += batch
+            bar.advance(batch)
     return moved
 
 
