@@ -67,16 +67,22 @@ class Command(Protocol):
 
 
 def description(module: ModuleType) -> str:
-    """A module docstring's first paragraph (its help text)."""
-    return (module.__doc__ or "").split("\n\n")[0]
+    """A command's help text: its module docstring (summary, examples, what it does)."""
+    return (module.__doc__ or "").strip()
+
+
+class DefaultsHelpFormatter(
+    argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
+    """Keeps the description's line breaks and shows every option's default."""
 
 
 def formatter(module: ModuleType) -> type[argparse.HelpFormatter]:
-    """The module's FORMATTER, else one that keeps the description's line breaks."""
-    chosen: type[argparse.HelpFormatter] = getattr(
-        module, "FORMATTER", argparse.RawDescriptionHelpFormatter
-    )
-    return chosen
+    """DefaultsHelpFormatter for modules with DEFAULTS_IN_HELP, else one that keeps the
+    description's line breaks (their option help says the defaults itself)."""
+    if getattr(module, "DEFAULTS_IN_HELP", False):
+        return DefaultsHelpFormatter
+    return argparse.RawDescriptionHelpFormatter
 
 
 def main(module: ModuleType, argv: Sequence[str] | None = None) -> int:

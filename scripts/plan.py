@@ -45,7 +45,7 @@ CPU_HEADROOM = 0.8  # busy processes may use up to this share of the task's vCPU
 # than that); ties go to fewer processes per task: finer scaling steps, shorter idle tails.
 TIE_TOLERANCE = 0.05
 HELP = "the cheapest Fargate shape and scaling settings for a daily batch (and why)"
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
 SHORT_TABLE_ROWS = 8  # rows shown without --all (the chosen one always among them)
 
 
@@ -194,6 +194,7 @@ def add_arguments(parser: Parser) -> None:
         "--max-total-processes",
         "--db-connections",
         dest="db_connections",
+        metavar="N",
         type=int,
         help="the database cap: total worker processes (default: none; see --env)",
     )

@@ -30,7 +30,7 @@ DEFAULT_DEADLINE = "08:30"
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_TIMEZONE = "Asia/Tokyo"
 HELP = "simulate one day of the synthesized templates (scaling, cost, deadline)"
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
 
 
 def add_arguments(parser: Parser) -> None:
