@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import REGION
 from worker.logs import EventLog
 
 from scripts.__main__ import main
+from tests.conftest import REGION
 
 STREAM = "worker/worker/task-1"
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import boto3
 from botocore.stub import Stubber
-from conftest import REGION
 from ops_helpers import send
 from worker.contract import JOBS_PROCESSED, metric_namespace
 
 from scripts import status
 from scripts.__main__ import main
+from tests.conftest import REGION
 
 # 05:00 in Tokyo, inside the window 04:00-09:00 of the cdk.json written below.
 NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
