@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -39,7 +39,7 @@ from typing import Any
 import boto3
 
 from scripts import _cli
-from scripts._cli import Parser
+from scripts._cli import Parser, print_json
 
 HELP = "run the worker fleet locally on moto, as an environment's synthesized templates say"
 ROOT = Path(__file__).resolve().parents[1]
@@ -403,6 +403,7 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--prefetch", type=float, default=None, help="override PREFETCH_SECONDS")
     parser.add_argument("--timeout", type=float, default=300, help="give up after (default 300)")
     parser.add_argument("--fleet-log", default="", help="also write the fleet's output here")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--run-dir", default="/tmp/queue-worker-local", help=argparse.SUPPRESS)
 
 
@@ -418,7 +419,10 @@ def execute(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: everything stopped", file=sys.stderr)
         return 130
-    print("\n".join(report.lines()))
+    if args.json:
+        print_json({**asdict(report), "efficiency": report.efficiency})
+    else:
+        print("\n".join(report.lines()))
     return 1 if report.lost else 0
 
 

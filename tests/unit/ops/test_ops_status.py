@@ -109,6 +109,9 @@ def test_protection_unknown_when_the_api_is_missing(
     report = status_json(aws_args, env_name, capsys)
     assert report["tasks"]["protected"] is None
     assert report["tasks"]["protection_note"].startswith("GetTaskProtection failed")
+    assert main(["status", *aws_args, "--env", env_name]) == 0
+    tasks_line = capsys.readouterr().out.splitlines()[1]
+    assert "; protection: unknown (GetTaskProtection failed: " in tasks_line
 
 
 def test_protected_tasks_are_counted_ten_per_call() -> None:
@@ -188,4 +191,16 @@ def test_missing_worker_stack(
     err = capsys.readouterr().err
     assert err == (
         f"error: stack QueueWorker-{env_name}-Worker does not exist in {REGION} (deploy it first)\n"
+    )
+
+
+def test_missing_service(
+    aws_args: list[str], deploy_environment: Any, env_name: str, moto_endpoint: str, capsys: Any
+) -> None:
+    env = deploy_environment(env_name)
+    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=moto_endpoint)
+    ecs.delete_service(cluster=env.cluster, service=env.service, force=True)
+    assert main(["status", *aws_args, "--env", env_name]) == 1
+    assert capsys.readouterr().err == (
+        f"error: ECS service {env.service} does not exist in cluster {env.cluster}\n"
     )
