@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from scripts import (
     _cli,
@@ -29,7 +28,7 @@ from scripts import (
     status,
 )
 
-COMMANDS: dict[str, Any] = {
+COMMANDS: dict[str, _cli.Command] = {
     "status": status,
     "logs": logs,
     "enqueue": enqueue,

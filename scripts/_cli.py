@@ -66,7 +66,7 @@ class Command(Protocol):
     def execute(self, args: argparse.Namespace) -> int: ...
 
 
-def description(module: ModuleType) -> str:
+def description(module: object) -> str:
     """A command's help text: its module docstring (summary, examples, what it does)."""
     return (module.__doc__ or "").strip()
 
@@ -77,7 +77,7 @@ class DefaultsHelpFormatter(
     """Keeps the description's line breaks and shows every option's default."""
 
 
-def formatter(module: ModuleType) -> type[argparse.HelpFormatter]:
+def formatter(module: object) -> type[argparse.HelpFormatter]:
     """DefaultsHelpFormatter for modules with DEFAULTS_IN_HELP, else one that keeps the
     description's line breaks (their option help says the defaults itself)."""
     if getattr(module, "DEFAULTS_IN_HELP", False):
@@ -93,7 +93,7 @@ def main(module: ModuleType, argv: Sequence[str] | None = None) -> int:
         description=description(module),
         formatter_class=formatter(module),
     )
-    command: Any = module
+    command: Command = module
     command.add_arguments(parser)
     args = parser.parse_args(argv)
     return run(command.execute, args, parser)
