@@ -64,7 +64,9 @@ def parser() -> _cli.Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, then run the chosen command."""
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:  # reported by the verb's parser, so the message names `python -m scripts VERB`
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return _cli.run(args.execute, args, args.parser)
 
 

@@ -164,3 +164,12 @@ def test_a_closed_pipe_ends_quietly() -> None:
     )
     assert done.stdout == "{\nrc=0\n"
     assert done.stderr == ""
+
+
+def test_unknown_option_names_the_verb(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--messages", "10", "--duration", "5", "--endpoint-url", "x"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "python -m scripts plan: error: unrecognized arguments: --endpoint-url x (see --help)\n"
+    )
