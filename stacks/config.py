@@ -199,9 +199,7 @@ class Values:
                 raise _Invalid
             return Values(typing.cast("type[Model]", field.annotation), raw, self.context)(rest)
         try:
-            return _field_adapter(self.model, name).validate_python(
-                raw, strict=True, context=self.context
-            )
+            return _field_adapter(self.model, name).validate_python(raw, context=self.context)
         except ValidationError:
             raise _Invalid from None
 
@@ -213,7 +211,10 @@ Rule = Callable[[Values], Iterator[Problem]]
 def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     field = model.model_fields[name]
     annotation: Any = field.annotation
-    return TypeAdapter(Annotated[(annotation, *field.metadata)] if field.metadata else annotation)
+    strict = None if _model_in(annotation) is annotation else ConfigDict(strict=True)  # as Model
+    return TypeAdapter(
+        Annotated[(annotation, *field.metadata)] if field.metadata else annotation, config=strict
+    )
 
 
 class Model(BaseModel):
