@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-from stacks.config import config_keys
+from stacks.config import config_keys, readme_rows
 
 README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-# | `key` | type | default | meaning |, with escaped pipes (\|) inside cells
-ROWS = {
-    cells[1].strip().strip("`"): cells[3].strip()
-    for line in README.splitlines()
-    if line.startswith("| `") and len(cells := re.split(r"(?<!\\)\|", line)) == 6
-}
+ROWS = {key: default for key, (default, _) in readme_rows(README).items()}
 
 
 def documented_default(default: Any) -> str:
