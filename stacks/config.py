@@ -239,7 +239,8 @@ def _explain(model: type[BaseModel], error: ErrorDetails) -> str:
         )
         return f"unknown key; allowed: {sorted(by_key)}{near}"
     if kind == "missing":
-        return "required" + "".join(f": {m.what}" for m in field.metadata if isinstance(m, _Check))
+        whats = [m.what for m in field.metadata if isinstance(m, _Check)] if field else []
+        return ": ".join(["required", *whats])
     if kind == "value_error":
         return str(ctx["error"])
     if kind == "literal_error" and field:
