@@ -624,9 +624,9 @@ def _with_overrides(
             problems.append(f"-c {key}: {_not_a_key(key, keys)}")
             continue
         node: Any = merged
-        for part in (section or "").split(".") if section else ():
+        for part in section.split(".") if section else ():
             node = node.get(part) if isinstance(node, dict) else None
-        if section and not isinstance(node, dict):
+        if not isinstance(node, dict):
             problems.append(f"-c {key}: {prefix} has no {section} to change; add one in cdk.json")
             continue
         *parents, leaf = key.split(".")

@@ -358,7 +358,7 @@ DIGEST = "sha256:" + "a" * 64
 )
 def test_bad_image_settings(image: dict[str, Any], expected: str) -> None:
     found = problems(prod_with(worker={"image": image}))
-    assert any(f"environments.prod.{expected}" in p or expected in p for p in found), found
+    assert any(expected in p for p in found), found
 
 
 def test_image_sources_parse() -> None:
