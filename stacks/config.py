@@ -223,7 +223,8 @@ def _index(part: str) -> str | int:
     return int(part) if part.isdigit() else part
 
 
-_TYPES = {"int": "a whole number", "bool": "true or false", "string": "a string", "tuple": "a list"}
+_TYPES = {"int": "a whole number", "bool": "true or false", "string": "a string"}
+_TYPES |= {"tuple": "a list", "list": "a list"}  # else *_type: an object
 
 
 def _explain(model: type[BaseModel], error: ErrorDetails) -> str:
