@@ -170,7 +170,9 @@ class WorkerService(Construct):
             "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            desired_count=config.scaling.min_tasks,
+            # No DesiredCount in the template: CloudFormation would pass it to every service
+            # update and reset the fleet autoscaling built (docs/architecture.md, "Deploys").
+            desired_count=None,
             vpc_subnets=network.subnets,
             assign_public_ip=network.assign_public_ip,
             security_groups=[network.security_group],
