@@ -2,6 +2,9 @@
 """CDK app: load the chosen environment's config, build its stacks, check them, synth.
 
 cdk synth -c env=prod [-c worker.processes=6 ...]
+
+Without ``-c env`` the app holds every environment's stacks, so ``cdk ls`` lists them all;
+name stacks (``cdk diff 'QueueWorker-dev-*'``) or pass ``-c env=NAME`` to act on one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from aws_cdk import App
 
-from stacks.app_builder import build
+from stacks.app_builder import build_all
 from stacks.config import ConfigError, load_config
 
 
@@ -33,12 +36,14 @@ def main() -> None:
     overrides: dict[str, Any] = {
         key: get(key) for key in sorted(context_keys()) if "." in key and not key.startswith("@")
     }
+    environments = get("environments")
+    names = sorted(environments) if environments and not get("env") else [get("env")]
     try:
-        config = load_config(get("environments"), get("env"), overrides)
+        configs = [load_config(environments, name, overrides) for name in names]
     except ConfigError as error:
         print(f"Invalid configuration:\n{error}", file=sys.stderr)
         sys.exit(1)
-    build(app, config)
+    build_all(app, configs)
     app.synth()
 
 

@@ -88,6 +88,9 @@ class WorkerConfig:
     """Extra plain environment variables for the handler."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """NAME -> ``ssm:/parameter/name`` or ``secretsmanager:secret-name[:json-key]``."""
+    ecs_exec: bool = False
+    """ECS Exec on the service: a shell in a running task (docs/operations.md). The SSM agent
+    it runs needs a writable root filesystem, so the container keeps one. Default off."""
 
     @property
     def supervisor_stopwait_seconds(self) -> int:
@@ -170,6 +173,23 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True)
+class CiConfig:
+    """The GitHub Actions deploy role of this environment (docs/ci-cd.md).
+
+    Set, the app adds the stack ``QueueWorker-ENV-Deploy``: a role the repository's workflows
+    assume through GitHub OIDC to deploy, and a read-only one for ``cdk diff`` on pull requests.
+    """
+
+    github_repository: str
+    """``owner/name`` (or ``owner@ID/name@ID``, the immutable subject form). Required."""
+    branch: str = "main"
+    """The branch whose workflows may deploy. Default ``main``."""
+    oidc_provider_arn: str | None = None
+    """An existing GitHub OIDC provider of the account (there is one per account). Default:
+    the stack creates ``token.actions.githubusercontent.com`` with audience sts.amazonaws.com."""
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """Everything one environment's stacks need, validated."""
 
@@ -184,6 +204,8 @@ class EnvironmentConfig:
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     batch_windows: tuple[BatchWindow, ...] = ()
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    ci: CiConfig | None = None
+    """The GitHub Actions deploy role; None (the default): no deploy-role stack."""
 
     @property
     def stack_prefix(self) -> str:
@@ -197,7 +219,15 @@ SECTIONS: dict[str, type[Any]] = {
     "scaling": ScalingConfig,
     "alarms": AlarmsConfig,
 }
-TOP_LEVEL_KEYS = {"region", "account", "retain_data", "batch_window", "batch_windows", *SECTIONS}
+TOP_LEVEL_KEYS = {
+    "region",
+    "account",
+    "retain_data",
+    "batch_window",
+    "batch_windows",
+    "ci",
+    *SECTIONS,
+}
 WINDOW_KEYS = {f.name for f in dataclasses.fields(BatchWindow)}
 # -c section.key=value works on these sections (batch_window: a single window only).
 OVERRIDABLE = {*SECTIONS, "batch_window"}
@@ -275,6 +305,7 @@ def _parse_environment(
         for section, cls in SECTIONS.items()
     }
     windows = _parse_windows(raw, prefix, problems)
+    ci = _parse_ci(raw, prefix, problems)
     if problems:
         return None
     return EnvironmentConfig(
@@ -283,8 +314,26 @@ def _parse_environment(
         account=account,
         retain_data=bool(retain),
         batch_windows=windows,
+        ci=ci,
         **sections,
     )
+
+
+def _parse_ci(raw: Mapping[str, Any], prefix: str, problems: list[str]) -> CiConfig | None:
+    if "ci" not in raw:
+        return None
+    section = raw["ci"]
+    if not isinstance(section, Mapping):
+        problems.append(f"{prefix}.ci: expected an object, got {section!r}")
+        return None
+    if not isinstance(section.get("github_repository"), str):
+        problems.append(
+            f"{prefix}.ci.github_repository: {section.get('github_repository')!r}: required, "
+            "the 'owner/name' of the GitHub repository whose workflows deploy"
+        )
+        return None
+    ci: CiConfig = _parse_section(CiConfig, section, f"{prefix}.ci", problems)
+    return ci
 
 
 def _parse_section(cls: type[Any], raw: Any, prefix: str, problems: list[str]) -> Any:
@@ -590,12 +639,39 @@ def _check_alarms(a: AlarmsConfig) -> list[str]:
     return problems
 
 
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9-]+(@\d+)?/[A-Za-z0-9._-]+(@\d+)?$")
+GIT_BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)[A-Za-z0-9._/-]+(?<![/.])$")
+GITHUB_OIDC_PROVIDER_ARN = re.compile(
+    r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+)
+
+
+def _check_ci(c: CiConfig) -> list[str]:
+    problems = []
+    if not GITHUB_REPOSITORY.match(c.github_repository):
+        problems.append(
+            f"github_repository: {c.github_repository!r} must be 'owner/name' "
+            "(or 'owner@ID/name@ID', the immutable subject form)"
+        )
+    if not GIT_BRANCH.match(c.branch):
+        problems.append(
+            f"branch: {c.branch!r} must be one branch name such as 'main' (no wildcards)"
+        )
+    if c.oidc_provider_arn is not None and not GITHUB_OIDC_PROVIDER_ARN.match(c.oidc_provider_arn):
+        problems.append(
+            f"oidc_provider_arn: {c.oidc_provider_arn!r} must be the ARN of a GitHub OIDC "
+            "provider: 'arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com'"
+        )
+    return problems
+
+
 _FIELD_CHECKS: dict[type[Any], Callable[[Any], list[str]]] = {
     NetworkConfig: _check_network,
     WorkerConfig: _check_worker,
     QueueConfig: _check_queue,
     ScalingConfig: _check_scaling,
     AlarmsConfig: _check_alarms,
+    CiConfig: _check_ci,
 }
 
 
@@ -616,6 +692,12 @@ def _cross_checks(c: EnvironmentConfig) -> list[str]:
             f"{prefix}.worker.job_timeout_seconds: {c.worker.job_timeout_seconds} must be between "
             f"1 and {longest}: SQS keeps a message invisible for at most 12 h after it is "
             "received, heartbeat or not (minus one visibility timeout of margin)"
+        )
+    provider = c.ci.oidc_provider_arn if c.ci else None
+    if provider and c.account and provider.split(":")[4] != c.account:
+        problems.append(
+            f"{prefix}.ci.oidc_provider_arn: {provider!r} is in another account than "
+            f"account {c.account!r}; a role trusts the provider of its own account"
         )
     for index, w in enumerate(c.batch_windows):
         where = f"{prefix}.batch_windows[{index}].min_tasks"
