@@ -37,7 +37,7 @@ def main() -> None:
         key: get(key) for key in sorted(context_keys()) if "." in key and not key.startswith("@")
     }
     environments = get("environments")
-    names = sorted(environments) if environments and not get("env") else [get("env")]
+    names = list(environments) if environments and not get("env") else [get("env")]
     try:
         configs = [load_config(environments, name, overrides) for name in names]
     except ConfigError as error:
