@@ -55,7 +55,9 @@ def readme_test_command() -> str:
 
 def test_actionlint_finds_nothing_in_the_workflows() -> None:
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert len(files) == 4
+    assert {"test.yml", "pull-request.yml", "deploy.yml", "deploy-environment.yml"} <= {
+        f.name for f in files
+    }
     result = actionlint(*files)
     assert (result.returncode, result.stdout) == (0, ""), result.stdout + result.stderr
 
