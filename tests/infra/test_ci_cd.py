@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +13,7 @@ from aws_cdk.assertions import Match, Template
 
 from stacks.config import ConfigError, load_config
 from stacks.constructs.deploy_role import DEPLOY_BOOTSTRAP_ROLES, DIFF_BOOTSTRAP_ROLES
+from tests.infra.cfn_lint import cfn_lint
 from tests.infra.conftest import ENVIRONMENTS, Synthesized, synthesize
 
 REPOSITORY = "octo-org/queue-app"
@@ -194,13 +192,7 @@ def test_cdk_nag_finds_nothing_in_the_deploy_role_stack(ci: Synthesized) -> None
 
 
 def test_cfn_lint_finds_nothing_in_the_deploy_role_stack(ci: Synthesized) -> None:
-    template = ci.outdir / "QueueWorker-prod-Deploy.template.json"
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), str(template)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cfn_lint(ci.outdir / "QueueWorker-prod-Deploy.template.json")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

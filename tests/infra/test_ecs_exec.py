@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from stacks.config import ConfigError, load_config
+from tests.infra.cfn_lint import cfn_lint
 from tests.infra.conftest import ENVIRONMENTS, Synthesized, synthesize
 
 SSM_CHANNEL_ACTIONS = [
@@ -106,6 +107,11 @@ def test_on_cdk_nag_findings_are_acknowledged_with_a_reason(on: Synthesized) -> 
     ]
     assert wildcard, "the ssmmessages Resource::* finding is acknowledged"
     assert all(a["acknowledgedAt"].endswith("TaskRole/DefaultPolicy") for a in wildcard)
+
+
+def test_on_cfn_lint_finds_nothing(on: Synthesized) -> None:
+    result = cfn_lint(on.outdir / "QueueWorker-prod-Worker.template.json")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_on_synth_warns_about_the_root_shell(on: Synthesized) -> None:
