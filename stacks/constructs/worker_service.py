@@ -113,6 +113,9 @@ class WorkerService(Construct):
                 self, "LinuxParameters", init_process_enabled=True
             ),
             stop_timeout=Duration.seconds(worker.stop_timeout_seconds),
+            # ECS Exec's SSM agent writes to the root filesystem: AWS does not support ECS Exec
+            # with a read-only one (docs/operations.md).
+            readonly_root_filesystem=False if worker.ecs_exec else None,
         )
         queue.grant_consume_messages(self.task_definition.task_role)
         dead_letter_queue.grant_send_messages(self.task_definition.task_role)

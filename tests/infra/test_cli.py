@@ -129,11 +129,12 @@ def test_a_second_make_synth_skips_and_a_changed_source_redoes_it(tmp_path: Path
     assert "cdk synth -c env=dev" in changed.stdout
 
 
-def test_make_deploy_needs_an_environment() -> None:
-    result = make("deploy")
-    assert result.returncode == 2
-    assert "choose one environment: ENV=NAME, NAME one of: dev stg prod" in result.stderr
-    assert "cdk deploy" not in result.stdout
+def test_make_deploy_needs_a_known_environment() -> None:
+    for env in ("", "qa"):
+        result = make("deploy", f"ENV={env}")
+        assert result.returncode == 2
+        assert "choose one environment: ENV=NAME, NAME one of: dev stg prod" in result.stderr
+        assert "cdk deploy" not in result.stdout
 
 
 def test_make_deploy_deploys_the_environments_queue_and_worker_stacks() -> None:

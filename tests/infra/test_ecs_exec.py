@@ -83,7 +83,7 @@ def test_on_the_container_root_filesystem_stays_writable_for_the_ssm_agent(
     read-only root filesystem is not supported with ECS Exec."""
     (task_definition,) = on.worker.find_resources("AWS::ECS::TaskDefinition").values()
     (container,) = task_definition["Properties"]["ContainerDefinitions"]
-    assert container.get("ReadonlyRootFilesystem") is not True
+    assert container["ReadonlyRootFilesystem"] is False
 
 
 def test_on_the_init_process_reaps_session_processes(on: Synthesized) -> None:
