@@ -2,6 +2,9 @@
 """CDK app: load the chosen environment's config, build its stacks, check them, synth.
 
 cdk synth -c env=prod [-c worker.processes=6 -c retain_data=false ...]
+
+Without ``-c env`` the app holds every environment's stacks, so ``cdk ls`` lists them all;
+name stacks (``cdk diff 'QueueWorker-dev-*'``) or pass ``-c env=NAME`` to act on one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from aws_cdk import App
 
-from stacks.app_builder import build
+from stacks.app_builder import build_all
 from stacks.config import ConfigError, load_config, overrides_from_context
 
 PROJECT_DIR = Path(__file__).resolve().parent  # where cdk.json is: worker.image.directory's base
@@ -32,17 +35,17 @@ def cli_context() -> dict[str, Any]:
 def main() -> None:
     app = App()
     get = app.node.try_get_context
+    environments = get("environments")
+    names = list(environments) if environments and not get("env") else [get("env")]
+    overrides = overrides_from_context(cli_context())
     try:
-        config = load_config(
-            get("environments"),
-            get("env"),
-            overrides_from_context(cli_context()),
-            project_dir=PROJECT_DIR,
-        )
+        configs = [
+            load_config(environments, name, overrides, project_dir=PROJECT_DIR) for name in names
+        ]
     except ConfigError as error:
         print(f"Invalid configuration:\n{error}", file=sys.stderr)
         sys.exit(1)
-    build(app, config)
+    build_all(app, configs)
     app.synth()
 
 

@@ -126,7 +126,20 @@ Repository = Annotated[
 ]
 Tag = Annotated[str, _matches(r"\w[\w.-]{0,127}", "an image tag")]
 Digest = Annotated[str, _matches(r"sha256:[0-9a-f]{64}", "'sha256:' + 64 hex digits")]
-GitHubRepository = Annotated[str, _matches(r"[\w.-]+/[\w.-]+", "a GitHub 'owner/name'")]
+GitHubRepository = Annotated[
+    str,
+    _matches(
+        r"[A-Za-z0-9-]+(@\d+)?/[A-Za-z0-9._-]+(@\d+)?",
+        "a GitHub 'owner/name' (or 'owner@ID/name@ID', the immutable OIDC subject form)",
+    ),
+]
+GitBranch = Annotated[
+    str,
+    _matches(
+        r"(?!/)(?!.*//)(?!.*\.\.)[A-Za-z0-9._/-]+(?<![/.])",
+        "one branch name such as 'main' (no wildcards)",
+    ),
+]
 OidcProviderArn = Annotated[
     str,
     _matches(
@@ -286,8 +299,8 @@ def _image_source(v: Values) -> Iterator[Problem]:
         yield (
             "directory/repository",
             (
-                "neither is set; allowed: directory (your Dockerfile's build context) or repository "
-                "with tag or digest, or no image at all (the kit's own)"
+                "neither is set; allowed: directory (your Dockerfile's build context) or "
+                "repository with tag or digest, or no image at all (the kit's own)"
             ),
         )
     if repository is not None and (tag is None) == (digest is None):
@@ -492,7 +505,7 @@ class CiConfig(Model):
     """The GitHub Actions deploy role (OIDC) of this environment."""
 
     github_repository: GitHubRepository
-    branch: str = "main"
+    branch: GitBranch = "main"
     oidc_provider_arn: OidcProviderArn | None = None
 
 
@@ -536,6 +549,19 @@ def _window_floors(v: Values) -> Iterator[Problem]:
             yield f"{key}.min_tasks", f"{window.min_tasks} exceeds scaling.max_tasks {max_tasks}"
 
 
+def _provider_in_account(v: Values) -> Iterator[Problem]:
+    ci, account = v("ci"), v("account")
+    provider = ci.oidc_provider_arn if ci else None
+    if provider and account and provider.split(":")[4] != account:
+        yield (
+            "ci.oidc_provider_arn",
+            (
+                f"{provider!r} is in another account than account {account!r}; a role trusts the "
+                "provider of its own account"
+            ),
+        )
+
+
 class EnvironmentBlock(Model):
     """One environment's block in cdk.json (``context.environments.NAME``)."""
 
@@ -551,7 +577,13 @@ class EnvironmentBlock(Model):
     alarms: AlarmsConfig = AlarmsConfig()
     ci: CiConfig | None = None
 
-    rules = (_one_window_form, _connection_cap, _job_timeout, _window_floors)
+    rules = (
+        _one_window_form,
+        _connection_cap,
+        _job_timeout,
+        _window_floors,
+        _provider_in_account,
+    )
 
     @property
     def batch_windows(self) -> tuple[BatchWindow, ...]:

@@ -91,7 +91,8 @@ class WorkerService(Construct):
     ``consumer`` mode gives up the kit's guarantees; synth warns about it
     (:func:`consumer_mode_warnings`).
     Deployments roll back on failure (circuit breaker); tasks get an init process and the full
-    stop timeout to drain.
+    stop timeout to drain. With ``worker.ecs_exec`` the service allows ECS Exec and the task
+    role may open SSM Session Manager channels, nothing more.
 
     Attributes: ``task_definition``, ``container``, ``service``, ``log_group``.
     """
@@ -139,6 +140,9 @@ class WorkerService(Construct):
                 self, "LinuxParameters", init_process_enabled=True
             ),
             stop_timeout=Duration.seconds(worker.stop_timeout_seconds),
+            # ECS Exec's SSM agent writes to the root filesystem: AWS does not support ECS Exec
+            # with a read-only one (docs/operations.md).
+            readonly_root_filesystem=False if worker.ecs_exec else None,
         )
         queue.grant_consume_messages(self.task_definition.task_role)
         dead_letter_queue.grant_send_messages(self.task_definition.task_role)
@@ -186,7 +190,10 @@ class WorkerService(Construct):
                 )
             ],
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_execute_command=worker.ecs_exec or None,  # off: absent from the template
         )
+        if worker.ecs_exec:
+            self._allow_ecs_exec()
 
     @staticmethod
     def _environment(
@@ -239,6 +246,22 @@ class WorkerService(Construct):
                 )
                 secrets[name] = ecs.Secret.from_secrets_manager(secret, json_key or None)
         return secrets
+
+    def _allow_ecs_exec(self) -> None:
+        """ECS Exec: CDK grants the task role the four ssmmessages channel actions."""
+        acknowledge(
+            self.task_definition.task_role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5[Resource::*]",
+            "ECS Exec: the ssmmessages channel actions (Create/Open Control/Data Channel) have "
+            "no resource-level permissions; who may open a session is decided by "
+            "ecs:ExecuteCommand on the caller's side.",
+        )
+        Annotations.of(self).add_warning_v2(
+            "queue-worker-kit:ecsExec",
+            "worker.ecs_exec is on: anyone allowed ecs:ExecuteCommand on this cluster gets a "
+            "root shell in the worker container, and the container keeps a writable root "
+            "filesystem because the SSM agent writes to it (docs/operations.md).",
+        )
 
     def _allow_task_protection(self, cluster: ecs.ICluster) -> None:
         """The worker protects its own task from scale-in while busy (ECS agent endpoint)."""
