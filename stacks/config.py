@@ -1,35 +1,67 @@
-"""Typed, frozen, validated per-environment settings.
+"""Typed, frozen, validated per-environment settings (pydantic v2).
 
 cdk.json context holds one block per environment under ``environments``; ``-c env=NAME`` picks
-one and ``-c section.key=value`` overrides a single value. :func:`load_config` turns that raw
-data into an :class:`EnvironmentConfig` once, in app.py, and reports every problem at once in a
-:class:`ConfigError`. Nothing below app.py reads context or the process environment.
+one and ``-c KEY=VALUE`` overrides any key (``-c worker.processes=6``, ``-c retain_data=false``).
+:func:`load_config` parses it once, in app.py, and reports every problem at once with its full
+key path. pydantic checks each value; rules that tie values together are functions in a model's
+``rules``, run on every value that is valid on its own, so one bad value hides no other problem.
+``python -m stacks.config --schema`` prints the JSON Schema of an environment block.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
+import json
 import re
+import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import time
-from typing import Any, Literal
+from functools import cache
+from operator import attrgetter
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import available_timezones
 
+import annotated_types
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError, core_schema
+
 from stacks.fargate import MAX_STOP_TIMEOUT_SECONDS, VALID_MEMORY_MIB
+from stacks.sizing import kit_memory_mib, task_memory_need_mib
 
 # SQS keeps a message invisible for at most 12 hours after it was received, heartbeat or not.
 SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
-# Memory that supervisord and the container itself need beside the worker processes.
-SUPERVISOR_OVERHEAD_MIB = 64
+# Variables the kit sets in the container; the team's environment and secrets may not use them.
+RESERVED_ENV = frozenset(
+    "QUEUE_URL DEAD_LETTER_QUEUE_URL WORKER_PROCESSES WORKER_HANDLER_MODE WORKER_HANDLER "  # noqa: SIM905
+    "JOB_TIMEOUT_SECONDS VISIBILITY_TIMEOUT_SECONDS HEARTBEAT_INTERVAL_SECONDS "
+    "RETRY_BACKOFF_BASE_SECONDS RETRY_BACKOFF_MAX_SECONDS PREFETCH_SECONDS MAX_JOBS_PER_PROCESS "
+    "MAX_MEMORY_MIB_PER_PROCESS WORKER_STOP_GRACE_SECONDS SUPERVISOR_STOPWAITSECS "
+    "TASK_PROTECTION IDEMPOTENCY_TABLE_NAME".split()
+)
+# Context keys of the CDK, not overrides; so are feature flags (@...) and keys with a colon.
+CDK_CONTEXT_KEYS = frozenset({"env", "environments", "acknowledged-issue-numbers", "cli-telemetry"})
 
 Architecture = Literal["x86_64", "arm64"]
 HandlerMode = Literal["callable", "command", "consumer"]
-Egress = Literal["public", "nat"]
+Egress = Literal["public", "nat", "endpoints"]
 
 
 class ConfigError(ValueError):
@@ -40,54 +72,346 @@ class ConfigError(ValueError):
         super().__init__("\n".join(f"  - {p}" for p in problems))
 
 
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Where tasks run.
+@dataclass(frozen=True, eq=False)
+class _Check:
+    """Annotated metadata: a value for which ``ok`` is false fails as ``{value!r} is not
+    {what}``; ``schema`` is merged into the JSON Schema."""
 
-    Default: a new VPC over ``max_azs`` (2) AZs; tasks in public subnets with a public IP and a
-    security group without inbound rules (``egress="public"``: no NAT gateway to pay for).
-    ``egress="nat"`` puts them in private subnets behind one NAT gateway (fixed egress IP).
-    An existing VPC is used when ``vpc_id`` is set, with its ``subnet_ids`` and
-    ``availability_zones`` (no lookups at synth).
-    """
+    ok: Callable[[Any], bool]
+    what: str
+    schema: Mapping[str, Any] | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(schema), **(self.schema or {})}
+
+    def _check(self, value: Any) -> Any:
+        if not self.ok(value):
+            raise ValueError(f"{value!r} is not {self.what}")
+        return value
+
+
+def _matches(regex: str, what: str) -> _Check:
+    return _Check(lambda v: re.fullmatch(regex, v) is not None, what, {"pattern": f"^(?:{regex})$"})
+
+
+def _one_of(allowed: tuple[int, ...], what: str) -> _Check:
+    return _Check(lambda v: v in allowed, f"{what}; allowed: {list(allowed)}", {"enum": allowed})
+
+
+def _clock(value: Any) -> time:
+    match = re.fullmatch(CLOCK, value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a time of day as HH:MM (24-hour)")
+    return time(int(match[1]), int(match[2]))
+
+
+Region = Annotated[str, _matches(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region such as 'us-east-1'")]
+Account = Annotated[str, _matches(r"\d{12}", "a 12-digit account id")]
+Email = Annotated[str, _matches(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address")]
+CLOCK = r"([01]\d|2[0-3]):([0-5]\d)"
+Clock = Annotated[
+    time, BeforeValidator(_clock), WithJsonSchema({"type": "string", "pattern": f"^{CLOCK}$"})
+]
+TimeZone = Annotated[str, _Check(lambda z: z in available_timezones(), "an IANA time zone")]
+VpcId = Annotated[str, _matches(r"vpc-[0-9a-f]{8,17}", "a VPC id such as 'vpc-0abc1234'")]
+Repository = Annotated[
+    str,
+    _matches(
+        r"(arn:aws[\w-]*:ecr:[\w-]+:\d{12}:repository/)?[a-z0-9]+([._/-][a-z0-9]+)*",
+        "an ECR repository name or ARN",
+    ),
+]
+Tag = Annotated[str, _matches(r"\w[\w.-]{0,127}", "an image tag")]
+Digest = Annotated[str, _matches(r"sha256:[0-9a-f]{64}", "'sha256:' + 64 hex digits")]
+GitHubRepository = Annotated[
+    str,
+    _matches(
+        r"[A-Za-z0-9-]+(@\d+)?/[A-Za-z0-9._-]+(@\d+)?",
+        "a GitHub 'owner/name' (or 'owner@ID/name@ID', the immutable OIDC subject form)",
+    ),
+]
+GitBranch = Annotated[
+    str,
+    _matches(
+        r"(?!/)(?!.*//)(?!.*\.\.)[A-Za-z0-9._/-]+(?<![/.])",
+        "one branch name such as 'main' (no wildcards)",
+    ),
+]
+OidcProviderArn = Annotated[
+    str,
+    _matches(
+        r"arn:aws[\w-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com",
+        "the ARN of a GitHub OIDC provider",
+    ),
+]
+NOT_RESERVED = "".join(f"(?!{name}$)" for name in sorted(RESERVED_ENV))
+EnvName = Annotated[
+    str, _matches(NOT_RESERVED + "[A-Z_][A-Z0-9_]*", "an UPPER_CASE name not used by the kit")
+]
+SecretRef = Annotated[
+    str,
+    _matches(
+        r"ssm:/[\w./-]+|secretsmanager:[\w/+=.@-]+(:[\w.-]+)?",
+        "'ssm:/parameter/name' or 'secretsmanager:secret-name[:json-key]'",
+    ),
+]
+Strings = Annotated[tuple[str, ...], Strict(False)]  # a JSON list, kept as a tuple
+Problem = tuple[str, str]  # (key, relative to the model; message)
+
+
+class _Invalid(Exception):
+    """A rule's input is not valid on its own: the rule is skipped, the input's error says why."""
+
+
+@dataclass(frozen=True)
+class Values:
+    """What a rule reads: ``values("worker.processes")`` is the value if it is valid on its own
+    (its default when absent); reading an invalid one skips the rule. ``context`` is
+    load_config's (``project_dir``)."""
+
+    model: type[Model]
+    data: Mapping[str, Any]
+    context: Mapping[str, Any]
+
+    def __call__(self, key: str) -> Any:
+        name, _, rest = key.partition(".")
+        field = self.model.model_fields[name]
+        if (field.alias or name) not in self.data:
+            default = field.get_default(call_default_factory=True)
+            return attrgetter(rest)(default) if rest else default
+        raw = self.data[field.alias or name]
+        if rest and isinstance(raw, Mapping):
+            return Values(typing.cast("type[Model]", field.annotation), raw, self.context)(rest)
+        try:
+            return _field_adapter(self.model, name).validate_python(raw, context=self.context)
+        except ValidationError:
+            raise _Invalid from None
+
+
+@cache
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    field = model.model_fields[name]
+    annotation: Any = field.annotation
+    strict = None if _model_in(annotation) is annotation else ConfigDict(strict=True)  # as Model
+    return TypeAdapter(
+        Annotated[(annotation, *field.metadata)] if field.metadata else annotation, config=strict
+    )
+
+
+class Model(BaseModel):
+    """Frozen, strict (cdk.json's JSON types; -c strings are converted before), no unknown keys;
+    every problem, of the values and of the ``rules``, reported at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    rules: ClassVar[tuple[Callable[[Values], Iterator[Problem]], ...]] = ()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        errors: list[InitErrorDetails] = []
+        try:
+            model = handler(data)
+        except ValidationError as error:
+            errors = [_error(e["loc"], _explain(cls, e), e["input"]) for e in error.errors()]
+        for rule in cls.rules if isinstance(data, Mapping) else ():
+            try:
+                problems = list(rule(Values(cls, data, info.context or {})))
+            except _Invalid:
+                continue
+            errors += [_error(tuple(map(_index, key.split("."))), m, None) for key, m in problems]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return model
+
+
+def _error(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
+    return {"type": PydanticCustomError("config", message), "loc": loc, "input": value}
+
+
+def _index(part: str) -> str | int:
+    return int(part) if part.isdigit() else part
+
+
+_TYPES = {"int": "a whole number", "bool": "true or false", "string": "a string"}
+_TYPES |= {"tuple": "a list", "list": "a list"}  # else *_type: an object
+
+
+def _explain(model: type[BaseModel], error: ErrorDetails) -> str:
+    """pydantic's error on a value of ``model``, as the kit says it: value, what is allowed."""
+    kind, value, ctx, loc = error["type"], error["input"], error.get("ctx", {}), error["loc"]
+    by_key = {field.alias or name: field for name, field in model.model_fields.items()}
+    field = by_key.get(str(loc[0])) if loc else None
+    if kind == "config":  # a nested model's, already explained
+        return error["msg"]
+    if kind == "extra_forbidden":
+        near = "".join(
+            f"; did you mean {k!r}?" for k in difflib.get_close_matches(str(loc[-1]), by_key, n=1)
+        )
+        return f"unknown key; allowed: {sorted(by_key)}{near}"
+    if kind == "missing":
+        whats = [m.what for m in field.metadata if isinstance(m, _Check)] if field else []
+        return ": ".join(["required", *whats])
+    if kind == "value_error":
+        return str(ctx["error"])
+    if kind == "literal_error" and field:
+        return f"{value!r} is not allowed; allowed: {list(typing.get_args(field.annotation))}"
+    if kind in ("greater_than_equal", "less_than_equal") and field:
+        low = next((m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)), None)
+        high = next((m.le for m in field.metadata if isinstance(m, annotated_types.Le)), None)
+        bound = f"at least {low}" if high is None else f"at most {high}"
+        return f"{value!r} must be " + (bound if None in (low, high) else f"{low} to {high}")
+    what = _TYPES.get(kind.split("_")[0], "an object" if kind.endswith("type") else None)
+    return f"{value!r} is not {what}" if what else f"{value!r}: {error['msg']}"
+
+
+def _existing_vpc(v: Values) -> Iterator[Problem]:
+    given = (v("vpc_id") is not None, bool(v("subnet_ids")), bool(v("availability_zones")))
+    if any(given) and not all(given):
+        yield "vpc_id", "an existing VPC needs vpc_id, subnet_ids and availability_zones together"
+
+
+class NetworkConfig(Model):
+    """Where tasks run: a new VPC, or an existing one (no lookups at synth); no inbound rules."""
 
     egress: Egress = "public"
-    max_azs: int = 2
-    vpc_id: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    availability_zones: tuple[str, ...] = ()
+    max_azs: int = Field(2, ge=2, le=6)
+    vpc_id: VpcId | None = None
+    subnet_ids: Strings = ()
+    availability_zones: Strings = ()
+
+    rules = (_existing_vpc,)
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
+def _image_source(v: Values) -> Iterator[Problem]:
+    directory, repository, tag, digest = v("directory"), v("repository"), v("tag"), v("digest")
+    if directory is not None and repository is not None:
+        yield (
+            "directory",
+            (
+                f"{directory!r} and repository {repository!r} are both set; allowed: one of them "
+                "(directory: your Dockerfile, built at deploy; repository: an image already built)"
+            ),
+        )
+    elif directory is None and repository is None:
+        yield (
+            "directory/repository",
+            (
+                "neither is set; allowed: directory (your Dockerfile's build context) or "
+                "repository with tag or digest, or no image at all (the kit's own)"
+            ),
+        )
+    if repository is not None and (tag is None) == (digest is None):
+        yield "tag", f"{tag!r} and digest {digest!r}: a repository image needs exactly one"
+    for key, value in (("tag", tag), ("digest", digest)) if directory is not None else ():
+        if value is not None:
+            yield key, f"{value!r} applies to a repository image only; remove it"
+    for key in ("dockerfile", "target", "build_args") if repository is not None else ():
+        value = v(key)
+        if value != v.model.model_fields[key].get_default(call_default_factory=True):
+            yield key, f"{value!r} applies to a directory (your Dockerfile) only; remove it"
+
+
+def _image_files(v: Values) -> Iterator[Problem]:
+    """Checked when loading cdk.json (load_config passes ``project_dir``, maybe None)."""
+    if "project_dir" not in v.context or v("directory") is None:
+        return
+    project, directory, dockerfile = v.context["project_dir"], v("directory"), v("dockerfile")
+    if not directory.strip() or Path(directory).is_absolute():
+        yield "directory", f"{directory!r} must be a path relative to the project directory"
+    elif project is not None and not (path := (Path(project) / directory).resolve()).is_dir():
+        yield (
+            "directory",
+            (
+                f"{directory!r} is not a directory ({path}); allowed: a directory relative to the "
+                "project directory, where cdk.json is"
+            ),
+        )
+    elif project is not None and not (path / dockerfile).is_file():
+        yield (
+            "dockerfile",
+            (
+                f"{dockerfile!r} is not a file in {path}; allowed: the Dockerfile's path relative "
+                "to directory (default 'Dockerfile')"
+            ),
+        )
+
+
+class ImageConfig(Model):
+    """The worker image, instead of the kit's ``worker_image/``: your Dockerfile (``directory``,
+    built with the kit's ``worker_image/`` as the build context ``queue-worker-kit``) or an
+    existing image that contains the kit (``repository``)."""
+
+    directory: str | None = None
+    dockerfile: str = "Dockerfile"
+    target: str | None = None
+    build_args: Mapping[str, str] = Field(default_factory=dict)
+    repository: Repository | None = None
+    tag: Tag | None = None
+    digest: Digest | None = None
+
+    rules = (_image_source, _image_files)
+
+
+def _fargate_pair(v: Values) -> Iterator[Problem]:
+    cpu, memory = v("cpu"), v("memory_mib")
+    if memory not in VALID_MEMORY_MIB[cpu]:
+        valid = f"valid memory_mib for cpu {cpu}: {list(VALID_MEMORY_MIB[cpu])}"
+        yield "memory_mib", f"{memory} is not valid with cpu {cpu}; {valid}"
+
+
+def _memory_holds_processes(v: Values) -> Iterator[Problem]:
+    cpu, memory, processes = v("cpu"), v("memory_mib"), v("processes")
+    per_process, mode = v("max_memory_mib_per_process"), v("handler_mode")
+    need = task_memory_need_mib(processes, per_process, mode)
+    if memory in VALID_MEMORY_MIB[cpu] and per_process and need > memory:
+        problem = (
+            f"{memory} cannot hold {processes} processes of up to max_memory_mib_per_process "
+            f"{per_process} MiB plus the kit's own {kit_memory_mib(processes, mode)} MiB in "
+            f"{mode} mode (supervisord and the worker loops, docs/benchmarks.md): {need} MiB; "
+            "raise memory_mib or lower processes or max_memory_mib_per_process"
+        )
+        yield "memory_mib", problem
+
+
+def _spot_on_x86(v: Values) -> Iterator[Problem]:
+    if v("spot") and v("architecture") != "x86_64":
+        yield "spot", "Fargate Spot runs x86_64 tasks only; set architecture x86_64"
+
+
+def _handler_form(v: Values) -> Iterator[Problem]:
+    handler, mode = v("handler"), v("handler_mode")
+    if not handler.strip():
+        yield "handler", "must not be empty"
+    elif mode == "callable" and not re.fullmatch(r"[\w.]+:\w+", handler):
+        yield "handler", f"{handler!r} must be module:function in callable mode"
+
+
+class WorkerConfig(Model):
     """One Fargate task: its shape and the supervisord fleet of worker processes it runs."""
 
-    processes: int = 2
-    """Worker processes per task (supervisord ``numprocs``). Default 2."""
-    cpu: int = 256
-    """Task CPU units (1024 = 1 vCPU). Default 256."""
+    processes: int = Field(2, ge=1)
+    cpu: Annotated[int, _one_of(tuple(VALID_MEMORY_MIB), "a Fargate CPU")] = 256
     memory_mib: int = 512
-    """Task memory; must be valid for ``cpu`` on Fargate. Default 512."""
     architecture: Architecture = "x86_64"
     spot: bool = False
-    """Run on Fargate Spot (x86_64 only). Default off."""
+    image: ImageConfig | None = None
     handler_mode: HandlerMode = "callable"
     handler: str = "worker.examples:sleep_job"
     job_timeout_seconds: int = 900
-    max_jobs_per_process: int = 200
-    """Recycle a process after this many jobs (0 = never). Default 200."""
-    max_memory_mib_per_process: int = 200
-    """Recycle a process above this RSS, between jobs (0 = never). Default 200."""
-    prefetch_seconds: int = 5
-    """Work a process may hold ahead of its running job, by mean duration: the receive batch
-    is clamp(prefetch / mean, 1, 10), so jobs of 5 s or more come one at a time. Default 5."""
-    stop_timeout_seconds: int = 120
-    """ECS SIGTERM-to-SIGKILL time (Fargate max 120). Default 120."""
-    log_retention_days: int = 30
-    environment: Mapping[str, str] = field(default_factory=dict)
-    """Extra plain environment variables for the handler."""
-    secrets: Mapping[str, str] = field(default_factory=dict)
-    """NAME -> ``ssm:/parameter/name`` or ``secretsmanager:secret-name[:json-key]``."""
+    max_jobs_per_process: int = Field(200, ge=0)
+    max_memory_mib_per_process: int = Field(200, ge=0)
+    prefetch_seconds: int = Field(5, ge=0, le=3600)
+    stop_timeout_seconds: int = Field(120, ge=30, le=MAX_STOP_TIMEOUT_SECONDS)
+    log_retention_days: Annotated[int, _one_of(LOG_RETENTION_DAYS, "a CloudWatch retention")] = 30
+    encrypt_logs: bool = True
+    ecs_exec: bool = False
+    environment: Mapping[EnvName, str] = Field(default_factory=dict)
+    secrets: Mapping[EnvName, SecretRef] = Field(default_factory=dict)
+
+    rules = (_fargate_pair, _memory_holds_processes, _spot_on_x86, _handler_form)
 
     @property
     def supervisor_stopwait_seconds(self) -> int:
@@ -100,20 +424,23 @@ class WorkerConfig:
         return self.stop_timeout_seconds - 20
 
 
-@dataclass(frozen=True)
-class QueueConfig:
+def _backoff_order(v: Values) -> Iterator[Problem]:
+    base, most = v("retry_backoff_base_seconds"), v("retry_backoff_max_seconds")
+    if base > most:
+        yield "retry_backoff_base_seconds", f"{base} must not exceed retry_backoff_max_seconds"
+
+
+class QueueConfig(Model):
     """The work queue, its dead-letter queue and the worker's retry timing."""
 
-    max_receive_count: int = 5
-    """Receives before SQS moves a message to the DLQ. Default 5."""
-    retention_days: int = 4
-    """Work queue retention (the DLQ keeps 14 days). Default 4."""
-    visibility_timeout_seconds: int = 120
-    """Base visibility: a crashed process's message is back after this. Default 120."""
-    retry_backoff_base_seconds: int = 10
-    retry_backoff_max_seconds: int = 600
+    max_receive_count: int = Field(5, ge=1, le=1000)
+    retention_days: int = Field(4, ge=1, le=14)
+    visibility_timeout_seconds: int = Field(120, ge=30, le=3600)
+    retry_backoff_base_seconds: int = Field(10, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
+    retry_backoff_max_seconds: int = Field(600, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
     idempotency_table: bool = False
-    """Create the DynamoDB table of the optional dedupe guard. Default off."""
+
+    rules = (_backoff_order,)
 
     @property
     def heartbeat_interval_seconds(self) -> int:
@@ -121,506 +448,329 @@ class QueueConfig:
         return max(1, self.visibility_timeout_seconds // 4)
 
 
-@dataclass(frozen=True)
-class ScalingConfig:
+def _min_below_max(v: Values) -> Iterator[Problem]:
+    low, high = v("min_tasks"), v("max_tasks")
+    if low > high:
+        yield "min_tasks", f"{low} must not exceed max_tasks {high}"
+
+
+class ScalingConfig(Model):
     """Task count bounds and queue-depth step scaling."""
 
-    min_tasks: int = 0
-    """Floor outside batch windows. Default 0: nothing runs when there is nothing to do."""
-    max_tasks: int = 10
-    max_total_processes: int = 100
-    """Connection cap: max_tasks x processes must stay at or below it. Default 100."""
-    target_backlog_per_process: int = 10
-    """Waiting messages per process that are acceptable before scaling out. Default 10."""
-    scale_out_cooldown_seconds: int = 120
-    scale_in_cooldown_seconds: int = 60
-    scale_in_after_minutes: int = 3
-    """Minutes of surplus capacity before scaling in. Default 3."""
+    min_tasks: int = Field(0, ge=0)
+    max_tasks: int = Field(10, ge=1)
+    max_total_processes: int = Field(100, ge=1)
+    target_backlog_per_process: int = Field(10, ge=1)
+    scale_out_cooldown_seconds: int = Field(120, ge=0, le=3600)
+    scale_in_cooldown_seconds: int = Field(60, ge=0, le=3600)
+    scale_in_after_minutes: int = Field(3, ge=1, le=60)
+
+    rules = (_min_below_max,)
 
 
-@dataclass(frozen=True)
-class BatchWindow:
-    """A daily window that raises the task floor at ``start`` for ``hold_minutes``.
+def _window_shape(v: Values) -> Iterator[Problem]:
+    start, end, hold = v("start"), v("end"), v("hold_minutes")
+    length = (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute)
+    if length <= 0:
+        midnight = "windows do not cross midnight; split such a window in two"
+        yield "end", f"'{end:%H:%M}' must be after start '{start:%H:%M}' ({midnight})"
+    elif not 1 <= hold <= length:
+        yield "hold_minutes", f"{hold} must be between 1 and the window's length ({length} minutes)"
 
-    ``end`` is the deadline: the deadline alarm fires when the backlog cannot finish by then.
-    """
 
-    start: time
-    end: time
-    timezone: str
-    min_tasks: int
+class BatchWindow(Model):
+    """A daily window that raises the task floor at ``start`` for ``hold_minutes``; ``end`` is
+    the deadline the deadline alarm watches."""
+
+    start: Clock
+    end: Clock
+    timezone: TimeZone
+    min_tasks: int = Field(ge=1)
     hold_minutes: int = 30
 
+    rules = (_window_shape,)
 
-@dataclass(frozen=True)
-class AlarmsConfig:
+
+class AlarmsConfig(Model):
     """Where alarms go (one encrypted SNS topic) and when they fire (see docs/operations.md)."""
 
-    email: str | None = None
-    """Subscribe this address to the alarm topic. Default: no subscription."""
-    dlq_messages_threshold: int = 1
-    """Alarm when the DLQ holds at least this many messages. Default 1."""
-    worker_error_rate_percent: int = 20
-    """Alarm when more than this share of jobs fail (retry, dead_letter, timeout). Default 20."""
-    oldest_message_age_minutes: int | None = None
-    """Alarm when the oldest message has waited longer. Default None: derived from the job
-    timeout, the visibility timeout and the batch windows (stacks/constructs/monitoring.py)."""
-    tasks_missing_minutes: int = 10
-    """Alarm when fewer tasks run than desired for this many minutes in a row. Default 10."""
+    email: Email | None = None
+    dlq_messages_threshold: int = Field(1, ge=1)
+    worker_error_rate_percent: int = Field(20, ge=1, le=100)
+    oldest_message_age_minutes: int | None = Field(None, ge=1, le=20160)
+    tasks_missing_minutes: int = Field(10, ge=1, le=60)
 
 
-@dataclass(frozen=True)
-class EnvironmentConfig:
+class CiConfig(Model):
+    """The GitHub Actions deploy role (OIDC) of this environment."""
+
+    github_repository: GitHubRepository
+    branch: GitBranch = "main"
+    oidc_provider_arn: OidcProviderArn | None = None
+
+
+def _one_window_form(v: Values) -> Iterator[Problem]:
+    if v("batch_window") is not None and v("windows"):
+        yield "batch_windows", "set batch_window (one) or batch_windows (a list), not both"
+
+
+def _connection_cap(v: Values) -> Iterator[Problem]:
+    processes, max_tasks = v("worker.processes"), v("scaling.max_tasks")
+    cap = v("scaling.max_total_processes")
+    if max_tasks * processes > cap:
+        problem = (
+            f"{max_tasks} tasks x {processes} processes = {max_tasks * processes} exceeds "
+            f"max_total_processes {cap} (the database connection cap); at most "
+            f"{cap // processes} tasks"
+        )
+        yield "scaling.max_tasks", problem
+
+
+def _job_timeout(v: Values) -> Iterator[Problem]:
+    timeout = v("worker.job_timeout_seconds")
+    longest = SQS_MAX_VISIBILITY_SECONDS - v("queue.visibility_timeout_seconds")
+    if not 1 <= timeout <= longest:
+        problem = (
+            f"{timeout} must be between 1 and {longest}: SQS keeps a message invisible for at "
+            "most 12 h after it is received, heartbeat or not (minus one visibility timeout)"
+        )
+        yield "worker.job_timeout_seconds", problem
+
+
+def _window_floors(v: Values) -> Iterator[Problem]:
+    max_tasks, single, many = v("scaling.max_tasks"), v("batch_window"), v("windows")
+    keyed = (
+        {"batch_window": single}
+        if single
+        else {f"batch_windows.{i}": w for i, w in enumerate(many)}
+    )
+    for key, window in keyed.items():
+        if window.min_tasks > max_tasks:
+            yield f"{key}.min_tasks", f"{window.min_tasks} exceeds scaling.max_tasks {max_tasks}"
+
+
+def _provider_in_account(v: Values) -> Iterator[Problem]:
+    ci, account = v("ci"), v("account")
+    provider = ci.oidc_provider_arn if ci else None
+    if provider and account and provider.split(":")[4] != account:
+        yield (
+            "ci.oidc_provider_arn",
+            (
+                f"{provider!r} is in another account than account {account!r}; a role trusts the "
+                "provider of its own account"
+            ),
+        )
+
+
+class EnvironmentBlock(Model):
+    """One environment's block in cdk.json (``context.environments.NAME``)."""
+
+    region: Region
+    account: Account | None = None
+    retain_data: bool = False
+    network: NetworkConfig = NetworkConfig()
+    worker: WorkerConfig = WorkerConfig()
+    queue: QueueConfig = QueueConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    batch_window: BatchWindow | None = None
+    windows: Annotated[tuple[BatchWindow, ...], Strict(False)] = Field((), alias="batch_windows")
+    alarms: AlarmsConfig = AlarmsConfig()
+    ci: CiConfig | None = None
+
+    rules = (
+        _one_window_form,
+        _connection_cap,
+        _job_timeout,
+        _window_floors,
+        _provider_in_account,
+    )
+
+    @property
+    def batch_windows(self) -> tuple[BatchWindow, ...]:
+        """Every batch window: the single ``batch_window`` or the ``batch_windows`` list."""
+        return (self.batch_window,) if self.batch_window else self.windows
+
+
+class EnvironmentConfig(EnvironmentBlock):
     """Everything one environment's stacks need, validated."""
 
     name: str
-    region: str
-    account: str | None = None
-    retain_data: bool = False
-    """Retain the queue (and table) on delete and turn on termination protection."""
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    worker: WorkerConfig = field(default_factory=WorkerConfig)
-    queue: QueueConfig = field(default_factory=QueueConfig)
-    scaling: ScalingConfig = field(default_factory=ScalingConfig)
-    batch_windows: tuple[BatchWindow, ...] = ()
-    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
 
     @property
     def stack_prefix(self) -> str:
         return f"QueueWorker-{self.name}"
 
 
-SECTIONS: dict[str, type[Any]] = {
-    "network": NetworkConfig,
-    "worker": WorkerConfig,
-    "queue": QueueConfig,
-    "scaling": ScalingConfig,
-    "alarms": AlarmsConfig,
-}
-TOP_LEVEL_KEYS = {"region", "account", "retain_data", "batch_window", "batch_windows", *SECTIONS}
-WINDOW_KEYS = {f.name for f in dataclasses.fields(BatchWindow)}
-# -c section.key=value works on these sections (batch_window: a single window only).
-OVERRIDABLE = {*SECTIONS, "batch_window"}
-OVERRIDE_KEY = re.compile(r"^(?P<section>[a-z_]+)\.(?P<key>[a-z_]+)$")
-
-
 def load_config(
     environments: Mapping[str, Any] | None,
     env_name: str | None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    project_dir: Path | None = None,
 ) -> EnvironmentConfig:
     """Parse and validate one environment; raise ConfigError listing every problem.
 
-    ``overrides`` maps ``section.key`` (for example ``worker.processes``) to a value, as given
-    with ``-c worker.processes=6``; strings are converted to the key's type.
+    ``overrides`` maps keys (``worker.processes``, ``retain_data``) to values, as given with
+    ``-c KEY=VALUE``; strings are converted to the key's type. With ``project_dir`` (where
+    cdk.json is), ``worker.image.directory`` and its Dockerfile must exist.
     """
     known = sorted(environments or {})
     if not env_name:
-        raise ConfigError(
-            [f"env: no environment chosen; pass -c env=NAME with NAME one of {known}"]
-        )
-    if env_name not in known:
+        raise ConfigError([f"env: none chosen; pass -c env=NAME with NAME one of {known}"])
+    if not environments or env_name not in environments:
         raise ConfigError([f"env: unknown environment {env_name!r}; known: {known}"])
-    raw = environments[env_name] if environments else {}
+    prefix, raw = f"environments.{env_name}", environments[env_name]
     if not isinstance(raw, Mapping):
-        raise ConfigError([f"environments.{env_name}: expected an object, got {raw!r}"])
+        raise ConfigError([f"{prefix}: expected an object, got {raw!r}"])
     problems: list[str] = []
-    raw = _apply_overrides(raw, overrides or {}, problems)
-    config = _parse_environment(env_name, raw, problems)
-    if config is not None and not problems:
-        problems.extend(_cross_checks(config))
-    if problems or config is None:
+    raw = _with_overrides(raw, overrides or {}, prefix, problems)
+    try:
+        block = EnvironmentBlock.model_validate(raw, context={"project_dir": project_dir})
+    except ValidationError as error:
+        problems += [f"{prefix}{_path(e['loc'])}: {e['msg']}" for e in error.errors()]
+    if problems:
         raise ConfigError(problems)
-    return config
+    config = EnvironmentConfig.model_construct(name=env_name, **dict(block))
+    return _with_absolute_image_directory(config, project_dir)
 
 
-def _apply_overrides(
-    raw: Mapping[str, Any], overrides: Mapping[str, Any], problems: list[str]
+def _with_absolute_image_directory(
+    config: EnvironmentConfig, project_dir: Path | None
+) -> EnvironmentConfig:
+    """``worker.image.directory`` resolved against ``project_dir`` (the stacks build from it
+    wherever the CDK app runs)."""
+    image = config.worker.image
+    if project_dir is None or image is None or image.directory is None:
+        return config
+    image = image.model_copy(update={"directory": str((project_dir / image.directory).resolve())})
+    worker = config.worker.model_copy(update={"image": image})
+    return config.model_copy(update={"worker": worker})
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc if p != "[key]")
+
+
+def overrides_from_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``-c KEY=VALUE`` overrides among the CDK context: every key that is not the CDK's.
+    Unknown keys stay, so that load_config rejects a typo instead of ignoring it."""
+    cdk_own = {k for k in context if k.startswith("@") or ":" in k or k in CDK_CONTEXT_KEYS}
+    return {key: value for key, value in context.items() if key not in cdk_own}
+
+
+class Key(typing.NamedTuple):
+    field: FieldInfo
+    optional_section: str | None  # absent unless cdk.json has it: -c cannot create it
+
+
+def _model_in(annotation: Any) -> type[Model] | None:
+    """The model of ``M`` or ``M | None``, else None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(filter(None, map(_model_in, typing.get_args(annotation))), None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Model) else None
+
+
+@cache
+def config_keys(
+    model: type[BaseModel] = EnvironmentBlock, prefix: str = "", optional: str | None = None
+) -> dict[str, Key]:
+    """Every key of an environment block below its sections, dotted (``worker.image.tag``):
+    what -c can set and the README's table documents."""
+    keys: dict[str, Key] = {}
+    for name, field in model.model_fields.items():
+        key = prefix + (field.alias or name)
+        if inner := _model_in(field.annotation):
+            section = optional or (key if field.default is None else None)
+            keys |= config_keys(inner, f"{key}.", section)
+        else:
+            keys[key] = Key(field, optional)
+    return keys
+
+
+def _with_overrides(
+    raw: Mapping[str, Any], overrides: Mapping[str, Any], prefix: str, problems: list[str]
 ) -> dict[str, Any]:
-    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
-    for dotted, value in overrides.items():
-        match = OVERRIDE_KEY.match(dotted)
-        section = match["section"] if match else ""
-        if not match or section not in OVERRIDABLE:
-            problems.append(
-                f"-c {dotted}: not an override key; use section.key with section one of "
-                f"{sorted(OVERRIDABLE)}"
-            )
+    merged: dict[str, Any] = json.loads(json.dumps(raw))  # a deep copy of JSON data
+    keys = config_keys()
+    for key, value in overrides.items():
+        parent = keys.get(key.rpartition(".")[0])
+        if key in keys:
+            annotation, section = keys[key].field.annotation, keys[key].optional_section
+        elif parent and typing.get_origin(parent.field.annotation) is Mapping:
+            annotation, section = str, parent.optional_section  # worker.environment.NAME
+        else:
+            problems.append(f"-c {key}: {_not_a_key(key, keys)}")
             continue
-        if section == "batch_window" and not isinstance(merged.get(section), dict):
-            problems.append(f"-c {dotted}: this environment has no single batch_window to change")
+        node: Any = merged
+        for part in section.split(".") if section else ():
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            problems.append(f"-c {key}: {prefix} has no {section} to change; add one in cdk.json")
             continue
-        merged.setdefault(section, {})[match["key"]] = value
+        *parents, leaf = key.split(".")
+        node = merged
+        for part in parents:  # a section that is not an object is reported by validation
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node[leaf] = _converted(value, annotation)
     return merged
 
 
-def _parse_environment(
-    name: str, raw: Mapping[str, Any], problems: list[str]
-) -> EnvironmentConfig | None:
-    prefix = f"environments.{name}"
-    for key in sorted(set(raw) - TOP_LEVEL_KEYS):
-        problems.append(f"{prefix}.{key}: unknown key; allowed: {sorted(TOP_LEVEL_KEYS)}")
-    region = raw.get("region")
-    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
-        problems.append(
-            f"{prefix}.region: {region!r} is not an AWS region name such as 'ap-northeast-1' "
-            "(required: synth makes no lookups)"
-        )
-    account = raw.get("account")
-    if account is not None and not (isinstance(account, str) and re.fullmatch(r"\d{12}", account)):
-        problems.append(f"{prefix}.account: {account!r} must be a 12-digit account id or absent")
-    retain = _convert(raw.get("retain_data", False), bool, f"{prefix}.retain_data", problems)
-    sections = {
-        section: _parse_section(cls, raw.get(section, {}), f"{prefix}.{section}", problems)
-        for section, cls in SECTIONS.items()
-    }
-    windows = _parse_windows(raw, prefix, problems)
-    if problems:
-        return None
-    return EnvironmentConfig(
-        name=name,
-        region=str(region),
-        account=account,
-        retain_data=bool(retain),
-        batch_windows=windows,
-        **sections,
-    )
+def _not_a_key(key: str, keys: Mapping[str, Key]) -> str:
+    below = [k for k in keys if k.startswith(f"{key}.")]
+    if below:
+        return f"a section; override one of its keys, e.g. {below[0]}"
+    near = difflib.get_close_matches(key, keys, n=3)
+    near = near or [k for k in keys if k.rpartition(".")[2] == key.rpartition(".")[2]]
+    return "unknown key" + (f"; did you mean {' or '.join(near)}?" if near else "")
 
 
-def _parse_section(cls: type[Any], raw: Any, prefix: str, problems: list[str]) -> Any:
-    if not isinstance(raw, Mapping):
-        problems.append(f"{prefix}: expected an object, got {raw!r}")
-        return cls()
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    for key in sorted(set(raw) - fields):
-        problems.append(f"{prefix}.{key}: unknown key; allowed: {sorted(fields)}")
-    values = {
-        key: _convert(value, hints[key], f"{prefix}.{key}", problems)
-        for key, value in raw.items()
-        if key in fields
-    }
-    before = len(problems)
-    values = {k: v for k, v in values.items() if v is not _INVALID}
-    instance = cls(**values)
-    if len(problems) == before:
-        problems.extend(f"{prefix}.{p}" for p in _FIELD_CHECKS[cls](instance))
-    return instance
+def _converted(value: Any, annotation: Any) -> Any:
+    """A ``-c`` string as the key's type: JSON (6, true, null) unless the key takes text."""
+    if not isinstance(value, str) or (_takes_text(annotation) and value != "null"):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # validation says what is wrong with it
 
 
-def _parse_windows(
-    raw: Mapping[str, Any], prefix: str, problems: list[str]
-) -> tuple[BatchWindow, ...]:
-    if "batch_window" in raw and "batch_windows" in raw:
-        problems.append(f"{prefix}: set batch_window (one) or batch_windows (a list), not both")
-        return ()
-    items = [raw["batch_window"]] if "batch_window" in raw else raw.get("batch_windows", [])
-    key = "batch_window" if "batch_window" in raw else "batch_windows"
-    if not isinstance(items, list):
-        problems.append(f"{prefix}.{key}: expected a list of windows, got {items!r}")
-        return ()
-    windows = []
-    for index, item in enumerate(items):
-        where = f"{prefix}.{key}" + (f"[{index}]" if key == "batch_windows" else "")
-        window = _parse_window(item, where, problems)
-        if window is not None:
-            windows.append(window)
-    return tuple(windows)
+def _takes_text(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (Annotated, Literal):
+        return _takes_text(type(typing.get_args(annotation)[0]))
+    return annotation is str or any(_takes_text(a) for a in typing.get_args(annotation))
 
 
-def _parse_window(item: Any, where: str, problems: list[str]) -> BatchWindow | None:
-    if not isinstance(item, Mapping):
-        problems.append(f"{where}: expected an object, got {item!r}")
-        return None
-    before = len(problems)
-    for key in sorted(set(item) - WINDOW_KEYS):
-        problems.append(f"{where}.{key}: unknown key; allowed: {sorted(WINDOW_KEYS)}")
-    for key in ("start", "end", "timezone", "min_tasks"):
-        if key not in item:
-            problems.append(f"{where}.{key}: required")
-    if len(problems) > before:
-        return None
-    start = _parse_clock(item["start"], f"{where}.start", problems)
-    end = _parse_clock(item["end"], f"{where}.end", problems)
-    timezone = item["timezone"]
-    if not isinstance(timezone, str) or timezone not in _timezones():
-        problems.append(
-            f"{where}.timezone: {timezone!r} is not an IANA time zone such as 'Asia/Tokyo'"
-        )
-    min_tasks = _convert(item["min_tasks"], int, f"{where}.min_tasks", problems)
-    hold = _convert(item.get("hold_minutes", 30), int, f"{where}.hold_minutes", problems)
-    if len(problems) > before or start is None or end is None:
-        return None
-    window = BatchWindow(start, end, timezone, int(min_tasks), int(hold))
-    length = (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute)
-    if length <= 0:
-        problems.append(
-            f"{where}.end: {item['end']!r} must be after start {item['start']!r} "
-            "(windows do not cross midnight; split such a window in two)"
-        )
-    elif not 1 <= window.hold_minutes <= length:
-        problems.append(
-            f"{where}.hold_minutes: {window.hold_minutes} must be between 1 and the window's "
-            f"length ({length} minutes)"
-        )
-    if window.min_tasks < 1:
-        problems.append(f"{where}.min_tasks: {window.min_tasks} must be at least 1")
-    return window
+def readme_rows(readme: str) -> dict[str, tuple[str, str]]:
+    """The README's configuration table (``| `key` | type | default | meaning |``), by key:
+    (default, meaning). The table is where keys are explained; tests hold it to the models."""
+    rows = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)]  # not at escaped \|
+        if len(cells) == 6 and cells[1].startswith("`"):
+            rows[cells[1].strip("`")] = (cells[3], cells[4])
+    return rows
 
 
-def _parse_clock(value: Any, where: str, problems: list[str]) -> time | None:
-    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value) if isinstance(value, str) else None
-    if not match:
-        problems.append(f"{where}: {value!r} is not a time of day as HH:MM (24-hour)")
-        return None
-    return time(int(match[1]), int(match[2]))
+def json_schema(readme: str) -> dict[str, Any]:
+    """The JSON Schema of an environment block, each key described by its README row."""
+    schema = EnvironmentBlock.model_json_schema()
+    rows = readme_rows(readme)
+
+    def describe(model: type[BaseModel], node: dict[str, Any], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = prefix + (field.alias or name)
+            if key in rows:
+                node["properties"][field.alias or name]["description"] = rows[key][1]
+            if inner := _model_in(field.annotation):
+                describe(inner, schema["$defs"][inner.__name__], f"{key}.")
+
+    describe(EnvironmentBlock, schema, "")
+    return schema
 
 
-_INVALID = object()
-
-
-def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
-    """Check ``value`` against a field's type; strings from -c overrides are converted."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-        if value in allowed:
-            return value
-        problems.append(f"{where}: {value!r} is not allowed; allowed: {list(allowed)}")
-        return _INVALID
-    if origin in (types.UnionType, typing.Union):  # str | None
-        if value is None:
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        origin = typing.get_origin(hint)
-    if hint is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return int(value)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-    elif origin is tuple:
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    elif (
-        origin is Mapping
-        and isinstance(value, Mapping)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-    ):
-        return dict(value)
-    problems.append(f"{where}: {value!r} is not {_describe(hint)}")
-    return _INVALID
-
-
-def _describe(hint: Any) -> str:
-    names = {bool: "true or false", int: "a whole number", str: "a string"}
-    if hint in names:
-        return names[hint]
-    if typing.get_origin(hint) is tuple:
-        return "a list of strings"
-    return "an object of string values"
-
-
-def _timezones() -> set[str]:
-    return available_timezones() or {"UTC"}
-
-
-def _check_network(n: NetworkConfig) -> list[str]:
-    problems = []
-    if not 2 <= n.max_azs <= 6:
-        problems.append(f"max_azs: {n.max_azs} must be between 2 and 6 (tasks span 2+ AZs)")
-    existing = (n.vpc_id is not None, bool(n.subnet_ids), bool(n.availability_zones))
-    if any(existing) and not all(existing):
-        problems.append(
-            "vpc_id: an existing VPC needs vpc_id, subnet_ids and availability_zones together"
-        )
-    if n.vpc_id is not None and not re.fullmatch(r"vpc-[0-9a-f]{8,17}", n.vpc_id):
-        problems.append(f"vpc_id: {n.vpc_id!r} is not a VPC id such as 'vpc-0abc1234'")
-    return problems
-
-
-RESERVED_ENV = {
-    "QUEUE_URL",
-    "DEAD_LETTER_QUEUE_URL",
-    "WORKER_PROCESSES",
-    "WORKER_HANDLER_MODE",
-    "WORKER_HANDLER",
-    "JOB_TIMEOUT_SECONDS",
-    "VISIBILITY_TIMEOUT_SECONDS",
-    "HEARTBEAT_INTERVAL_SECONDS",
-    "RETRY_BACKOFF_BASE_SECONDS",
-    "RETRY_BACKOFF_MAX_SECONDS",
-    "PREFETCH_SECONDS",
-    "MAX_JOBS_PER_PROCESS",
-    "MAX_MEMORY_MIB_PER_PROCESS",
-    "WORKER_STOP_GRACE_SECONDS",
-    "SUPERVISOR_STOPWAITSECS",
-    "TASK_PROTECTION",
-    "IDEMPOTENCY_TABLE_NAME",
-}
-SECRET_REF = re.compile(r"^(ssm:/[\w./-]+|secretsmanager:[\w/+=.@-]+(:[\w.-]+)?)$")
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-
-
-def _check_worker(w: WorkerConfig) -> list[str]:
-    problems = []
-    if w.processes < 1:
-        problems.append(f"processes: {w.processes} must be at least 1")
-    if w.cpu not in VALID_MEMORY_MIB:
-        problems.append(f"cpu: {w.cpu} is not a Fargate CPU; valid: {sorted(VALID_MEMORY_MIB)}")
-    elif w.memory_mib not in VALID_MEMORY_MIB[w.cpu]:
-        problems.append(
-            f"memory_mib: {w.memory_mib} is not valid with cpu {w.cpu}; valid memory_mib for "
-            f"cpu {w.cpu}: {list(VALID_MEMORY_MIB[w.cpu])}"
-        )
-    elif w.max_memory_mib_per_process and w.processes >= 1:
-        need = w.processes * w.max_memory_mib_per_process + SUPERVISOR_OVERHEAD_MIB
-        if need > w.memory_mib:
-            problems.append(
-                f"memory_mib: {w.memory_mib} cannot hold {w.processes} processes of up to "
-                f"max_memory_mib_per_process {w.max_memory_mib_per_process} MiB plus "
-                f"{SUPERVISOR_OVERHEAD_MIB} MiB for supervisord ({need} MiB); raise memory_mib "
-                "or lower processes or max_memory_mib_per_process"
-            )
-    if w.spot and w.architecture != "x86_64":
-        problems.append("spot: Fargate Spot runs x86_64 tasks only; set architecture x86_64")
-    if not w.handler.strip():
-        problems.append("handler: must not be empty")
-    elif w.handler_mode == "callable" and not re.fullmatch(r"[\w.]+:\w+", w.handler):
-        problems.append(f"handler: {w.handler!r} must be module:function in callable mode")
-    if w.max_jobs_per_process < 0:
-        problems.append(f"max_jobs_per_process: {w.max_jobs_per_process} must be 0 or more")
-    if w.max_memory_mib_per_process < 0:
-        problems.append(
-            f"max_memory_mib_per_process: {w.max_memory_mib_per_process} must be 0 or more"
-        )
-    if not 0 <= w.prefetch_seconds <= 3600:
-        problems.append(f"prefetch_seconds: {w.prefetch_seconds} must be between 0 and 3600")
-    if not 30 <= w.stop_timeout_seconds <= MAX_STOP_TIMEOUT_SECONDS:
-        problems.append(
-            f"stop_timeout_seconds: {w.stop_timeout_seconds} must be between 30 and "
-            f"{MAX_STOP_TIMEOUT_SECONDS} (the Fargate maximum)"
-        )
-    if w.log_retention_days not in LOG_RETENTION_DAYS:
-        problems.append(
-            f"log_retention_days: {w.log_retention_days} is not a CloudWatch Logs retention; "
-            f"valid: {list(LOG_RETENTION_DAYS)}"
-        )
-    for name in sorted({*w.environment, *w.secrets}):
-        if not ENV_NAME.match(name) or name in RESERVED_ENV:
-            problems.append(
-                f"environment/secrets: {name!r} must be an UPPER_CASE name not used by the kit"
-            )
-    problems.extend(
-        f"secrets.{name}: {ref!r} must be 'ssm:/parameter/name' or "
-        "'secretsmanager:secret-name[:json-key]'"
-        for name, ref in sorted(w.secrets.items())
-        if not SECRET_REF.match(ref)
-    )
-    return problems
-
-
-def _check_queue(q: QueueConfig) -> list[str]:
-    problems = []
-    if not 1 <= q.max_receive_count <= 1000:
-        problems.append(f"max_receive_count: {q.max_receive_count} must be between 1 and 1000")
-    if not 1 <= q.retention_days <= 14:
-        problems.append(f"retention_days: {q.retention_days} must be between 1 and 14 (SQS)")
-    if not 30 <= q.visibility_timeout_seconds <= 3600:
-        problems.append(
-            f"visibility_timeout_seconds: {q.visibility_timeout_seconds} must be between 30 and "
-            "3600 (the heartbeat extends it for long jobs; a short one returns a crashed "
-            "process's message sooner)"
-        )
-    if not 1 <= q.retry_backoff_base_seconds <= q.retry_backoff_max_seconds <= 43200:
-        problems.append(
-            f"retry_backoff_base_seconds: {q.retry_backoff_base_seconds} and "
-            f"retry_backoff_max_seconds: {q.retry_backoff_max_seconds} must satisfy "
-            "1 <= base <= max <= 43200"
-        )
-    return problems
-
-
-def _check_scaling(s: ScalingConfig) -> list[str]:
-    problems = []
-    if s.min_tasks < 0:
-        problems.append(f"min_tasks: {s.min_tasks} must be 0 or more")
-    if s.max_tasks < 1:
-        problems.append(f"max_tasks: {s.max_tasks} must be at least 1")
-    if s.min_tasks > s.max_tasks:
-        problems.append(f"min_tasks: {s.min_tasks} must not exceed max_tasks {s.max_tasks}")
-    if s.max_total_processes < 1:
-        problems.append(f"max_total_processes: {s.max_total_processes} must be at least 1")
-    if s.target_backlog_per_process < 1:
-        problems.append(
-            f"target_backlog_per_process: {s.target_backlog_per_process} must be at least 1"
-        )
-    for name in ("scale_out_cooldown_seconds", "scale_in_cooldown_seconds"):
-        if not 0 <= getattr(s, name) <= 3600:
-            problems.append(f"{name}: {getattr(s, name)} must be between 0 and 3600")
-    if not 1 <= s.scale_in_after_minutes <= 60:
-        problems.append(f"scale_in_after_minutes: {s.scale_in_after_minutes} must be 1 to 60")
-    return problems
-
-
-def _check_alarms(a: AlarmsConfig) -> list[str]:
-    problems = []
-    if a.email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a.email):
-        problems.append(f"email: {a.email!r} is not an email address")
-    if a.dlq_messages_threshold < 1:
-        problems.append(f"dlq_messages_threshold: {a.dlq_messages_threshold} must be at least 1")
-    if not 1 <= a.worker_error_rate_percent <= 100:
-        problems.append(
-            f"worker_error_rate_percent: {a.worker_error_rate_percent} must be 1 to 100"
-        )
-    if a.oldest_message_age_minutes is not None and not 1 <= a.oldest_message_age_minutes <= 20160:
-        problems.append(
-            f"oldest_message_age_minutes: {a.oldest_message_age_minutes} must be 1 to 20160 "
-            "(14 days, the longest SQS keeps a message)"
-        )
-    if not 1 <= a.tasks_missing_minutes <= 60:
-        problems.append(f"tasks_missing_minutes: {a.tasks_missing_minutes} must be 1 to 60")
-    return problems
-
-
-_FIELD_CHECKS: dict[type[Any], Callable[[Any], list[str]]] = {
-    NetworkConfig: _check_network,
-    WorkerConfig: _check_worker,
-    QueueConfig: _check_queue,
-    ScalingConfig: _check_scaling,
-    AlarmsConfig: _check_alarms,
-}
-
-
-def _cross_checks(c: EnvironmentConfig) -> list[str]:
-    """Rules that tie sections together."""
-    prefix = f"environments.{c.name}"
-    problems = []
-    processes, cap = c.worker.processes, c.scaling.max_total_processes
-    if c.scaling.max_tasks * processes > cap:
-        problems.append(
-            f"{prefix}.scaling.max_tasks: {c.scaling.max_tasks} tasks x {processes} processes = "
-            f"{c.scaling.max_tasks * processes} exceeds max_total_processes {cap} (the database "
-            f"connection cap); at most {cap // processes} tasks"
-        )
-    longest = SQS_MAX_VISIBILITY_SECONDS - c.queue.visibility_timeout_seconds
-    if not 1 <= c.worker.job_timeout_seconds <= longest:
-        problems.append(
-            f"{prefix}.worker.job_timeout_seconds: {c.worker.job_timeout_seconds} must be between "
-            f"1 and {longest}: SQS keeps a message invisible for at most 12 h after it is "
-            "received, heartbeat or not (minus one visibility timeout of margin)"
-        )
-    for index, w in enumerate(c.batch_windows):
-        where = f"{prefix}.batch_windows[{index}].min_tasks"
-        if w.min_tasks > c.scaling.max_tasks:
-            problems.append(
-                f"{where}: {w.min_tasks} exceeds scaling.max_tasks {c.scaling.max_tasks}"
-            )
-    return problems
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m stacks.config --schema > schema/environment.schema.json")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    print(json.dumps(json_schema(readme), indent=2))

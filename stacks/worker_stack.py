@@ -44,6 +44,13 @@ class WorkerStack(Stack):
             vpc=self.network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
+            # ECS Exec sessions are audited by CloudTrail (ExecuteCommand); their output is not
+            # recorded: it would mix shell transcripts into the worker's JSON log.
+            execute_command_configuration=(
+                ecs.ExecuteCommandConfiguration(logging=ecs.ExecuteCommandLogging.NONE)
+                if config.worker.ecs_exec
+                else None
+            ),
         )
         self.worker = WorkerService(
             self,

@@ -1,13 +1,11 @@
-"""The Fargate service: task definition built from worker_image/, container, service."""
+"""The Fargate service: task definition, container (the worker image), service."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
-from aws_cdk import Duration, Size, Stack
+from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -18,9 +16,9 @@ from constructs import Construct
 
 from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
 from stacks.constructs.network import Network
+from stacks.constructs.worker_image import worker_image
 from stacks.nag import acknowledge, as_nag_resource
 
-WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
 CONTAINER_NAME = "worker"
 R = logs.RetentionDays
 # config.LOG_RETENTION_DAYS, in the same order, as CDK's enum.
@@ -51,15 +49,50 @@ RETENTION = dict(
 )
 
 
+def consumer_mode_warnings(config: EnvironmentConfig) -> dict[str, str]:
+    """Warning id -> message: what ``consumer`` mode gives up; none in the other modes."""
+    worker = config.worker
+    if worker.handler_mode != "consumer":
+        return {}
+    warnings = {
+        "consumer-mode": (
+            f"worker.handler_mode is 'consumer': the consumer {worker.handler!r} replaces the "
+            "kit's loop and gives up its guarantees: no visibility heartbeat (a job longer than "
+            f"queue.visibility_timeout_seconds {config.queue.visibility_timeout_seconds} s runs "
+            "twice); no task scale-in protection and no hand-back on SIGTERM (a scale-in or a "
+            f"deploy kills every job running longer than stop_timeout_seconds "
+            f"{worker.stop_timeout_seconds} s); no job log lines (the JobsProcessed and "
+            "JobsFailed metrics and the error-rate alarm get no data). Recommended: "
+            "handler_mode 'command' with the framework's runner (docs/frameworks.md)."
+        )
+    }
+    if worker.job_timeout_seconds > worker.stop_grace_seconds:
+        warnings["consumer-job-timeout"] = (
+            f"worker.job_timeout_seconds {worker.job_timeout_seconds} exceeds "
+            f"worker.stop_grace_seconds {worker.stop_grace_seconds} (stop_timeout_seconds - 20), "
+            "what a stopping task waits for a running job: in consumer mode every scale-in and "
+            "deploy kills the jobs that run longer, and each waits out its visibility timeout "
+            "before it runs again. Use handler_mode 'command', or keep jobs and "
+            f"job_timeout_seconds under {worker.stop_grace_seconds} s."
+        )
+    return warnings
+
+
 class WorkerService(Construct):
     """A Fargate service whose tasks each run a supervisord fleet of worker processes.
 
     Task shape, architecture, process count and worker timings come from ``config``; the image
-    is built from ``worker_image/`` as an asset for the configured platform. The task role may
+    is the one ``worker.image`` selects (stacks/constructs/worker_image.py: the kit's
+    ``worker_image/`` by default, the team's Dockerfile, or an ECR image). The task role may
     consume ``queue``, send to ``dead_letter_queue`` (permanent failures), use the optional
-    ``idempotency_table`` and set its own task's scale-in protection, nothing else.
+    ``idempotency_table`` and set its own task's scale-in protection, nothing else; with a
+    team image or in ``consumer`` mode it may also send to ``queue``: a framework's retry
+    re-sends (Symfony Messenger) and jobs commonly dispatch further jobs (Laravel).
+    ``consumer`` mode gives up the kit's guarantees; synth warns about it
+    (:func:`consumer_mode_warnings`).
     Deployments roll back on failure (circuit breaker); tasks get an init process and the full
-    stop timeout to drain.
+    stop timeout to drain. With ``worker.ecs_exec`` the service allows ECS Exec and the task
+    role may open SSM Session Manager channels, nothing more.
 
     Attributes: ``task_definition``, ``container``, ``service``, ``log_group``.
     """
@@ -92,12 +125,7 @@ class WorkerService(Construct):
         self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[worker.log_retention_days])
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
-            image=ecs.ContainerImage.from_asset(
-                str(WORKER_IMAGE_DIR),
-                platform=(
-                    ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64
-                ),
-            ),
+            image=worker_image(self, worker.image, worker.architecture),
             environment=self._environment(config, queue, dead_letter_queue, idempotency_table),
             secrets=self._secrets(worker.secrets),
             logging=ecs.LogDrivers.aws_logs(
@@ -112,9 +140,16 @@ class WorkerService(Construct):
                 self, "LinuxParameters", init_process_enabled=True
             ),
             stop_timeout=Duration.seconds(worker.stop_timeout_seconds),
+            # ECS Exec's SSM agent writes to the root filesystem: AWS does not support ECS Exec
+            # with a read-only one (docs/operations.md).
+            readonly_root_filesystem=False if worker.ecs_exec else None,
         )
         queue.grant_consume_messages(self.task_definition.task_role)
         dead_letter_queue.grant_send_messages(self.task_definition.task_role)
+        if worker.image is not None or worker.handler_mode == "consumer":
+            queue.grant_send_messages(self.task_definition.task_role)
+        for warning_id, message in consumer_mode_warnings(config).items():
+            Annotations.of(self).add_warning_v2(f"queue-worker-kit:{warning_id}", message)
         if idempotency_table is not None:
             idempotency_table.grant_read_write_data(self.task_definition.task_role)
         self._allow_task_protection(cluster)
@@ -131,7 +166,7 @@ class WorkerService(Construct):
             execution_policy,
             "AwsSolutions-IAM5[Resource::*]",
             "ecr:GetAuthorizationToken has no resource-level permissions; the image pull and "
-            "log actions beside it are scoped to the asset repository and the log group.",
+            "log actions beside it are scoped to the image's repository and the log group.",
         )
 
         self.service = ecs.FargateService(
@@ -139,7 +174,9 @@ class WorkerService(Construct):
             "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            desired_count=config.scaling.min_tasks,
+            # No DesiredCount in the template: CloudFormation would pass it to every service
+            # update and reset the fleet autoscaling built (docs/architecture.md, "Deploys").
+            desired_count=None,
             vpc_subnets=network.subnets,
             assign_public_ip=network.assign_public_ip,
             security_groups=[network.security_group],
@@ -153,7 +190,10 @@ class WorkerService(Construct):
                 )
             ],
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_execute_command=worker.ecs_exec or None,  # off: absent from the template
         )
+        if worker.ecs_exec:
+            self._allow_ecs_exec()
 
     @staticmethod
     def _environment(
@@ -206,6 +246,22 @@ class WorkerService(Construct):
                 )
                 secrets[name] = ecs.Secret.from_secrets_manager(secret, json_key or None)
         return secrets
+
+    def _allow_ecs_exec(self) -> None:
+        """ECS Exec: CDK grants the task role the four ssmmessages channel actions."""
+        acknowledge(
+            self.task_definition.task_role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5[Resource::*]",
+            "ECS Exec: the ssmmessages channel actions (Create/Open Control/Data Channel) have "
+            "no resource-level permissions; who may open a session is decided by "
+            "ecs:ExecuteCommand on the caller's side.",
+        )
+        Annotations.of(self).add_warning_v2(
+            "queue-worker-kit:ecsExec",
+            "worker.ecs_exec is on: anyone allowed ecs:ExecuteCommand on this cluster gets a "
+            "root shell in the worker container, and the container keeps a writable root "
+            "filesystem because the SSM agent writes to it (docs/operations.md).",
+        )
 
     def _allow_task_protection(self, cluster: ecs.ICluster) -> None:
         """The worker protects its own task from scale-in while busy (ECS agent endpoint)."""

@@ -1,15 +1,31 @@
-"""The pinned CDK CLI synthesizes with -c overrides, and bad settings read as one message."""
+"""The pinned CDK CLI synthesizes with -c overrides, bad settings read as one message, and the
+Makefile acts on ENV only, skips what has not changed and lists its targets."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from aws_cdk import App
+
+from stacks.app_builder import add_environment
+from stacks.config import load_config
+from tests.infra.conftest import ENVIRONMENTS
+
 ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
+# Never reinstall the venv or node_modules from a test: their stamps count as up to date.
+MAKE = ["make", "--no-print-directory", "-o", ".venv/.installed", "-o", "node_modules/.installed"]
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MAKE, *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300
+    )
 
 
 def cdk_synth(tmp_path: Path, *context: str) -> subprocess.CompletedProcess[str]:
@@ -50,8 +66,80 @@ def test_bad_settings_give_one_clear_message_not_a_traceback(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
-def test_missing_env_lists_the_environments(tmp_path: Path) -> None:
-    result = cdk_synth(tmp_path)
+def test_cdk_ls_without_env_lists_every_environments_stacks(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [str(CDK), "ls", "-o", str(tmp_path / "cdk.out")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        f"QueueWorker-{name}-{kind}" for name in ENVIRONMENTS for kind in ("Queue", "Worker")
+    ]
+
+
+def test_an_unknown_env_lists_the_environments(tmp_path: Path) -> None:
+    result = cdk_synth(tmp_path, "env=qa")
     assert result.returncode != 0
-    assert "pass -c env=NAME with NAME one of ['dev', 'prod', 'stg']" in result.stderr
+    assert "unknown environment 'qa'; known: ['dev', 'prod', 'stg']" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_make_help_lists_every_target_with_its_description() -> None:
+    result = make("help")
+    assert result.returncode == 0, result.stderr
+    listed = dict(re.findall(r"^  ([a-z-]+) +(\S.*)$", result.stdout, re.MULTILINE))
+    phony = re.search(r"^\.PHONY: ((?:.*\\\n)*.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert phony is not None
+    targets = set(phony[1].replace("\\\n", " ").split()) - {"require-env"}
+    assert set(listed) == targets
+    assert listed["synth"].startswith("synthesize ENV")
+    assert " ".join(ENVIRONMENTS) in result.stdout
+
+
+def test_make_synth_with_env_synthesizes_only_that_env(tmp_path: Path) -> None:
+    result = make("-n", "synth", "ENV=prod", f"OUT={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    synths = [line for line in result.stdout.splitlines() if "cdk synth" in line]
+    assert len(synths) == 1
+    assert f"-c env=prod -o {tmp_path}/prod" in synths[0]
+
+
+def test_make_synth_without_env_synthesizes_every_environment(tmp_path: Path) -> None:
+    result = make("-n", "synth", f"OUT={tmp_path}")
+    assert re.findall(r"cdk synth -c env=(\w+)", result.stdout) == list(ENVIRONMENTS)
+
+
+def test_a_second_make_synth_skips_and_a_changed_source_redoes_it(tmp_path: Path) -> None:
+    first = make("synth", "ENV=dev", f"OUT={tmp_path}")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0] == "synthesizing dev"
+    assert (tmp_path / "dev" / "QueueWorker-dev-Worker.template.json").is_file()
+    second = make("synth", "ENV=dev", f"OUT={tmp_path}")
+    assert second.returncode == 0, second.stderr
+    assert "synthesizing" not in second.stdout
+    assert second.stdout.startswith(f"dev: {tmp_path}/dev/QueueWorker-dev-Queue.template.json")
+    changed = make(
+        "-n", "-W", "stacks/constructs/worker_service.py", "synth", "ENV=dev", f"OUT={tmp_path}"
+    )
+    assert "cdk synth -c env=dev" in changed.stdout
+
+
+def test_make_deploy_needs_a_known_environment() -> None:
+    for env in ("", "qa"):
+        result = make("deploy", f"ENV={env}")
+        assert result.returncode == 2
+        assert "choose one environment: ENV=NAME, NAME one of: dev stg prod" in result.stderr
+        assert "cdk deploy" not in result.stdout
+
+
+def test_make_deploy_deploys_the_environments_queue_and_worker_stacks() -> None:
+    result = make("-n", "deploy", "ENV=prod")
+    (deploy,) = [line for line in result.stdout.splitlines() if line.startswith("node_modules")]
+    app = App()
+    stacks = add_environment(app, load_config(ENVIRONMENTS, "prod"))
+    assert deploy.split("-o cdk.out/prod ")[1].split() == [s.stack_name for s in stacks]

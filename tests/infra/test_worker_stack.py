@@ -204,12 +204,6 @@ def test_on_demand_by_default_and_spot_when_configured(prod: Synthesized) -> Non
     )
 
 
-def test_service_starts_at_the_floor(prod: Synthesized) -> None:
-    prod.worker.has_resource_properties(
-        "AWS::ECS::Service", {"DesiredCount": prod.config.scaling.min_tasks}
-    )
-
-
 def test_task_role_may_only_consume_its_queue_and_protect_its_tasks(prod: Synthesized) -> None:
     policies = prod.worker.find_resources(
         "AWS::IAM::Policy",

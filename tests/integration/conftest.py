@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.host_setup import host_setup_lock
 from tests.integration.containers import SETUP, docker_answers, run
 from tests.integration.fleet import Fleet
 
@@ -19,7 +20,8 @@ def engine() -> str:
     if docker_answers():
         return "docker"
     assert SETUP.is_file(), f"no Docker engine and no container setup script at {SETUP}"
-    offered = run("bash", str(SETUP)).strip().splitlines()[-1]
+    with host_setup_lock():  # the setup installs with apt-get
+        offered = run("bash", str(SETUP)).strip().splitlines()[-1]
     assert offered == "podman", f"{SETUP} offers {offered!r}, not podman"
     return "podman"
 

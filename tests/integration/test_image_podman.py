@@ -24,7 +24,8 @@ from tests.integration.test_faults_injection import dead_letters
 IMAGE = "localhost/queue-worker:test"
 HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
 
-pytestmark = pytest.mark.container
+# One xdist worker runs every container test (`--dist loadgroup`): one setup, one build.
+pytestmark = [pytest.mark.container, pytest.mark.xdist_group("container")]
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ IMAGE = "localhost/php-runtime-app:test"
 PROCESSES = "8"
 REASON = "RuntimeException: payment API said no"
 
-pytestmark = pytest.mark.container
+# One xdist worker runs every container test (`--dist loadgroup`): one setup, one build.
+pytestmark = [pytest.mark.container, pytest.mark.xdist_group("container")]
 
 
 @pytest.fixture(scope="session")

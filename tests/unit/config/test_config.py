@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from stacks.config import ConfigError, load_config
+from stacks.sizing import task_memory_need_mib
 
 ROOT = Path(__file__).resolve().parents[3]
 ENVIRONMENTS: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"][
@@ -48,7 +50,7 @@ def test_prod_parses_into_typed_frozen_values() -> None:
     assert config.batch_windows[0].start == time(4, 0)
     assert config.batch_windows[0].timezone == "Asia/Tokyo"
     assert config.retain_data is True
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         config.worker.processes = 1  # type: ignore[misc]
 
 
@@ -134,7 +136,7 @@ def test_unknown_keys_are_rejected_at_every_level() -> None:
 
 def test_unknown_override_key_is_rejected() -> None:
     found = problems(ENVIRONMENTS, wrkr__processes="6")
-    assert any("-c wrkr.processes: not an override key" in p for p in found)
+    assert any("-c wrkr.processes: unknown key; did you mean worker.processes" in p for p in found)
 
 
 def test_override_of_unknown_field_is_rejected() -> None:
@@ -162,7 +164,8 @@ def test_wrong_types_name_the_expected_type() -> None:
 
 def test_memory_must_hold_every_process_at_its_recycle_limit() -> None:
     (message,) = problems(prod_with(worker={"processes": 8, "cpu": 512, "memory_mib": 1024}))
-    assert "cannot hold 8 processes" in message and "1664 MiB" in message
+    need = task_memory_need_mib(8, 200, "callable")
+    assert "cannot hold 8 processes" in message and f"{need} MiB" in message
 
 
 def test_spot_requires_x86() -> None:
@@ -184,7 +187,7 @@ def test_region_is_required_for_lookup_free_synth() -> None:
     envs = copy.deepcopy(ENVIRONMENTS)
     del envs["prod"]["region"]
     (message,) = problems(envs)
-    assert "region: None is not an AWS region name" in message
+    assert message == "environments.prod.region: required: an AWS region such as 'us-east-1'"
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -215,7 +218,9 @@ def test_batch_window_values_can_be_overridden() -> None:
 
 def test_batch_window_override_needs_a_window() -> None:
     found = problems(ENVIRONMENTS, env="dev", batch_window__min_tasks="2")
-    assert any("has no single batch_window" in p for p in found)
+    assert any(
+        "-c batch_window.min_tasks: environments.dev has no batch_window" in p for p in found
+    )
 
 
 def test_alarm_defaults_derive_the_message_age_and_wait_ten_minutes_for_tasks() -> None:
@@ -247,3 +252,105 @@ def test_alarm_settings_can_be_overridden() -> None:
 def test_bad_alarm_settings(key: str, value: Any, expected: str) -> None:
     (message,) = problems(prod_with(alarms={key: value}))
     assert f"alarms.{expected}" in message
+
+
+def test_a_bad_memory_value_does_not_hide_the_connection_cap() -> None:
+    found = problems(prod_with(worker={"memory_mib": 333}, scaling={"max_tasks": 20}))
+    assert any("prod.worker.memory_mib: 333 is not valid with cpu 512" in p for p in found)
+    assert any("prod.scaling.max_tasks: 20 tasks x 8 processes = 160" in p for p in found)
+
+
+def test_a_wrong_type_does_not_hide_the_rules_of_other_values() -> None:
+    found = problems(
+        prod_with(
+            worker={
+                "memory_mib": "lots",
+                "job_timeout_seconds": 0,
+                "spot": True,
+                "architecture": "arm64",
+            }
+        )
+    )
+    assert any("worker.memory_mib: 'lots' is not a whole number" in p for p in found)
+    assert any("worker.job_timeout_seconds: 0 must be between 1 and" in p for p in found)
+    assert any("worker.spot: Fargate Spot runs x86_64 tasks only" in p for p in found)
+
+
+def test_a_single_window_is_reported_as_batch_window() -> None:
+    window = {**ENVIRONMENTS["prod"]["batch_window"], "min_tasks": 20}
+    (message,) = problems(prod_with(batch_window=window))
+    assert message.startswith("environments.prod.batch_window.min_tasks: 20 exceeds")
+
+
+def test_windows_of_a_list_are_reported_by_index() -> None:
+    good = ENVIRONMENTS["prod"]["batch_window"]
+    envs = prod_with(batch_windows=[good, {**good, "timezone": "Asia/Tokio"}])
+    del envs["prod"]["batch_window"]
+    (message,) = problems(envs)
+    assert message.startswith("environments.prod.batch_windows[1].timezone: 'Asia/Tokio'")
+
+
+def test_one_window_and_a_list_conflict() -> None:
+    envs = prod_with(batch_windows=[ENVIRONMENTS["prod"]["batch_window"]])
+    (message,) = problems(envs)
+    assert "batch_window (one) or batch_windows (a list), not both" in message
+
+
+def test_a_typo_gets_a_did_you_mean() -> None:
+    (message,) = problems(prod_with(worker={"procesess": 4}))
+    assert "worker.procesess: unknown key" in message and "did you mean 'processes'?" in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"network": {"egress": "private"}},
+            "egress: 'private' is not allowed; allowed: ['public', 'nat', 'endpoints']",
+        ),
+        ({"network": {"max_azs": 9}}, "network.max_azs: 9 must be 2 to 6"),
+        ({"worker": {"log_retention_days": 10}}, "log_retention_days: 10 is not a CloudWatch"),
+        ({"worker": {"environment": {"QUEUE_URL": "x"}}}, "environment.QUEUE_URL: 'QUEUE_URL'"),
+        ({"queue": []}, "prod.queue: [] is not an object"),
+        ({"account": "12"}, "prod.account: '12' is not a 12-digit account id"),
+    ],
+)
+def test_messages_name_the_value_and_what_is_allowed(
+    changes: dict[str, Any], expected: str
+) -> None:
+    found = problems(prod_with(**changes))
+    assert any(expected in p for p in found), found
+    assert not any("Input should" in p for p in found), found
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [(8192, 61440), (16384, 122880)])
+def test_the_largest_fargate_tasks_are_accepted(cpu: int, memory: int) -> None:
+    config = load_config(prod_with(worker={"cpu": cpu, "memory_mib": memory}), "prod")
+    assert (config.worker.cpu, config.worker.memory_mib) == (cpu, memory)
+
+
+def test_new_keys_default_to_the_kits_image_encrypted_logs_no_exec_no_ci() -> None:
+    config = load_config(ENVIRONMENTS, "dev")
+    assert config.worker.image is None and config.ci is None
+    assert (config.worker.encrypt_logs, config.worker.ecs_exec) == (True, False)
+    assert config.network.egress == "public"
+
+
+def test_endpoints_egress_is_accepted() -> None:
+    assert load_config(prod_with(network={"egress": "endpoints"}), "prod").network.egress == (
+        "endpoints"
+    )
+
+
+# worker.image: tests/unit/config/test_image_config.py
+
+
+def test_ci_section() -> None:
+    config = load_config(prod_with(ci={"github_repository": "team/app"}), "prod")
+    assert config.ci is not None and (config.ci.branch, config.ci.oidc_provider_arn) == (
+        "main",
+        None,
+    )
+    found = problems(prod_with(ci={"branch": "release", "oidc_provider_arn": "arn:x"}))
+    assert any("prod.ci.github_repository: required" in p for p in found)
+    assert any("prod.ci.oidc_provider_arn: 'arn:x' is not the ARN" in p for p in found)

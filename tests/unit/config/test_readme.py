@@ -1,21 +1,33 @@
-"""The README's configuration table documents every key the parser accepts."""
+"""The README's configuration table documents every key of the models, with its default."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
-from stacks.config import SECTIONS, TOP_LEVEL_KEYS, WINDOW_KEYS
+from stacks.config import config_keys, readme_rows
 
 README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+ROWS = {key: default for key, (default, _) in readme_rows(README).items()}
 
 
-def test_every_config_key_is_in_the_readme_table() -> None:
-    keys = {
-        f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+def documented_default(default: Any) -> str:
+    """How the table writes a model default: unset, or its JSON (strings without quotes)."""
+    if default is None:
+        return "unset"
+    return f"`{default if isinstance(default, str) else json.dumps(default)}`"
+
+
+def test_every_key_has_a_row_with_its_default() -> None:
+    expected = {
+        key: "required"
+        if k.field.is_required()
+        else documented_default(k.field.get_default(call_default_factory=True))
+        for key, k in config_keys().items()
     }
-    keys |= {key for key in TOP_LEVEL_KEYS if key not in SECTIONS and key != "batch_window"}
-    keys |= {f"batch_window.{key}" for key in WINDOW_KEYS - {"start", "end"}}
-    missing = sorted(key for key in keys if f"| `{key}`" not in README)
-    assert missing == []
-    assert "| `batch_window.start` / `.end`" in README
+    assert {key: ROWS.get(key) for key in expected} == expected
+
+
+def test_no_row_names_a_key_that_does_not_exist() -> None:
+    assert sorted(set(ROWS) - set(config_keys())) == []
