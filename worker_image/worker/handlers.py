@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import IO, Any, Protocol
 
+from worker import contract
 from worker.logs import EventLog
 from worker.settings import SQS_MAX_VISIBILITY_SECONDS
 
@@ -315,7 +316,7 @@ class CommandRunner:
             rss = self._sample(process.pid)
             if limit and rss > limit * 2**20:
                 return JobResult(
-                    "memory_exceeded",
+                    contract.MEMORY_EXCEEDED,
                     f"stopped: its processes used {self._peak_rss / 2**20:.0f} MiB, above "
                     f"MAX_MEMORY_MIB_PER_PROCESS={limit}",
                 )
@@ -337,7 +338,11 @@ class CommandRunner:
             for line, truncated in read_lines(pipe):
                 fields = {"truncated": True} if truncated else {}
                 self.log.info(
-                    "job_output", stream=stream, line=line, message_id=message_id, **fields
+                    contract.JOB_OUTPUT_EVENT,
+                    stream=stream,
+                    line=line,
+                    message_id=message_id,
+                    **fields,
                 )
 
     def _fresh_result_file(self) -> str:

@@ -270,7 +270,8 @@ class Worker:
         if backoff is None:
             backoff = self.settings.backoff_seconds(message.receive_count)
         self._change_visibility([message], backoff)
-        return result.outcome if result.outcome in ("timeout", "memory_exceeded") else "retry"
+        stopped = (contract.TIMEOUT, contract.MEMORY_EXCEEDED)
+        return result.outcome if result.outcome in stopped else contract.RETRY
 
     # -- SQS calls -----------------------------------------------------------------------------
 
