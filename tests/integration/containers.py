@@ -35,12 +35,18 @@ def docker_answers() -> bool:
 
 
 def start_container(
-    engine: str, image: str, workdir: Path, endpoint: str, env: dict[str, str]
+    engine: str,
+    image: str,
+    workdir: Path,
+    endpoint: str,
+    env: dict[str, str],
+    options: tuple[str, ...] = (),
 ) -> tuple[Fleet, str]:
-    """Run `image` on the host network (to reach moto on loopback) with `env` and fake AWS
-    credentials; its log lines are collected like a fleet's. Returns the fleet and the name."""
+    """Run `image` on the host network (to reach moto on loopback) with `env`, fake AWS
+    credentials and further `engine run` options; its log lines are collected like a fleet's.
+    Returns the fleet and the container's name."""
     name = f"kit-test-{uuid.uuid4().hex[:8]}"
-    command = [engine, "run", "--rm", "--name", name, "--network", "host"]
+    command = [engine, "run", "--rm", "--name", name, "--network", "host", *options]
     full = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": os.environ["AWS_REGION"],

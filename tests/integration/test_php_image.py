@@ -1,11 +1,12 @@
 """A PHP team's own image with the kit brought in the documented way, run against moto.
 
 The image (tests/integration/php_app/Dockerfile): Debian's php-cli on the local bookworm base,
-python3 purged as in the official php:*-cli images, a tiny PHP job (job.php), then the kit's
-stage from docs/frameworks.md (`RUN --mount=...,from=queue-worker-kit ... install.sh`), built
-with `--build-context queue-worker-kit=worker_image`. Built once per session. Every run is at
-the production shape (WORKER_PROCESSES=8, command mode); only the SQS timings (long poll 1 s,
-backoff base 0) are shortened so the test stays fast.
+python3 purged as in the official php:*-cli images, a tiny PHP job (job.php) and the Laravel and
+Symfony test applications of tests/php (framework doubles: tests/php/fakes/README.md), then the
+kit's stage from docs/frameworks.md (`COPY --from=queue-worker-kit` + install.sh, the runners
+of worker_image/recipes), built with `--build-context queue-worker-kit=worker_image`. Built once
+per session. Every run is at the production shape (WORKER_PROCESSES=8, command mode); only the
+SQS timings (long poll 1 s, backoff base 0) are shortened so the test stays fast.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 import pytest
 
 from tests.integration.containers import BASE, remove_container, run, start_container
-from tests.integration.fleet import WORKER_IMAGE, Fleet, queue_depth
+from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.sqs_helpers import drain
 
 PHP_APP = Path(__file__).resolve().parent / "php_app"
+PHP_TESTS = ROOT / "tests" / "php"  # the Laravel and Symfony test applications (doubles)
 IMAGE = "localhost/php-runtime-app:test"
 PROCESSES = "8"
 REASON = "RuntimeException: payment API said no"
@@ -38,6 +40,7 @@ def php_image(engine: str) -> str:
     run(
         engine, "build", "--network", "host", *base,
         "--build-context", f"queue-worker-kit={WORKER_IMAGE}",
+        "--build-context", f"php-tests={PHP_TESTS}",
         "--target", "worker", "--tag", IMAGE,
         "--file", str(PHP_APP / "Dockerfile"), str(PHP_APP),
     )  # fmt: skip
@@ -51,7 +54,7 @@ def php_fleet(
     """Factory: the PHP image running in command mode with 8 processes (+ env overrides)."""
     names: list[str] = []
 
-    def start(**env: str) -> Fleet:
+    def start(*options: str, **env: str) -> Fleet:
         settings = {
             "WORKER_PROCESSES": PROCESSES,
             "WORKER_HANDLER_MODE": "command",
@@ -65,7 +68,7 @@ def php_fleet(
         }
         workdir = tmp_path / f"container-{len(names)}"
         workdir.mkdir()
-        fleet, name = start_container(engine, php_image, workdir, moto_endpoint, settings)
+        fleet, name = start_container(engine, php_image, workdir, moto_endpoint, settings, options)
         names.append(name)
         return fleet
 
@@ -199,3 +202,101 @@ def test_a_missing_php_binary_makes_the_container_exit(
     assert "WORKER_HANDLER='/usr/bin/php7.4 /app/job.php'" in log
     assert "not an executable file" in log
     assert fleet.events("process_fatal")
+
+
+def php_lines(engine: str, image: str, script: str) -> list[str]:
+    """The lines a shell script prints when run with the image's php (payload makers)."""
+    out = run(engine, "run", "--rm", "--entrypoint", "sh", image, "-c", script)
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def handled(out: Path) -> list[dict[str, Any]]:
+    """What the test applications' handlers recorded ($TEST_OUTPUT_DIR/record.jsonl)."""
+    lines = (out / "record.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == "handled"]
+
+
+def shared_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)  # written by www-data in the container
+    return out
+
+
+def test_laravel_payloads_run_through_the_laravel_runner_once_each(
+    engine: str,
+    php_image: str,
+    php_fleet: Callable[..., Fleet],
+    make_queue_pair: Callable[..., Any],
+    sqs_client: Any,
+    tmp_path: Path,
+) -> None:
+    notes = [f"note-{n}" for n in range(16)]
+    payloads = php_lines(
+        engine,
+        php_image,
+        "cd /srv/php-tests/laravel-app && for n in "
+        + " ".join(notes)
+        + " ; do php make-payload.php 'App\\Jobs\\RecordJob' $n; echo; done",
+    )
+    pair = make_queue_pair(max_receive_count=5)
+    ids = [sqs_client.send_message(QueueUrl=pair.url, MessageBody=p)["MessageId"] for p in payloads]
+    out = shared_dir(tmp_path)
+    fleet = php_fleet(
+        "--volume",
+        f"{out}:/out",
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_HANDLER="php /app/bin/queue-worker/run-job.php",
+        LARAVEL_BASE_PATH="/srv/php-tests/laravel-app",
+        TEST_OUTPUT_DIR="/out",
+    )
+    fleet.wait_for(lambda: len(fleet.jobs()) == len(ids), 180)
+    assert fleet.stop(60) == 0
+    assert sorted(j["message_id"] for j in fleet.jobs("done")) == sorted(ids)
+    jobs = handled(out)
+    assert sorted(r["note"] for r in jobs) == sorted(notes)  # each handled exactly once
+    assert {(r["job"], r["attempts"]) for r in jobs} == {("App\\Jobs\\RecordJob", 1)}
+    assert queue_depth(sqs_client, pair.url) == 0
+
+
+def test_symfony_json_messages_take_their_headers_from_the_attributes_once_each(
+    engine: str,
+    php_image: str,
+    php_fleet: Callable[..., Fleet],
+    make_queue_pair: Callable[..., Any],
+    sqs_client: Any,
+    tmp_path: Path,
+) -> None:
+    texts = [f"ping-{n}" for n in range(16)]
+    made = php_lines(
+        engine,
+        php_image,
+        "cd /srv/php-tests/symfony-app && for n in "
+        + " ".join(texts)
+        + " ; do php make-message.php json 'App\\Message\\Ping' $n; echo; done",
+    )
+    pair = make_queue_pair(max_receive_count=5)
+    ids = []
+    for message in map(json.loads, made):
+        assert "type" in message["attributes"]  # the JSON serializer's type travels as one
+        sent = sqs_client.send_message(
+            QueueUrl=pair.url, MessageBody=message["body"], MessageAttributes=message["attributes"]
+        )
+        ids.append(sent["MessageId"])
+    out = shared_dir(tmp_path)
+    fleet = php_fleet(
+        "--volume",
+        f"{out}:/out",
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_HANDLER="php /app/bin/queue-worker/run-message.php",
+        SYMFONY_PROJECT_DIR="/srv/php-tests/symfony-app",
+        SYMFONY_SERIALIZER_SERVICE="app.json_serializer",
+        TEST_OUTPUT_DIR="/out",
+    )
+    fleet.wait_for(lambda: len(fleet.jobs()) == len(ids), 180)
+    assert fleet.stop(60) == 0
+    assert sorted(j["message_id"] for j in fleet.jobs("done")) == sorted(ids)
+    assert sorted(r["text"] for r in handled(out)) == sorted(texts)
+    assert queue_depth(sqs_client, pair.url) == 0
