@@ -12,6 +12,7 @@ SQS timings (long poll 1 s, backoff base 0) are shortened so the test stays fast
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -108,6 +109,30 @@ def test_the_kit_is_installed_into_the_teams_image_as_documented(
     assert "pip" not in installed and {"boto3", "supervisor"} <= set(installed)
     version = run(engine, "run", "--rm", "--entrypoint", "php", php_image, "-r", "echo PHP_OS;")
     assert version == "Linux"
+
+
+def test_install_sh_runs_again_and_says_what_to_do_without_python_or_apt(
+    engine: str, php_image: str
+) -> None:
+    as_root = [engine, "run", "--rm", "--network", "host", "--user", "root", "--entrypoint", "sh"]
+    again = run(
+        *as_root, php_image, "-c",
+        "sh /tmp/queue-worker-kit/install.sh"
+        " && /opt/queue-worker-kit/venv/bin/python -c 'import worker.app; print(\"imports\")'",
+    )  # fmt: skip
+    assert again.splitlines()[-1] == "imports"  # idempotent: a second run rebuilds the same
+    # Neither python3 nor apt-get on PATH (as on a distribution the script does not know):
+    bare = subprocess.run(
+        [
+            *as_root, php_image, "-c",
+            "mkdir /tmp/bin && ln -s /usr/bin/id /usr/bin/dirname /tmp/bin/"
+            " && PATH=/tmp/bin /bin/sh /tmp/queue-worker-kit/install.sh",
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert bare.returncode == 1
+    assert "needs python3 >= 3.11 with its venv module" in bare.stderr
+    assert "Alpine is not supported" in bare.stderr
 
 
 def test_php_jobs_run_once_and_a_throwing_job_reaches_the_dlq_with_its_reason(
