@@ -12,7 +12,7 @@ from worker.handlers import CallableRunner, CommandRunner, HandlerError, Runner,
 from worker.logs import EventLog
 from worker.loop import Worker
 from worker.protection import TaskProtection
-from worker.settings import Settings, SettingsError
+from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
 
 EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the task is replaced
 
@@ -43,8 +43,13 @@ def make_runner(settings: Settings, log: EventLog) -> Runner:
             queue_url=settings.queue_url,
             memory_limit_mib=settings.max_memory_mib_per_process,
             cwd=settings.workdir,
+            # Under supervisord: one file per process name of the task (a local run has none).
+            job_file=os.path.join(settings.task_dir, f"{settings.process_name}.job")
+            if settings.process_name != LOCAL_PROCESS_NAME
+            else None,
         )
         command.check()
+        command.kill_orphan()
         return command
     runner = CallableRunner(settings.handler)
     runner.start()

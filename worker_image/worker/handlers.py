@@ -45,7 +45,7 @@ from typing import IO, Any, Protocol
 
 from worker import contract
 from worker.logs import EventLog
-from worker.settings import SQS_MAX_VISIBILITY_SECONDS
+from worker.settings import LOCAL_PROCESS_NAME, SQS_MAX_VISIBILITY_SECONDS
 
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
@@ -248,10 +248,12 @@ class CommandRunner:
         queue_url: str = "",
         memory_limit_mib: int = 0,
         cwd: str | None = None,
+        job_file: str | None = None,
     ) -> None:
         self.command = command
         self.cwd = cwd
-        self.log = log or EventLog("worker_local")
+        self.job_file = job_file  # holds the running job's process group id
+        self.log = log or EventLog(LOCAL_PROCESS_NAME)
         self.queue_url = queue_url
         self.memory_limit_mib = memory_limit_mib
         self._peak_rss = 0
@@ -261,6 +263,25 @@ class CommandRunner:
     def check(self) -> None:
         """Fail at start (HandlerError naming WORKER_HANDLER) when the executable is missing."""
         check_command(self.command)
+
+    def kill_orphan(self) -> None:
+        """Kill the job a killed predecessor of this process left running (its process group,
+        named in `job_file`): supervisord restarts a killed worker within seconds, long before
+        the job's message can be received again, so no job runs twice at once."""
+        if not self.job_file:
+            return
+        try:
+            with open(self.job_file, encoding="ascii") as file:
+                pgid = int(file.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            self.log.warning("job_orphan_killed", pgid=pgid)
+        except (ProcessLookupError, PermissionError):
+            pass
+        with contextlib.suppress(OSError):
+            os.unlink(self.job_file)
 
     def run(
         self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool]
@@ -285,6 +306,7 @@ class CommandRunner:
             process_group=0,
         )
         assert process.stdin and process.stdout and process.stderr
+        self._note_job(process.pid)
         threads = [
             threading.Thread(target=_feed, args=(process.stdin, body.encode()), daemon=True),
             *(
@@ -298,6 +320,7 @@ class CommandRunner:
             thread.start()
         stopped = self._wait(process, timeout, abort)
         _kill_group(process, grace=0 if stopped is None else 2.0)  # nothing outlives its job
+        self._note_job(None)
         for thread in threads:
             thread.join(_OUTPUT_DRAIN_SECONDS)
         if stopped is not None:
@@ -326,6 +349,18 @@ class CommandRunner:
                 return JobResult("handed_back", "stopped: SIGTERM grace spent")
             if time.monotonic() >= deadline:
                 return JobResult("timeout", f"stopped after {timeout:g} s")
+
+    def _note_job(self, pgid: int | None) -> None:
+        """Record (or clear) the running job's process group for `kill_orphan`."""
+        if not self.job_file:
+            return
+        with contextlib.suppress(OSError):
+            if pgid is None:
+                os.unlink(self.job_file)
+            else:
+                os.makedirs(os.path.dirname(self.job_file), exist_ok=True)
+                with open(self.job_file, "w", encoding="ascii") as file:
+                    file.write(str(pgid))
 
     def _sample(self, pgid: int) -> int:
         rss = group_rss_bytes(pgid)

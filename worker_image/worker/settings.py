@@ -14,6 +14,8 @@ from typing import TypeVar
 # SQS never keeps a message invisible longer than 12 hours after it was received.
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 HANDLER_MODES = ("callable", "command", "consumer")
+# The process name outside supervisord (which sets SUPERVISOR_PROCESS_NAME, unique in a task).
+LOCAL_PROCESS_NAME = "worker_local"
 _CALLABLE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 T = TypeVar("T", int, float)
@@ -45,7 +47,7 @@ class Settings:
     task_dir: str = "/tmp/worker-task"
     task_protection_expires_minutes: int = 60
     receive_wait_seconds: int = 20
-    process_name: str = "worker_local"
+    process_name: str = LOCAL_PROCESS_NAME
     region: str | None = None
     workdir: str | None = None  # where commands and consumers run (None: the process's own)
 
@@ -96,7 +98,7 @@ class Settings:
                 "TASK_PROTECTION_EXPIRES_MINUTES", int, expires_default, low=1, high=2880
             ),
             receive_wait_seconds=reader.number("RECEIVE_WAIT_SECONDS", int, 20, low=0, high=20),
-            process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or "worker_local",
+            process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or LOCAL_PROCESS_NAME,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
             workdir=env.get("WORKER_WORKDIR", "").strip() or None,
         )

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -314,3 +315,30 @@ def test_a_missing_executable_stops_the_process_at_start_with_ex_config(
     assert main(env) == 78
     assert time.monotonic() - started < 5
     assert "WORKER_HANDLER='/usr/local/bin/php /app/artisan queue:work'" in capsys.readouterr().err
+
+
+def test_a_restarted_process_kills_the_job_its_killed_predecessor_left(tmp_path: Path) -> None:
+    job_file = str(tmp_path / "task" / "worker_03.job")
+    first = CommandRunner("sleep 60", job_file=job_file)
+    thread = threading.Thread(target=first.run, args=("", CTX, 120, never), daemon=True)
+    thread.start()  # stands in for a worker killed by SIGKILL mid-job: it never cleans up
+    deadline = time.monotonic() + 5
+    while not os.path.exists(job_file):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pgid = int(Path(job_file).read_text())
+    runner, stream = logged_runner("sleep 60", job_file=job_file)
+    runner.kill_orphan()
+    thread.join(5)
+    assert not thread.is_alive()  # the orphan's group is gone
+    assert events(stream, "job_orphan_killed")[0]["pgid"] == pgid
+    assert not os.path.exists(job_file)
+    runner.kill_orphan()  # nothing left: nothing happens
+    assert len(events(stream, "job_orphan_killed")) == 1
+
+
+def test_a_finished_job_leaves_no_job_file(tmp_path: Path) -> None:
+    job_file = tmp_path / "worker_00.job"
+    runner = CommandRunner(f"test -f {job_file}", job_file=str(job_file))
+    assert runner.run("", CTX, 10, never).outcome == "done"  # the file existed while it ran
+    assert not job_file.exists()
