@@ -59,7 +59,7 @@ def php_fleet(
         settings = {
             "WORKER_PROCESSES": PROCESSES,
             "WORKER_HANDLER_MODE": "command",
-            "WORKER_HANDLER": "php /app/job.php",
+            "WORKER_HANDLER": "php job.php",  # relative: commands run in the image's WORKDIR
             "JOB_MAX_TRIES": "3",  # job.php: exit 65 (to the DLQ) from receive 3 on
             "RECEIVE_WAIT_SECONDS": "1",
             "RETRY_BACKOFF_BASE_SECONDS": "0",

@@ -6,6 +6,7 @@ names every offending variable, its value and what is allowed.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
             workdir=env.get("WORKER_WORKDIR", "").strip() or None,
         )
+        if settings.workdir and not os.path.isdir(settings.workdir):
+            reader.fail("WORKER_WORKDIR", settings.workdir, "must be an existing directory")
         if mode == "callable" and not _CALLABLE_SPEC.match(handler):
             reader.fail("WORKER_HANDLER", handler, "callable mode needs 'module:function'")
         if visibility > SQS_MAX_VISIBILITY_SECONDS:

@@ -342,3 +342,9 @@ def test_a_finished_job_leaves_no_job_file(tmp_path: Path) -> None:
     runner = CommandRunner(f"test -f {job_file}", job_file=str(job_file))
     assert runner.run("", CTX, 10, never).outcome == "done"  # the file existed while it ran
     assert not job_file.exists()
+
+
+def test_commands_run_in_the_workdir(tmp_path: Path) -> None:
+    runner = CommandRunner("pwd > where", cwd=str(tmp_path))
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    assert (tmp_path / "where").read_text().strip() == str(tmp_path)
