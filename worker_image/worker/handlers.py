@@ -323,9 +323,10 @@ class CommandRunner:
         self._note_job(None)
         for thread in threads:
             thread.join(_OUTPUT_DRAIN_SECONDS)
-        if stopped is not None:
-            return stopped
-        return _command_result(process.returncode, _read_result(result_file))
+        written = _read_result(result_file)
+        with contextlib.suppress(OSError):
+            os.unlink(result_file)
+        return stopped or _command_result(process.returncode, written)
 
     def _wait(
         self, process: subprocess.Popen[bytes], timeout: float, abort: Callable[[], bool]

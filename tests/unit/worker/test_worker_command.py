@@ -130,6 +130,7 @@ def test_every_job_gets_a_fresh_result_file_in_a_private_directory(tmp_path: Pat
     assert first != second
     directory = Path(first).parent
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert list(directory.iterdir()) == []  # read, then removed
     runner.close()
     assert not directory.exists()
 
@@ -339,7 +340,7 @@ def test_a_restarted_process_kills_the_job_its_killed_predecessor_left(tmp_path:
 
 def test_a_finished_job_leaves_no_job_file(tmp_path: Path) -> None:
     job_file = tmp_path / "worker_00.job"
-    runner = CommandRunner(f"test -f {job_file}", job_file=str(job_file))
+    runner = CommandRunner(f"sleep 0.5; test -f {job_file}", job_file=str(job_file))
     assert runner.run("", CTX, 10, never).outcome == "done"  # the file existed while it ran
     assert not job_file.exists()
 
