@@ -24,6 +24,9 @@ from stacks.fargate import MAX_STOP_TIMEOUT_SECONDS, VALID_MEMORY_MIB
 SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
+# Windows the scale-out alarm can follow: one metric math expression each, plus four of its own,
+# within CloudWatch's 10 expressions per alarm.
+MAX_BATCH_WINDOWS = 6
 # Memory that supervisord and the container itself need beside the worker processes.
 SUPERVISOR_OVERHEAD_MIB = 64
 
@@ -136,13 +139,17 @@ class ScalingConfig:
     scale_in_cooldown_seconds: int = 60
     scale_in_after_minutes: int = 3
     """Minutes of surplus capacity before scaling in. Default 3."""
+    mean_job_seconds: int = 165
+    """Mean job duration, for the work left inside a batch window (deadline-aware scaling).
+    Default 165 (the reference workload: uniform 30-300 s); 1 to 43200."""
 
 
 @dataclass(frozen=True)
 class BatchWindow:
     """A daily window that raises the task floor at ``start`` for ``hold_minutes``.
 
-    ``end`` is the deadline: the deadline alarm fires when the backlog cannot finish by then.
+    The deadline is ``end`` minus ``deadline_margin_minutes``: inside the window the fleet is
+    sized to finish the work left by then, and the deadline alarm fires when it cannot.
     """
 
     start: time
@@ -150,6 +157,19 @@ class BatchWindow:
     timezone: str
     min_tasks: int
     hold_minutes: int = 30
+    deadline_margin_minutes: int = 30
+    """Minutes between the deadline scaling aims at and ``end``. Default 30; 0 <= margin <
+    the window's length."""
+
+    @property
+    def length_minutes(self) -> int:
+        return (self.end.hour * 60 + self.end.minute) - (self.start.hour * 60 + self.start.minute)
+
+    @property
+    def deadline(self) -> time:
+        """``end`` minus the margin, as a time of day."""
+        minutes = self.end.hour * 60 + self.end.minute - self.deadline_margin_minutes
+        return time(minutes // 60, minutes % 60)
 
 
 @dataclass(frozen=True)
@@ -319,6 +339,11 @@ def _parse_windows(
     if not isinstance(items, list):
         problems.append(f"{prefix}.{key}: expected a list of windows, got {items!r}")
         return ()
+    if len(items) > MAX_BATCH_WINDOWS:
+        problems.append(
+            f"{prefix}.{key}: {len(items)} windows; at most {MAX_BATCH_WINDOWS} (each adds an "
+            "expression to the scale-out alarm, which CloudWatch limits to 10)"
+        )
     windows = []
     for index, item in enumerate(items):
         where = f"{prefix}.{key}" + (f"[{index}]" if key == "batch_windows" else "")
@@ -349,10 +374,13 @@ def _parse_window(item: Any, where: str, problems: list[str]) -> BatchWindow | N
         )
     min_tasks = _convert(item["min_tasks"], int, f"{where}.min_tasks", problems)
     hold = _convert(item.get("hold_minutes", 30), int, f"{where}.hold_minutes", problems)
+    margin = _convert(
+        item.get("deadline_margin_minutes", 30), int, f"{where}.deadline_margin_minutes", problems
+    )
     if len(problems) > before or start is None or end is None:
         return None
-    window = BatchWindow(start, end, timezone, int(min_tasks), int(hold))
-    length = (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute)
+    window = BatchWindow(start, end, timezone, int(min_tasks), int(hold), int(margin))
+    length = window.length_minutes
     if length <= 0:
         problems.append(
             f"{where}.end: {item['end']!r} must be after start {item['start']!r} "
@@ -362,6 +390,11 @@ def _parse_window(item: Any, where: str, problems: list[str]) -> BatchWindow | N
         problems.append(
             f"{where}.hold_minutes: {window.hold_minutes} must be between 1 and the window's "
             f"length ({length} minutes)"
+        )
+    if length > 0 and not 0 <= window.deadline_margin_minutes < length:
+        problems.append(
+            f"{where}.deadline_margin_minutes: {window.deadline_margin_minutes} must be at least 0 "
+            f"and less than the window's length ({length} minutes)"
         )
     if window.min_tasks < 1:
         problems.append(f"{where}.min_tasks: {window.min_tasks} must be at least 1")
@@ -567,6 +600,11 @@ def _check_scaling(s: ScalingConfig) -> list[str]:
             problems.append(f"{name}: {getattr(s, name)} must be between 0 and 3600")
     if not 1 <= s.scale_in_after_minutes <= 60:
         problems.append(f"scale_in_after_minutes: {s.scale_in_after_minutes} must be 1 to 60")
+    if not 1 <= s.mean_job_seconds <= SQS_MAX_VISIBILITY_SECONDS:
+        problems.append(
+            f"mean_job_seconds: {s.mean_job_seconds} must be between 1 and "
+            f"{SQS_MAX_VISIBILITY_SECONDS} (12 h, the longest SQS lets a job hold its message)"
+        )
     return problems
 
 
