@@ -153,7 +153,7 @@ def _batch(text: str, problems: Problems) -> Batch:
         problems.add("--batch", text, "expected COUNT@HH:MM or COUNT@HH:MM-HH:MM, COUNT >= 1")
         return Batch(0, 0, 0)
     start = problems.clock("--batch", start_text)
-    end = problems.clock("--batch", end_text or start_text)
+    end = problems.clock("--batch", end_text) if end_text else start
     if end < start:
         problems.add("--batch", text, "the end must not be before the start")
     return Batch(int(count_text), start, end)
