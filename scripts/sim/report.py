@@ -174,6 +174,12 @@ def markdown_row(report: Report) -> str:
     """One row of the benchmarks table (header: MARKDOWN_HEADER)."""
     finish = report.finish or f"not done ({report.remaining} left at 24:00)"
     met = f"{'yes' if report.deadline_met else 'no'} ({report.deadline})"
+    if not report.deadline_met:
+        needed = report.tasks_needed_for_deadline
+        if needed is not None and needed <= report.max_tasks:
+            met += f"; max_tasks {report.max_tasks} allowed it"
+        else:
+            met += f"; max_tasks {report.max_tasks} cannot: needs {needed or 'more'}"
     cells = [
         report.label,
         f"{report.messages:,}",
