@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--region", help="default: the templates' region, else ap-northeast-1")
     parser.add_argument(
-        "--deadline", help="HH:MM local; default: the template's window end, else 08:30"
+        "--deadline", help="HH:MM local; default: the template's deadline metadata, else 08:30"
     )
     parser.add_argument(
         "--poison-fraction", type=float, default=0.0, help="share of always-failing messages"

@@ -56,10 +56,10 @@ def tasks_needed(sim: Simulation) -> int | None:
     """A lower bound of the tasks any scaling needs to finish by the deadline.
 
     For each batch, the work of it and of every later batch must fit between its first
-    arrival and the deadline: ceil(job-seconds / (processes x seconds)). None when a batch
-    arrives at or after the deadline.
+    arrival plus one task start and the deadline: ceil(job-seconds / (processes x seconds)).
+    None when that leaves no time.
     """
-    deadline = sim.config.deadline
+    deadline = sim.config.deadline - sim.config.start_latency
     needed = 0
     for batch in sim.config.batches:
         work = sum(m.duration for m in sim.messages if m.sent >= batch.start)

@@ -107,7 +107,8 @@ def test_tasks_needed_is_the_tightest_batch_suffix(tmp_path: Path) -> None:
         deadline=8 * 3600 + 600,
     )
     sim = Simulation(model, config).run()
-    # The late batch: 8,000 job-seconds in 600 s on 4-process tasks needs ceil(3.33) = 4.
+    # The late batch: 8,000 job-seconds in 540 s (600 s less a 60 s task start) on
+    # 4-process tasks need ceil(3.7) = 4.
     assert report.tasks_needed(sim) == 4
 
 
