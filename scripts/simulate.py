@@ -3,11 +3,16 @@
     python -m scripts simulate --cdk-out cdk.out/prod
     python -m scripts simulate --template a.json --template b.json --messages 20000 --json
     python -m scripts simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
+    python -m scripts simulate --cdk-out cdk.out/prod --batch 1000@07:30 --chart day.png
+    python -m scripts simulate --cdk-out cdk.out/prod --fail-on-miss
 
 Reads what CloudFormation would deploy (not the Python config). Defaults: the reference day
 (2,000 messages sent 03:55-04:00, durations uniform 30-300 s, 60 s task start, 2026-11-24 in
-the scheduled actions' timezone or Asia/Tokyo). The deadline is --deadline, else an output or
-metadata naming the window's end, else 08:30. Exit 0 whatever the outcome (read the report).
+the scheduled actions' timezone or Asia/Tokyo). `--batch COUNT@HH:MM[-HH:MM]` adds a batch
+(repeat it). The deadline is --deadline, else the template's metadata or output naming it
+(the kit's `Deadline0400To0900`: the window's end minus its margin), else 08:30. Exit 0
+whatever the outcome (read the report), unless --fail-on-miss and the deadline was missed
+(exit 1); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from scripts import _cli
 from scripts._cli import OpsError, Parser
 from scripts.sim import report
-from scripts.sim.engine import SimConfig, Simulation
+from scripts.sim.engine import Batch, SimConfig, Simulation
 from scripts.sim.inputs import Problems
 from scripts.sim.template import Model, TemplateError, find_templates, read_model
 
@@ -45,6 +50,13 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--arrival", default="03:55-04:00", help="HH:MM-HH:MM, local time")
     parser.add_argument(
+        "--batch",
+        action="append",
+        default=[],
+        metavar="COUNT@HH:MM[-HH:MM]",
+        help="another batch on top of --messages, e.g. 1000@07:30 (repeatable)",
+    )
+    parser.add_argument(
         "--duration", default="uniform:30:300", help="uniform:LOW:HIGH or fixed:SECONDS"
     )
     parser.add_argument("--start-latency", type=int, default=60, help="seconds to start a task")
@@ -55,7 +67,7 @@ def add_arguments(parser: Parser) -> None:
     )
     parser.add_argument("--region", help="default: the templates' region, else ap-northeast-1")
     parser.add_argument(
-        "--deadline", help="HH:MM local; default: the template's window end, else 08:30"
+        "--deadline", help="HH:MM local; default: the template's deadline metadata, else 08:30"
     )
     parser.add_argument(
         "--poison-fraction", type=float, default=0.0, help="share of always-failing messages"
@@ -66,6 +78,9 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--processes", type=int, help="what-if: override WORKER_PROCESSES")
     parser.add_argument("--label", help="the setup's name in the report (default: the source)")
     parser.add_argument("--chart", help="write a PNG chart of the day here")
+    parser.add_argument(
+        "--fail-on-miss", action="store_true", help="exit 1 when the deadline is missed (for CI)"
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the report as JSON")
     output.add_argument(
@@ -92,6 +107,7 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
     if arrival_end < arrival_start:
         problems.add("--arrival", args.arrival, "the end must not be before the start")
     durations = problems.durations("--duration", args.duration)
+    more = tuple(_batch(text, problems) for text in args.batch)
     zones = [a.timezone for a in model.scheduled_actions if a.timezone]
     timezone = problems.timezone(
         "--timezone", args.timezone or (zones[0] if zones else DEFAULT_TIMEZONE)
@@ -124,8 +140,23 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
         wake_lag=args.wake_lag,
         deadline=deadline,
         processes=args.processes,
+        more_batches=more,
     )
     return config, source
+
+
+def _batch(text: str, problems: Problems) -> Batch:
+    """COUNT@HH:MM or COUNT@HH:MM-HH:MM."""
+    count_text, _, window = text.partition("@")
+    start_text, _, end_text = window.partition("-")
+    if not count_text.isdigit() or int(count_text) < 1 or not start_text:
+        problems.add("--batch", text, "expected COUNT@HH:MM or COUNT@HH:MM-HH:MM, COUNT >= 1")
+        return Batch(0, 0, 0)
+    start = problems.clock("--batch", start_text)
+    end = problems.clock("--batch", end_text) if end_text else start
+    if end < start:
+        problems.add("--batch", text, "the end must not be before the start")
+    return Batch(int(count_text), start, end)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -139,8 +170,6 @@ def execute(args: argparse.Namespace) -> int:
     sim = Simulation(model, config).run()
     label = args.label or str(args.cdk_out or ", ".join(p.name for p in args.template))
     result = report.build(sim, label, deadline_source)
-    if args.chart:
-        report.chart(sim, args.chart, f"{label}: {config.messages} messages")
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     elif args.markdown_row:
@@ -149,7 +178,13 @@ def execute(args: argparse.Namespace) -> int:
         print(report.markdown_row(result))
     else:
         print(report.text(result))
-    return 0
+    if args.chart:
+        report.chart(sim, args.chart, result)
+        print(
+            f"chart: {Path(args.chart).resolve()}",
+            file=sys.stderr if args.json or args.markdown_row else sys.stdout,
+        )
+    return 1 if args.fail_on_miss and not result.deadline_met else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,8 @@ from stacks.sizing import kit_memory_mib, task_memory_need_mib
 # SQS keeps a message invisible for at most 12 hours after it was received, heartbeat or not.
 SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # CloudWatch Logs accepts only these retention periods.
+# Each window adds an expression to the scale-out alarm; CloudWatch allows 10 an alarm.
+MAX_BATCH_WINDOWS = 6
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
 # Variables the kit sets in the container; the team's environment and secrets may not use them.
 RESERVED_ENV = frozenset(
@@ -102,6 +104,8 @@ def _one_of(allowed: tuple[int, ...], what: str) -> _Check:
 
 
 def _clock(value: Any) -> time:
+    if isinstance(value, time):  # a model built in Python, not read from cdk.json
+        return value
     match = re.fullmatch(CLOCK, value) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"{value!r} is not a time of day as HH:MM (24-hour)")
@@ -464,6 +468,7 @@ class ScalingConfig(Model):
     scale_out_cooldown_seconds: int = Field(120, ge=0, le=3600)
     scale_in_cooldown_seconds: int = Field(60, ge=0, le=3600)
     scale_in_after_minutes: int = Field(3, ge=1, le=60)
+    mean_job_seconds: int = Field(165, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
 
     rules = (_min_below_max,)
 
@@ -476,19 +481,37 @@ def _window_shape(v: Values) -> Iterator[Problem]:
         yield "end", f"'{end:%H:%M}' must be after start '{start:%H:%M}' ({midnight})"
     elif not 1 <= hold <= length:
         yield "hold_minutes", f"{hold} must be between 1 and the window's length ({length} minutes)"
+    margin = v("deadline_margin_minutes")
+    if length > 0 and not 0 <= margin < length:
+        yield (
+            "deadline_margin_minutes",
+            (f"{margin} must be at least 0 and less than the window's length ({length} minutes)"),
+        )
 
 
 class BatchWindow(Model):
-    """A daily window that raises the task floor at ``start`` for ``hold_minutes``; ``end`` is
-    the deadline the deadline alarm watches."""
+    """A daily window that raises the task floor at ``start`` for ``hold_minutes``. The deadline
+    is ``end`` minus ``deadline_margin_minutes``: inside the window the fleet is sized to finish
+    the work left by then, and the deadline alarm fires when it cannot."""
 
     start: Clock
     end: Clock
     timezone: TimeZone
     min_tasks: int = Field(ge=1)
     hold_minutes: int = 30
+    deadline_margin_minutes: int = 30
 
     rules = (_window_shape,)
+
+    @property
+    def length_minutes(self) -> int:
+        return (self.end.hour * 60 + self.end.minute) - (self.start.hour * 60 + self.start.minute)
+
+    @property
+    def deadline(self) -> time:
+        """``end`` minus the margin, as a time of day."""
+        minutes = self.end.hour * 60 + self.end.minute - self.deadline_margin_minutes
+        return time(minutes // 60, minutes % 60)
 
 
 class AlarmsConfig(Model):
@@ -512,6 +535,14 @@ class CiConfig(Model):
 def _one_window_form(v: Values) -> Iterator[Problem]:
     if v("batch_window") is not None and v("windows"):
         yield "batch_windows", "set batch_window (one) or batch_windows (a list), not both"
+    if len(v("windows")) > MAX_BATCH_WINDOWS:
+        yield (
+            "batch_windows",
+            (
+                f"{len(v('windows'))} windows; at most {MAX_BATCH_WINDOWS} (each adds an expression "
+                "to the scale-out alarm, which CloudWatch limits to 10)"
+            ),
+        )
 
 
 def _connection_cap(v: Values) -> Iterator[Problem]:

@@ -70,6 +70,7 @@ class WorkerStack(Stack):
             queue=queue,
             processes=config.worker.processes,
             config=config.scaling,
+            windows=config.batch_windows,
         )
         self.batch_windows = BatchWindowSchedule(
             self,

@@ -14,7 +14,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,9 +34,21 @@ SQS_METRICS = (
 )
 
 
+@dataclass(frozen=True)
+class Batch:
+    """`count` messages sent uniformly between `start` and `end` (seconds after midnight)."""
+
+    count: int
+    start: int
+    end: int
+
+
 @dataclass
 class SimConfig:
-    """Inputs of one simulated day (defaults: the reference day)."""
+    """Inputs of one simulated day (defaults: the reference day).
+
+    `messages` arrive between `arrival_start` and `arrival_end`; `more_batches` arrive on top
+    (for example a second batch late in the window)."""
 
     messages: int = 2000
     arrival_start: int = 3 * 3600 + 55 * 60  # seconds after local midnight
@@ -54,6 +66,15 @@ class SimConfig:
     wake_lag: int = 600
     deadline: int = 8 * 3600 + 30 * 60
     processes: int | None = None  # override WORKER_PROCESSES (what-if)
+    more_batches: tuple[Batch, ...] = ()
+
+    @property
+    def batches(self) -> tuple[Batch, ...]:
+        return (Batch(self.messages, self.arrival_start, self.arrival_end), *self.more_batches)
+
+    @property
+    def total_messages(self) -> int:
+        return sum(batch.count for batch in self.batches)
 
 
 @dataclass
@@ -117,6 +138,24 @@ class _Metrics:
         return point[0] if point is not None and point[1] <= now else None
 
 
+def _dependency_order(expressions: dict[str, Expression]) -> list[str]:
+    """Expression ids, each after the expressions it reads (a cycle keeps template order)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(query_id: str) -> None:
+        if query_id in order or query_id in visiting:
+            return
+        visiting.add(query_id)
+        for used in sorted(expressions[query_id].ids & expressions.keys()):
+            visit(used)
+        order.append(query_id)
+
+    for query_id in expressions:
+        visit(query_id)
+    return order
+
+
 def _aggregate(values: list[float], statistic: str) -> float | None:
     if not values:
         return None
@@ -143,29 +182,34 @@ class _Alarm:
             q.id: Expression(q.expression) for q in spec.queries if q.expression is not None
         }
         self.statistics = {q.id: q.statistic for q in spec.queries}
+        self.order = _dependency_order(self.expressions)
 
-    def value(self, metrics: _Metrics, period_index: int, now: int) -> Value:
+    def value(
+        self, metrics: _Metrics, period_index: int, now: int, midnight: datetime | None = None
+    ) -> Value:
+        """The returned query's value for one period; `midnight` (aware, local) dates it."""
         minutes = self.spec.period // 60
         first = period_index * minutes
+        # Seconds since midnight are elapsed seconds: add them in UTC (a DST day has 23 or 25 h).
+        stamp = None if midnight is None else midnight.astimezone(UTC) + timedelta(minutes=first)
         values: dict[str, Value] = {}
         for query_id, key in self.keys.items():
             points = [metrics.get(key, m, now) for m in range(first, first + minutes)]
             present = [p for p in points if p is not None]
             values[query_id] = _aggregate(present, self.statistics[query_id])
-        # Expressions may read each other: evaluate in the template's order, twice at most.
-        for _ in range(2):
-            for query_id, expression in self.expressions.items():
-                try:
-                    values[query_id] = expression.evaluate(values)
-                except ValueError:
-                    values.setdefault(query_id, None)
+        # Expressions may read each other: evaluate each after the ids it reads.
+        for query_id in self.order:
+            try:
+                values[query_id] = self.expressions[query_id].evaluate(values, stamp)
+            except ValueError:
+                values[query_id] = None
         return values.get(self.spec.returned)
 
-    def evaluate(self, metrics: _Metrics, now: int) -> str:
+    def evaluate(self, metrics: _Metrics, now: int, midnight: datetime | None = None) -> str:
         spec = self.spec
         latest = now // spec.period - 1
         window = [
-            self.value(metrics, index, now)
+            self.value(metrics, index, now, midnight)
             for index in range(latest, latest - spec.evaluation_periods, -1)
         ]
         present = [v for v in window if v is not None]
@@ -265,12 +309,12 @@ class Simulation:
     # ---- SQS ----------------------------------------------------------------------------
     def _schedule_arrivals(self) -> None:
         config = self.config
-        span = max(config.arrival_end - config.arrival_start, 0)
-        poison = set(
-            self.rng.sample(range(config.messages), round(config.messages * config.poison_fraction))
-        )
+        total = config.total_messages
+        poison = set(self.rng.sample(range(total), round(total * config.poison_fraction)))
         times = sorted(
-            config.arrival_start + self.rng.randrange(span + 1) for _ in range(config.messages)
+            batch.start + self.rng.randrange(max(batch.end - batch.start, 0) + 1)
+            for batch in config.batches
+            for _ in range(batch.count)
         )
         for index, sent in enumerate(times):
             duration = self.rng.randint(config.duration_low, config.duration_high)
@@ -530,6 +574,7 @@ class Simulation:
             ("running", len(running)),
             ("pending", pending),
             ("desired", self.desired),
+            ("max_tasks", self.max_capacity),
         ):
             self.stats.series.setdefault(name, []).append(float(value))
         self._evaluate_alarms()
@@ -546,7 +591,7 @@ class Simulation:
     def _evaluate_alarms(self) -> None:
         for alarm in [*self.alarms, *self.watched]:
             before = alarm.state
-            state = alarm.evaluate(self.metrics, self.now)
+            state = alarm.evaluate(self.metrics, self.now, self.midnight)
             if state != before:
                 self.stats.alarm_log.append((self.now, alarm.spec.logical_id, state))
             if state == "ALARM":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ class Report:
     deadline: str
     deadline_source: str
     deadline_met: bool
+    max_tasks: int  # the highest task count the scalable target allowed that day
+    tasks_needed_for_deadline: int | None  # at least this many tasks; None: no time at all
+    verdict: str  # met | missed, max_tasks allowed it | missed, max_tasks cannot
     remaining: int  # messages neither done nor in the DLQ at the end of the day
     peak_tasks: int
     task_hours: float
@@ -48,6 +52,35 @@ def clock(seconds: float) -> str:
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def tasks_needed(sim: Simulation) -> int | None:
+    """A lower bound of the tasks any scaling needs to finish by the deadline.
+
+    For each batch, the work of it and of every later batch must fit between its first
+    arrival plus one task start and the deadline: ceil(job-seconds / (processes x seconds)).
+    None when that leaves no time.
+    """
+    deadline = sim.config.deadline - sim.config.start_latency
+    needed = 0
+    for batch in sim.config.batches:
+        work = sum(m.duration for m in sim.messages if m.sent >= batch.start)
+        if work == 0:
+            continue
+        if batch.start >= deadline:
+            return None
+        needed = max(needed, math.ceil(work / (sim.processes * (deadline - batch.start))))
+    return needed
+
+
+def verdict(met: bool, max_tasks: int, needed: int | None) -> str:
+    """Did we make it, and if not, could max_tasks have made it?"""
+    if met:
+        return "met"
+    if needed is not None and needed <= max_tasks:
+        return f"MISSED, though max_tasks {max_tasks} allowed it"
+    wanted = "no task count can" if needed is None else f"it needs at least {needed}"
+    return f"MISSED: max_tasks {max_tasks} cannot make it ({wanted})"
+
+
 def build(sim: Simulation, label: str, deadline_source: str) -> Report:
     """Summarize a finished simulation."""
     messages = sim.messages
@@ -65,9 +98,14 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
     processes = sim.processes
     ideal_cost = job_seconds * sim.price_per_second / processes
     cost = billed * sim.price_per_second
-    ideal_finish = sim.config.arrival_end + job_seconds / (sim.peak_max_capacity * processes)
+    ideal_finish = max(b.end for b in sim.config.batches) + job_seconds / (
+        sim.peak_max_capacity * processes
+    )
     stats = sim.stats
     task = sim.model.task
+    met = finish is not None and finish <= sim.config.deadline
+    needed = tasks_needed(sim)
+    max_tasks = sim.peak_max_capacity
     return Report(
         label=label,
         messages=len(messages),
@@ -77,7 +115,10 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
         finish=None if finish is None else clock(finish),
         deadline=clock(sim.config.deadline),
         deadline_source=deadline_source,
-        deadline_met=finish is not None and finish <= sim.config.deadline,
+        deadline_met=met,
+        max_tasks=max_tasks,
+        tasks_needed_for_deadline=needed,
+        verdict=verdict(met, max_tasks, needed),
         remaining=remaining,
         peak_tasks=int(max(stats.series.get("running", [0]))),
         task_hours=round(billed / 3600, 2),
@@ -104,8 +145,7 @@ def text(report: Report) -> str:
         f"{report.label}: {report.messages} messages, {report.processes_per_task} process(es) "
         f"per task ({report.task_shape})",
         f"  finish           {finish}  (ideal {report.ideal_finish})",
-        f"  deadline         {report.deadline} ({report.deadline_source}): "
-        + ("met" if report.deadline_met else "MISSED"),
+        f"  deadline         {report.deadline} ({report.deadline_source}): {report.verdict}",
         f"  peak tasks       {report.peak_tasks}",
         f"  task-hours       {report.task_hours}",
         f"  cost             ${report.cost:.4f}  (ideal ${report.ideal_cost:.4f}, "
@@ -134,6 +174,12 @@ def markdown_row(report: Report) -> str:
     """One row of the benchmarks table (header: MARKDOWN_HEADER)."""
     finish = report.finish or f"not done ({report.remaining} left at 24:00)"
     met = f"{'yes' if report.deadline_met else 'no'} ({report.deadline})"
+    if not report.deadline_met:
+        needed = report.tasks_needed_for_deadline
+        if needed is not None and needed <= report.max_tasks:
+            met += f"; max_tasks {report.max_tasks} allowed it"
+        else:
+            met += f"; max_tasks {report.max_tasks} cannot: needs {needed or 'more'}"
     cells = [
         report.label,
         f"{report.messages:,}",
@@ -153,8 +199,14 @@ def markdown_row(report: Report) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def chart(sim: Simulation, path: str, title: str) -> None:
-    """Queue visible, in flight and tasks running/desired over the day, as a PNG."""
+def _hours(clock_text: str) -> float:
+    hours, minutes = clock_text.split(":")[:2]
+    return int(hours) + int(minutes) / 60
+
+
+def chart(sim: Simulation, path: str, result: Report) -> None:
+    """The day as a PNG that answers "did we make it?": queue and tasks over the day, the
+    window and the deadline, max_tasks, the alarms that fired; verdict and cost in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,17 +214,55 @@ def chart(sim: Simulation, path: str, title: str) -> None:
 
     series = sim.stats.series
     hours = [minute / 60 for minute in range(len(series["visible"]))]
-    figure, (queue_axis, task_axis) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
+    figure, (queue_axis, task_axis) = plt.subplots(2, 1, sharex=True, figsize=(11, 7))
     queue_axis.plot(hours, series["visible"], label="visible")
     queue_axis.plot(hours, series["in_flight"], label="in flight")
     queue_axis.set_ylabel("messages")
-    queue_axis.legend()
-    queue_axis.set_title(title)
     task_axis.step(hours, series["running"], where="post", label="running")
     task_axis.step(hours, series["desired"], where="post", label="desired", linestyle="--")
+    task_axis.step(hours, series["max_tasks"], where="post", label="max_tasks", color="black")
+    task_axis.set_ylim(0, max(series["max_tasks"]) * 1.25 + 1)
+    deadline = sim.config.deadline / 3600
+    for axis in (queue_axis, task_axis):
+        if sim.model.window is not None:
+            start, end = (_hours(t) for t in sim.model.window)
+            axis.axvspan(start, end, color="tab:green", alpha=0.08, label="batch window")
+        axis.axvline(deadline, color="tab:red", linewidth=1.5, label=f"deadline {result.deadline}")
+        if result.finish is not None:
+            axis.axvline(_hours(result.finish), color="tab:purple", linestyle=":", label="finish")
+    fired = [(t / 3600, name) for t, name, state in sim.stats.alarm_log if state == "ALARM"]
+    notify = set(sim.notifications())
+    scaling = [t for t, name in fired if name not in notify]
+    top = max(series["max_tasks"]) * 1.15 + 0.5
+    if scaling:
+        task_axis.scatter(
+            scaling,
+            [top] * len(scaling),
+            marker="|",
+            color="tab:orange",
+            label="scaling alarm in ALARM",
+        )
+    for t, name in fired:
+        if name in notify:
+            task_axis.axvline(t, color="tab:red", linestyle="--", alpha=0.6)
+            task_axis.annotate(name[:28], (t, top), rotation=90, fontsize=7, va="top")
+    starts = [b.start / 3600 for b in sim.config.batches]
+    ends = [deadline, 24.0 if result.finish is None else _hours(result.finish)]
+    if sim.model.window is not None:
+        starts.append(_hours(sim.model.window[0]))
+        ends.append(_hours(sim.model.window[1]))
+    task_axis.set_xlim(max(0.0, min(starts) - 0.5), min(24.0, max(ends) + 0.5))
     task_axis.set_ylabel("tasks")
     task_axis.set_xlabel(f"hour of {sim.config.day} ({sim.config.timezone})")
-    task_axis.legend()
+    queue_axis.legend(fontsize=8, loc="upper right")
+    task_axis.legend(fontsize=8, loc="upper left")
+    queue_axis.set_title(
+        f"{result.label}: {result.messages:,} messages, deadline {result.deadline} "
+        f"{result.verdict} (finish {result.finish or 'never'})\n"
+        f"cost \\${result.cost:.2f} = {result.cost_ratio:.2f}x the ideal of the shape "
+        f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}",
+        fontsize=10,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

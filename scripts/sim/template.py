@@ -140,6 +140,7 @@ class Model:
     """Alarms without scaling actions (deadline, DLQ, ...): evaluated and reported only."""
     region: str | None = None
     deadline: str | None = None  # HH:MM from an output/metadata naming the window's end
+    window: tuple[str, str] | None = None  # (start, end) HH:MM of the first named window
     queue_names: dict[str, str] = field(default_factory=dict)  # dimension value -> queue id
 
 
@@ -426,6 +427,14 @@ def _deadline(outputs: Json, names: list[str]) -> str | None:
     return None
 
 
+def _window(names: list[str]) -> tuple[str, str] | None:
+    """The first window named like the kit's scheduled actions (`...0400To0900`)."""
+    for name in names:
+        if match := re.search(r"(\d\d)(\d\d)To(\d\d)(\d\d)", name):
+            return f"{match[1]}:{match[2]}", f"{match[3]}:{match[4]}"
+    return None
+
+
 def read_model(paths: list[Path]) -> Model:
     """The simulator's model of the merged templates."""
     resources, outputs = load_resources(paths)
@@ -476,4 +485,5 @@ def read_model(paths: list[Path]) -> Model:
             [a.name for a in scheduled] + sorted(_of_type(resources, "AWS::CloudWatch::Alarm")),
         ),
         queue_names=queue_names,
+        window=_window([a.name for a in scheduled]),
     )

@@ -115,7 +115,7 @@ def test_deadline_alarms_notify_the_topic(prod: Synthesized) -> None:
     prod.worker.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
-            "AlarmDescription": Match.string_like_regexp("miss 09:00"),
+            "AlarmDescription": Match.string_like_regexp("miss 08:30"),
             "AlarmActions": [topic_ref(prod)],
         },
     )
