@@ -16,7 +16,7 @@ from stacks.constructs.kit_key import KitKey
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
 from stacks.constructs.queue_scaling import QueueScaling
-from stacks.constructs.worker_service import WorkerService
+from stacks.constructs.worker_service import RETENTION, WorkerService
 
 
 class WorkerStack(Stack):
@@ -47,6 +47,7 @@ class WorkerStack(Stack):
             "Network",
             config=config.network,
             log_key=self.key if config.worker.encrypt_logs else None,
+            log_retention=RETENTION[config.worker.log_retention_days],
             secret_kinds=frozenset(ref.partition(":")[0] for ref in config.worker.secrets.values()),
             dynamodb=idempotency_table is not None,
         )

@@ -44,9 +44,10 @@ class Network(Construct):
       reach the internet. The endpoints admit HTTPS from the task security group only.
 
     Prices of the three: docs/security.md. Nothing can connect in: the task security group has
-    no inbound rule. Rejected traffic is logged (flow log, 30 days, encrypted with ``log_key``
-    when given). An existing VPC (``vpc_id``) is used as it is: ``nat`` and ``endpoints`` both
-    mean tasks without a public IP, the VPC provides the way out.
+    no inbound rule. Rejected traffic is logged (flow log kept ``log_retention``, default 30
+    days, encrypted with ``log_key`` when given). An existing VPC (``vpc_id``) is used as it
+    is: ``nat`` and ``endpoints`` both mean tasks without a public IP, the VPC provides the
+    way out.
 
     Attributes: ``vpc``, ``subnets`` (a SubnetSelection), ``assign_public_ip``,
     ``security_group``, ``endpoints`` (construct id -> endpoint; empty unless ``endpoints``).
@@ -59,6 +60,7 @@ class Network(Construct):
         *,
         config: NetworkConfig,
         log_key: kms.IKey | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         secret_kinds: frozenset[str] = frozenset(),
         dynamodb: bool = False,
     ) -> None:
@@ -84,7 +86,7 @@ class Network(Construct):
                 "nat": ec2.SubnetType.PRIVATE_WITH_EGRESS,
                 "endpoints": ec2.SubnetType.PRIVATE_ISOLATED,
             }[config.egress]
-            self.vpc = self._new_vpc(config, subnet_type, log_key)
+            self.vpc = self._new_vpc(config, subnet_type, log_key, log_retention)
             self.subnets = ec2.SubnetSelection(subnet_type=subnet_type)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -97,7 +99,11 @@ class Network(Construct):
             self._add_endpoints(secret_kinds, dynamodb)
 
     def _new_vpc(
-        self, config: NetworkConfig, subnet_type: ec2.SubnetType, log_key: kms.IKey | None
+        self,
+        config: NetworkConfig,
+        subnet_type: ec2.SubnetType,
+        log_key: kms.IKey | None,
+        log_retention: logs.RetentionDays,
     ) -> ec2.Vpc:
         public = ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)
         private = ec2.SubnetConfiguration(name="Private", subnet_type=subnet_type)
@@ -120,7 +126,7 @@ class Network(Construct):
             "RejectedTraffic",
             traffic_type=ec2.FlowLogTrafficType.REJECT,
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-                encrypted_log_group(self, "FlowLogs", logs.RetentionDays.ONE_MONTH, log_key)
+                encrypted_log_group(self, "FlowLogs", log_retention, log_key)
             ),
         )
         return vpc

@@ -13,28 +13,13 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.infra.conftest import ENVIRONMENTS, ROOT, Synthesized, synthesize
+from tests.infra.conftest import ENVIRONMENTS, ROOT, VARIANTS, synthesize, variant
 
 ENVS = sorted(ENVIRONMENTS)
-# checkov runs from its own venv (make setup; requirements-checkov.txt says why).
-CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
-# Settings that change which resources exist or how they are configured, beyond the shipped
-# environments: each must scan clean too.
-VARIANTS = {
-    **{env: (env, {}) for env in ENVS},
-    "prod-endpoints": (
-        "prod",
-        {
-            "network": {"egress": "endpoints"},
-            "worker": {"secrets": {"DB_PASSWORD": "ssm:/app/db"}},
-            "queue": {"idempotency_table": True},
-        },
-    ),
-    "prod-nat": ("prod", {"network": {"egress": "nat"}}),
-    "dev-unencrypted-logs": ("dev", {"worker": {"encrypt_logs": False}}),
-}
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 ACCOUNT_ID = re.compile(r"\b\d{12}\b")
+# checkov runs from its own venv (make setup; requirements-checkov.txt says why).
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 
 def masked(template: dict[str, Any]) -> Any:
@@ -42,11 +27,6 @@ def masked(template: dict[str, Any]) -> Any:
     worker_image/ or every account, not with the infrastructure."""
     text = ASSET_HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True))
     return json.loads(ACCOUNT_ID.sub("<account-id>", text))
-
-
-def variant(name: str) -> Synthesized:
-    env, changes = VARIANTS[name]
-    return synthesize(env, **changes)
 
 
 def checkov(*args: str) -> dict[str, Any]:
