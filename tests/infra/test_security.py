@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match
+from worker.settings import Settings
+from worker.supervise import DEFAULTS
 
 from stacks.constructs.worker_service import HEALTH_MODULE, IMAGE_USER, WRITABLE_PATH
 from tests.infra.conftest import ROOT, Synthesized, synthesize
@@ -54,9 +56,6 @@ def test_the_root_filesystem_is_read_only_with_one_writable_task_volume(prod: Sy
     assert task["Properties"]["Volumes"] == [{"Name": "tmp"}]
     # Every path the runtime writes defaults below it (worker.supervise, worker.settings, HOME).
     assert 'VOLUME ["/tmp"]' in DOCKERFILE and "HOME=/tmp" in DOCKERFILE
-    from worker.settings import Settings
-    from worker.supervise import DEFAULTS
-
     for path in (DEFAULTS["WORKER_RUN_DIR"], Settings.task_dir, Settings.run_dir):
         assert Path(path).is_relative_to(WRITABLE_PATH)
 
