@@ -17,6 +17,8 @@ from aws_cdk import App
 from stacks.app_builder import build
 from stacks.config import ConfigError, load_config
 
+PROJECT_DIR = Path(__file__).resolve().parent  # where cdk.json is: worker.image.directory's base
+
 
 def context_keys() -> set[str]:
     """Every context key the CDK CLI passed (cdk.json, cdk.context.json and -c), by name."""
@@ -34,7 +36,7 @@ def main() -> None:
         key: get(key) for key in sorted(context_keys()) if "." in key and not key.startswith("@")
     }
     try:
-        config = load_config(get("environments"), get("env"), overrides)
+        config = load_config(get("environments"), get("env"), overrides, project_dir=PROJECT_DIR)
     except ConfigError as error:
         print(f"Invalid configuration:\n{error}", file=sys.stderr)
         sys.exit(1)

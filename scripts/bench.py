@@ -1,6 +1,6 @@
 """Fleet throughput benchmark: the local run (scripts.local_run) with the sleep handler.
 
-    .venv/bin/python -m scripts.bench [--env dev] [--prefetch 3 5 10 ...]
+    .venv/bin/python -m scripts bench [--env dev] [--prefetch 3 5 10 ...] [--json]
 
 200 messages of 1 s on 8 processes, no poison, with the environment's synthesized settings
 (PREFETCH_SECONDS included, unless --prefetch gives values to compare): reports the wall
@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
+from scripts import _cli
+from scripts._cli import Parser, print_json
 from scripts.local_run import ROOT, Report, run
+
+HELP = "fleet throughput benchmark: local runs of the sleep handler against the ideal"
 
 MIN_EFFICIENCY = 0.9
 MAX_REQUESTS_PER_MESSAGE = 0.5
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: Parser) -> None:
+    """The command line."""
     parser.add_argument("--env", default="dev", help="templates of this environment (dev)")
     parser.add_argument("--cdk-out", default=str(ROOT / "cdk.out"))
     parser.add_argument("--messages", type=int, default=200)
@@ -34,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[None],
         help="PREFETCH_SECONDS values to compare (default: the environment's setting)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run once per --prefetch value; print the table; 1 when a run misses a bar."""
     results: list[tuple[float | None, Report]] = []
     for prefetch in args.prefetch:
         print(f"--- PREFETCH_SECONDS={'the template setting' if prefetch is None else prefetch}")
@@ -52,26 +61,45 @@ def main(argv: list[str] | None = None) -> int:
             fleet_log="",
         )
         report = run(run_args)
-        print("\n".join(report.lines()))
+        if not args.json:
+            print("\n".join(report.lines()))
         results.append((prefetch, report))
+    failed = any(
+        r.lost > 0
+        or r.efficiency < MIN_EFFICIENCY
+        or r.requests_per_message > MAX_REQUESTS_PER_MESSAGE
+        for _, r in results
+    )
+    if args.json:
+        print_json(
+            [
+                {
+                    "prefetch_seconds": prefetch,
+                    **asdict(r),
+                    "efficiency": r.efficiency,
+                    "requests_per_message": r.requests_per_message,
+                }
+                for prefetch, r in results
+            ]
+        )
+        return 1 if failed else 0
     print(
         f"\n{args.messages} messages x {args.duration:g} s on {args.processes} processes\n"
         "| PREFETCH_SECONDS | wall (s) | ideal (s) | of ideal | SQS requests / message | lost |\n"
         "| --- | --- | --- | --- | --- | --- |"
     )
-    failed = False
     for prefetch, r in results:
         print(
             f"| {'template' if prefetch is None else f'{prefetch:g}'} | "
             f"{r.wall_seconds:.1f} | {r.ideal_seconds:.1f} | "
             f"{r.efficiency:.0%} | {r.requests_per_message:.2f} | {r.lost} |"
         )
-        failed |= (
-            r.lost > 0
-            or r.efficiency < MIN_EFFICIENCY
-            or r.requests_per_message > MAX_REQUESTS_PER_MESSAGE
-        )
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m scripts.bench`."""
+    return _cli.main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Load generator: send example-handler jobs (or given bodies) to the work queue.
 
-    python -m scripts.enqueue --env dev --count 2000 --duration uniform:30:300 --rate 20
-    python -m scripts.enqueue --queue-url URL --count 50 --poison 2 --malformed 1 --seed 7
-    python -m scripts.enqueue --queue-url URL --body-file bodies.jsonl
+    python -m scripts enqueue --env dev --count 2000 --duration uniform:30:300 --rate 20
+    python -m scripts enqueue --queue NAME|URL --count 50 --poison 2 --malformed 1 --seed 7
+    python -m scripts enqueue --queue NAME|URL --body-file bodies.jsonl
 
 Generated bodies are `{"duration_seconds": x}` (the example handler sleeps x seconds); poison
 bodies add `"fail": true`; malformed bodies are not JSON. `make_bodies` is the reusable part.
@@ -19,18 +19,21 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scripts._sqs import (
+from scripts import _cli
+from scripts._aws import Pacer, Target, add_queue_options, queue_name
+from scripts._cli import (
+    Interrupted,
     OpsError,
-    Pacer,
-    Progress,
-    Target,
-    make_parser,
+    Parser,
+    UsageError,
     non_negative_float,
     non_negative_int,
     positive_int,
-    queue_name,
-    run,
+    progress,
+    uninterrupted,
 )
+
+HELP = "send example jobs (or given bodies) to the work queue"
 
 BATCH_SIZE = 10  # SendMessageBatch's maximum
 SEND_ATTEMPTS = 3  # tries for entries SQS failed on its side (SenderFault false)
@@ -92,13 +95,18 @@ def send_bodies(sqs: Any, queue_url: str, bodies: Sequence[str], rate: float = 0
     Returns how many were sent; entries SQS rejects as the sender's fault raise OpsError.
     """
     batch_size = BATCH_SIZE if rate == 0 else max(1, min(BATCH_SIZE, int(rate)))
-    progress = Progress("enqueue")
     pacer = Pacer(rate)
     sent = 0
-    for start in range(0, len(bodies), batch_size):
-        pacer.wait(start)
-        sent += _send_batch(sqs, queue_url, bodies[start : start + batch_size])
-        progress.update(sent, len(bodies), "sent")
+    with progress("enqueue", len(bodies)) as bar:
+        try:
+            for start in range(0, len(bodies), batch_size):
+                pacer.wait(start)
+                with uninterrupted():
+                    batch = _send_batch(sqs, queue_url, bodies[start : start + batch_size])
+                    sent += batch
+                    bar.advance(batch)
+        except KeyboardInterrupt:
+            raise Interrupted(f"sent {bar.of_total()}") from None
     return sent
 
 
@@ -130,9 +138,9 @@ def read_body_file(path: str) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line; --count or --body-file is required."""
-    parser = make_parser("enqueue", __doc__.splitlines()[0] if __doc__ else "")
+def add_arguments(parser: Parser) -> None:
+    """The command line; --count or --body-file is required (checked by `check`)."""
+    add_queue_options(parser)
     parser.add_argument("--count", type=positive_int, help="how many messages to generate")
     parser.add_argument(
         "--duration",
@@ -153,24 +161,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be sent; send none"
     )
-    args = parser.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Options that do not go together (exit 2)."""
     if (args.count is None) == (args.body_file is None):
-        parser.error("give exactly one of --count and --body-file")
+        raise UsageError("give exactly one of --count and --body-file")
     if args.body_file and (args.poison or args.malformed or args.seed is not None):
-        parser.error("--poison, --malformed and --seed only apply to generated bodies (--count)")
+        raise UsageError(
+            "--poison, --malformed and --seed only apply to generated bodies (--count)"
+        )
     if args.count is not None:
         try:
             parse_duration(args.duration)
         except ValueError as error:
-            parser.error(str(error))
+            raise UsageError(str(error)) from None
         if args.poison + args.malformed > args.count:
-            parser.error("--poison + --malformed must not exceed --count")
-    return args
+            raise UsageError("--poison + --malformed must not exceed --count")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Send the messages; print how many were sent (or would be, with --dry-run)."""
-    args = parse_args(argv)
+    check(args)
     if args.body_file:
         bodies = read_body_file(args.body_file)
         what = f"from {args.body_file}"
@@ -191,5 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m scripts.enqueue`."""
+    return _cli.main(sys.modules[__name__], argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(main())

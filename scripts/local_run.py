@@ -1,6 +1,6 @@
 """Run the worker fleet locally, as an environment's synthesized templates configure it.
 
-    .venv/bin/python -m scripts.local_run --env dev [--messages 40 --duration 1 --poison 2
+    .venv/bin/python -m scripts local-run --env dev [--messages 40 --duration 1 --poison 2
         --malformed 2 --processes N --prefetch S]
 
 Reads cdk.out/NAME/QueueWorker-NAME-Queue.template.json (the work queue's VisibilityTimeout,
@@ -31,13 +31,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import boto3
 
+from scripts import _cli
+from scripts._cli import Parser, print_json
+
+HELP = "run the worker fleet locally on moto, as an environment's synthesized templates say"
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_IMAGE = ROOT / "worker_image"
 REGION = "ap-northeast-1"
@@ -387,8 +391,8 @@ def run(args: argparse.Namespace) -> Report:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: Parser) -> None:
+    """The command line."""
     parser.add_argument("--env", default="dev", help="environment name (default dev)")
     parser.add_argument("--cdk-out", default=str(ROOT / "cdk.out"), help="default cdk.out")
     parser.add_argument("--messages", type=int, default=40, help="good messages (default 40)")
@@ -399,8 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefetch", type=float, default=None, help="override PREFETCH_SECONDS")
     parser.add_argument("--timeout", type=float, default=300, help="give up after (default 300)")
     parser.add_argument("--fleet-log", default="", help="also write the fleet's output here")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--run-dir", default="/tmp/queue-worker-local", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run, print the report; 1 if a message was lost, 130 on Ctrl-C (after cleaning up)."""
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -411,8 +419,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: everything stopped", file=sys.stderr)
         return 130
-    print("\n".join(report.lines()))
+    if args.json:
+        print_json({**asdict(report), "efficiency": report.efficiency})
+    else:
+        print("\n".join(report.lines()))
     return 1 if report.lost else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m scripts.local_run`."""
+    return _cli.main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

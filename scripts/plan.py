@@ -1,21 +1,26 @@
 """Capacity planner: the cheapest Fargate shape and the scaling settings for a daily batch.
 
-    python -m scripts.plan --messages 2000 --duration uniform:30:300
-    python -m scripts.plan --messages 2000 --duration-mean 165 --duration-max 300 --json
+    python -m scripts plan --messages 2000 --duration uniform:30:300 --env prod
+    python -m scripts plan --messages 2000 --duration-mean 165 --duration-max 300 --json
 
 For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB) the processes per task are
-those that fit: memory (64 MiB for supervisord/runtime + --process-memory each) and CPU
-(--process-cpu each, up to 80% of the task's vCPU). The batch arrives at the window start;
+those that fit: memory (the kit's own share in --handler-mode, stacks/sizing.py, as the config
+check counts it, + --process-memory each) and CPU (--process-cpu each, up to 80% of the task's
+vCPU). The batch arrives at the window start;
 the target backlog per process paces the work to end before the deadline (window end minus
 --margin) after reserving the task start, the scale-out delay of an idle queue's metrics and
 one longest job:
 
     target = floor((window - margin - start latency - scale-out delay - max duration) / mean)
     window min tasks = ceil(messages / (target x processes))
-    max tasks = ceil(growth x messages / (target x processes)), capped by --db-connections
+    max tasks = ceil(growth x messages / (target x processes)), capped by the database cap
 
 Cost/day estimate: (messages x mean / processes + window min tasks x (start latency + max
-duration)) task-seconds at the task's price. Prints the shapes by cost and a cdk.json block.
+duration)) task-seconds at the task's price. Prints the chosen shape and why first, then the
+cheapest shapes (all with --all) with the chosen one marked, then a cdk.json block. The
+database cap (total processes) is the environment's scaling.max_total_processes (--env) or
+--max-total-processes; it is never raised: when no shape fits under it, plan says what cap
+would fit and exits 1.
 """
 
 from __future__ import annotations
@@ -23,18 +28,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from scripts import pricing
+from scripts import _cli, pricing
+from scripts._aws import ROOT, environment
+from scripts._cli import Parser, print_json, table
 from scripts.sim.inputs import Durations, Problems
+from stacks import sizing
 from stacks.fargate import VALID_MEMORY_MIB
 
-RUNTIME_MEMORY_MIB = 64  # supervisord + the container runtime's share
 CPU_HEADROOM = 0.8  # busy processes may use up to this share of the task's vCPU
 # Cost estimates within this share of the cheapest count as ties (the estimate is not finer
 # than that); ties go to fewer processes per task: finer scaling steps, shorter idle tails.
 TIE_TOLERANCE = 0.05
+HELP = "the cheapest Fargate shape and scaling settings for a daily batch (and why)"
+DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
+SHORT_TABLE_ROWS = 8  # rows shown without --all (the chosen one always among them)
 
 
 @dataclass(frozen=True)
@@ -54,9 +67,11 @@ class Shape:
     note: str = ""
 
 
-def processes_that_fit(cpu: int, memory_mib: int, process_memory: int, process_cpu: float) -> int:
+def processes_that_fit(
+    cpu: int, memory_mib: int, process_memory: int, process_cpu: float, handler_mode: str
+) -> int:
     """Worker processes a task of this shape can host (memory and CPU headroom)."""
-    by_memory = (memory_mib - RUNTIME_MEMORY_MIB) // process_memory
+    by_memory = sizing.processes_that_fit(memory_mib, process_memory, handler_mode)
     by_cpu = math.floor(cpu / 1024 * CPU_HEADROOM / process_cpu + 1e-9)
     return max(0, min(by_memory, by_cpu))
 
@@ -74,7 +89,9 @@ def evaluate(args: argparse.Namespace, durations: Durations, start: int, end: in
     shapes = []
     for cpu, memories in VALID_MEMORY_MIB.items():
         for memory in memories:
-            processes = processes_that_fit(cpu, memory, args.process_memory, args.process_cpu)
+            processes = processes_that_fit(
+                cpu, memory, args.process_memory, args.process_cpu, args.handler_mode
+            )
             if processes < 1:
                 continue
             price = pricing.task_price_per_second(
@@ -88,7 +105,7 @@ def evaluate(args: argparse.Namespace, durations: Durations, start: int, end: in
                 cap = args.db_connections // processes
                 if cap < window_min:
                     feasible = False
-                    note = f"{window_min} x {processes} processes exceed --db-connections"
+                    note = f"{window_min} x {processes} processes exceed the database cap"
                 max_tasks = min(max_tasks, cap)
             per_process = math.ceil(args.messages / (window_min * processes))
             finish = start + args.start_latency + per_process * durations.mean
@@ -127,7 +144,8 @@ def choose(shapes: list[Shape]) -> Shape | None:
 
 def cdk_block(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     """The cdk.json environment block (only keys the config parser knows). The connection
-    cap is --db-connections, else max tasks x processes (the parser's default cap is lower)."""
+    cap is the database cap given (--env or --max-total-processes), else max tasks x
+    processes, which the output asks the reader to check against the database."""
     cap = args.db_connections or shape.max_tasks * shape.processes
     scaling: dict[str, Any] = {
         "min_tasks": 0,
@@ -154,12 +172,8 @@ def cdk_block(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m scripts.plan",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def add_arguments(parser: Parser) -> None:
+    """The command line."""
     parser.add_argument("--messages", type=int, required=True, help="messages per day")
     parser.add_argument("--duration", help="uniform:LOW:HIGH or fixed:SECONDS (job seconds)")
     parser.add_argument(
@@ -172,11 +186,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--margin", type=int, default=30, help="minutes before the window end")
     parser.add_argument("--process-memory", type=int, default=200, help="MiB per process")
     parser.add_argument("--process-cpu", type=float, default=0.05, help="vCPU per busy process")
+    parser.add_argument(
+        "--handler-mode", default="callable", choices=sorted(sizing.KIT_SLOT_OVERHEAD_MIB)
+    )
     parser.add_argument("--region", default="ap-northeast-1", choices=pricing.REGIONS)
     parser.add_argument("--architecture", default="x86_64", choices=pricing.ARCHITECTURES)
     parser.add_argument("--spot", action="store_true", help="Fargate Spot prices")
     parser.add_argument("--growth", type=float, default=10, help="max tasks cover this x volume")
-    parser.add_argument("--db-connections", type=int, help="cap on total worker processes")
+    cap = parser.add_mutually_exclusive_group()
+    cap.add_argument(
+        "--env",
+        help="take the database cap (scaling.max_total_processes) from this cdk.json environment",
+    )
+    cap.add_argument(
+        "--max-total-processes",
+        "--db-connections",
+        dest="db_connections",
+        metavar="N",
+        type=int,
+        help="the database cap: total worker processes (default: none; see --env)",
+    )
+    parser.add_argument(
+        "--cdk-json", type=Path, default=ROOT / "cdk.json", help="where --env is read"
+    )
     parser.add_argument("--start-latency", type=int, default=60, help="seconds to start a task")
     parser.add_argument(
         "--scale-out-delay",
@@ -184,8 +216,8 @@ def _parser() -> argparse.ArgumentParser:
         default=720,
         help="seconds before scaling sees a woken queue (metric wake-up lag + alarm)",
     )
+    parser.add_argument("--all", action="store_true", help="every shape, not the cheapest few")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
 
 
 def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
@@ -218,7 +250,7 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
         problems.add("--process-cpu", args.process_cpu, "must be a vCPU fraction > 0 (max 16)")
     problems.at_least("--growth", args.growth, 1)
     if args.db_connections is not None:
-        problems.at_least("--db-connections", args.db_connections, 1)
+        problems.at_least("--max-total-processes", args.db_connections, 1)
     if args.spot and args.architecture != "x86_64":
         problems.add("--architecture", args.architecture, "Fargate Spot runs x86_64 tasks only")
     problems.at_least("--start-latency", args.start_latency, 0)
@@ -229,51 +261,141 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
     return durations, start, end
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def cap_source(args: argparse.Namespace) -> str:
+    """Where the database cap comes from (reading --env's config into args.db_connections)."""
+    if args.env:
+        config = environment(args.cdk_json, args.env)
+        args.db_connections = config.scaling.max_total_processes
+        return f"{args.env}'s scaling.max_total_processes"
+    if args.db_connections is not None:
+        return "--max-total-processes"
+    return ""
+
+
+def what_would_fit(args: argparse.Namespace, durations: Durations, start: int, end: int) -> str:
+    """Without the cap: the shape that would be chosen and the cap it needs."""
+    best = choose(evaluate(replace_cap(args, None), durations, start, end))
+    if best is None:
+        return "no shape meets the deadline even without the cap: widen the window"
+    need = best.window_min_tasks * best.processes
+    return (
+        f"the cheapest shape (cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} processes) "
+        f"needs {best.window_min_tasks} tasks x {best.processes} = {need} processes in the "
+        f"window: raise the cap to at least {need}, or widen the window"
+    )
+
+
+def replace_cap(args: argparse.Namespace, cap: int | None) -> argparse.Namespace:
+    """A copy of the arguments with another database cap."""
+    return argparse.Namespace(**{**vars(args), "db_connections": cap})
+
+
+def why(args: argparse.Namespace, best: Shape, source: str) -> str:
+    """Why this shape, and what bounds it."""
+    reason = (
+        f"cheapest within {TIE_TOLERANCE:.0%} of the cheapest shape that meets the deadline, "
+        f"then the fewest processes per task (finer scaling steps)"
+    )
+    total = best.max_tasks * best.processes
+    if source:
+        cap = f"database cap {args.db_connections} ({source}): {best.max_tasks} tasks x "
+        cap += f"{best.processes} = {total} processes at most"
+    else:
+        cap = (
+            f"no database cap given (--env or --max-total-processes): the block sets "
+            f"max_total_processes to {best.max_tasks} x {best.processes} = {total}; lower it "
+            f"to what your database allows"
+        )
+    return f"{reason}; {cap}"
+
+
+def shown(shapes: list[Shape], best: Shape | None, everything: bool) -> list[Shape]:
+    """The rows of the table: all, or the cheapest few plus the chosen one."""
+    if everything:
+        return shapes
+    rows = shapes[:SHORT_TABLE_ROWS]
+    if best is not None and best not in rows:
+        rows.append(best)
+    return rows
+
+
+def rows(shapes: list[Shape], best: Shape | None) -> list[list[Any]]:
+    """Table cells; the chosen shape's first cell is `*`."""
+    return [
+        [
+            "*" if s == best else "",
+            s.cpu,
+            s.memory_mib,
+            s.processes,
+            f"{s.price_per_hour:.5f}",
+            s.target_backlog_per_process,
+            s.window_min_tasks,
+            s.max_tasks,
+            s.expected_finish,
+            f"{s.cost_per_day:.4f}",
+            s.note,
+        ]
+        for s in shapes
+    ]
+
+
+HEADER = ["", "cpu", "MiB", "procs", "$/task-h", "target", "win min", "max", "finish", "$/day"]
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Plan; print the chosen shape first. Exit 1 when no shape fits."""
     durations, start, end = _validate(args)
+    source = cap_source(args)
     shapes = evaluate(args, durations, start, end)
     best = choose(shapes)
     block = cdk_block(args, best) if best else None
+    problem = "" if best else what_would_fit(args, durations, start, end)
+    if best is None and not source:
+        problem = "no shape finishes before the deadline: widen the window or lower the margin"
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "best": best and asdict(best),
-                    "cdk_json": block,
-                    "shapes": [asdict(s) for s in shapes],
-                },
-                indent=2,
-            )
+        print_json(
+            {
+                "best": best and asdict(best),
+                "why": why(args, best, source) if best else problem,
+                "max_total_processes": args.db_connections,
+                "max_total_processes_from": source or None,
+                "cdk_json": block,
+                "shapes": [asdict(s) for s in shapes],
+            }
         )
         return 0 if best else 1
-    print(
+    workload = (
         f"{args.messages} messages/day, jobs {durations.low}-{durations.high} s "
         f"(mean {durations.mean:g}), window {args.window_start}-{args.window_end} "
         f"{args.timezone}, deadline {args.margin} min before its end"
     )
-    print(
-        f"{'cpu':>5} {'MiB':>6} {'procs':>5} {'$/task-h':>9} {'target':>6} {'win min':>7} "
-        f"{'max':>4} {'finish':>6} {'$/day':>8}  note"
-    )
-    for s in shapes:
-        print(
-            f"{s.cpu:>5} {s.memory_mib:>6} {s.processes:>5} {s.price_per_hour:>9.5f} "
-            f"{s.target_backlog_per_process:>6} {s.window_min_tasks:>7} {s.max_tasks:>4} "
-            f"{s.expected_finish:>6} {s.cost_per_day:>8.4f}  {s.note}"
-        )
     if best is None:
-        print("no shape finishes before the deadline: widen the window or lower the margin")
+        cap = f" under the database cap {args.db_connections} ({source})" if source else ""
+        print(f"no shape fits{cap}: {problem}")
+        print(f"({workload})")
+    else:
+        print(
+            f"chosen: cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} processes per "
+            f"task, ${best.cost_per_day:.4f}/day, expected finish {best.expected_finish}"
+        )
+        print(f"why: {why(args, best, source)}")
+        print(f"for: {workload}")
+    listed = shown(shapes, best, args.all)
+    print()
+    print("\n".join(table(rows(listed, best), [*HEADER, "note"])))
+    if len(listed) < len(shapes):
+        print(f"({len(shapes) - len(listed)} more shapes: --all)")
+    if best is None:
         return 1
-    print(
-        f"\nchosen (cheapest within {TIE_TOLERANCE:.0%}, fewest processes): cpu {best.cpu}, "
-        f"{best.memory_mib} MiB, {best.processes} processes per task, "
-        f"${best.cost_per_day:.4f}/day, expected finish {best.expected_finish}"
-    )
-    print("cdk.json environment block:")
+    print("\ncdk.json environment block:")
     print(json.dumps(block, indent=2))
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m scripts.plan`."""
+    return _cli.main(sys.modules[__name__], argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Delete every message of the work queue (or, with --dlq, of the dead-letter queue).
 
-    python -m scripts.purge --env dev --dlq          # asks you to type the queue's name
-    python -m scripts.purge --queue-url URL --yes    # no question (scripts, CI)
+    python -m scripts purge --env dev --dlq          # asks you to type the queue's name
+    python -m scripts purge --queue NAME|URL --yes   # no question (scripts, CI)
 
 Shows the approximate count first. Without --yes it needs a terminal to ask on and refuses
 otherwise. SQS allows one purge per queue every 60 seconds and takes up to 60 s to finish.
@@ -15,18 +15,11 @@ from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
-from scripts._sqs import (
-    OpsError,
-    Target,
-    describe_counts,
-    error_code,
-    make_parser,
-    queue_counts,
-    queue_name,
-    run,
-)
+from scripts import _cli
+from scripts._aws import Target, add_queue_options, describe_counts, queue_counts, queue_name
+from scripts._cli import EXIT_FAILURE, OpsError, Parser, error_code
 
-EXIT_ABORTED = 1
+HELP = "delete every message of the work queue (or of the DLQ with --dlq), after confirmation"
 
 
 def confirm(name: str) -> bool:
@@ -42,18 +35,16 @@ def confirm(name: str) -> bool:
     return answer.strip() == name
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def add_arguments(parser: Parser) -> None:
     """The command line."""
-    parser = make_parser("purge", __doc__.splitlines()[0] if __doc__ else "")
+    add_queue_options(parser)
     parser.add_argument("--dlq", action="store_true", help="purge the DLQ instead of the queue")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--dry-run", action="store_true", help="print what would be purged")
-    return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Purge after confirmation; exit 1 if the operator does not confirm."""
-    args = parse_args(argv)
     target = Target(args)
     url = target.dlq_url() if args.dlq else target.queue_url()
     name = queue_name(url)
@@ -63,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.yes and not confirm(name):
         print("aborted: the name did not match; nothing purged", file=sys.stderr)
-        return EXIT_ABORTED
+        return EXIT_FAILURE
     try:
         target.sqs.purge_queue(QueueUrl=url)
     except ClientError as error:
@@ -74,5 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m scripts.purge`."""
+    return _cli.main(sys.modules[__name__], argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(main())

@@ -1,8 +1,8 @@
 """Move messages from the dead-letter queue back to the work queue.
 
-    python -m scripts.redrive --env prod                       # SQS move task, progress shown
-    python -m scripts.redrive --env prod --max-per-second 20   # gentler on the handlers
-    python -m scripts.redrive --queue-url URL --method copy --limit 100
+    python -m scripts redrive --env prod                       # SQS move task, progress shown
+    python -m scripts redrive --env prod --max-per-second 20   # gentler on the handlers
+    python -m scripts redrive --queue NAME|URL --method copy --limit 100
 
 Method `move` runs the SQS message move task (StartMessageMoveTask) and polls its progress.
 Method `copy` receives from the DLQ, sends to the queue (same body and message attributes) and
@@ -21,19 +21,27 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from scripts._sqs import (
-    OpsError,
+from scripts import _cli
+from scripts._aws import (
     Pacer,
-    Progress,
     Target,
-    error_code,
-    make_parser,
-    positive_int,
+    add_queue_options,
     queue_counts,
     queue_name,
     release,
-    run,
 )
+from scripts._cli import (
+    Interrupted,
+    OpsError,
+    Parser,
+    UsageError,
+    error_code,
+    positive_int,
+    progress,
+    uninterrupted,
+)
+
+HELP = "move messages from the DLQ back to the work queue"
 
 COPY_VISIBILITY_SECONDS = 60  # a received DLQ message stays hidden this long while it is copied
 MAX_MOVE_RATE = 500  # StartMessageMoveTask's MaxNumberOfMessagesPerSecond upper bound
@@ -61,26 +69,28 @@ def move_task(
         request["MaxNumberOfMessagesPerSecond"] = max_per_second
     handle = sqs.start_message_move_task(**request)["TaskHandle"]
     print(f"redrive: started move task {handle}", file=sys.stderr)
-    try:
-        while True:
-            time.sleep(poll_seconds)
-            # At most one task runs per source; the newest is listed first.
-            task = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=1)["Results"][0]
-            moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
-            total = task.get("ApproximateNumberOfMessagesToMove")
-            print(f"redrive: {task['Status']}: moved {moved}/{total}", file=sys.stderr, flush=True)
-            if task["Status"] == "COMPLETED":
-                return moved
-            if task["Status"] in ("FAILED", "CANCELLED"):
-                reason = task.get("FailureReason", "no reason given")
-                raise OpsError(f"move task {task['Status'].lower()} after {moved}: {reason}")
-    except KeyboardInterrupt:
-        print(
-            f"the move task keeps running; stop it with "
-            f"`aws sqs cancel-message-move-task --task-handle {handle}`",
-            file=sys.stderr,
-        )
-        raise
+    moved = 0
+    with progress("redrive (move task)", None) as bar:
+        try:
+            while True:
+                time.sleep(poll_seconds)
+                # At most one task runs per source; the newest is listed first.
+                task = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=1)["Results"][0]
+                total = task.get("ApproximateNumberOfMessagesToMove")
+                if total is not None:
+                    bar.total = int(total)
+                moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+                bar.advance(moved - bar.done)
+                if task["Status"] == "COMPLETED":
+                    return moved
+                if task["Status"] in ("FAILED", "CANCELLED"):
+                    reason = task.get("FailureReason", "no reason given")
+                    raise OpsError(f"move task {task['Status'].lower()} after {moved}: {reason}")
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"moved {bar.of_total()} so far; the move task keeps running: stop it with "
+                f"`aws sqs cancel-message-move-task --task-handle {handle}`"
+            ) from None
 
 
 def is_unsupported(error: Exception) -> bool:
@@ -91,13 +101,29 @@ def is_unsupported(error: Exception) -> bool:
 
 
 def copy_messages(
-    sqs: Any, dlq_url: str, queue_url: str, limit: int | None = None, rate: float = 0
+    sqs: Any,
+    dlq_url: str,
+    queue_url: str,
+    limit: int | None = None,
+    rate: float = 0,
+    expected: int | None = None,
 ) -> int:
     """Copy-then-delete DLQ -> queue, 10 at a time, until the DLQ looks empty or `limit` moved.
 
-    Defaults: no limit, no rate limit (`rate` messages a second). Returns messages moved.
+    Defaults: no limit, no rate limit (`rate` messages a second). `expected` (the DLQ's
+    approximate count) is the progress total. Returns messages moved.
     """
-    progress = Progress("redrive")
+    total = min(limit, expected) if limit and expected is not None else (limit or expected)
+    with progress("redrive (copy)", total) as bar:
+        try:
+            return _copy_loop(sqs, dlq_url, queue_url, limit, rate, bar)
+        except KeyboardInterrupt:
+            raise Interrupted(f"moved {bar.of_total()} (the rest stay in the DLQ)") from None
+
+
+def _copy_loop(
+    sqs: Any, dlq_url: str, queue_url: str, limit: int | None, rate: float, bar: Any
+) -> int:
     pacer = Pacer(rate)
     moved = 0
     while limit is None or moved < limit:
@@ -112,8 +138,10 @@ def copy_messages(
         messages = response.get("Messages", [])
         if not messages:
             break
-        moved += _copy_batch(sqs, dlq_url, queue_url, messages)
-        progress.update(moved, limit, "moved")
+        with uninterrupted():
+            batch = _copy_batch(sqs, dlq_url, queue_url, messages)
+            moved += batch
+            bar.advance(batch)
     return moved
 
 
@@ -150,9 +178,9 @@ def _copy_batch(sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str,
     return len(sent)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def add_arguments(parser: Parser) -> None:
     """The command line; --limit does not combine with --method move."""
-    parser = make_parser("redrive", __doc__.splitlines()[0] if __doc__ else "")
+    add_queue_options(parser)
     parser.add_argument(
         "--method",
         choices=("auto", "move", "copy"),
@@ -169,25 +197,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--poll-seconds", type=float, default=2.0, help="move task progress interval (default 2)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would move; move none")
-    args = parser.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Options that do not go together (exit 2)."""
     if args.max_per_second and args.max_per_second > MAX_MOVE_RATE:
-        parser.error(f"--max-per-second must be at most {MAX_MOVE_RATE}")
+        raise UsageError(f"--max-per-second must be at most {MAX_MOVE_RATE}")
     if args.limit and args.method == "move":
-        parser.error("--limit needs --method copy (the move task cannot stop at a count)")
-    return args
+        raise UsageError("--limit needs --method copy (the move task cannot stop at a count)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Redrive; print how many messages moved (or would move, with --dry-run)."""
-    args = parse_args(argv)
+    check(args)
     target = Target(args)
     queue_url, dlq_url = target.queue_url(), target.dlq_url()
     if queue_url == dlq_url:
         raise OpsError("the queue and the DLQ are the same queue")
     route = f"{queue_name(dlq_url)} to {queue_name(queue_url)}"
     method = "copy" if args.limit else args.method
+    waiting = queue_counts(target, dlq_url)["visible"]
     if args.dry_run:
-        waiting = queue_counts(target, dlq_url)["visible"]
         count = min(waiting, args.limit) if args.limit else waiting
         print(f"dry run: would move about {count} messages from {route} (method {method})")
         return 0
@@ -206,10 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"moved {moved} messages from {route} (move task)")
             return 0
-    moved = copy_messages(target.sqs, dlq_url, queue_url, args.limit, args.max_per_second or 0)
+    moved = copy_messages(
+        target.sqs, dlq_url, queue_url, args.limit, args.max_per_second or 0, waiting
+    )
     print(f"moved {moved} messages from {route} (copy)")
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m scripts.redrive`."""
+    return _cli.main(sys.modules[__name__], argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(main())

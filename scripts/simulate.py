@@ -1,8 +1,8 @@
 """Simulate one day of the synthesized templates: SQS, Fargate tasks, alarms and scaling.
 
-    python -m scripts.simulate --cdk-out cdk.out/prod
-    python -m scripts.simulate --template a.json --template b.json --messages 20000 --json
-    python -m scripts.simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
+    python -m scripts simulate --cdk-out cdk.out/prod
+    python -m scripts simulate --template a.json --template b.json --messages 20000 --json
+    python -m scripts simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
 
 Reads what CloudFormation would deploy (not the Python config). Defaults: the reference day
 (2,000 messages sent 03:55-04:00, durations uniform 30-300 s, 60 s task start, 2026-11-24 in
@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from scripts import _cli
+from scripts._cli import OpsError, Parser
 from scripts.sim import report
 from scripts.sim.engine import SimConfig, Simulation
 from scripts.sim.inputs import Problems
@@ -25,14 +29,12 @@ from scripts.sim.template import Model, TemplateError, find_templates, read_mode
 DEFAULT_DEADLINE = "08:30"
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_TIMEZONE = "Asia/Tokyo"
+HELP = "simulate one day of the synthesized templates (scaling, cost, deadline)"
+DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m scripts.simulate",
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def add_arguments(parser: Parser) -> None:
+    """The command line."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--cdk-out", type=Path, help="cloud assembly dir: reads its *.template.json"
@@ -72,7 +74,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--markdown-header", action="store_true", help="with --markdown-row: the header first"
     )
-    return parser
 
 
 def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
@@ -127,14 +128,13 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
     return config, source
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def execute(args: argparse.Namespace) -> int:
+    """Simulate the day and print the report."""
     try:
         paths = find_templates(args.cdk_out) if args.cdk_out else list(args.template)
         model = read_model(paths)
     except (TemplateError, OSError, KeyError) as error:
-        print(f"simulate: cannot read the templates: {error}")
-        return 2
+        raise OpsError(f"cannot read the templates: {error}") from None
     config, deadline_source = configure(args, model)
     sim = Simulation(model, config).run()
     label = args.label or str(args.cdk_out or ", ".join(p.name for p in args.template))
@@ -152,5 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m scripts.simulate`."""
+    return _cli.main(sys.modules[__name__], argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

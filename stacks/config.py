@@ -15,17 +15,17 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import available_timezones
 
 from stacks.fargate import MAX_STOP_TIMEOUT_SECONDS, VALID_MEMORY_MIB
+from stacks.sizing import kit_memory_mib, task_memory_need_mib
 
 # SQS keeps a message invisible for at most 12 hours after it was received, heartbeat or not.
 SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
-# Memory that supervisord and the container itself need beside the worker processes.
-SUPERVISOR_OVERHEAD_MIB = 64
 
 Architecture = Literal["x86_64", "arm64"]
 HandlerMode = Literal["callable", "command", "consumer"]
@@ -62,6 +62,33 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class ImageConfig:
+    """The team's own worker image (``worker.image``); absent = the kit's ``worker_image/``.
+
+    Exactly one of ``directory`` (the team's Dockerfile, built as a CDK asset for the task's
+    architecture, with the kit's ``worker_image/`` as the extra build context
+    ``queue-worker-kit``) or ``repository`` (an existing ECR image that already contains the
+    kit, with exactly one of ``tag`` or ``digest``).
+    """
+
+    directory: str | None = None
+    """Build context, relative to the project directory (where cdk.json is); load_config
+    resolves it to an absolute path when given the project directory. Default none."""
+    dockerfile: str = "Dockerfile"
+    """The Dockerfile, relative to ``directory``. Default ``Dockerfile``."""
+    target: str | None = None
+    """Build stage (``docker build --target``). Default none: the last stage."""
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    """``docker build --build-arg`` values. Default none."""
+    repository: str | None = None
+    """ECR repository name in the environment's account and region, or a repository ARN."""
+    tag: str | None = None
+    """Image tag in ``repository``; set this or ``digest``."""
+    digest: str | None = None
+    """Image digest (``sha256:`` + 64 hex) in ``repository``; set this or ``tag``."""
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     """One Fargate task: its shape and the supervisord fleet of worker processes it runs."""
 
@@ -93,6 +120,8 @@ class WorkerConfig:
     """Extra plain environment variables for the handler."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """NAME -> ``ssm:/parameter/name`` or ``secretsmanager:secret-name[:json-key]``."""
+    image: ImageConfig | None = None
+    """The worker image. Default None: the kit's own ``worker_image/``."""
 
     @property
     def supervisor_stopwait_seconds(self) -> int:
@@ -213,11 +242,15 @@ def load_config(
     environments: Mapping[str, Any] | None,
     env_name: str | None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    project_dir: Path | None = None,
 ) -> EnvironmentConfig:
     """Parse and validate one environment; raise ConfigError listing every problem.
 
     ``overrides`` maps ``section.key`` (for example ``worker.processes``) to a value, as given
-    with ``-c worker.processes=6``; strings are converted to the key's type.
+    with ``-c worker.processes=6``; strings are converted to the key's type. ``project_dir``
+    (the directory of cdk.json) resolves ``worker.image.directory``, which must then exist and
+    hold its Dockerfile; without it the path is kept as given and not checked.
     """
     known = sorted(environments or {})
     if not env_name:
@@ -234,9 +267,35 @@ def load_config(
     config = _parse_environment(env_name, raw, problems)
     if config is not None and not problems:
         problems.extend(_cross_checks(config))
+    if config is not None and not problems and project_dir is not None:
+        config = _resolve_image_directory(config, project_dir, problems)
     if problems or config is None:
         raise ConfigError(problems)
     return config
+
+
+def _resolve_image_directory(
+    config: EnvironmentConfig, project_dir: Path, problems: list[str]
+) -> EnvironmentConfig:
+    """``worker.image.directory`` as an absolute path; it and its Dockerfile must exist."""
+    image = config.worker.image
+    if image is None or image.directory is None:
+        return config
+    where = f"environments.{config.name}.worker.image"
+    directory = (project_dir / image.directory).resolve()
+    if not directory.is_dir():
+        problems.append(
+            f"{where}.directory: {image.directory!r} is not a directory ({directory}); "
+            "allowed: a directory relative to the project directory, where cdk.json is"
+        )
+    elif not (directory / image.dockerfile).is_file():
+        problems.append(
+            f"{where}.dockerfile: {image.dockerfile!r} is not a file in {directory}; allowed: "
+            "the Dockerfile's path relative to directory (default 'Dockerfile')"
+        )
+    resolved = dataclasses.replace(image, directory=str(directory))
+    worker = dataclasses.replace(config.worker, image=resolved)
+    return dataclasses.replace(config, worker=worker)
 
 
 def _apply_overrides(
@@ -420,6 +479,8 @@ def _convert(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
         and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):
         return dict(value)
+    elif isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return _parse_section(hint, value, where, problems)
     problems.append(f"{where}: {value!r} is not {_describe(hint)}")
     return _INVALID
 
@@ -430,6 +491,8 @@ def _describe(hint: Any) -> str:
         return names[hint]
     if typing.get_origin(hint) is tuple:
         return "a list of strings"
+    if dataclasses.is_dataclass(hint):
+        return "an object"
     return "an object of string values"
 
 
@@ -486,13 +549,15 @@ def _check_worker(w: WorkerConfig) -> list[str]:
             f"cpu {w.cpu}: {list(VALID_MEMORY_MIB[w.cpu])}"
         )
     elif w.max_memory_mib_per_process and w.processes >= 1:
-        need = w.processes * w.max_memory_mib_per_process + SUPERVISOR_OVERHEAD_MIB
+        need = task_memory_need_mib(w.processes, w.max_memory_mib_per_process, w.handler_mode)
         if need > w.memory_mib:
+            kit = kit_memory_mib(w.processes, w.handler_mode)
             problems.append(
                 f"memory_mib: {w.memory_mib} cannot hold {w.processes} processes of up to "
-                f"max_memory_mib_per_process {w.max_memory_mib_per_process} MiB plus "
-                f"{SUPERVISOR_OVERHEAD_MIB} MiB for supervisord ({need} MiB); raise memory_mib "
-                "or lower processes or max_memory_mib_per_process"
+                f"max_memory_mib_per_process {w.max_memory_mib_per_process} MiB plus the kit's "
+                f"own {kit} MiB in {w.handler_mode} mode (supervisord and the worker loops, "
+                f"docs/benchmarks.md): {need} MiB; raise memory_mib or lower processes or "
+                "max_memory_mib_per_process"
             )
     if w.spot and w.architecture != "x86_64":
         problems.append("spot: Fargate Spot runs x86_64 tasks only; set architecture x86_64")
@@ -595,7 +660,77 @@ def _check_alarms(a: AlarmsConfig) -> list[str]:
     return problems
 
 
+ECR_REPOSITORY_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+ECR_REPOSITORY_ARN = re.compile(
+    rf"arn:aws[a-z-]*:ecr:[a-z]{{2}}(?:-[a-z]+)+-\d:\d{{12}}:repository/{ECR_REPOSITORY_NAME.pattern}"
+)
+IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _check_image(i: ImageConfig) -> list[str]:
+    problems = []
+    if i.directory is not None and i.repository is not None:
+        problems.append(
+            f"directory: {i.directory!r} and repository {i.repository!r} are both set; allowed: "
+            "one of them (directory: your Dockerfile, built at deploy; repository: an image "
+            "already built)"
+        )
+    elif i.directory is None and i.repository is None:
+        problems.append(
+            "directory/repository: neither is set; allowed: directory (your Dockerfile's build "
+            "context) or repository with tag or digest, or no image at all (the kit's own)"
+        )
+    if i.directory is not None:
+        if not i.directory.strip() or Path(i.directory).is_absolute():
+            problems.append(
+                f"directory: {i.directory!r} must be a path relative to the project directory"
+            )
+        problems.extend(
+            f"{key}: {getattr(i, key)!r} applies to a repository image only; remove it"
+            for key in ("tag", "digest")
+            if getattr(i, key) is not None
+        )
+    if i.repository is not None:
+        if not (
+            ECR_REPOSITORY_NAME.fullmatch(i.repository) and 2 <= len(i.repository) <= 256
+        ) and not ECR_REPOSITORY_ARN.fullmatch(i.repository):
+            problems.append(
+                f"repository: {i.repository!r} is neither an ECR repository name (lowercase, "
+                "e.g. 'team/app') nor a repository ARN "
+                "('arn:aws:ecr:REGION:ACCOUNT:repository/NAME')"
+            )
+        if (i.tag is None) == (i.digest is None):
+            problems.append(
+                f"tag: {i.tag!r} and digest {i.digest!r}: a repository image needs exactly one "
+                "of tag or digest"
+            )
+        for key, given in (
+            ("target", i.target is not None),
+            ("build_args", bool(i.build_args)),
+            ("dockerfile", i.dockerfile != "Dockerfile"),
+        ):
+            if given:
+                problems.append(
+                    f"{key}: {getattr(i, key)!r} applies to a directory build only; a "
+                    "repository names an image already built"
+                )
+    if i.tag is not None and not IMAGE_TAG.fullmatch(i.tag):
+        problems.append(
+            f"tag: {i.tag!r} is not an image tag (letters, digits, '_', '.', '-'; at most 128; "
+            "not starting with '.' or '-')"
+        )
+    if i.digest is not None and not IMAGE_DIGEST.fullmatch(i.digest):
+        problems.append(f"digest: {i.digest!r} is not 'sha256:' + 64 lowercase hex digits")
+    if i.target is not None and not IMAGE_TAG.fullmatch(i.target):
+        problems.append(f"target: {i.target!r} is not a build stage name")
+    if not i.dockerfile.strip():
+        problems.append("dockerfile: must not be empty")
+    return problems
+
+
 _FIELD_CHECKS: dict[type[Any], Callable[[Any], list[str]]] = {
+    ImageConfig: _check_image,
     NetworkConfig: _check_network,
     WorkerConfig: _check_worker,
     QueueConfig: _check_queue,

@@ -30,6 +30,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
+from worker import contract as c
+from worker.contract import FAILED_OUTCOMES
 
 from stacks.config import EnvironmentConfig
 
@@ -40,12 +42,11 @@ WAKE_UP_SECONDS = 20 * 60
 MEMORY_ALARM_PERCENT = 90
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
-FAILED_OUTCOMES = ("retry", "dead_letter", "timeout")
 
 
 @dataclass(frozen=True)
 class JobMetric:
-    """A metric filter on the worker's ``job`` log lines (docs/contract.md)."""
+    """A metric filter on the worker's ``job`` log lines (docs/c.md)."""
 
     name: str
     outcomes: tuple[str, ...]
@@ -57,51 +58,56 @@ class JobMetric:
     @property
     def pattern(self) -> str:
         """``{ $.event = "job" && ($.outcome = "a" || $.outcome = "b") }``."""
-        outcomes = " || ".join(f'$.outcome = "{o}"' for o in self.outcomes)
+        outcomes = " || ".join(f'$.{c.OUTCOME} = "{o}"' for o in self.outcomes)
         if len(self.outcomes) > 1:
             outcomes = f"({outcomes})"
-        return f'{{ $.event = "job" && {outcomes} }}'
+        return f'{{ $.{c.EVENT} = "{c.JOB_EVENT}" && {outcomes} }}'
 
 
 JOB_METRICS = (
-    JobMetric("JobsProcessed", ("done",)),
-    JobMetric("JobsFailed", FAILED_OUTCOMES),
-    JobMetric("JobsRetried", ("retry",)),
+    JobMetric(c.JOBS_PROCESSED, (c.DONE,)),
+    JobMetric(c.JOBS_FAILED, FAILED_OUTCOMES),
+    JobMetric(c.JOBS_RETRIED, (c.RETRY,)),
     JobMetric(
-        "JobDuration",
-        ("done",),
-        value="$.duration_seconds",
+        c.JOB_DURATION,
+        (c.DONE,),
+        value=f"$.{c.DURATION_SECONDS}",
         unit=cloudwatch.Unit.SECONDS,
         default_value=None,
     ),
 )
 
 # Logs Insights queries, saved as "<stack>/<name>". Edit the placeholder value before running.
-STORY_FIELDS = "@timestamp, @logStream, level, event, process, pid, message_id, receive_count, "
+STORY_FIELDS = ", ".join(
+    ["@timestamp", "@logStream", c.LEVEL, c.EVENT, c.PROCESS, c.PID, c.MESSAGE_ID, c.RECEIVE_COUNT]
+)
 QUERIES = {
     "process-story": logs.QueryString(
-        fields=[STORY_FIELDS + "outcome, duration_seconds, reason, error"],
-        filter_statements=['process = "worker_00"'],
+        fields=[f"{STORY_FIELDS}, {c.OUTCOME}, {c.DURATION_SECONDS}, {c.REASON}, {c.ERROR}"],
+        filter_statements=[f'{c.PROCESS} = "worker_00"'],
         sort="@timestamp asc",
         limit=1000,
     ),
     "message-story": logs.QueryString(
-        fields=[STORY_FIELDS + "outcome, duration_seconds, error"],
-        filter_statements=['message_id = "MESSAGE-ID"'],
+        fields=[f"{STORY_FIELDS}, {c.OUTCOME}, {c.DURATION_SECONDS}, {c.ERROR}"],
+        filter_statements=[f'{c.MESSAGE_ID} = "MESSAGE-ID"'],
         sort="@timestamp asc",
         limit=1000,
     ),
     "slowest-jobs": logs.QueryString(
         fields=[
-            "@timestamp, duration_seconds, outcome, message_id, receive_count, process, @logStream"
+            f"@timestamp, {c.DURATION_SECONDS}, {c.OUTCOME}, {c.MESSAGE_ID}, {c.RECEIVE_COUNT}, "
+            f"{c.PROCESS}, @logStream"
         ],
-        filter_statements=['event = "job"'],
-        sort="duration_seconds desc",
+        filter_statements=[f'{c.EVENT} = "{c.JOB_EVENT}"'],
+        sort=f"{c.DURATION_SECONDS} desc",
         limit=50,
     ),
     "errors": logs.QueryString(
-        fields=[STORY_FIELDS + "outcome, error, reason, @message"],
-        filter_statements=[f'level = "error" or outcome in {json.dumps(list(FAILED_OUTCOMES))}'],
+        fields=[f"{STORY_FIELDS}, {c.OUTCOME}, {c.ERROR}, {c.REASON}, @message"],
+        filter_statements=[
+            f'{c.LEVEL} = "error" or {c.OUTCOME} in {json.dumps(list(FAILED_OUTCOMES))}'
+        ],
         sort="@timestamp desc",
         limit=500,
     ),
@@ -196,7 +202,7 @@ class Monitoring(Construct):
             m.name: log_group.add_metric_filter(
                 m.name,
                 filter_pattern=logs.FilterPattern.literal(m.pattern),
-                metric_namespace=f"QueueWorkerKit/{config.name}",
+                metric_namespace=c.metric_namespace(config.name),
                 metric_name=m.name,
                 metric_value=m.value,
                 unit=m.unit,
@@ -311,8 +317,8 @@ class Monitoring(Construct):
         age = oldest_message_age_seconds(self._config)
         missing = alarms.tasks_missing_minutes
         jobs = {
-            "processed": self._job_metric("JobsProcessed"),
-            "failed": self._job_metric("JobsFailed"),
+            "processed": self._job_metric(c.JOBS_PROCESSED),
+            "failed": self._job_metric(c.JOBS_FAILED),
         }
         return {
             "dlq-messages": self._alarm(
@@ -496,11 +502,14 @@ class Monitoring(Construct):
         dashboard.add_widgets(
             graph(
                 "Jobs per 5 min",
-                [self._job_metric(name) for name in ("JobsProcessed", "JobsFailed", "JobsRetried")],
+                [
+                    self._job_metric(name)
+                    for name in (c.JOBS_PROCESSED, c.JOBS_FAILED, c.JOBS_RETRIED)
+                ],
             ),
             graph(
                 "Job duration of done jobs (s)",
-                [self._job_metric("JobDuration", p) for p in ("p50", "p90", "p99")],
+                [self._job_metric(c.JOB_DURATION, p) for p in ("p50", "p90", "p99")],
             ),
             graph(
                 "Failed jobs (%)",

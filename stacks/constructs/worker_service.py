@@ -1,13 +1,11 @@
-"""The Fargate service: task definition built from worker_image/, container, service."""
+"""The Fargate service: task definition, container (the worker image), service."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
-from aws_cdk import Duration, Size, Stack
+from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -20,9 +18,9 @@ from constructs import Construct
 from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
 from stacks.constructs.kit_key import encrypted_log_group
 from stacks.constructs.network import Network
+from stacks.constructs.worker_image import worker_image
 from stacks.nag import acknowledge, as_nag_resource
 
-WORKER_IMAGE_DIR = Path(__file__).resolve().parents[2] / "worker_image"
 CONTAINER_NAME = "worker"
 # The kit image's unprivileged user (worker_image/Dockerfile: USER 10001:10001).
 IMAGE_USER = "10001:10001"
@@ -67,13 +65,47 @@ RETENTION = dict(
 )
 
 
+def consumer_mode_warnings(config: EnvironmentConfig) -> dict[str, str]:
+    """Warning id -> message: what ``consumer`` mode gives up; none in the other modes."""
+    worker = config.worker
+    if worker.handler_mode != "consumer":
+        return {}
+    warnings = {
+        "consumer-mode": (
+            f"worker.handler_mode is 'consumer': the consumer {worker.handler!r} replaces the "
+            "kit's loop and gives up its guarantees: no visibility heartbeat (a job longer than "
+            f"queue.visibility_timeout_seconds {config.queue.visibility_timeout_seconds} s runs "
+            "twice); no task scale-in protection and no hand-back on SIGTERM (a scale-in or a "
+            f"deploy kills every job running longer than stop_timeout_seconds "
+            f"{worker.stop_timeout_seconds} s); no job log lines (the JobsProcessed and "
+            "JobsFailed metrics and the error-rate alarm get no data). Recommended: "
+            "handler_mode 'command' with the framework's runner (docs/frameworks.md)."
+        )
+    }
+    if worker.job_timeout_seconds > worker.stop_grace_seconds:
+        warnings["consumer-job-timeout"] = (
+            f"worker.job_timeout_seconds {worker.job_timeout_seconds} exceeds "
+            f"worker.stop_grace_seconds {worker.stop_grace_seconds} (stop_timeout_seconds - 20), "
+            "what a stopping task waits for a running job: in consumer mode every scale-in and "
+            "deploy kills the jobs that run longer, and each waits out its visibility timeout "
+            "before it runs again. Use handler_mode 'command', or keep jobs and "
+            f"job_timeout_seconds under {worker.stop_grace_seconds} s."
+        )
+    return warnings
+
+
 class WorkerService(Construct):
     """A Fargate service whose tasks each run a supervisord fleet of worker processes.
 
     Task shape, architecture, process count and worker timings come from ``config``; the image
-    is built from ``worker_image/`` as an asset for the configured platform. The task role may
+    is the one ``worker.image`` selects (stacks/constructs/worker_image.py: the kit's
+    ``worker_image/`` by default, the team's Dockerfile, or an ECR image). The task role may
     consume ``queue``, send to ``dead_letter_queue`` (permanent failures), use the optional
-    ``idempotency_table`` and set its own task's scale-in protection, nothing else.
+    ``idempotency_table`` and set its own task's scale-in protection, nothing else; with a
+    team image or in ``consumer`` mode it may also send to ``queue``: a framework's retry
+    re-sends (Symfony Messenger) and jobs commonly dispatch further jobs (Laravel).
+    ``consumer`` mode gives up the kit's guarantees; synth warns about it
+    (:func:`consumer_mode_warnings`).
     Deployments roll back on failure (circuit breaker); tasks get an init process and the full
     stop timeout to drain. The container runs as the image's unprivileged user (``IMAGE_USER``)
     on a read-only root filesystem with one writable task volume at ``/tmp``, the task's memory
@@ -115,12 +147,7 @@ class WorkerService(Construct):
         )
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
-            image=ecs.ContainerImage.from_asset(
-                str(WORKER_IMAGE_DIR),
-                platform=(
-                    ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64
-                ),
-            ),
+            image=worker_image(self, worker.image, worker.architecture),
             environment=self._environment(config, queue, dead_letter_queue, idempotency_table),
             secrets=self._secrets(worker.secrets),
             logging=ecs.LogDrivers.aws_logs(
@@ -153,6 +180,10 @@ class WorkerService(Construct):
         )
         queue.grant_consume_messages(self.task_definition.task_role)
         dead_letter_queue.grant_send_messages(self.task_definition.task_role)
+        if worker.image is not None or worker.handler_mode == "consumer":
+            queue.grant_send_messages(self.task_definition.task_role)
+        for warning_id, message in consumer_mode_warnings(config).items():
+            Annotations.of(self).add_warning_v2(f"queue-worker-kit:{warning_id}", message)
         if idempotency_table is not None:
             idempotency_table.grant_read_write_data(self.task_definition.task_role)
         self._allow_task_protection(cluster)
@@ -169,7 +200,7 @@ class WorkerService(Construct):
             execution_policy,
             "AwsSolutions-IAM5[Resource::*]",
             "ecr:GetAuthorizationToken has no resource-level permissions; the image pull and "
-            "log actions beside it are scoped to the asset repository and the log group.",
+            "log actions beside it are scoped to the image's repository and the log group.",
         )
 
         self.service = ecs.FargateService(

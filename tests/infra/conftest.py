@@ -56,7 +56,7 @@ def _synthesize(env: str, changes_json: str) -> Synthesized:
             target.setdefault(section, {}).update(values)
         else:
             target[section] = values
-    config = load_config(environments, env)
+    config = load_config(environments, env, project_dir=ROOT)
     outdir = Path(tempfile.mkdtemp(prefix=f"cdk-{env}-"))
     app = App(outdir=str(outdir), context=FEATURE_FLAGS)
     queue_stack, worker_stack = build(app, config)
@@ -87,6 +87,7 @@ VARIANTS = {
         },
     ),
     "prod-nat": ("prod", {"network": {"egress": "nat"}}),
+    "prod-team-image": ("prod", {"worker": {"image": {"repository": "team/app", "tag": "v1"}}}),
     "dev-unencrypted-logs": ("dev", {"worker": {"encrypt_logs": False}}),
 }
 

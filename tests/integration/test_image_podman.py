@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from stacks.constructs.worker_service import HEALTH_CHECK, IMAGE_USER
+from tests.host_setup import host_setup_lock
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.integration.test_faults_injection import dead_letters
 
@@ -29,7 +30,8 @@ BASE = "localhost/kit-base:bookworm"
 IMAGE = "localhost/queue-worker:test"
 HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
 
-pytestmark = pytest.mark.container
+# One xdist worker runs every container test (`--dist loadgroup`): one setup, one build.
+pytestmark = [pytest.mark.container, pytest.mark.xdist_group("container")]
 
 
 def run(*args: str, timeout: float = 600) -> str:
@@ -51,7 +53,8 @@ def engine() -> str:
     if docker_answers():
         return "docker"
     assert SETUP.is_file(), f"no Docker engine and no container setup script at {SETUP}"
-    offered = run("bash", str(SETUP)).strip().splitlines()[-1]
+    with host_setup_lock():  # the setup installs with apt-get
+        offered = run("bash", str(SETUP)).strip().splitlines()[-1]
     assert offered == "podman", f"{SETUP} offers {offered!r}, not podman"
     return "podman"
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from worker import contract
 from worker.handlers import JobContext, JobResult, Runner, rss_bytes
 from worker.health import mark_alive
 from worker.heartbeat import Heartbeat, Held, chunks
@@ -282,8 +283,11 @@ class Worker:
         kept = dict(list(message.attributes.items())[: _DLQ_ATTRIBUTE_LIMIT - 2])
         attributes = {
             **kept,
-            "worker_failure_reason": {"DataType": "String", "StringValue": reason[:1000]},
-            "worker_source_message_id": {"DataType": "String", "StringValue": message.message_id},
+            contract.FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]},
+            contract.SOURCE_MESSAGE_ID_ATTRIBUTE: {
+                "DataType": "String",
+                "StringValue": message.message_id,
+            },
         }
         try:
             self.sqs.send_message(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -36,9 +39,17 @@ QUEUE_STACK_TEMPLATE = {
 
 
 @pytest.fixture
-def aws_args(moto_endpoint: str) -> list[str]:
-    """The scripts' options that point them at the moto server."""
-    return ["--endpoint-url", moto_endpoint, "--region", REGION]
+def cdk_json(tmp_path: Path, env_name: str) -> Path:
+    """A cdk.json whose one environment is `env_name` (region ap-northeast-1, defaults)."""
+    path = tmp_path / "cdk.json"
+    path.write_text(json.dumps({"context": {"environments": {env_name: {"region": REGION}}}}))
+    return path
+
+
+@pytest.fixture
+def aws_args(moto_endpoint: str, cdk_json: Path) -> list[str]:
+    """The commands' options that point them at the moto server (and `env_name`'s cdk.json)."""
+    return ["--endpoint-url", moto_endpoint, "--region", REGION, "--cdk-json", str(cdk_json)]
 
 
 @pytest.fixture
@@ -51,6 +62,58 @@ def deploy_queue_stack(moto_endpoint: str) -> Callable[..., dict[str, str]]:
         cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(template))
         outputs = cloudformation.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
         return {output["OutputKey"]: output["OutputValue"] for output in outputs}
+
+    return deploy
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """An environment's resources in moto, found by the commands through its stacks' outputs."""
+
+    env: str
+    queue_url: str
+    dlq_url: str
+    cluster: str
+    service: str
+    log_group: str
+
+
+@pytest.fixture
+def deploy_environment(
+    moto_endpoint: str, deploy_queue_stack: Callable[..., dict[str, str]]
+) -> Callable[[str], Deployed]:
+    """Factory: both stacks of environment NAME in moto, with the resources their outputs name.
+
+    The worker stack carries only the outputs (moto's CloudFormation creates no ECS service);
+    the cluster, an empty service and the log group are created directly under those names.
+    """
+
+    client = partial(boto3.client, region_name=REGION, endpoint_url=moto_endpoint)
+    ecs, logs, cloudformation = client("ecs"), client("logs"), client("cloudformation")
+
+    def deploy(env: str) -> Deployed:
+        outputs = deploy_queue_stack(env)
+        cluster, service, group = f"cluster-{env}", f"service-{env}", f"/queue-worker/{env}"
+        ecs.create_cluster(clusterName=cluster)
+        ecs.register_task_definition(
+            family=f"worker-{env}",
+            containerDefinitions=[{"name": "worker", "image": "worker", "memory": 512}],
+        )
+        ecs.create_service(
+            cluster=cluster, serviceName=service, taskDefinition=f"worker-{env}", desiredCount=2
+        )
+        logs.create_log_group(logGroupName=group)
+        values = {"ClusterName": cluster, "ServiceName": service, "LogGroupName": group}
+        template = {
+            "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": {key: {"Value": value} for key, value in values.items()},
+        }
+        cloudformation.create_stack(
+            StackName=f"QueueWorker-{env}-Worker", TemplateBody=json.dumps(template)
+        )
+        return Deployed(
+            env, outputs["QueueUrl"], outputs["DeadLetterQueueUrl"], cluster, service, group
+        )
 
     return deploy
 

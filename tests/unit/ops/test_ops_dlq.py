@@ -6,17 +6,21 @@ import json
 from typing import Any
 
 from ops_helpers import send
+from worker.contract import FAILURE_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE
 
 from scripts import dlq
-from scripts._sqs import run
 from tests.sqs_helpers import queue_counts as counts
 
-REASON = {"failure_reason": {"DataType": "String", "StringValue": "PermanentFailure: bad body"}}
+# What the worker sets when it dead-letters a message itself (names from worker.contract).
+REASON = {
+    FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": "PermanentFailure: bad body"},
+    SOURCE_MESSAGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": "original-id-1"},
+}
 
 
 def peek_json(aws_args: list[str], target: list[str], capsys: Any, *extra: str) -> Any:
     capsys.readouterr()
-    assert run(dlq.main, [*aws_args, *target, "--json", *extra]) == 0
+    assert dlq.main([*aws_args, *target, "--json", *extra]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -32,7 +36,10 @@ def test_counts_and_samples_leave_messages_in_place(
     by_body = {sample["body_preview"]: sample for sample in report["samples"]}
     assert set(by_body) == {'{"duration_seconds": 1, "fail": true}', "x" * 120 + "...", "not json"}
     assert by_body["not json"]["reason"] == "PermanentFailure: bad body"
-    assert by_body["x" * 120 + "..."]["reason"] == "maxReceiveCount exceeded"
+    assert by_body["not json"]["source_message_id"] == "original-id-1"
+    moved_by_sqs = by_body["x" * 120 + "..."]
+    assert moved_by_sqs["reason"] == "maxReceiveCount exceeded"
+    assert moved_by_sqs["source_message_id"] == moved_by_sqs["message_id"]  # SQS keeps the id
     for sample in report["samples"]:
         assert sample["receive_count"] == 1
         assert sample["sent_at"].endswith("Z")
@@ -60,10 +67,11 @@ def test_text_output_by_env(
 ) -> None:
     outputs = deploy_queue_stack(env_name)
     send(sqs_client, outputs["DeadLetterQueueUrl"], ["payload one"], REASON)
-    assert run(dlq.main, [*aws_args, "--env", env_name]) == 0
+    assert dlq.main([*aws_args, "--env", env_name]) == 0
     lines = capsys.readouterr().out.splitlines()
     dlq_name = outputs["DeadLetterQueueUrl"].rsplit("/", 1)[-1]
     assert lines[0] == f"{dlq_name}: about 1 visible, 0 in flight, 0 delayed"
+    assert lines[1].startswith("- original-id-1  sent ")
     assert "receives 1  reason: PermanentFailure: bad body" in lines[1]
     assert lines[2] == "  payload one"
 

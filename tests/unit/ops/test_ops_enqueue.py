@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from scripts import enqueue
-from scripts._sqs import run
 from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as counts
 
@@ -54,7 +53,7 @@ def test_sends_count_messages(
 ) -> None:
     pair = make_queue_pair()
     argv = [*aws_args, "--queue-url", pair.url, "--count", "25", "--poison", "2", "--seed", "3"]
-    assert run(enqueue.main, argv) == 0
+    assert enqueue.main(argv) == 0
     assert "sent 25 messages" in capsys.readouterr().out
     bodies = [message["Body"] for message in drain(sqs_client, pair.url)]
     assert sorted(bodies) == sorted(enqueue.make_bodies(25, "1.0", 2, 0, 3))
@@ -68,7 +67,7 @@ def test_sends_the_lines_of_a_body_file(
     body_file = tmp_path / "bodies.jsonl"
     body_file.write_text("\n".join(lines) + "\n")
     argv = [*aws_args, "--queue-url", pair.url, "--body-file", str(body_file)]
-    assert run(enqueue.main, argv) == 0
+    assert enqueue.main(argv) == 0
     received = sorted(message["Body"] for message in drain(sqs_client, pair.url))
     assert received == sorted(line for line in lines if line)
 
@@ -77,7 +76,7 @@ def test_rate_paces_the_sends(sqs_client: Any, make_queue_pair: Any, aws_args: l
     pair = make_queue_pair()
     started = time.monotonic()
     argv = [*aws_args, "--queue-url", pair.url, "--count", "21", "--rate", "40"]
-    assert run(enqueue.main, argv) == 0
+    assert enqueue.main(argv) == 0
     elapsed = time.monotonic() - started
     assert 0.5 <= elapsed < 2  # batches of 10 leave at 0, 0.25 and 0.5 s
     assert counts(sqs_client, pair.url) == (21, 0)
@@ -87,7 +86,7 @@ def test_env_reads_the_queue_from_the_stack(
     sqs_client: Any, deploy_queue_stack: Any, env_name: str, aws_args: list[str]
 ) -> None:
     outputs = deploy_queue_stack(env_name)
-    assert run(enqueue.main, [*aws_args, "--env", env_name, "--count", "3"]) == 0
+    assert enqueue.main([*aws_args, "--env", env_name, "--count", "3"]) == 0
     assert counts(sqs_client, outputs["QueueUrl"]) == (3, 0)
     assert counts(sqs_client, outputs["DeadLetterQueueUrl"]) == (0, 0)
 
@@ -97,7 +96,7 @@ def test_dry_run_sends_nothing(
 ) -> None:
     pair = make_queue_pair()
     argv = [*aws_args, "--queue-url", pair.url, "--count", "5", "--dry-run"]
-    assert run(enqueue.main, argv) == 0
+    assert enqueue.main(argv) == 0
     assert "dry run: would send 5 messages" in capsys.readouterr().out
     assert counts(sqs_client, pair.url) == (0, 0)
 

@@ -9,7 +9,6 @@ import pytest
 from ops_helpers import send
 
 from scripts import purge
-from scripts._sqs import run
 from tests.sqs_helpers import queue_counts as counts
 
 
@@ -32,7 +31,7 @@ def filled(sqs_client: Any, make_queue_pair: Any) -> Any:
 def test_yes_purges_the_queue_only(
     sqs_client: Any, filled: Any, aws_args: list[str], capsys: Any
 ) -> None:
-    assert run(purge.main, [*aws_args, "--queue-url", filled.url, "--yes"]) == 0
+    assert purge.main([*aws_args, "--queue-url", filled.url, "--yes"]) == 0
     out = capsys.readouterr().out
     assert "about 4 visible" in out
     assert "purged" in out
@@ -41,7 +40,7 @@ def test_yes_purges_the_queue_only(
 
 
 def test_dlq_flag_purges_the_dlq_only(sqs_client: Any, filled: Any, aws_args: list[str]) -> None:
-    assert run(purge.main, [*aws_args, "--queue-url", filled.url, "--dlq", "--yes"]) == 0
+    assert purge.main([*aws_args, "--queue-url", filled.url, "--dlq", "--yes"]) == 0
     assert counts(sqs_client, filled.dlq_url) == (0, 0)
     assert counts(sqs_client, filled.url) == (4, 0)
 
@@ -50,7 +49,7 @@ def test_refuses_without_terminal_and_yes(
     sqs_client: Any, filled: Any, aws_args: list[str], capsys: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(filled.url.rsplit("/", 1)[-1] + "\n"))
-    assert run(purge.main, [*aws_args, "--queue-url", filled.url]) == 2
+    assert purge.main([*aws_args, "--queue-url", filled.url]) == 1
     assert "refusing to purge: no terminal" in capsys.readouterr().err
     assert counts(sqs_client, filled.url) == (4, 0)
 
@@ -59,7 +58,7 @@ def test_typed_name_confirms(
     sqs_client: Any, filled: Any, aws_args: list[str], monkeypatch: Any
 ) -> None:
     monkeypatch.setattr("sys.stdin", Terminal(filled.url.rsplit("/", 1)[-1] + "\n"))
-    assert run(purge.main, [*aws_args, "--queue-url", filled.url]) == 0
+    assert purge.main([*aws_args, "--queue-url", filled.url]) == 0
     assert counts(sqs_client, filled.url) == (0, 0)
 
 
@@ -68,7 +67,7 @@ def test_wrong_name_aborts(
     sqs_client: Any, filled: Any, aws_args: list[str], monkeypatch: Any, capsys: Any, typed: str
 ) -> None:
     monkeypatch.setattr("sys.stdin", Terminal(typed))
-    assert run(purge.main, [*aws_args, "--queue-url", filled.url]) == 1
+    assert purge.main([*aws_args, "--queue-url", filled.url]) == 1
     assert "aborted" in capsys.readouterr().err
     assert counts(sqs_client, filled.url) == (4, 0)
 
@@ -76,7 +75,7 @@ def test_wrong_name_aborts(
 def test_dry_run_purges_nothing(
     sqs_client: Any, filled: Any, aws_args: list[str], capsys: Any
 ) -> None:
-    assert run(purge.main, [*aws_args, "--queue-url", filled.url, "--dlq", "--dry-run"]) == 0
+    assert purge.main([*aws_args, "--queue-url", filled.url, "--dlq", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "about 2 visible" in out
     assert "dry run: would purge" in out

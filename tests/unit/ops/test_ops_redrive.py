@@ -9,13 +9,14 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from ops_helpers import send
+from worker.contract import FAILURE_REASON_ATTRIBUTE
 
 from scripts import redrive
-from scripts._sqs import OpsError, run
+from scripts._cli import OpsError
 from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as counts
 
-ATTRIBUTE = {"failure_reason": {"DataType": "String", "StringValue": "boom"}}
+ATTRIBUTE = {FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": "boom"}}
 DLQ_ARN = "arn:aws:sqs:ap-northeast-1:123456789012:work-dlq"
 QUEUE_ARN = "arn:aws:sqs:ap-northeast-1:123456789012:work"
 
@@ -26,7 +27,7 @@ def test_auto_falls_back_to_copy_and_moves_everything(
     pair = make_queue_pair()
     bodies = [f"job {n}" for n in range(23)]
     send(sqs_client, pair.dlq_url, bodies, ATTRIBUTE)
-    assert run(redrive.main, [*aws_args, "--queue-url", pair.url]) == 0
+    assert redrive.main([*aws_args, "--queue-url", pair.url]) == 0
     captured = capsys.readouterr()
     assert "move task not supported here; copying instead" in captured.err
     assert "moved 23 messages" in captured.out
@@ -41,7 +42,7 @@ def test_limit_moves_only_that_many(
 ) -> None:
     outputs = deploy_queue_stack(env_name)
     send(sqs_client, outputs["DeadLetterQueueUrl"], [f"job {n}" for n in range(15)])
-    assert run(redrive.main, [*aws_args, "--env", env_name, "--limit", "6"]) == 0
+    assert redrive.main([*aws_args, "--env", env_name, "--limit", "6"]) == 0
     assert counts(sqs_client, outputs["QueueUrl"]) == (6, 0)
     assert counts(sqs_client, outputs["DeadLetterQueueUrl"])[0] == 9
 
@@ -51,7 +52,7 @@ def test_dry_run_moves_nothing(
 ) -> None:
     pair = make_queue_pair()
     send(sqs_client, pair.dlq_url, ["a", "b", "c"])
-    assert run(redrive.main, [*aws_args, "--queue-url", pair.url, "--dry-run"]) == 0
+    assert redrive.main([*aws_args, "--queue-url", pair.url, "--dry-run"]) == 0
     assert "dry run: would move about 3 messages" in capsys.readouterr().out
     assert counts(sqs_client, pair.dlq_url) == (3, 0)
     assert counts(sqs_client, pair.url) == (0, 0)
@@ -61,7 +62,7 @@ def test_method_move_where_unsupported_is_a_clear_error(
     make_queue_pair: Any, aws_args: list[str], capsys: Any
 ) -> None:
     pair = make_queue_pair()
-    assert run(redrive.main, [*aws_args, "--queue-url", pair.url, "--method", "move"]) == 2
+    assert redrive.main([*aws_args, "--queue-url", pair.url, "--method", "move"]) == 1
     assert "no SQS move task; use --method copy" in capsys.readouterr().err
 
 
@@ -165,6 +166,6 @@ def test_main_prefers_the_move_task(
 
     monkeypatch.setattr(redrive, "move_task", fake_move_task)
     argv = [*aws_args, "--queue-url", pair.url, "--max-per-second", "5", "--poll-seconds", "1"]
-    assert run(redrive.main, argv) == 0
+    assert redrive.main(argv) == 0
     assert calls == [(pair.dlq_arn, pair.arn, 5, 1.0)]
     assert "moved 7 messages" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,9 +99,65 @@ def test_invalid_inputs_are_reported_together(capsys: pytest.CaptureFixture[str]
         assert f"{flag} {value!r}" in error or f"{flag} {value}" in error
 
 
-def test_human_output_lists_shapes_and_the_block(capsys: pytest.CaptureFixture[str]) -> None:
+def test_human_output_answers_first_and_marks_the_chosen_row(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert plan.main(REFERENCE) == 0
     out = capsys.readouterr().out
-    assert "  256   1024     4" in out
+    lines = out.splitlines()
+    assert lines[0].startswith("chosen: cpu 256, 1024 MiB, 4 processes per task, $")
+    assert lines[1].startswith("why: cheapest within 5% of the cheapest shape")
+    assert "no database cap given (--env or --max-total-processes)" in lines[1]
+    marked = [line for line in lines if line.startswith("*")]
+    assert len(marked) == 1
+    assert marked[0].split()[1:4] == ["256", "1024", "4"]
+    assert len([line for line in lines if line.endswith("more shapes: --all)")]) == 1
     block = json.loads(out[out.index("{") :])
     assert block["batch_window"]["min_tasks"] == 6
+
+
+def test_all_lists_every_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    shapes = _json(capsys, REFERENCE)["shapes"]
+    assert isinstance(shapes, list)
+    assert plan.main([*REFERENCE, "--all"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("\n\n") + 2 : out.index("\ncdk.json")].strip().splitlines()
+    assert len(table) == 1 + len(shapes)  # the header and every shape
+    assert "more shapes" not in out
+
+
+def test_cap_from_the_environment_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cdk_json = tmp_path / "cdk.json"
+    env = {"region": "ap-northeast-1", "scaling": {"max_tasks": 15, "max_total_processes": 60}}
+    cdk_json.write_text(json.dumps({"context": {"environments": {"small": env}}}))
+    result = _json(capsys, [*REFERENCE, "--env", "small", "--cdk-json", str(cdk_json)])
+    assert result["max_total_processes"] == 60
+    assert result["max_total_processes_from"] == "small's scaling.max_total_processes"
+    block = result["cdk_json"]
+    assert isinstance(block, dict)
+    assert block["scaling"]["max_total_processes"] == 60  # never raised
+    assert block["scaling"]["max_tasks"] * block["worker"]["processes"] <= 60
+
+
+def test_nothing_fits_the_cap_says_what_would(capsys: pytest.CaptureFixture[str]) -> None:
+    """20,000 messages need far more than 20 processes in the window: exit 1, and the cap
+    that the cheapest shape would need."""
+    argv = ["--messages", "20000", "--duration", "uniform:30:300", "--max-total-processes", "20"]
+    assert plan.main(argv) == 1
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("no shape fits under the database cap 20 (--max-total-processes):")
+    assert "raise the cap to at least " in first
+    wanted = int(first.split("raise the cap to at least ")[1].split(",")[0])
+    assert wanted > 20
+    # And that cap is indeed enough.
+    capsys.readouterr()
+    assert plan.main([*argv[:-1], str(wanted)]) == 0
+
+
+def test_unknown_environment_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan.main([*REFERENCE, "--env", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown environment 'nope' (environments in ")
+    assert err.count("\n") == 1

@@ -1,0 +1,348 @@
+"""One screen per environment: tasks, queue, DLQ, alarms, and the batch's progress.
+
+    python -m scripts status --env prod
+    python -m scripts status --env prod --json
+
+Read-only calls only. Resources come from the deployed stacks' outputs (ClusterName,
+ServiceName of QueueWorker-ENV-Worker; QueueUrl, DeadLetterQueueUrl of QueueWorker-ENV-Queue):
+ECS DescribeServices, ListTasks and GetTaskProtection (tasks running / desired / pending, how
+many hold scale-in protection); SQS GetQueueAttributes (visible, in flight, DLQ depth);
+CloudWatch ApproximateAgeOfOldestMessage (the oldest message), DescribeAlarms (alarms named
+QueueWorker-ENV-* in ALARM) and, during a batch window of the environment's config, the job
+metric JobsProcessed: the progress since the window's start and the estimated finish =
+now + work left (visible + in flight + delayed) / processed per minute over the last
+RATE_MINUTES minutes, against the window's end (the deadline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from botocore.exceptions import ClientError
+from worker.contract import JOBS_PROCESSED, metric_namespace
+
+from scripts import _cli
+from scripts._aws import (
+    QUEUE_STACK,
+    WORKER_STACK,
+    Target,
+    add_env_options,
+    queue_counts,
+    queue_name,
+)
+from scripts._cli import OpsError, Parser, error_code, print_json
+from stacks.config import BatchWindow
+
+HELP = "one screen: tasks, queue, DLQ, alarms, and the batch's progress against its deadline"
+RATE_MINUTES = 15  # processed-per-minute is measured over this many minutes
+AGE_LOOKBACK_MINUTES = 15  # SQS publishes once a minute; an idle queue's metrics lag more
+PROTECTION_BATCH = 10  # GetTaskProtection takes at most 10 tasks a call
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """The service's task counts and how many hold scale-in protection."""
+
+    running: int
+    desired: int
+    pending: int
+    protected: int | None
+    """None when unknown (the API is missing or refused; see `protection_note`)."""
+    protection_note: str = ""
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """A queue's approximate counts; the oldest message's age when known."""
+
+    name: str
+    visible: int
+    in_flight: int
+    delayed: int
+    oldest_age_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch window in progress: what is done, what is left, when it will be finished."""
+
+    window: str
+    processed_since_start: int
+    left: int
+    per_minute: float
+    estimated_finish: str | None
+    deadline: str
+    on_time: bool | None
+    """None when there is no rate to estimate from (nothing processed lately)."""
+
+
+def add_arguments(parser: Parser) -> None:
+    """The command line."""
+    add_env_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--now",
+        type=datetime.fromisoformat,
+        help="evaluate the batch window at this ISO 8601 time (default: now)",
+    )
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Collect and print the environment's status."""
+    target = Target(args)
+    assert target.config is not None
+    now = args.now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    tasks = task_state(
+        target.client("ecs"),
+        target.output(WORKER_STACK, "ClusterName"),
+        target.output(WORKER_STACK, "ServiceName"),
+    )
+    cloudwatch = target.client("cloudwatch")
+    queue = queue_state(target, target.output(QUEUE_STACK, "QueueUrl"), cloudwatch, now)
+    dlq_url = target.output(QUEUE_STACK, "DeadLetterQueueUrl")
+    dlq = queue_state(target, dlq_url, None, now)
+    alarms = alarms_in_alarm(cloudwatch, f"{target.config.stack_prefix}-")
+    batch = batch_state(cloudwatch, target.config.name, target.config.batch_windows, queue, now)
+    report = {
+        "environment": target.config.name,
+        "region": target.region,
+        "time": now.isoformat(timespec="seconds"),
+        "tasks": asdict(tasks),
+        "queue": asdict(queue),
+        "dead_letter_queue": asdict(dlq),
+        "alarms": alarms,
+        "batch": asdict(batch) if batch else None,
+    }
+    if args.json:
+        print_json(report)
+    else:
+        print("\n".join(render(target.config.stack_prefix, tasks, queue, dlq, alarms, batch)))
+    return 0
+
+
+def task_state(ecs: Any, cluster: str, service: str) -> Tasks:
+    """DescribeServices, then ListTasks + GetTaskProtection of the running tasks."""
+    try:
+        response = ecs.describe_services(cluster=cluster, services=[service])
+    except ClientError as error:
+        if error_code(error) == "ClusterNotFoundException":
+            raise OpsError(f"ECS cluster {cluster} does not exist") from None
+        raise
+    found = [s for s in response.get("services", []) if s.get("status") != "INACTIVE"]
+    if not found:
+        raise OpsError(f"ECS service {service} does not exist in cluster {cluster}")
+    described = found[0]
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_tasks").paginate(
+        cluster=cluster, serviceName=service, desiredStatus="RUNNING"
+    ):
+        arns.extend(page.get("taskArns", []))
+    protected: int | None = 0
+    note = ""
+    try:
+        for start in range(0, len(arns), PROTECTION_BATCH):
+            answer = ecs.get_task_protection(
+                cluster=cluster, tasks=arns[start : start + PROTECTION_BATCH]
+            )
+            protected = (protected or 0) + sum(
+                1 for task in answer.get("protectedTasks", []) if task.get("protectionEnabled")
+            )
+    except ClientError as error:
+        protected, note = None, f"GetTaskProtection failed: {error_code(error) or error}"
+    return Tasks(
+        running=int(described.get("runningCount", 0)),
+        desired=int(described.get("desiredCount", 0)),
+        pending=int(described.get("pendingCount", 0)),
+        protected=protected,
+        protection_note=note,
+    )
+
+
+def queue_state(target: Target, url: str, cloudwatch: Any | None, now: datetime) -> QueueState:
+    """A queue's counts; with a CloudWatch client also its oldest message's age."""
+    counts = queue_counts(target, url)
+    age = None
+    if cloudwatch is not None:
+        age = latest(
+            cloudwatch,
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            {"QueueName": queue_name(url)},
+            now - timedelta(minutes=AGE_LOOKBACK_MINUTES),
+            now,
+        )
+    return QueueState(
+        name=queue_name(url),
+        **counts,
+        oldest_age_seconds=None if age is None else int(age),
+    )
+
+
+def latest(
+    cloudwatch: Any,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    start: datetime,
+    end: datetime,
+) -> float | None:
+    """The newest one-minute Maximum of a metric in [start, end]; None without datapoints."""
+    points = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        StartTime=start,
+        EndTime=end,
+        Period=60,
+        Statistics=["Maximum"],
+    ).get("Datapoints", [])
+    if not points:
+        return None
+    return float(max(points, key=lambda p: p["Timestamp"])["Maximum"])
+
+
+def total(cloudwatch: Any, namespace: str, metric: str, start: datetime, end: datetime) -> float:
+    """The Sum of a metric (no dimensions) over [start, end]."""
+    points = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        StartTime=start,
+        EndTime=end,
+        Period=60,
+        Statistics=["Sum"],
+    ).get("Datapoints", [])
+    return float(sum(p["Sum"] for p in points))
+
+
+def alarms_in_alarm(cloudwatch: Any, prefix: str) -> list[dict[str, str]]:
+    """The environment's alarms (names starting with `prefix`) in state ALARM."""
+    found = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=prefix, StateValue="ALARM", AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+    ):
+        for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+            if alarm.get("StateValue") == "ALARM":  # checked again: not every endpoint filters
+                found.append({"name": alarm["AlarmName"], "reason": alarm.get("StateReason", "")})
+    return found
+
+
+def active_window(windows: Sequence[BatchWindow], now: datetime) -> BatchWindow | None:
+    """The batch window `now` falls in (in the window's timezone), if any."""
+    for window in windows:
+        local = now.astimezone(ZoneInfo(window.timezone)).time()
+        if window.start <= local < window.end:
+            return window
+    return None
+
+
+def batch_state(
+    cloudwatch: Any,
+    environment: str,
+    windows: Sequence[BatchWindow],
+    queue: QueueState,
+    now: datetime,
+) -> Batch | None:
+    """Progress and estimated finish when `now` is inside a batch window; else None."""
+    window = active_window(windows, now)
+    if window is None:
+        return None
+    zone = ZoneInfo(window.timezone)
+    local = now.astimezone(zone)
+    start = datetime.combine(local.date(), window.start, zone)
+    deadline = datetime.combine(local.date(), window.end, zone)
+    namespace = metric_namespace(environment)
+    processed = total(cloudwatch, namespace, JOBS_PROCESSED, start, now)
+    recent_start = max(start, now - timedelta(minutes=RATE_MINUTES))
+    minutes = max(1.0, (now - recent_start).total_seconds() / 60)
+    per_minute = total(cloudwatch, namespace, JOBS_PROCESSED, recent_start, now) / minutes
+    left = queue.visible + queue.in_flight + queue.delayed
+    finish: datetime | None = None
+    if left == 0:
+        finish = local
+    elif per_minute > 0:
+        finish = local + timedelta(minutes=math.ceil(left / per_minute))
+    return Batch(
+        window=f"{window.start:%H:%M}-{window.end:%H:%M} {window.timezone}",
+        processed_since_start=int(processed),
+        left=left,
+        per_minute=round(per_minute, 1),
+        estimated_finish=finish.isoformat(timespec="minutes") if finish else None,
+        deadline=deadline.isoformat(timespec="minutes"),
+        on_time=None if finish is None else finish <= deadline,
+    )
+
+
+def render(
+    prefix: str,
+    tasks: Tasks,
+    queue: QueueState,
+    dlq: QueueState,
+    alarms: list[dict[str, str]],
+    batch: Batch | None,
+) -> list[str]:
+    """The screen."""
+    protected = (
+        f"{tasks.protected} of {tasks.running} protected from scale-in"
+        if tasks.protected is not None
+        else f"protection: unknown ({tasks.protection_note})"
+    )
+    age = (
+        "oldest: unknown (no datapoint)"
+        if queue.oldest_age_seconds is None
+        else f"oldest {_duration(queue.oldest_age_seconds)}"
+    )
+    lines = [
+        prefix,
+        f"  tasks   running {tasks.running} / desired {tasks.desired} / pending "
+        f"{tasks.pending}; {protected}",
+        f"  queue   {queue.visible} visible, {queue.in_flight} in flight, {age} ({queue.name})",
+        f"  dlq     {dlq.visible} messages ({dlq.name})",
+        f"  alarms  {len(alarms)} in ALARM" + ("" if alarms else " (none)"),
+        *[f"          {alarm['name']}: {alarm['reason']}" for alarm in alarms],
+    ]
+    if batch is None:
+        lines.append("  batch   no batch window now")
+    else:
+        lines.append(
+            f"  batch   window {batch.window}: {batch.processed_since_start} processed since "
+            f"its start, {batch.left} left, {batch.per_minute:g}/min over the last "
+            f"{RATE_MINUTES} min"
+        )
+        if batch.estimated_finish is None:
+            lines.append(
+                f"          finish: unknown (nothing processed lately); deadline "
+                f"{batch.deadline[11:16]}"
+            )
+        else:
+            verdict = "on time" if batch.on_time else "LATE"
+            lines.append(
+                f"          estimated finish {batch.estimated_finish[11:16]}, deadline "
+                f"{batch.deadline[11:16]}: {verdict}"
+            )
+    return lines
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m scripts.status`."""
+    return _cli.main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""What the kit's own processes cost a task: the figures the config check and the planner use.
+
+Measured on 2026-11-25 with ``.venv/bin/python -m scripts.measure_memory --processes 8`` (the
+real supervisord fleet against moto's server; docs/benchmarks.md, "What the kit itself
+costs"), rounded up to whole MiB. Memory is counted as a task's memory cgroup is charged:
+each process's own memory (anonymous pages and page tables) plus the files the kit's processes
+map, each file once (RSS counts shared pages in every process, PSS splits them with processes
+outside the task).
+
+- Per task: the entrypoint (``python -m worker.supervise``), supervisord and its FATAL event
+  listener, plus the mapped files of every kit process (the Python binary and libraries).
+- Per slot: what ``max_memory_mib_per_process`` does not bound. ``callable``: the recycle
+  limit counts the loop and its executor child together (worker/loop.py ``rss_mib``), so only
+  the executor's multiprocessing resource tracker comes on top. ``command``: the limit bounds
+  the command's processes, the worker loop comes on top. ``consumer``: the team's consumer
+  replaces the loop (exec), the kit costs nothing per slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+KIT_TASK_OVERHEAD_MIB = 40
+"""supervisord, the entrypoint, the FATAL listener and the kit's mapped files, once a task
+(measured 39.2 MiB)."""
+
+KIT_SLOT_OVERHEAD_MIB: Mapping[str, int] = {
+    "callable": 7,  # the resource tracker (6.4 MiB); loop + executor are inside the limit
+    "command": 33,  # the worker loop (32.7 MiB: Python, botocore and its SQS client)
+    "consumer": 0,  # nothing of the kit runs beside the team's consumer
+}
+"""The kit's memory per worker process that the recycle limit does not bound, by mode."""
+
+
+def kit_memory_mib(processes: int, handler_mode: str) -> int:
+    """The kit's own memory in a task of ``processes`` worker processes."""
+    return KIT_TASK_OVERHEAD_MIB + processes * KIT_SLOT_OVERHEAD_MIB[handler_mode]
+
+
+def task_memory_need_mib(processes: int, max_memory_mib_per_process: int, handler_mode: str) -> int:
+    """Task memory that holds every process at its recycle limit plus the kit's own share."""
+    return processes * max_memory_mib_per_process + kit_memory_mib(processes, handler_mode)
+
+
+def processes_that_fit(memory_mib: int, process_memory_mib: int, handler_mode: str) -> int:
+    """The most worker processes of ``process_memory_mib`` each that a task's memory holds."""
+    per_slot = process_memory_mib + KIT_SLOT_OVERHEAD_MIB[handler_mode]
+    return max(0, (memory_mib - KIT_TASK_OVERHEAD_MIB) // per_slot)

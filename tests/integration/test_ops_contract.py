@@ -1,0 +1,70 @@
+"""The contract between the worker and the operator commands, end to end.
+
+A real supervisord fleet (tests/integration/fleet.py: `python -m worker.supervise`, here with
+2 processes: the names under test do not depend on the fleet's size) dead-letters a poison
+message against moto's server; then `python -m scripts dlq` and `python -m scripts redrive`
+run as an operator types them (subprocesses, the queue given by the name `status` shows).
+What the operator sees must be what the worker wrote: the reason, and the message's original
+id, the one the worker's log lines (and so `logs --message-id` and the `message-story` query)
+carry. Finally the message is back on the work queue.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.integration.fleet import ROOT, send_jobs
+from tests.sqs_helpers import drain, queue_counts
+
+REGION = "ap-northeast-1"
+
+
+def command(verb: str, *args: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+    """`python -m scripts VERB ...` as typed in a terminal, against moto."""
+    return subprocess.run(
+        [sys.executable, "-m", "scripts", verb, *args, "--endpoint-url", endpoint],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_dlq_shows_the_workers_reason_and_original_id_then_redrive_brings_it_back(
+    make_fleet: Any, make_queue_pair: Any, sqs_client: Any, moto_endpoint: str, tmp_path: Path
+) -> None:
+    pair = make_queue_pair(max_receive_count=3)
+    fleet = make_fleet(QUEUE_URL=pair.url, DEAD_LETTER_QUEUE_URL=pair.dlq_url, WORKER_PROCESSES=2)
+    [original_id] = send_jobs(sqs_client, pair.url, tmp_path / "record", permanent=True)
+    fleet.wait_for(lambda: len(fleet.jobs("dead_letter")) == 1)
+    assert fleet.stop() == 0  # nobody consumes the work queue from here on
+    [job_line] = fleet.jobs("dead_letter")
+    assert job_line["message_id"] == original_id
+    assert queue_counts(sqs_client, pair.dlq_url) == (1, 0)
+
+    queue = pair.url.rsplit("/", 1)[-1]
+    peeked = command("dlq", "--queue", queue, "--region", REGION, "--json", endpoint=moto_endpoint)
+    assert peeked.returncode == 0, peeked.stderr
+    [sample] = json.loads(peeked.stdout)["samples"]
+    assert sample["reason"] == job_line["error"]
+    assert "asked to fail permanently" in sample["reason"]
+    assert sample["source_message_id"] == original_id
+    assert sample["message_id"] != original_id  # the DLQ copy has an id of its own
+
+    shown = command("dlq", "--queue", queue, "--region", REGION, endpoint=moto_endpoint)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1].startswith(f"- {original_id}  sent ")
+    assert f"reason: {job_line['error']}" in shown.stdout
+
+    redriven = command("redrive", "--queue", queue, "--region", REGION, endpoint=moto_endpoint)
+    assert redriven.returncode == 0, redriven.stderr
+    dlq_name = pair.dlq_url.rsplit("/", 1)[-1]
+    assert redriven.stdout == f"moved 1 messages from {dlq_name} to {queue} (copy)\n"
+    assert queue_counts(sqs_client, pair.dlq_url) == (0, 0)
+    [back] = drain(sqs_client, pair.url)
+    assert json.loads(back["Body"])["permanent"] is True

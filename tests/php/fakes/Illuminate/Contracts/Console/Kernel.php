@@ -1,0 +1,8 @@
+<?php
+
+namespace Illuminate\Contracts\Console;
+
+interface Kernel
+{
+    public function bootstrap();
+}

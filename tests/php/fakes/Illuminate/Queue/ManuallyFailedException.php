@@ -1,0 +1,9 @@
+<?php
+
+namespace Illuminate\Queue;
+
+use RuntimeException;
+
+class ManuallyFailedException extends RuntimeException
+{
+}

@@ -1,0 +1,7 @@
+<?php
+
+namespace Symfony\Component\Serializer\Exception;
+
+interface ExceptionInterface extends \Throwable
+{
+}

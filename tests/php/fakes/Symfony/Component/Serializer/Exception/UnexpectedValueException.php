@@ -1,0 +1,7 @@
+<?php
+
+namespace Symfony\Component\Serializer\Exception;
+
+class UnexpectedValueException extends \UnexpectedValueException implements ExceptionInterface
+{
+}

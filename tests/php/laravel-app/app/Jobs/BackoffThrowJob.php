@@ -1,0 +1,21 @@
+<?php
+
+namespace App\Jobs;
+
+use Illuminate\Queue\InteractsWithQueue;
+use RuntimeException;
+
+// Always throws; asks for 10 s then 45 s between tries.
+class BackoffThrowJob
+{
+    use InteractsWithQueue;
+
+    public $tries = 5;
+
+    public $backoff = [10, 45];
+
+    public function handle(): void
+    {
+        throw new RuntimeException('rate limited');
+    }
+}

@@ -1,0 +1,23 @@
+<?php
+
+namespace App\Jobs;
+
+use App\Support\Recorder;
+use Illuminate\Queue\InteractsWithQueue;
+use Throwable;
+
+// Decides the input is bad and fails itself.
+class FailJob
+{
+    use InteractsWithQueue;
+
+    public function handle(): void
+    {
+        $this->fail('invoice 42 has no customer');
+    }
+
+    public function failed(?Throwable $e): void
+    {
+        Recorder::write('failed_called', ['exception' => $e ? $e::class : null]);
+    }
+}

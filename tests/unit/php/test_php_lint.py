@@ -1,0 +1,25 @@
+"""Every PHP file a team copies from worker_image/recipes/ parses (`php -l`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.unit.php.conftest import LARAVEL_RUNNER, RECIPES, SYMFONY_RUNNER
+
+RECIPE_FILES = sorted(RECIPES.rglob("*.php"))
+
+
+def test_the_recipes_hold_the_runners() -> None:
+    assert {LARAVEL_RUNNER, SYMFONY_RUNNER, LARAVEL_RUNNER.parent / "KitJob.php"} <= set(
+        RECIPE_FILES
+    )
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda path: str(path.relative_to(RECIPES)))
+def test_php_lint(php: str, path: Path) -> None:
+    done = subprocess.run([php, "-l", str(path)], capture_output=True, text=True, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,56 @@
+"""The names the worker writes and the others read: the scripts, the log queries, the alarms.
+
+One place for each name (docs/contract.md). The worker imports it (worker.loop), so do the
+operator scripts (scripts/) and the monitoring construct (stacks/constructs/monitoring.py),
+with ``worker_image`` on the import path. Change a name here and every side follows.
+"""
+
+from __future__ import annotations
+
+# -- Message attributes the worker sets on a message it dead-letters itself ---------------------
+
+FAILURE_REASON_ATTRIBUTE = "worker_failure_reason"
+"""Why the worker gave up on the message (the handler's error, at most 1,000 characters)."""
+SOURCE_MESSAGE_ID_ATTRIBUTE = "worker_source_message_id"
+"""The message's id on the work queue (a dead-lettered copy gets a new id): the one the
+worker's log lines carry, so the one to look up in the ``message-story`` query."""
+
+# -- Log lines: one JSON object per line -------------------------------------------------------
+
+TIME = "time"
+LEVEL = "level"
+EVENT = "event"
+PROCESS = "process"
+PID = "pid"
+MESSAGE_ID = "message_id"
+RECEIVE_COUNT = "receive_count"
+DURATION_SECONDS = "duration_seconds"
+OUTCOME = "outcome"
+ERROR = "error"
+REASON = "reason"
+
+JOB_EVENT = "job"
+"""The ``event`` of the line written after every job; it carries ``outcome``."""
+
+DONE = "done"
+RETRY = "retry"
+DEAD_LETTER = "dead_letter"
+TIMEOUT = "timeout"
+HANDED_BACK = "handed_back"
+DUPLICATE = "duplicate"
+OUTCOMES = (DONE, RETRY, DEAD_LETTER, TIMEOUT, HANDED_BACK, DUPLICATE)
+"""Every ``outcome`` of a ``job`` line."""
+FAILED_OUTCOMES = (RETRY, DEAD_LETTER, TIMEOUT)
+"""The outcomes that count as a failed job (the error-rate alarm, ``JobsFailed``)."""
+
+# -- Metrics the log group's metric filters make of the job lines ------------------------------
+
+JOBS_PROCESSED = "JobsProcessed"
+JOBS_FAILED = "JobsFailed"
+JOBS_RETRIED = "JobsRetried"
+JOB_DURATION = "JobDuration"
+
+
+def metric_namespace(environment: str) -> str:
+    """The CloudWatch namespace of an environment's job metrics: ``QueueWorkerKit/<env>``."""
+    return f"QueueWorkerKit/{environment}"
