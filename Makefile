@@ -4,6 +4,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 VENV := .venv
+# checkov lives apart: its pins would downgrade boto3/botocore in .venv (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 OUT ?= cdk.out
@@ -41,8 +43,8 @@ run: synth
 test: setup lint
 	@$(VENV)/bin/pytest -n 2 --dist loadgroup
 
-## setup: the Python venv (pinned deps, Node 24 with npm and npx) and the pinned CDK CLI
-setup: $(VENV)/.installed node_modules/.installed
+## setup: the Python venvs (pinned deps, Node 24 with npm and npx; checkov apart) and the CDK CLI
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@echo "setting up $(VENV): pinned Python dependencies, Node 24"
@@ -55,6 +57,12 @@ $(VENV)/.installed: pyproject.toml
 	    "$$node_dir" "$$node_dir" "$$tool" > $(VENV)/bin/$$tool; \
 	  chmod +x $(VENV)/bin/$$tool; \
 	done
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@echo "setting up $(CHECKOV_VENV): checkov, apart from $(VENV)"
+	@python3 -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed

@@ -539,8 +539,8 @@ def _one_window_form(v: Values) -> Iterator[Problem]:
         yield (
             "batch_windows",
             (
-                f"{len(v('windows'))} windows; at most {MAX_BATCH_WINDOWS} (each adds an expression "
-                "to the scale-out alarm, which CloudWatch limits to 10)"
+                f"{len(v('windows'))} windows; at most {MAX_BATCH_WINDOWS} (each adds an "
+                "expression to the scale-out alarm, which CloudWatch limits to 10)"
             ),
         )
 
