@@ -9,10 +9,13 @@
 Reads what CloudFormation would deploy (not the Python config). Defaults: the reference day
 (2,000 messages sent 03:55-04:00, durations uniform 30-300 s, 60 s task start, 2026-11-24 in
 the scheduled actions' timezone or Asia/Tokyo). `--batch COUNT@HH:MM[-HH:MM]` adds a batch
-(repeat it). The deadline is --deadline, else the template's metadata or output naming it
-(the kit's `Deadline0400To0900`: the window's end minus its margin), else 08:30. Exit 0
-whatever the outcome (read the report), unless --fail-on-miss and the deadline was missed
-(exit 1); 2 on bad input.
+(repeat it). With Spot in the template's strategy, `--spot-interruptions-per-hour RATE`
+(per Spot task-hour) sends each Spot task a 2-minute warning (SIGTERM) at random, and
+`--spot-capacity N` lets ECS place at most N Spot tasks; the report counts jobs interrupted
+and re-run, and the cost by capacity type. The deadline is --deadline, else the template's
+metadata or output naming it (the kit's `Deadline0400To0900`: the window's end minus its
+margin), else 08:30. Exit 0 whatever the outcome (read the report), unless --fail-on-miss
+and the deadline was missed (exit 1); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from scripts import _cli
 from scripts._cli import OpsError, Parser
 from scripts.sim import report
 from scripts.sim.engine import Batch, SimConfig, Simulation
-from scripts.sim.inputs import Problems
+from scripts.sim.inputs import Problems, add_spot_arguments
 from scripts.sim.template import Model, TemplateError, find_templates, read_model
 
 DEFAULT_DEADLINE = "08:30"
@@ -76,6 +79,14 @@ def add_arguments(parser: Parser) -> None:
         "--wake-lag", type=int, default=600, help="extra SQS metric lag after a long idle, s"
     )
     parser.add_argument("--processes", type=int, help="what-if: override WORKER_PROCESSES")
+    add_spot_arguments(
+        parser, 0.0, "each Spot task gets its 2-minute warning (SIGTERM) at this rate"
+    )
+    parser.add_argument(
+        "--spot-capacity",
+        type=int,
+        help="Spot tasks that can run at once; ECS cannot place more (default: no shortfall)",
+    )
     parser.add_argument("--label", help="the setup's name in the report (default: the source)")
     parser.add_argument("--chart", help="write a PNG chart of the day here")
     parser.add_argument(
@@ -101,6 +112,9 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
         problems.add("--poison-fraction", args.poison_fraction, "must be between 0 and 1")
     if args.processes is not None:
         problems.at_least("--processes", args.processes, 1)
+    problems.spot(args)
+    if args.spot_capacity is not None:
+        problems.at_least("--spot-capacity", args.spot_capacity, 0)
     start_text, _, end_text = args.arrival.partition("-")
     arrival_start = problems.clock("--arrival", start_text)
     arrival_end = problems.clock("--arrival", end_text or start_text)
@@ -141,6 +155,9 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
         deadline=deadline,
         processes=args.processes,
         more_batches=more,
+        spot_interruptions_per_hour=args.spot_interruptions_per_hour,
+        spot_capacity=args.spot_capacity,
+        spot_discount=args.spot_discount,
     )
     return config, source
 
@@ -173,9 +190,10 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     elif args.markdown_row:
+        spot = result.spot
         if args.markdown_header:
-            print(report.MARKDOWN_HEADER)
-        print(report.markdown_row(result))
+            print(report.SPOT_MARKDOWN_HEADER if spot else report.MARKDOWN_HEADER)
+        print(report.spot_markdown_row(result) if spot else report.markdown_row(result))
     else:
         print(report.text(result))
     if args.chart:
