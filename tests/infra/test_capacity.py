@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
+from scripts import simulate
 from scripts.sim.mathexpr import Expression
+from scripts.sim.template import CapacityStrategy, read_model
 from tests.infra.conftest import Synthesized, synthesize
 
 SPOT = {"capacity": {"spot_weight": 3, "on_demand_base": 1}}
@@ -151,3 +155,41 @@ def test_spot_on_arm64() -> None:
             )
         },
     )
+
+
+def test_the_simulator_reads_the_strategy_and_the_fallback() -> None:
+    """One contract, two sides: what the construct synthesizes is what the simulator models."""
+    model = read_model(sorted(spot().outdir.glob("*.template.json")))
+    assert model.task.strategy == CapacityStrategy(
+        on_demand_base=1, on_demand_weight=1, spot_weight=3
+    )
+    assert model.fallback is not None
+    assert model.fallback.logical_id.startswith("WorkerFallbackService")
+    assert (model.fallback.max_tasks, model.fallback.out_minutes, model.fallback.in_minutes) == (
+        5,
+        3,
+        3,
+    )
+    assert model.max_capacity == 6  # the worker service's target, not the fallback's
+
+
+@pytest.mark.parametrize(
+    ("flags", "fallback_used"),
+    [
+        (["--spot-capacity", "0"], True),
+        (["--spot-interruptions-per-hour", "0.5"], False),
+    ],
+)
+def test_the_reference_day_on_spot_holds_the_deadline_and_loses_nothing(
+    capsys: pytest.CaptureFixture[str], flags: list[str], fallback_used: bool
+) -> None:
+    """No Spot capacity at all (the fallback runs every Spot task), or a stress rate of one
+    interruption per two Spot task-hours: the deadline holds and no message is lost."""
+    templates = sorted(str(p) for p in spot().outdir.glob("*.template.json"))
+    args = [arg for path in templates for arg in ("--template", path)]
+    assert simulate.main([*args, "--json", *flags]) == 0
+    day = json.loads(capsys.readouterr().out)
+    assert day["deadline_met"] is True, day["verdict"]
+    assert day["lost"] == 0 and day["remaining"] == 0
+    assert day["killed_by_scale_in"] == 0 and day["killed_by_interruption"] == 0
+    assert (day["cost_by_capacity"]["fallback"] > 0) is fallback_used
