@@ -326,7 +326,14 @@ def chart(sim: Simulation, path: str, result: Report) -> None:
         f"{result.label}: {result.messages:,} messages, deadline {result.deadline} "
         f"{result.verdict} (finish {result.finish or 'never'})\n"
         f"cost \\${result.cost:.2f} = {result.cost_ratio:.2f}x the ideal of the shape "
-        f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}",
+        f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}"
+        + (
+            f"; Spot: {result.spot_interruptions} interruptions, "
+            f"{result.reruns_after_interruption} jobs re-run, on-demand fallback "
+            f"\\${result.cost_by_capacity['fallback']:.2f}"
+            if result.spot
+            else ""
+        ),
         fontsize=10,
     )
     figure.tight_layout()
