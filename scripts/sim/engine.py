@@ -778,8 +778,10 @@ def _step_for(policy: PolicySpec, difference: float) -> int | None:
     for step in policy.steps:
         low = -math.inf if step.lower is None else step.lower
         high = math.inf if step.upper is None else step.upper
+        # Above the threshold a step's lower bound is inclusive, below it its upper bound; at the
+        # threshold itself (an alarm at <= or >=) either holds: a step [-inf, 0] matches 0.
         if (difference >= 0 and low <= difference < high) or (
-            difference < 0 and low < difference <= high
+            difference <= 0 and low < difference <= high
         ):
             return step.adjustment
     return None
