@@ -35,7 +35,7 @@ IMAGE = "public.ecr.aws/docker/library/python:3.11-slim"
 DUMMY_ENV = cdk.Environment(account="123456789012", region="ap-northeast-1")
 TUNED_MAX_TASKS = 250
 TUNED_VISIBILITY_SECONDS = 600
-# Backlog of visible messages -> tasks added (one process a task); an empty queue removes one.
+# Backlog of visible messages -> tasks added (one process a task); an empty queue removes 25.
 TUNED_STEPS = (
     appscaling.ScalingInterval(upper=0, change=-25),
     appscaling.ScalingInterval(lower=1, change=+5),
