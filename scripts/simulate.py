@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -64,6 +65,13 @@ def add_arguments(parser: Parser) -> None:
     )
     parser.add_argument("--start-latency", type=int, default=60, help="seconds to start a task")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="simulate seeds --seed .. --seed + N - 1 and print one summary line (Spot's "
+        "interruptions are random)",
+    )
     parser.add_argument("--date", default="2026-11-24", help="the simulated day, YYYY-MM-DD")
     parser.add_argument(
         "--timezone", help="default: the scheduled actions' timezone, else Asia/Tokyo"
@@ -107,6 +115,7 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
     problems = Problems()
     problems.at_least("--messages", args.messages, 1)
     problems.at_least("--start-latency", args.start_latency, 0)
+    problems.at_least("--seeds", args.seeds, 1)
     problems.at_least("--wake-lag", args.wake_lag, 0)
     if not 0 <= args.poison_fraction <= 1:
         problems.add("--poison-fraction", args.poison_fraction, "must be between 0 and 1")
@@ -184,8 +193,15 @@ def execute(args: argparse.Namespace) -> int:
     except (TemplateError, OSError, KeyError) as error:
         raise OpsError(f"cannot read the templates: {error}") from None
     config, deadline_source = configure(args, model)
-    sim = Simulation(model, config).run()
     label = args.label or str(args.cdk_out or ", ".join(p.name for p in args.template))
+    if args.seeds > 1:
+        days = [
+            report.build(Simulation(model, replace(config, seed=seed)).run(), label, "")
+            for seed in range(args.seed, args.seed + args.seeds)
+        ]
+        print(report.summary(days, f"seeds {args.seed}-{args.seed + args.seeds - 1}"))
+        return 1 if args.fail_on_miss and not all(d.deadline_met for d in days) else 0
+    sim = Simulation(model, config).run()
     result = report.build(sim, label, deadline_source)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))

@@ -206,6 +206,23 @@ MARKDOWN_HEADER = (
 )
 
 
+def summary(days: list[Report], seeds: str) -> str:
+    """One line over several simulated days (seeds) of the same setup."""
+    finishes = sorted(day.finish or "never" for day in days)
+    missed = sum(not day.deadline_met for day in days)
+    costs = [day.cost for day in days]
+    return (
+        f"{days[0].label}, {seeds}: finish {finishes[0]}-{finishes[-1]}, deadline "
+        f"{'met every day' if not missed else f'MISSED {missed} of {len(days)} days'}; cost "
+        f"${min(costs):.2f}-{max(costs):.2f}; Spot interruptions "
+        f"{sum(d.spot_interruptions for d in days)}, jobs interrupted "
+        f"{sum(d.jobs_interrupted for d in days)}, re-run "
+        f"{sum(d.reruns_after_interruption for d in days)}; killed "
+        f"{sum(d.killed_by_scale_in + d.killed_by_interruption for d in days)}; lost "
+        f"{sum(d.lost for d in days)}; remaining {sum(d.remaining for d in days)}"
+    )
+
+
 SPOT_MARKDOWN_HEADER = (
     "| setup | finish | all done by deadline | peak tasks | cost (USD) | on-demand / Spot / "
     "fallback (USD) | Spot interruptions | jobs interrupted / re-run | most tasks unplaced "
