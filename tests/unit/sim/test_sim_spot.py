@@ -10,7 +10,8 @@ import pytest
 from sim_fixtures import kit_template, write
 from test_sim_engine import _fixed_fleet
 
-from scripts import pricing, simulate
+from scripts import pricing
+from scripts import simulate as simulate_cli
 from scripts.sim import report
 from scripts.sim.engine import ON_DEMAND, SPOT, SimConfig, Simulation
 from scripts.sim.template import CapacityStrategy, FallbackSpec, read_model
@@ -160,7 +161,7 @@ def test_the_fallback_never_exceeds_its_max(tmp_path: Path) -> None:
 def test_seeds_print_one_summary_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, fleet(2, strategy=ALL_SPOT))
     argv = ["--template", str(path), "--messages", "40", "--arrival", "04:00-04:00"]
-    assert simulate.main([*argv, "--seeds", "3", "--spot-interruptions-per-hour", "6"]) == 0
+    assert simulate_cli.main([*argv, "--seeds", "3", "--spot-interruptions-per-hour", "6"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert ", seeds 1-3: finish " in line and "deadline met every day" in line
     assert line.endswith("lost 0; remaining 0")
