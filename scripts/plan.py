@@ -377,9 +377,9 @@ def what_would_fit(args: argparse.Namespace, durations: Durations, start: int, e
     need = best.window_min_tasks * best.processes * (2 if best.capacity == SPOT else 1)
     return (
         f"the cheapest shape (cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} processes) "
-        f"needs {best.window_min_tasks} tasks x {best.processes} = {need} processes in the "
-        f"window{' with its Spot fallback' if best.capacity == SPOT else ''}: raise the cap "
-        f"to at least {need}, or widen the window"
+        f"needs {best.window_min_tasks} tasks x {best.processes}"
+        f"{' x 2 (its on-demand fallback, for Spot)' if best.capacity == SPOT else ''} = {need} "
+        f"processes in the window: raise the cap to at least {need}, or widen the window"
     )
 
 
