@@ -25,14 +25,17 @@ SPOT = "FARGATE_SPOT"
 
 
 def capacity_strategies(capacity: CapacityConfig) -> list[ecs.CapacityProviderStrategy]:
-    """The worker service's strategy: on-demand base and weight, Spot weight (when above 0)."""
-    strategies = [
-        ecs.CapacityProviderStrategy(
-            capacity_provider=ON_DEMAND,
-            base=capacity.on_demand_base or None,
-            weight=capacity.on_demand_weight,
+    """The worker service's strategy: on-demand base and weight, Spot weight; a provider with
+    nothing to run (weight 0, no base) is left out."""
+    strategies = []
+    if capacity.on_demand_weight or capacity.on_demand_base:
+        strategies.append(
+            ecs.CapacityProviderStrategy(
+                capacity_provider=ON_DEMAND,
+                base=capacity.on_demand_base or None,
+                weight=capacity.on_demand_weight,
+            )
         )
-    ]
     if capacity.spot:
         strategies.append(
             ecs.CapacityProviderStrategy(capacity_provider=SPOT, weight=capacity.spot_weight)

@@ -67,6 +67,16 @@ def test_the_strategy_is_base_and_weights() -> None:
     ]
 
 
+def test_all_spot_leaves_on_demand_out_of_the_strategy() -> None:
+    s = synthesize(
+        "prod",
+        worker={"capacity": {"spot_weight": 1, "on_demand_weight": 0}},
+        scaling=SPOT_LIMITS,
+    )
+    (worker,) = [p for key, p in services(s).items() if key.startswith("WorkerService")]
+    assert worker["CapacityProviderStrategy"] == [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+
+
 def test_the_fallback_is_an_on_demand_twin_without_desired_count() -> None:
     found = services(spot())
     (worker,) = [p for key, p in found.items() if key.startswith("WorkerService")]
