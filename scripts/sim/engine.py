@@ -505,24 +505,26 @@ class Simulation:
         self._reconcile()  # ECS starts a replacement (on Spot, if it can place one)
 
     def _fallback_tick(self) -> None:
-        """The fallback's two alarms (Container Insights each minute) and their step policies:
-        out by ``unplaced - fallback`` after ``out_minutes``, in by the opposite after
-        ``in_minutes``; the fallback's own count is the current one (the cooldown's effect)."""
+        """The fallback's two alarms (Container Insights each minute, ``unplaced`` as published)
+        and their step policies (steps relative to the alarm's threshold, as in AWS); the
+        fallback's own count is its current one, which is what a cooldown amounts to here."""
         spec = self.model.fallback
         if spec is None:
             return
         lag = self.config.ecs_lag // 60
         series = self.stats.series.get("unplaced", [])
         seen = series[-1 - lag] if len(series) > lag else 0.0
-        difference = int(seen) - self.fallback_desired
+        difference = seen - self.fallback_desired
         out, back = self.fallback_streaks
-        out, back = (out + 1 if difference >= 1 else 0), (back + 1 if difference <= -1 else 0)
+        out = out + 1 if _breaches(difference, spec.out.threshold, spec.out.comparison) else 0
+        back = back + 1 if _breaches(-difference, spec.back.threshold, spec.back.comparison) else 0
         self.fallback_streaks = (out, back)
-        wanted = self.fallback_desired
+        step = None
         if out >= spec.out_minutes:
-            wanted = min(spec.max_tasks, self.fallback_desired + difference)
+            step = _step_for(spec.out_policy, difference - spec.out.threshold)
         elif back >= spec.in_minutes:
-            wanted = max(0, self.fallback_desired + difference)
+            step = _step_for(spec.back_policy, -difference - spec.back.threshold)
+        wanted = max(0, min(spec.max_tasks, self.fallback_desired + (step or 0)))
         if wanted != self.fallback_desired:
             self.stats.scaling_actions.append((self.now, "fallback", self.fallback_desired, wanted))
             self.fallback_desired = wanted

@@ -85,14 +85,25 @@ class CapacityStrategy:
 
 @dataclass(frozen=True)
 class FallbackSpec:
-    """An on-demand service that runs the tasks the worker service could not place: it scales
-    out by ``unplaced - fallback`` after ``out_minutes`` and in by ``fallback - unplaced`` after
-    ``in_minutes`` (its two alarms), between 0 and ``max_tasks`` (its scalable target)."""
+    """An on-demand service that runs the tasks the worker service could not place: its
+    scale-out alarm (``unplaced - fallback``, ``out``) and scale-in alarm (``fallback -
+    unplaced``, ``back``) drive their step policies, between 0 and ``max_tasks`` (its
+    scalable target)."""
 
     logical_id: str
     max_tasks: int
-    out_minutes: int
-    in_minutes: int
+    out: AlarmSpec
+    back: AlarmSpec
+    out_policy: PolicySpec
+    back_policy: PolicySpec
+
+    @property
+    def out_minutes(self) -> int:
+        return self.out.datapoints_to_alarm
+
+    @property
+    def in_minutes(self) -> int:
+        return self.back.datapoints_to_alarm
 
 
 @dataclass(frozen=True)
@@ -543,6 +554,7 @@ def read_model(paths: list[Path]) -> Model:
             fallback_id,
             targets_of=_props(resources[next(iter(fallback_targets))]),
             alarms=fallback_alarms,
+            policies={lid: _policy(lid, _props(all_policies[lid])) for lid in fallback_policies},
         )
         if fallback_id and fallback_targets
         else None
@@ -592,18 +604,23 @@ def _strings_and_refs(node: Any) -> set[str]:
     return found
 
 
-def _fallback(logical_id: str, *, targets_of: Json, alarms: list[AlarmSpec]) -> FallbackSpec:
-    """The fallback's bounds and its two alarms' minutes: the scale-out alarm's metric grows
-    with the unplaced tasks (``unplaced - fallback``), the scale-in alarm's shrinks."""
+def _fallback(
+    logical_id: str, *, targets_of: Json, alarms: list[AlarmSpec], policies: dict[str, PolicySpec]
+) -> FallbackSpec:
+    """The fallback's bounds, its two alarms and their policies: the scale-out alarm's metric
+    grows with the unplaced tasks (``unplaced - fallback``), the scale-in alarm's shrinks."""
     out = [a for a in alarms if any("unplaced -" in (q.expression or "") for q in a.queries)]
     back = [a for a in alarms if a not in out]
-    if len(out) != 1 or len(back) != 1:
+    if len(out) != 1 or len(back) != 1 or not all(len(a.actions) == 1 for a in alarms):
         raise TemplateError(
-            f"fallback service {logical_id}: expected a scale-out and a scale-in alarm"
+            f"fallback service {logical_id}: expected a scale-out and a scale-in alarm, one "
+            "policy each"
         )
     return FallbackSpec(
         logical_id=logical_id,
         max_tasks=int(targets_of["MaxCapacity"]),
-        out_minutes=out[0].datapoints_to_alarm,
-        in_minutes=back[0].datapoints_to_alarm,
+        out=out[0],
+        back=back[0],
+        out_policy=policies[out[0].actions[0]],
+        back_policy=policies[back[0].actions[0]],
     )

@@ -180,6 +180,9 @@ def test_the_simulator_reads_the_strategy_and_the_fallback() -> None:
         3,
         3,
     )
+    # The steps it replays are the template's: 1..5 tasks either way.
+    assert [step.adjustment for step in model.fallback.out_policy.steps] == [1, 2, 3, 4, 5]
+    assert [step.adjustment for step in model.fallback.back_policy.steps] == [-1, -2, -3, -4, -5]
     assert model.max_capacity == 6  # the worker service's target, not the fallback's
 
 

@@ -246,10 +246,16 @@ def _fallback(spec: Json) -> Json:
             },
         },
     }
-    for name, expression, minutes in (
-        ("Out", "unplaced - FILL(fallback, 0)", spec["out"]),
-        ("In", "FILL(fallback, 0) - unplaced", spec["in"]),
+    sizes = step_sizes(spec["max"])
+    for name, expression, minutes, direction in (
+        ("Out", "unplaced - FILL(fallback, 0)", spec["out"], +1),
+        ("In", "FILL(fallback, 0) - unplaced", spec["in"], -1),
     ):
+        steps = [  # as stacks/constructs/queue_scaling.py step_policy: about the metric's count
+            {"MetricIntervalLowerBound": size - 1, "ScalingAdjustment": direction * size}
+            | ({} if upper is None else {"MetricIntervalUpperBound": upper - 1})
+            for size, upper in zip(sizes, [*sizes[1:], None], strict=True)
+        ]
         resources[f"Fallback{name}Policy"] = {
             "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
             "Properties": {
@@ -257,7 +263,7 @@ def _fallback(spec: Json) -> Json:
                 "ScalingTargetId": {"Ref": "FallbackTarget"},
                 "StepScalingPolicyConfiguration": {
                     "AdjustmentType": "ChangeInCapacity",
-                    "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+                    "StepAdjustments": steps,
                 },
             },
         }

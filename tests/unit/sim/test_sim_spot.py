@@ -56,7 +56,12 @@ def test_the_strategy_splits_like_ecs(strategy: CapacityStrategy, desired: int, 
 def test_the_template_strategy_and_fallback_are_read(tmp_path: Path) -> None:
     model = read_model([write(tmp_path, kit_template(strategy=MIXED, fallback=FALLBACK))])
     assert model.task.strategy == CapacityStrategy(1, 1.0, 3.0)
-    assert model.fallback == FallbackSpec("FallbackService", 4, 3, 3)
+    fallback = model.fallback
+    assert isinstance(fallback, FallbackSpec)
+    assert (fallback.logical_id, fallback.max_tasks) == ("FallbackService", 4)
+    assert (fallback.out_minutes, fallback.in_minutes) == (3, 3)
+    assert [s.adjustment for s in fallback.out_policy.steps] == [1, 2, 3, 4]
+    assert [s.adjustment for s in fallback.back_policy.steps] == [-1, -2, -3, -4]
     # The fallback's alarms drive its own target: not the worker service's scaling.
     assert all("Fallback" not in a.logical_id for a in model.alarms + model.other_alarms)
 
