@@ -92,8 +92,9 @@ def add_arguments(parser: Parser) -> None:
     )
     parser.add_argument(
         "--spot-capacity",
-        type=int,
-        help="Spot tasks that can run at once; ECS cannot place more (default: no shortfall)",
+        metavar="N[@HH:MM-HH:MM]",
+        help="Spot tasks that can run at once, all day or between two times; ECS cannot place "
+        "more (default: no shortfall)",
     )
     parser.add_argument("--label", help="the setup's name in the report (default: the source)")
     parser.add_argument("--chart", help="write a PNG chart of the day here")
@@ -122,8 +123,7 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
     if args.processes is not None:
         problems.at_least("--processes", args.processes, 1)
     problems.spot(args)
-    if args.spot_capacity is not None:
-        problems.at_least("--spot-capacity", args.spot_capacity, 0)
+    spot_capacity, spot_short = _spot_capacity(args.spot_capacity, problems)
     start_text, _, end_text = args.arrival.partition("-")
     arrival_start = problems.clock("--arrival", start_text)
     arrival_end = problems.clock("--arrival", end_text or start_text)
@@ -165,10 +165,30 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
         processes=args.processes,
         more_batches=more,
         spot_interruptions_per_hour=args.spot_interruptions_per_hour,
-        spot_capacity=args.spot_capacity,
+        spot_capacity=spot_capacity,
+        spot_short=spot_short,
         spot_discount=args.spot_discount,
     )
     return config, source
+
+
+def _spot_capacity(text: str | None, problems: Problems) -> tuple[int | None, tuple[int, int]]:
+    """N or N@HH:MM-HH:MM: the Spot tasks ECS can place (between the two times)."""
+    whole_day = (0, 24 * 3600)
+    if text is None:
+        return None, whole_day
+    count, _, window = text.partition("@")
+    if not count.isdigit():
+        problems.add("--spot-capacity", text, "expected N or N@HH:MM-HH:MM, N >= 0")
+        return None, whole_day
+    if not window:
+        return int(count), whole_day
+    start_text, _, end_text = window.partition("-")
+    start = problems.clock("--spot-capacity", start_text)
+    end = problems.clock("--spot-capacity", end_text or "")
+    if end <= start:
+        problems.add("--spot-capacity", text, "the end must be after the start")
+    return int(count), (start, end)
 
 
 def _batch(text: str, problems: Problems) -> Batch:

@@ -71,6 +71,7 @@ class SimConfig:
     more_batches: tuple[Batch, ...] = ()
     spot_interruptions_per_hour: float = 0.0  # per Spot task-hour (Poisson)
     spot_capacity: int | None = None  # Spot tasks that can run at once; None: no shortfall
+    spot_short: tuple[int, int] = (0, DAY)  # when spot_capacity holds (seconds after midnight)
     spot_discount: float = pricing.SPOT_DISCOUNT
 
     @property
@@ -465,7 +466,8 @@ class Simulation:
     def _converge(self, capacity: str, fallback: bool, wanted: int) -> None:
         active = [t for t in self._active() if t.capacity == capacity and t.fallback == fallback]
         missing = wanted - len(active)
-        if capacity == SPOT and self.config.spot_capacity is not None:
+        start, end = self.config.spot_short
+        if capacity == SPOT and self.config.spot_capacity is not None and start <= self.now < end:
             placed = sum(t.capacity == SPOT and t.state != "stopped" for t in self.tasks)
             missing = min(missing, max(0, self.config.spot_capacity - placed))
         for _ in range(missing):

@@ -3,6 +3,7 @@ on-demand fallback. Fleets are small and fixed (scheduled min = max) unless a te
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,38 @@ def test_seeds_print_one_summary_line(tmp_path: Path, capsys: pytest.CaptureFixt
     (line,) = capsys.readouterr().out.splitlines()
     assert ", seeds 1-3: finish " in line and "deadline met every day" in line
     assert line.endswith("lost 0; remaining 0")
+
+
+def test_the_fallback_scales_in_when_spot_returns(tmp_path: Path) -> None:
+    """No Spot capacity 04:00-04:30, then enough: at 04:30 ECS places the Spot tasks, nothing is
+    unplaced, and the scale-in alarm (3 minutes, one minute late) removes the idle fallback."""
+    sim = simulate(
+        tmp_path,
+        fleet(2, strategy=ALL_SPOT, fallback=FALLBACK),
+        messages=4,
+        duration_low=60,
+        duration_high=60,
+        spot_capacity=0,
+        spot_short=(4 * 3600, 4 * 3600 + 1800),
+    )
+    fallback = [t for t in sim.tasks if t.fallback]
+    spot = [t for t in sim.tasks if t.capacity == SPOT]
+    assert len(fallback) == 2 and len(spot) == 2
+    assert all(t.requested == 4 * 3600 + 1800 for t in spot)  # placed when Spot returns
+    assert all(t.stopped == 4 * 3600 + 1800 + 3 * 60 for t in fallback)
+
+
+def test_spot_capacity_window_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, fleet(2, strategy=ALL_SPOT, fallback=FALLBACK))
+    argv = ["--template", str(path), "--messages", "8", "--arrival", "04:00-04:00", "--json"]
+    assert simulate_cli.main([*argv, "--spot-capacity", "0@04:00-04:30"]) == 0
+    day = json.loads(capsys.readouterr().out)
+    assert day["peak_unplaced"] == 2 and day["cost_by_capacity"]["fallback"] > 0
+    with pytest.raises(SystemExit) as exit_info:
+        simulate_cli.main([*argv, "--spot-capacity", "1@05:00-04:00"])
+    assert exit_info.value.code == 2
+    assert "--spot-capacity '1@05:00-04:00': the end must be after the start" in (
+        capsys.readouterr().err
+    )
