@@ -3,8 +3,9 @@
 Only what scaling depends on is read: the work queue and its DLQ, the worker task definition
 and service (with its capacity provider strategy), the scalable target with its scheduled
 actions, the scaling policies and the alarms; with Spot, the on-demand fallback service, its
-scalable target, alarms and policies (stacks/constructs/capacity.py). Defaults where a property is absent are CloudFormation's/AWS's: queue visibility 30 s,
-container StopTimeout 30 s, one worker process per task (no WORKER_PROCESSES).
+scalable target, alarms and policies (stacks/constructs/capacity.py). Defaults where a
+property is absent are CloudFormation's/AWS's: queue visibility 30 s, container StopTimeout
+30 s, one worker process per task (no WORKER_PROCESSES).
 """
 
 from __future__ import annotations
