@@ -15,6 +15,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ENVS := $(shell python3 -c 'import json; print(*json.load(open("cdk.json"))["context"]["environments"])')
 ENV ?=
 ARGS ?=
+# Options of the simulator (make simulate), apart from ARGS, the synth overrides.
+SIM_ARGS ?=
 # What a synthesized assembly depends on: a change to any of these re-synthesizes.
 SOURCES := app.py cdk.json $(wildcard cdk.context.json) \
   $(shell find stacks worker_image -type f -not -path '*/__pycache__/*' -not -name '*.pyc')
@@ -31,7 +33,7 @@ MARK_STALE = $(if $(ARGS),touch -t 197001010000 $(OUT)/$(ENV)/manifest.json)
 
 ## help: list these targets
 help:
-	@echo "usage: make TARGET [ENV=NAME] [ARGS='...']   (environments: $(ENVS))"
+	@echo "usage: make TARGET [ENV=NAME] [ARGS='...'] [SIM_ARGS='...']   (environments: $(ENVS))"
 	@awk 'sub(/^## /, "") { i = index($$0, ": "); \
 	  printf "  %-12s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
@@ -126,9 +128,9 @@ lint: setup
 plan: setup
 	@$(PY) -m scripts.plan $(ARGS)
 
-## simulate: one simulated day of ENV's synthesized template, e.g. make simulate ENV=prod
-simulate: require-env $(if $(ENV),$(OUT)/$(ENV)/manifest.json)
-	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(ARGS)
+## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
+simulate: require-env $(if $(ARGS),synth,$(if $(ENV),$(OUT)/$(ENV)/manifest.json))
+	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(SIM_ARGS)
 
 ## region: print ENV's region (the CI workflows read it)
 region: require-env

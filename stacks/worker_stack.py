@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -12,6 +13,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
+from stacks.constructs.capacity import SpotFallback
 from stacks.constructs.kit_key import KitKey
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
@@ -23,8 +25,8 @@ class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
 
     Takes the queues from the queue stack. Attributes: ``key`` (the stack's KMS key: alarm
-    topic and log groups), ``network``, ``cluster``, ``worker``, ``scaling``, ``batch_windows``,
-    ``monitoring``.
+    topic and log groups), ``network``, ``cluster``, ``worker``, ``scaling``, ``spot_fallback``
+    (or None), ``batch_windows``, ``monitoring``.
     """
 
     def __init__(
@@ -85,6 +87,20 @@ class WorkerStack(Stack):
             processes=config.worker.processes,
             config=config.scaling,
             windows=config.batch_windows,
+        )
+        self.spot_fallback = (
+            SpotFallback(
+                self,
+                "SpotFallback",
+                cluster=self.cluster,
+                service=self.worker.service,
+                fallback=self.worker.fallback_service,
+                max_tasks=config.worker.capacity.fallback_max_tasks(config.scaling.max_tasks),
+                after_minutes=typing.cast("int", config.worker.capacity.fallback_after_minutes),
+                scaling=config.scaling,
+            )
+            if self.worker.fallback_service
+            else None
         )
         self.batch_windows = BatchWindowSchedule(
             self,

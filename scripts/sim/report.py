@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from scripts import pricing
-from scripts.sim.engine import Simulation
+from scripts.sim.engine import ON_DEMAND, SPOT, Simulation
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ class Report:
     lost: int
     scaling_actions: int
     alarms_fired: dict[str, str]  # notify-only alarm (deadline, DLQ, ...) -> first ALARM time
+    spot: bool  # the service's strategy has Spot
+    cost_by_capacity: dict[str, float]  # on-demand (worker service), spot, fallback (on-demand)
+    spot_interruptions: int
+    jobs_interrupted: int  # running at a 2-minute warning
+    reruns_after_interruption: int  # of those, handed back unfinished and run again
+    killed_by_interruption: int
+    peak_unplaced: int  # worker tasks ECS could not place, at most
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,16 +95,20 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
     remaining = sum(m.state in ("pending", "visible", "inflight") for m in messages)
     done = sum(m.state == "deleted" for m in messages)
     finish = max(settled) if settled and not remaining else None
-    billed = sum(
-        pricing.billed_seconds(
-            (task.stopped if task.stopped is not None else sim.now) - task.requested
+    by_capacity = {ON_DEMAND: 0.0, SPOT: 0.0, "fallback": 0.0}
+    billed = 0.0
+    for ran in sim.tasks:
+        seconds = pricing.billed_seconds(
+            (ran.stopped if ran.stopped is not None else sim.now) - ran.requested
         )
-        for task in sim.tasks
-    )
+        billed += seconds
+        by_capacity["fallback" if ran.fallback else ran.capacity] += (
+            seconds * sim.prices[ran.capacity]
+        )
     job_seconds = sum(m.duration for m in messages)
     processes = sim.processes
     ideal_cost = job_seconds * sim.price_per_second / processes
-    cost = billed * sim.price_per_second
+    cost = sum(by_capacity.values())
     ideal_finish = max(b.end for b in sim.config.batches) + job_seconds / (
         sim.peak_max_capacity * processes
     )
@@ -120,7 +131,12 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
         tasks_needed_for_deadline=needed,
         verdict=verdict(met, max_tasks, needed),
         remaining=remaining,
-        peak_tasks=int(max(stats.series.get("running", [0]))),
+        peak_tasks=int(
+            max(
+                map(sum, zip(stats.series["running"], stats.series["fallback"], strict=True)),
+                default=0,
+            )
+        ),
         task_hours=round(billed / 3600, 2),
         cost=round(cost, 4),
         ideal_cost=round(ideal_cost, 4),
@@ -135,6 +151,13 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
         lost=len(messages) - done - sim.dlq - remaining,
         scaling_actions=len(stats.scaling_actions),
         alarms_fired={name: clock(t) for name, t in sim.notifications().items()},
+        spot=bool(task.strategy.spot_weight),
+        cost_by_capacity={k: round(v, 4) for k, v in by_capacity.items()},
+        spot_interruptions=stats.spot_interruptions,
+        jobs_interrupted=stats.jobs_interrupted,
+        reruns_after_interruption=stats.reruns_after_interruption,
+        killed_by_interruption=stats.killed_by_interruption,
+        peak_unplaced=stats.peak_unplaced,
     )
 
 
@@ -151,6 +174,19 @@ def text(report: Report) -> str:
         f"  cost             ${report.cost:.4f}  (ideal ${report.ideal_cost:.4f}, "
         f"x{report.cost_ratio:.2f})",
         f"  killed by scale-in {report.killed_by_scale_in}, handed back {report.handed_back}",
+        *(
+            [
+                f"  Spot             {report.spot_interruptions} interruptions, "
+                f"{report.jobs_interrupted} jobs interrupted, "
+                f"{report.reruns_after_interruption} re-run, "
+                f"{report.killed_by_interruption} killed; "
+                f"at most {report.peak_unplaced} tasks unplaced",
+                "  cost by capacity "
+                + ", ".join(f"{k} ${v:.4f}" for k, v in report.cost_by_capacity.items()),
+            ]
+            if report.spot
+            else []
+        ),
         f"  duplicate runs   {report.duplicate_runs} (scaling {report.duplicates_by_scaling}, "
         f"visibility {report.duplicates_by_visibility})",
         f"  dead-lettered    {report.dead_lettered}, lost {report.lost}",
@@ -168,6 +204,50 @@ MARKDOWN_HEADER = (
     "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- "
     "| ---: | ---: | ---: |"
 )
+
+
+def summary(days: list[Report], seeds: str) -> str:
+    """One line over several simulated days (seeds) of the same setup."""
+    finishes = sorted(day.finish or "never" for day in days)
+    missed = sum(not day.deadline_met for day in days)
+    costs = [day.cost for day in days]
+    return (
+        f"{days[0].label}, {seeds}: finish {finishes[0]}-{finishes[-1]}, deadline "
+        f"{'met every day' if not missed else f'MISSED {missed} of {len(days)} days'}; cost "
+        f"${min(costs):.2f}-{max(costs):.2f}; Spot interruptions "
+        f"{sum(d.spot_interruptions for d in days)}, jobs interrupted "
+        f"{sum(d.jobs_interrupted for d in days)}, re-run "
+        f"{sum(d.reruns_after_interruption for d in days)}; killed "
+        f"{sum(d.killed_by_scale_in + d.killed_by_interruption for d in days)}; lost "
+        f"{sum(d.lost for d in days)}; remaining {sum(d.remaining for d in days)}"
+    )
+
+
+SPOT_MARKDOWN_HEADER = (
+    "| setup | finish | all done by deadline | peak tasks | cost (USD) | on-demand / Spot / "
+    "fallback (USD) | Spot interruptions | jobs interrupted / re-run | most tasks unplaced "
+    "| killed | lost |\n"
+    "| --- | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |"
+)
+
+
+def spot_markdown_row(report: Report) -> str:
+    """One row of the Spot benchmarks table (header: SPOT_MARKDOWN_HEADER)."""
+    costs = report.cost_by_capacity
+    cells = [
+        report.label,
+        report.finish or f"not done ({report.remaining} left at 24:00)",
+        f"{'yes' if report.deadline_met else 'no'} ({report.deadline})",
+        str(report.peak_tasks),
+        f"{report.cost:.2f}",
+        " / ".join(f"{costs[k]:.2f}" for k in (ON_DEMAND, SPOT, "fallback")),
+        str(report.spot_interruptions),
+        f"{report.jobs_interrupted} / {report.reruns_after_interruption}",
+        str(report.peak_unplaced),
+        str(report.killed_by_scale_in + report.killed_by_interruption),
+        str(report.lost),
+    ]
+    return "| " + " | ".join(cells) + " |"
 
 
 def markdown_row(report: Report) -> str:
@@ -219,6 +299,9 @@ def chart(sim: Simulation, path: str, result: Report) -> None:
     queue_axis.plot(hours, series["in_flight"], label="in flight")
     queue_axis.set_ylabel("messages")
     task_axis.step(hours, series["running"], where="post", label="running")
+    if sim.model.task.strategy.spot_weight:
+        task_axis.step(hours, series["spot"], where="post", label="of them Spot")
+        task_axis.step(hours, series["fallback"], where="post", label="on-demand fallback")
     task_axis.step(hours, series["desired"], where="post", label="desired", linestyle="--")
     task_axis.step(hours, series["max_tasks"], where="post", label="max_tasks", color="black")
     task_axis.set_ylim(0, max(series["max_tasks"]) * 1.25 + 1)
@@ -260,7 +343,14 @@ def chart(sim: Simulation, path: str, result: Report) -> None:
         f"{result.label}: {result.messages:,} messages, deadline {result.deadline} "
         f"{result.verdict} (finish {result.finish or 'never'})\n"
         f"cost \\${result.cost:.2f} = {result.cost_ratio:.2f}x the ideal of the shape "
-        f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}",
+        f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}"
+        + (
+            f"; Spot: {result.spot_interruptions} interruptions, "
+            f"{result.reruns_after_interruption} jobs re-run, on-demand fallback "
+            f"\\${result.cost_by_capacity['fallback']:.2f}"
+            if result.spot
+            else ""
+        ),
         fontsize=10,
     )
     figure.tight_layout()

@@ -162,16 +162,20 @@ class QueueScaling(Construct):
                 "scaling.max_tasks (and max_total_processes) as scripts/plan says."
             ),
         )
-        self.scale_out_alarm = self._step_policy(
+        self.scale_out_alarm = step_policy(
+            self,
             "ScaleOut",
+            target=self.scalable_target,
             metric=self.scale_out_metric,
             direction=+1,
             max_tasks=config.max_tasks,
             cooldown_seconds=config.scale_out_cooldown_seconds,
             minutes=1,
         )
-        self.scale_in_alarm = self._step_policy(
+        self.scale_in_alarm = step_policy(
+            self,
             "ScaleIn",
+            target=self.scalable_target,
             metric=self.scale_in_metric,
             direction=-1,
             max_tasks=config.max_tasks,
@@ -228,45 +232,47 @@ class QueueScaling(Construct):
             period=MINUTE,
         )
 
-    def _step_policy(
-        self,
-        id_: str,
-        *,
-        metric: cloudwatch.IMetric,
-        direction: int,
-        max_tasks: int,
-        cooldown_seconds: int,
-        minutes: int,
-    ) -> cloudwatch.Alarm:
-        """An alarm at ``metric >= 1`` for ``minutes`` minutes driving a step policy.
 
-        The metric counts tasks, so each step adds (``direction`` +1) or removes (-1) about
-        as many tasks as the metric says; bounds are relative to the threshold of 1.
-        """
-        action = appscaling.StepScalingAction(
-            self,
-            f"{id_}Policy",
-            scaling_target=self.scalable_target,
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=Duration.seconds(cooldown_seconds),
-            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+def step_policy(
+    scope: Construct,
+    id_: str,
+    *,
+    target: appscaling.ScalableTarget,
+    metric: cloudwatch.IMetric,
+    direction: int,
+    max_tasks: int,
+    cooldown_seconds: int,
+    minutes: int,
+) -> cloudwatch.Alarm:
+    """An alarm at ``metric >= 1`` for ``minutes`` minutes driving a step policy of ``target``.
+
+    The metric counts tasks, so each step adds (``direction`` +1) or removes (-1) about as many
+    tasks as the metric says; bounds are relative to the threshold of 1.
+    """
+    action = appscaling.StepScalingAction(
+        scope,
+        f"{id_}Policy",
+        scaling_target=target,
+        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+        cooldown=Duration.seconds(cooldown_seconds),
+        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+    )
+    sizes = step_sizes(max_tasks)
+    for size, next_size in zip(sizes, [*sizes[1:], None], strict=True):
+        action.add_adjustment(
+            adjustment=direction * size,
+            lower_bound=size - 1,
+            upper_bound=None if next_size is None else next_size - 1,
         )
-        sizes = step_sizes(max_tasks)
-        for size, next_size in zip(sizes, [*sizes[1:], None], strict=True):
-            action.add_adjustment(
-                adjustment=direction * size,
-                lower_bound=size - 1,
-                upper_bound=None if next_size is None else next_size - 1,
-            )
-        alarm = cloudwatch.Alarm(
-            self,
-            f"{id_}Alarm",
-            metric=metric,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=minutes,
-            datapoints_to_alarm=minutes,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(action))
-        return alarm
+    alarm = cloudwatch.Alarm(
+        scope,
+        f"{id_}Alarm",
+        metric=metric,
+        threshold=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=minutes,
+        datapoints_to_alarm=minutes,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(action))
+    return alarm

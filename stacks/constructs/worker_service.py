@@ -16,6 +16,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
+from stacks.constructs.capacity import ON_DEMAND, capacity_strategies
 from stacks.constructs.kit_key import encrypted_log_group
 from stacks.constructs.network import Network
 from stacks.constructs.worker_image import worker_image
@@ -115,7 +116,12 @@ class WorkerService(Construct):
     allows ECS Exec, the task role may open SSM Session Manager channels, nothing more, and the
     root filesystem stays writable (the SSM agent writes to it).
 
-    Attributes: ``task_definition``, ``container``, ``service``, ``log_group``.
+    The service runs on ``worker.capacity``'s strategy (on-demand base, on-demand and Spot
+    weights); with Spot and its fallback, ``fallback_service`` is an on-demand service of the
+    same task definition that :class:`~stacks.constructs.capacity.SpotFallback` scales.
+
+    Attributes: ``task_definition``, ``container``, ``service``, ``fallback_service`` (or None),
+    ``log_group``.
     """
 
     def __init__(
@@ -207,9 +213,35 @@ class WorkerService(Construct):
             "log actions beside it are scoped to the image's repository and the log group.",
         )
 
-        self.service = ecs.FargateService(
+        self.service = self._service(
+            "Service", config, cluster, network, capacity_strategies(worker.capacity)
+        )
+        # With Spot, an on-demand twin that runs what Spot cannot place (SpotFallback scales it).
+        self.fallback_service = (
+            self._service(
+                "FallbackService",
+                config,
+                cluster,
+                network,
+                [ecs.CapacityProviderStrategy(capacity_provider=ON_DEMAND, weight=1)],
+            )
+            if worker.capacity.fallback
+            else None
+        )
+        if worker.ecs_exec:
+            self._allow_ecs_exec()
+
+    def _service(
+        self,
+        id_: str,
+        config: EnvironmentConfig,
+        cluster: ecs.ICluster,
+        network: Network,
+        strategies: list[ecs.CapacityProviderStrategy],
+    ) -> ecs.FargateService:
+        return ecs.FargateService(
             self,
-            "Service",
+            id_,
             cluster=cluster,
             task_definition=self.task_definition,
             # No DesiredCount in the template: CloudFormation would pass it to every service
@@ -222,16 +254,10 @@ class WorkerService(Construct):
             # New tasks start before old ones stop: no gap in consumption during a deploy.
             min_healthy_percent=100,
             max_healthy_percent=200,
-            capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(
-                    capacity_provider="FARGATE_SPOT" if worker.spot else "FARGATE", weight=1
-                )
-            ],
+            capacity_provider_strategies=strategies,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
-            enable_execute_command=worker.ecs_exec or None,  # off: absent from the template
+            enable_execute_command=config.worker.ecs_exec or None,  # off: absent from template
         )
-        if worker.ecs_exec:
-            self._allow_ecs_exec()
 
     @staticmethod
     def _environment(

@@ -89,6 +89,16 @@ VARIANTS = {
     "prod-nat": ("prod", {"network": {"egress": "nat"}}),
     "prod-team-image": ("prod", {"worker": {"image": {"repository": "team/app", "tag": "v1"}}}),
     "dev-unencrypted-logs": ("dev", {"worker": {"encrypt_logs": False}}),
+    "prod-spot-arm64": (
+        "prod",
+        {
+            "worker": {
+                "architecture": "arm64",
+                "capacity": {"on_demand_base": 1, "spot_weight": 3},
+            },
+            "scaling": {"max_tasks": 6},
+        },
+    ),
 }
 
 
