@@ -4,6 +4,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 VENV := .venv
+# checkov lives apart: its pins would downgrade boto3/botocore in .venv (requirements-checkov.txt).
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 OUT ?= cdk.out
@@ -13,6 +15,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ENVS := $(shell python3 -c 'import json; print(*json.load(open("cdk.json"))["context"]["environments"])')
 ENV ?=
 ARGS ?=
+# Options of the simulator (make simulate), apart from ARGS, the synth overrides.
+SIM_ARGS ?=
 # What a synthesized assembly depends on: a change to any of these re-synthesizes.
 SOURCES := app.py cdk.json $(wildcard cdk.context.json) \
   $(shell find stacks worker_image -type f -not -path '*/__pycache__/*' -not -name '*.pyc')
@@ -29,7 +33,7 @@ MARK_STALE = $(if $(ARGS),touch -t 197001010000 $(OUT)/$(ENV)/manifest.json)
 
 ## help: list these targets
 help:
-	@echo "usage: make TARGET [ENV=NAME] [ARGS='...']   (environments: $(ENVS))"
+	@echo "usage: make TARGET [ENV=NAME] [ARGS='...'] [SIM_ARGS='...']   (environments: $(ENVS))"
 	@awk 'sub(/^## /, "") { i = index($$0, ": "); \
 	  printf "  %-12s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 
@@ -41,8 +45,8 @@ run: synth
 test: setup lint
 	@$(VENV)/bin/pytest -n 2 --dist loadgroup
 
-## setup: the Python venv (pinned deps, Node 24 with npm and npx) and the pinned CDK CLI
-setup: $(VENV)/.installed node_modules/.installed
+## setup: the Python venvs (pinned deps, Node 24 with npm and npx; checkov apart) and the CDK CLI
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@echo "setting up $(VENV): pinned Python dependencies, Node 24"
@@ -55,6 +59,12 @@ $(VENV)/.installed: pyproject.toml
 	    "$$node_dir" "$$node_dir" "$$tool" > $(VENV)/bin/$$tool; \
 	  chmod +x $(VENV)/bin/$$tool; \
 	done
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@echo "setting up $(CHECKOV_VENV): checkov, apart from $(VENV)"
+	@python3 -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
@@ -118,9 +128,9 @@ lint: setup
 plan: setup
 	@$(PY) -m scripts.plan $(ARGS)
 
-## simulate: one simulated day of ENV's synthesized template, e.g. make simulate ENV=prod
-simulate: require-env $(if $(ENV),$(OUT)/$(ENV)/manifest.json)
-	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(ARGS)
+## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
+simulate: require-env $(if $(ARGS),synth,$(if $(ENV),$(OUT)/$(ENV)/manifest.json))
+	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(SIM_ARGS)
 
 ## region: print ENV's region (the CI workflows read it)
 region: require-env

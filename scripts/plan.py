@@ -3,7 +3,10 @@
     python -m scripts plan --messages 2000 --duration uniform:30:300 --env prod
     python -m scripts plan --messages 2000 --duration-mean 165 --duration-max 300 --json
 
-For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB) the processes per task are
+For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB), on each architecture
+(x86_64, arm64: Graviton's lower price) and capacity (on-demand, Fargate Spot at --spot-discount
+off, 50% by default: scripts/pricing.py says why) that --architecture and --capacity allow
+(default: all), the processes per task are
 those that fit: memory (the kit's own share in --handler-mode, stacks/sizing.py, as the config
 check counts it, + --process-memory each) and CPU (--process-cpu each, up to 80% of the task's
 vCPU). The batch arrives at the window start;
@@ -16,7 +19,12 @@ one longest job:
     max tasks = ceil(growth x messages / (target x processes)), capped by the database cap
 
 Cost/day estimate: (messages x mean / processes + window min tasks x (start latency + max
-duration)) task-seconds at the task's price. Prints the chosen shape and why first, then the
+duration)) task-seconds at the task's price; on Spot, each of --spot-interruptions-per-hour
+interruptions per task-hour adds half a mean job (the jobs handed back run again) and a task
+start. With Spot the block turns on the on-demand fallback, which counts in the database cap
+(max tasks x 2 x processes). The floor is the workload's job-seconds at the cheapest
+on-demand price per process of any shape and architecture: what no configuration beats
+without Spot. Prints the chosen shape and why first, then the
 cheapest shapes (all with --all) with the chosen one marked, then a cdk.json block. The
 database cap (total processes) is the environment's scaling.max_total_processes (--env) or
 --max-total-processes; it is never raised: when no shape fits under it, plan says what cap
@@ -37,7 +45,7 @@ from typing import Any
 from scripts import _cli, pricing
 from scripts._aws import ROOT, environment
 from scripts._cli import Parser, print_json, table
-from scripts.sim.inputs import Durations, Problems
+from scripts.sim.inputs import Durations, Problems, add_spot_arguments
 from stacks import sizing
 from stacks.fargate import VALID_MEMORY_MIB
 
@@ -46,6 +54,12 @@ CPU_HEADROOM = 0.8  # busy processes may use up to this share of the task's vCPU
 # than that); ties go to fewer processes per task: finer scaling steps, shorter idle tails.
 TIE_TOLERANCE = 0.05
 HELP = "the cheapest Fargate shape and scaling settings for a daily batch (and why)"
+ON_DEMAND = "on-demand"
+SPOT = "spot"
+CAPACITIES = (ON_DEMAND, SPOT)
+# Planning assumption: 1 interruption per 100 Spot task-hours (AWS publishes no Fargate Spot
+# interruption rate; docs/architecture.md, "Spot and its fallback").
+SPOT_INTERRUPTIONS_PER_HOUR = 0.01
 DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
 SHORT_TABLE_ROWS = 8  # rows shown without --all (the chosen one always among them)
 
@@ -57,6 +71,8 @@ class Shape:
     cpu: int
     memory_mib: int
     processes: int
+    architecture: str
+    capacity: str  # on-demand | spot
     price_per_hour: float
     target_backlog_per_process: int
     window_min_tasks: int
@@ -81,8 +97,15 @@ def _clock(seconds: float) -> str:
     return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
+def options(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(architecture, capacity) pairs that --architecture and --capacity allow."""
+    architectures = pricing.ARCHITECTURES if args.architecture == "any" else (args.architecture,)
+    capacities = CAPACITIES if args.capacity == "any" else (args.capacity,)
+    return [(a, c) for a in architectures for c in capacities]
+
+
 def evaluate(args: argparse.Namespace, durations: Durations, start: int, end: int) -> list[Shape]:
-    """Every shape that hosts at least one process, cheapest first."""
+    """Every shape that hosts at least one process, on every allowed option, cheapest first."""
     deadline = end - args.margin * 60
     usable = deadline - start - args.start_latency - args.scale_out_delay - durations.high
     target = max(1, math.floor(usable / durations.mean))
@@ -94,41 +117,103 @@ def evaluate(args: argparse.Namespace, durations: Durations, start: int, end: in
             )
             if processes < 1:
                 continue
-            price = pricing.task_price_per_second(
-                cpu, memory, args.region, args.architecture, args.spot
-            )
-            window_min = math.ceil(args.messages / (target * processes))
-            max_tasks = math.ceil(args.growth * args.messages / (target * processes))
-            note = ""
-            feasible = usable > 0
-            if args.db_connections is not None:
-                cap = args.db_connections // processes
-                if cap < window_min:
-                    feasible = False
-                    note = f"{window_min} x {processes} processes exceed the database cap"
-                max_tasks = min(max_tasks, cap)
-            per_process = math.ceil(args.messages / (window_min * processes))
-            finish = start + args.start_latency + per_process * durations.mean
-            finish += durations.high - durations.mean
-            task_seconds = args.messages * durations.mean / processes
-            task_seconds += window_min * (args.start_latency + durations.high)
-            shapes.append(
-                Shape(
-                    cpu=cpu,
-                    memory_mib=memory,
-                    processes=processes,
-                    price_per_hour=round(price * 3600, 5),
-                    target_backlog_per_process=target,
-                    window_min_tasks=window_min,
-                    max_tasks=max(max_tasks, window_min),
-                    expected_finish=_clock(finish),
-                    cost_per_day=round(task_seconds * price, 4),
-                    feasible=feasible and finish <= deadline,
-                    note=note or ("" if finish <= deadline else "finishes after the deadline"),
+            for architecture, capacity in options(args):
+                shapes.append(
+                    _shape(
+                        args,
+                        durations,
+                        (start, deadline, usable, target),
+                        cpu,
+                        memory,
+                        processes,
+                        architecture,
+                        capacity,
+                    )
                 )
-            )
     shapes.sort(key=lambda s: (not s.feasible, s.cost_per_day, s.cpu, s.memory_mib))
     return shapes
+
+
+def _shape(
+    args: argparse.Namespace,
+    durations: Durations,
+    timing: tuple[int, int, int, int],
+    cpu: int,
+    memory: int,
+    processes: int,
+    architecture: str,
+    capacity: str,
+) -> Shape:
+    start, deadline, usable, target = timing
+    spot = capacity == SPOT
+    price = pricing.task_price_per_second(
+        cpu, memory, args.region, architecture, spot, args.spot_discount
+    )
+    window_min = math.ceil(args.messages / (target * processes))
+    max_tasks = math.ceil(args.growth * args.messages / (target * processes))
+    note = ""
+    feasible = usable > 0
+    if args.db_connections is not None:
+        # With Spot, the on-demand fallback may run beside the worker tasks (config check).
+        cap = args.db_connections // processes // (2 if spot else 1)
+        if cap < window_min:
+            feasible = False
+            note = f"{window_min} x {processes} processes exceed the database cap"
+            note += " (with the fallback)" if spot else ""
+        max_tasks = min(max_tasks, cap)
+    per_process = math.ceil(args.messages / (window_min * processes))
+    finish = start + args.start_latency + per_process * durations.mean
+    finish += durations.high - durations.mean
+    task_seconds = args.messages * durations.mean / processes
+    task_seconds += window_min * (args.start_latency + durations.high)
+    if spot:  # each interruption: half a mean job runs again, and a task starts again
+        interruptions = args.spot_interruptions_per_hour * task_seconds / 3600
+        task_seconds += interruptions * (durations.mean / 2 + args.start_latency)
+    return Shape(
+        cpu=cpu,
+        memory_mib=memory,
+        processes=processes,
+        architecture=architecture,
+        capacity=capacity,
+        price_per_hour=round(price * 3600, 5),
+        target_backlog_per_process=target,
+        window_min_tasks=window_min,
+        max_tasks=max(max_tasks, window_min),
+        expected_finish=_clock(finish),
+        cost_per_day=round(task_seconds * price, 4),
+        feasible=feasible and finish <= deadline,
+        note=note or ("" if finish <= deadline else "finishes after the deadline"),
+    )
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The workload's job-seconds at the cheapest on-demand price per process."""
+
+    cost_per_day: float
+    cpu: int
+    memory_mib: int
+    processes: int
+    architecture: str
+
+
+def floor(args: argparse.Namespace, durations: Durations) -> Floor:
+    """min over every shape and architecture of on-demand task price / processes that fit,
+    times messages x mean job seconds."""
+    best: tuple[float, int, int, int, str] | None = None
+    for cpu, memories in VALID_MEMORY_MIB.items():
+        for memory in memories:
+            processes = processes_that_fit(
+                cpu, memory, args.process_memory, args.process_cpu, args.handler_mode
+            )
+            for architecture in pricing.ARCHITECTURES if processes else ():
+                price = pricing.task_price_per_second(cpu, memory, args.region, architecture)
+                candidate = (price / processes, cpu, memory, processes, architecture)
+                best = candidate if best is None or candidate < best else best
+    assert best is not None, "a 0.25 vCPU task hosts at least one process"
+    per_process, cpu, memory, processes, architecture = best
+    cost = round(args.messages * durations.mean * per_process, 4)
+    return Floor(cost, cpu, memory, processes, architecture)
 
 
 def choose(shapes: list[Shape]) -> Shape | None:
@@ -146,7 +231,8 @@ def cdk_block(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
     """The cdk.json environment block (only keys the config parser knows). The connection
     cap is the database cap given (--env or --max-total-processes), else max tasks x
     processes, which the output asks the reader to check against the database."""
-    cap = args.db_connections or shape.max_tasks * shape.processes
+    spot = shape.capacity == SPOT
+    cap = args.db_connections or shape.max_tasks * shape.processes * (2 if spot else 1)
     scaling: dict[str, Any] = {
         "min_tasks": 0,
         "max_tasks": shape.max_tasks,
@@ -159,8 +245,8 @@ def cdk_block(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
             "processes": shape.processes,
             "cpu": shape.cpu,
             "memory_mib": shape.memory_mib,
-            "architecture": args.architecture,
-            "spot": args.spot,
+            "architecture": shape.architecture,
+            **({"capacity": {"spot_weight": 1, "on_demand_weight": 0}} if spot else {}),
         },
         "scaling": scaling,
         "batch_window": {
@@ -190,8 +276,19 @@ def add_arguments(parser: Parser) -> None:
         "--handler-mode", default="callable", choices=sorted(sizing.KIT_SLOT_OVERHEAD_MIB)
     )
     parser.add_argument("--region", default="ap-northeast-1", choices=pricing.REGIONS)
-    parser.add_argument("--architecture", default="x86_64", choices=pricing.ARCHITECTURES)
-    parser.add_argument("--spot", action="store_true", help="Fargate Spot prices")
+    parser.add_argument(
+        "--architecture",
+        default="any",
+        choices=[*pricing.ARCHITECTURES, "any"],
+        help="arm64 needs an arm64 (or multi-arch) image",
+    )
+    parser.add_argument(
+        "--capacity",
+        default="any",
+        choices=[*CAPACITIES, "any"],
+        help="spot needs jobs that survive a SIGTERM (the kit hands them back)",
+    )
+    add_spot_arguments(parser, SPOT_INTERRUPTIONS_PER_HOUR, "the cost of jobs that run again")
     parser.add_argument("--growth", type=float, default=10, help="max tasks cover this x volume")
     cap = parser.add_mutually_exclusive_group()
     cap.add_argument(
@@ -251,8 +348,7 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
     problems.at_least("--growth", args.growth, 1)
     if args.db_connections is not None:
         problems.at_least("--max-total-processes", args.db_connections, 1)
-    if args.spot and args.architecture != "x86_64":
-        problems.add("--architecture", args.architecture, "Fargate Spot runs x86_64 tasks only")
+    problems.spot(args)
     problems.at_least("--start-latency", args.start_latency, 0)
     problems.at_least("--scale-out-delay", args.scale_out_delay, 0)
     if not problems.items and end - start - args.margin * 60 <= 0:
@@ -277,11 +373,13 @@ def what_would_fit(args: argparse.Namespace, durations: Durations, start: int, e
     best = choose(evaluate(replace_cap(args, None), durations, start, end))
     if best is None:
         return "no shape meets the deadline even without the cap: widen the window"
-    need = best.window_min_tasks * best.processes
+    # With Spot, the on-demand fallback counts in the cap too.
+    need = best.window_min_tasks * best.processes * (2 if best.capacity == SPOT else 1)
     return (
         f"the cheapest shape (cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} processes) "
-        f"needs {best.window_min_tasks} tasks x {best.processes} = {need} processes in the "
-        f"window: raise the cap to at least {need}, or widen the window"
+        f"needs {best.window_min_tasks} tasks x {best.processes}"
+        f"{' x 2 (its on-demand fallback, for Spot)' if best.capacity == SPOT else ''} = {need} "
+        f"processes in the window: raise the cap to at least {need}, or widen the window"
     )
 
 
@@ -309,6 +407,34 @@ def why(args: argparse.Namespace, best: Shape, source: str) -> str:
     return f"{reason}; {cap}"
 
 
+def option_reason(args: argparse.Namespace, best: Shape, shapes: list[Shape]) -> str:
+    """One sentence: why this architecture and capacity, against the same shape on the others."""
+    same = {
+        (s.architecture, s.capacity): s.cost_per_day
+        for s in shapes
+        if (s.cpu, s.memory_mib) == (best.cpu, best.memory_mib)
+    }
+    parts = []
+    x86 = same.get(("x86_64", best.capacity))
+    if best.architecture == "arm64" and x86:
+        parts.append(
+            f"arm64 (Graviton) costs {1 - best.cost_per_day / x86:.0%} less than x86_64 "
+            "(it needs an arm64 or multi-arch image)"
+        )
+    on_demand = same.get((best.architecture, ON_DEMAND))
+    if best.capacity == SPOT and on_demand:
+        parts.append(
+            f"Spot, planned at {args.spot_discount:.0%} off with "
+            f"{args.spot_interruptions_per_hour:g} interruptions per task-hour, costs "
+            f"{1 - best.cost_per_day / on_demand:.0%} less than on-demand (jobs survive the "
+            "2-minute warning: the kit hands them back; the on-demand fallback covers a Spot "
+            "shortfall)"
+        )
+    if not parts:
+        return f"{best.architecture} {best.capacity}: the cheapest option allowed"
+    return f"{best.architecture} {best.capacity}: " + "; ".join(parts)
+
+
 def shown(shapes: list[Shape], best: Shape | None, everything: bool) -> list[Shape]:
     """The rows of the table: all, or the cheapest few plus the chosen one."""
     if everything:
@@ -324,6 +450,8 @@ def rows(shapes: list[Shape], best: Shape | None) -> list[list[Any]]:
     return [
         [
             "*" if s == best else "",
+            s.architecture,
+            s.capacity,
             s.cpu,
             s.memory_mib,
             s.processes,
@@ -339,7 +467,20 @@ def rows(shapes: list[Shape], best: Shape | None) -> list[list[Any]]:
     ]
 
 
-HEADER = ["", "cpu", "MiB", "procs", "$/task-h", "target", "win min", "max", "finish", "$/day"]
+HEADER = [
+    "",
+    "arch",
+    "capacity",
+    "cpu",
+    "MiB",
+    "procs",
+    "$/task-h",
+    "target",
+    "win min",
+    "max",
+    "finish",
+    "$/day",
+]
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -350,6 +491,14 @@ def execute(args: argparse.Namespace) -> int:
     best = choose(shapes)
     block = cdk_block(args, best) if best else None
     problem = "" if best else what_would_fit(args, durations, start, end)
+    lowest = floor(args, durations)
+    against_floor = (
+        f"floor ${lowest.cost_per_day:.4f}/day: {args.messages} x {durations.mean:g} job-seconds "
+        f"at the cheapest on-demand price per process (cpu {lowest.cpu}, {lowest.memory_mib} "
+        f"MiB, {lowest.processes} processes, {lowest.architecture})"
+    )
+    if best is not None:
+        against_floor += f"; chosen = {best.cost_per_day / lowest.cost_per_day:.2f}x the floor"
     if best is None and not source:
         problem = "no shape finishes before the deadline: widen the window or lower the margin"
     if args.json:
@@ -357,6 +506,11 @@ def execute(args: argparse.Namespace) -> int:
             {
                 "best": best and asdict(best),
                 "why": why(args, best, source) if best else problem,
+                "option": option_reason(args, best, shapes) if best else None,
+                "floor": asdict(lowest),
+                "cost_vs_floor": round(best.cost_per_day / lowest.cost_per_day, 3)
+                if best
+                else None,
                 "max_total_processes": args.db_connections,
                 "max_total_processes_from": source or None,
                 "cdk_json": block,
@@ -375,10 +529,13 @@ def execute(args: argparse.Namespace) -> int:
         print(f"({workload})")
     else:
         print(
-            f"chosen: cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} processes per "
-            f"task, ${best.cost_per_day:.4f}/day, expected finish {best.expected_finish}"
+            f"chosen: {best.architecture} {best.capacity}, cpu {best.cpu}, {best.memory_mib} MiB, "
+            f"{best.processes} processes per task, ${best.cost_per_day:.4f}/day, expected "
+            f"finish {best.expected_finish}"
         )
-        print(f"why: {why(args, best, source)}")
+        print(f"why: {option_reason(args, best, shapes)}.")
+        print(f"shape: {why(args, best, source)}")
+        print(against_floor)
         print(f"for: {workload}")
     listed = shown(shapes, best, args.all)
     print()

@@ -3,11 +3,19 @@
     python -m scripts simulate --cdk-out cdk.out/prod
     python -m scripts simulate --template a.json --template b.json --messages 20000 --json
     python -m scripts simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
+    python -m scripts simulate --cdk-out cdk.out/prod --batch 1000@07:30 --chart day.png
+    python -m scripts simulate --cdk-out cdk.out/prod --fail-on-miss
 
 Reads what CloudFormation would deploy (not the Python config). Defaults: the reference day
 (2,000 messages sent 03:55-04:00, durations uniform 30-300 s, 60 s task start, 2026-11-24 in
-the scheduled actions' timezone or Asia/Tokyo). The deadline is --deadline, else an output or
-metadata naming the window's end, else 08:30. Exit 0 whatever the outcome (read the report).
+the scheduled actions' timezone or Asia/Tokyo). `--batch COUNT@HH:MM[-HH:MM]` adds a batch
+(repeat it). With Spot in the template's strategy, `--spot-interruptions-per-hour RATE`
+(per Spot task-hour) sends each Spot task a 2-minute warning (SIGTERM) at random, and
+`--spot-capacity N` lets ECS place at most N Spot tasks; the report counts jobs interrupted
+and re-run, and the cost by capacity type. The deadline is --deadline, else the template's
+metadata or output naming it (the kit's `Deadline0400To0900`: the window's end minus its
+margin), else 08:30. Exit 0 whatever the outcome (read the report), unless --fail-on-miss
+and the deadline was missed (exit 1); 2 on bad input.
 """
 
 from __future__ import annotations
@@ -16,14 +24,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 from scripts import _cli
 from scripts._cli import OpsError, Parser
 from scripts.sim import report
-from scripts.sim.engine import SimConfig, Simulation
-from scripts.sim.inputs import Problems
+from scripts.sim.engine import Batch, SimConfig, Simulation
+from scripts.sim.inputs import Problems, add_spot_arguments
 from scripts.sim.template import Model, TemplateError, find_templates, read_model
 
 DEFAULT_DEADLINE = "08:30"
@@ -45,17 +54,31 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--arrival", default="03:55-04:00", help="HH:MM-HH:MM, local time")
     parser.add_argument(
+        "--batch",
+        action="append",
+        default=[],
+        metavar="COUNT@HH:MM[-HH:MM]",
+        help="another batch on top of --messages, e.g. 1000@07:30 (repeatable)",
+    )
+    parser.add_argument(
         "--duration", default="uniform:30:300", help="uniform:LOW:HIGH or fixed:SECONDS"
     )
     parser.add_argument("--start-latency", type=int, default=60, help="seconds to start a task")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="simulate seeds --seed .. --seed + N - 1 and print one summary line (Spot's "
+        "interruptions are random)",
+    )
     parser.add_argument("--date", default="2026-11-24", help="the simulated day, YYYY-MM-DD")
     parser.add_argument(
         "--timezone", help="default: the scheduled actions' timezone, else Asia/Tokyo"
     )
     parser.add_argument("--region", help="default: the templates' region, else ap-northeast-1")
     parser.add_argument(
-        "--deadline", help="HH:MM local; default: the template's window end, else 08:30"
+        "--deadline", help="HH:MM local; default: the template's deadline metadata, else 08:30"
     )
     parser.add_argument(
         "--poison-fraction", type=float, default=0.0, help="share of always-failing messages"
@@ -64,8 +87,20 @@ def add_arguments(parser: Parser) -> None:
         "--wake-lag", type=int, default=600, help="extra SQS metric lag after a long idle, s"
     )
     parser.add_argument("--processes", type=int, help="what-if: override WORKER_PROCESSES")
+    add_spot_arguments(
+        parser, 0.0, "each Spot task gets its 2-minute warning (SIGTERM) at this rate"
+    )
+    parser.add_argument(
+        "--spot-capacity",
+        metavar="N[@HH:MM-HH:MM]",
+        help="Spot tasks that can run at once, all day or between two times; ECS cannot place "
+        "more (default: no shortfall)",
+    )
     parser.add_argument("--label", help="the setup's name in the report (default: the source)")
     parser.add_argument("--chart", help="write a PNG chart of the day here")
+    parser.add_argument(
+        "--fail-on-miss", action="store_true", help="exit 1 when the deadline is missed (for CI)"
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the report as JSON")
     output.add_argument(
@@ -81,17 +116,21 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
     problems = Problems()
     problems.at_least("--messages", args.messages, 1)
     problems.at_least("--start-latency", args.start_latency, 0)
+    problems.at_least("--seeds", args.seeds, 1)
     problems.at_least("--wake-lag", args.wake_lag, 0)
     if not 0 <= args.poison_fraction <= 1:
         problems.add("--poison-fraction", args.poison_fraction, "must be between 0 and 1")
     if args.processes is not None:
         problems.at_least("--processes", args.processes, 1)
+    problems.spot(args)
+    spot_capacity, spot_short = _spot_capacity(args.spot_capacity, problems)
     start_text, _, end_text = args.arrival.partition("-")
     arrival_start = problems.clock("--arrival", start_text)
     arrival_end = problems.clock("--arrival", end_text or start_text)
     if arrival_end < arrival_start:
         problems.add("--arrival", args.arrival, "the end must not be before the start")
     durations = problems.durations("--duration", args.duration)
+    more = tuple(_batch(text, problems) for text in args.batch)
     zones = [a.timezone for a in model.scheduled_actions if a.timezone]
     timezone = problems.timezone(
         "--timezone", args.timezone or (zones[0] if zones else DEFAULT_TIMEZONE)
@@ -124,8 +163,46 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
         wake_lag=args.wake_lag,
         deadline=deadline,
         processes=args.processes,
+        more_batches=more,
+        spot_interruptions_per_hour=args.spot_interruptions_per_hour,
+        spot_capacity=spot_capacity,
+        spot_short=spot_short,
+        spot_discount=args.spot_discount,
     )
     return config, source
+
+
+def _spot_capacity(text: str | None, problems: Problems) -> tuple[int | None, tuple[int, int]]:
+    """N or N@HH:MM-HH:MM: the Spot tasks ECS can place (between the two times)."""
+    whole_day = (0, 24 * 3600)
+    if text is None:
+        return None, whole_day
+    count, _, window = text.partition("@")
+    if not count.isdigit():
+        problems.add("--spot-capacity", text, "expected N or N@HH:MM-HH:MM, N >= 0")
+        return None, whole_day
+    if not window:
+        return int(count), whole_day
+    start_text, _, end_text = window.partition("-")
+    start = problems.clock("--spot-capacity", start_text)
+    end = problems.clock("--spot-capacity", end_text or "")
+    if end <= start:
+        problems.add("--spot-capacity", text, "the end must be after the start")
+    return int(count), (start, end)
+
+
+def _batch(text: str, problems: Problems) -> Batch:
+    """COUNT@HH:MM or COUNT@HH:MM-HH:MM."""
+    count_text, _, window = text.partition("@")
+    start_text, _, end_text = window.partition("-")
+    if not count_text.isdigit() or int(count_text) < 1 or not start_text:
+        problems.add("--batch", text, "expected COUNT@HH:MM or COUNT@HH:MM-HH:MM, COUNT >= 1")
+        return Batch(0, 0, 0)
+    start = problems.clock("--batch", start_text)
+    end = problems.clock("--batch", end_text) if end_text else start
+    if end < start:
+        problems.add("--batch", text, "the end must not be before the start")
+    return Batch(int(count_text), start, end)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -136,20 +213,32 @@ def execute(args: argparse.Namespace) -> int:
     except (TemplateError, OSError, KeyError) as error:
         raise OpsError(f"cannot read the templates: {error}") from None
     config, deadline_source = configure(args, model)
-    sim = Simulation(model, config).run()
     label = args.label or str(args.cdk_out or ", ".join(p.name for p in args.template))
+    if args.seeds > 1:
+        days = [
+            report.build(Simulation(model, replace(config, seed=seed)).run(), label, "")
+            for seed in range(args.seed, args.seed + args.seeds)
+        ]
+        print(report.summary(days, f"seeds {args.seed}-{args.seed + args.seeds - 1}"))
+        return 1 if args.fail_on_miss and not all(d.deadline_met for d in days) else 0
+    sim = Simulation(model, config).run()
     result = report.build(sim, label, deadline_source)
-    if args.chart:
-        report.chart(sim, args.chart, f"{label}: {config.messages} messages")
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     elif args.markdown_row:
+        spot = result.spot
         if args.markdown_header:
-            print(report.MARKDOWN_HEADER)
-        print(report.markdown_row(result))
+            print(report.SPOT_MARKDOWN_HEADER if spot else report.MARKDOWN_HEADER)
+        print(report.spot_markdown_row(result) if spot else report.markdown_row(result))
     else:
         print(report.text(result))
-    return 0
+    if args.chart:
+        report.chart(sim, args.chart, result)
+        print(
+            f"chart: {Path(args.chart).resolve()}",
+            file=sys.stderr if args.json or args.markdown_row else sys.stdout,
+        )
+    return 1 if args.fail_on_miss and not result.deadline_met else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,8 @@ from stacks.sizing import kit_memory_mib, task_memory_need_mib
 # SQS keeps a message invisible for at most 12 hours after it was received, heartbeat or not.
 SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # CloudWatch Logs accepts only these retention periods.
+# Each window adds an expression to the scale-out alarm; CloudWatch allows 10 an alarm.
+MAX_BATCH_WINDOWS = 6
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
 # Variables the kit sets in the container; the team's environment and secrets may not use them.
 RESERVED_ENV = frozenset(
@@ -102,6 +104,8 @@ def _one_of(allowed: tuple[int, ...], what: str) -> _Check:
 
 
 def _clock(value: Any) -> time:
+    if isinstance(value, time):  # a model built in Python, not read from cdk.json
+        return value
     match = re.fullmatch(CLOCK, value) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"{value!r} is not a time of day as HH:MM (24-hour)")
@@ -376,9 +380,53 @@ def _memory_holds_processes(v: Values) -> Iterator[Problem]:
         yield "memory_mib", problem
 
 
-def _spot_on_x86(v: Values) -> Iterator[Problem]:
-    if v("spot") and v("architecture") != "x86_64":
-        yield "spot", "Fargate Spot runs x86_64 tasks only; set architecture x86_64"
+SPOT_REPLACED = (
+    'true is replaced by worker.capacity; write "capacity": {"spot_weight": 1, '
+    '"on_demand_weight": 0} (all Spot, with the on-demand fallback) or a mix such as '
+    '{"on_demand_base": 1, "spot_weight": 3, "on_demand_weight": 1}, and remove spot'
+)
+
+
+def _spot_replaced(v: Values) -> Iterator[Problem]:
+    if v("spot"):
+        yield "spot", SPOT_REPLACED
+
+
+def _some_weight(v: Values) -> Iterator[Problem]:
+    if v("on_demand_weight") == 0 and v("spot_weight") == 0:
+        yield (
+            "spot_weight",
+            "0 with on_demand_weight 0: ECS places tasks by weight, at least one must be above 0",
+        )
+
+
+class CapacityConfig(Model):
+    """ECS's capacity provider strategy over FARGATE (on-demand) and FARGATE_SPOT: the first
+    ``on_demand_base`` tasks run on-demand, the tasks above it are split ``on_demand_weight`` :
+    ``spot_weight``. ECS does not fall back to on-demand when Spot has no capacity: with Spot,
+    an on-demand fallback service runs as many tasks as the worker service could not place for
+    ``fallback_after_minutes`` (``null``: no fallback). Fargate Spot runs x86_64 and arm64."""
+
+    on_demand_base: int = Field(0, ge=0, le=100000)
+    on_demand_weight: int = Field(1, ge=0, le=1000)
+    spot_weight: int = Field(0, ge=0, le=1000)
+    fallback_after_minutes: int | None = Field(3, ge=1, le=60)
+
+    rules = (_some_weight,)
+
+    @property
+    def spot(self) -> bool:
+        """Some tasks run on Fargate Spot."""
+        return self.spot_weight > 0
+
+    @property
+    def fallback(self) -> bool:
+        """The on-demand fallback service exists."""
+        return self.spot and self.fallback_after_minutes is not None
+
+    def fallback_max_tasks(self, max_tasks: int) -> int:
+        """The most tasks the fallback runs: Spot can leave unplaced all but the base."""
+        return max(0, max_tasks - self.on_demand_base) if self.fallback else 0
 
 
 def _handler_form(v: Values) -> Iterator[Problem]:
@@ -397,6 +445,7 @@ class WorkerConfig(Model):
     memory_mib: int = 512
     architecture: Architecture = "x86_64"
     spot: bool = False
+    capacity: CapacityConfig = CapacityConfig()
     image: ImageConfig | None = None
     handler_mode: HandlerMode = "callable"
     handler: str = "worker.examples:sleep_job"
@@ -411,7 +460,7 @@ class WorkerConfig(Model):
     environment: Mapping[EnvName, str] = Field(default_factory=dict)
     secrets: Mapping[EnvName, SecretRef] = Field(default_factory=dict)
 
-    rules = (_fargate_pair, _memory_holds_processes, _spot_on_x86, _handler_form)
+    rules = (_fargate_pair, _memory_holds_processes, _spot_replaced, _handler_form)
 
     @property
     def supervisor_stopwait_seconds(self) -> int:
@@ -464,6 +513,7 @@ class ScalingConfig(Model):
     scale_out_cooldown_seconds: int = Field(120, ge=0, le=3600)
     scale_in_cooldown_seconds: int = Field(60, ge=0, le=3600)
     scale_in_after_minutes: int = Field(3, ge=1, le=60)
+    mean_job_seconds: int = Field(165, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
 
     rules = (_min_below_max,)
 
@@ -476,19 +526,37 @@ def _window_shape(v: Values) -> Iterator[Problem]:
         yield "end", f"'{end:%H:%M}' must be after start '{start:%H:%M}' ({midnight})"
     elif not 1 <= hold <= length:
         yield "hold_minutes", f"{hold} must be between 1 and the window's length ({length} minutes)"
+    margin = v("deadline_margin_minutes")
+    if length > 0 and not 0 <= margin < length:
+        yield (
+            "deadline_margin_minutes",
+            (f"{margin} must be at least 0 and less than the window's length ({length} minutes)"),
+        )
 
 
 class BatchWindow(Model):
-    """A daily window that raises the task floor at ``start`` for ``hold_minutes``; ``end`` is
-    the deadline the deadline alarm watches."""
+    """A daily window that raises the task floor at ``start`` for ``hold_minutes``. The deadline
+    is ``end`` minus ``deadline_margin_minutes``: inside the window the fleet is sized to finish
+    the work left by then, and the deadline alarm fires when it cannot."""
 
     start: Clock
     end: Clock
     timezone: TimeZone
     min_tasks: int = Field(ge=1)
     hold_minutes: int = 30
+    deadline_margin_minutes: int = 30
 
     rules = (_window_shape,)
+
+    @property
+    def length_minutes(self) -> int:
+        return (self.end.hour * 60 + self.end.minute) - (self.start.hour * 60 + self.start.minute)
+
+    @property
+    def deadline(self) -> time:
+        """``end`` minus the margin, as a time of day."""
+        minutes = self.end.hour * 60 + self.end.minute - self.deadline_margin_minutes
+        return time(minutes // 60, minutes % 60)
 
 
 class AlarmsConfig(Model):
@@ -512,18 +580,53 @@ class CiConfig(Model):
 def _one_window_form(v: Values) -> Iterator[Problem]:
     if v("batch_window") is not None and v("windows"):
         yield "batch_windows", "set batch_window (one) or batch_windows (a list), not both"
+    if len(v("windows")) > MAX_BATCH_WINDOWS:
+        yield (
+            "batch_windows",
+            (
+                f"{len(v('windows'))} windows; at most {MAX_BATCH_WINDOWS} (each adds an "
+                "expression to the scale-out alarm, which CloudWatch limits to 10)"
+            ),
+        )
 
 
 def _connection_cap(v: Values) -> Iterator[Problem]:
     processes, max_tasks = v("worker.processes"), v("scaling.max_tasks")
-    cap = v("scaling.max_total_processes")
-    if max_tasks * processes > cap:
+    cap, capacity = v("scaling.max_total_processes"), v("worker.capacity")
+    fallback = capacity.fallback_max_tasks(max_tasks)
+    peak = max_tasks + fallback
+    if peak * processes > cap:
+        tasks, advice = f"{max_tasks} tasks", ""
+        if fallback:
+            tasks = (
+                f"({max_tasks} tasks + {fallback} on-demand fallback tasks, which finish their "
+                "jobs while Spot capacity returns)"
+            )
+            advice = (
+                " in all: lower max_tasks, raise worker.capacity.on_demand_base, or set "
+                "worker.capacity.fallback_after_minutes null"
+            )
         problem = (
-            f"{max_tasks} tasks x {processes} processes = {max_tasks * processes} exceeds "
-            f"max_total_processes {cap} (the database connection cap); at most "
-            f"{cap // processes} tasks"
+            f"{tasks} x {processes} processes = {peak * processes} exceeds max_total_processes "
+            f"{cap} (the database connection cap); at most {cap // processes} tasks{advice}"
         )
         yield "scaling.max_tasks", problem
+
+
+def _on_demand_base(v: Values) -> Iterator[Problem]:
+    base, max_tasks = v("worker.capacity.on_demand_base"), v("scaling.max_tasks")
+    processes, cap = v("worker.processes"), v("scaling.max_total_processes")
+    key = "worker.capacity.on_demand_base"
+    if base > max_tasks:
+        yield key, f"{base} exceeds scaling.max_tasks {max_tasks}; allowed: 0 to {max_tasks}"
+    elif base * processes > cap:
+        yield (
+            key,
+            (
+                f"{base} tasks x {processes} processes = {base * processes} exceeds "
+                f"scaling.max_total_processes {cap}; allowed: 0 to {cap // processes}"
+            ),
+        )
 
 
 def _job_timeout(v: Values) -> Iterator[Problem]:
@@ -580,6 +683,7 @@ class EnvironmentBlock(Model):
     rules = (
         _one_window_form,
         _connection_cap,
+        _on_demand_base,
         _job_timeout,
         _window_floors,
         _provider_in_account,

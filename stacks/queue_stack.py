@@ -25,7 +25,13 @@ class QueueStack(Stack):
     ) -> None:
         super().__init__(scope, id_, termination_protection=config.retain_data, **kwargs)
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        work_queue = WorkQueue(self, "WorkQueue", config=config.queue, removal_policy=removal)
+        work_queue = WorkQueue(
+            self,
+            "WorkQueue",
+            config=config.queue,
+            name_prefix=config.stack_prefix,
+            removal_policy=removal,
+        )
         self.queue = work_queue.queue
         self.dead_letter_queue = work_queue.dead_letter_queue
         self.idempotency_table = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
@@ -12,17 +13,20 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
+from stacks.constructs.capacity import SpotFallback
+from stacks.constructs.kit_key import KitKey
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
 from stacks.constructs.queue_scaling import QueueScaling
-from stacks.constructs.worker_service import WorkerService
+from stacks.constructs.worker_service import RETENTION, WorkerService
 
 
 class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
 
-    Takes the queues from the queue stack. Attributes: ``network``, ``cluster``, ``worker``,
-    ``scaling``, ``batch_windows``, ``monitoring``.
+    Takes the queues from the queue stack. Attributes: ``key`` (the stack's KMS key: alarm
+    topic and log groups), ``network``, ``cluster``, ``worker``, ``scaling``, ``spot_fallback``
+    (or None), ``batch_windows``, ``monitoring``.
     """
 
     def __init__(
@@ -37,7 +41,18 @@ class WorkerStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
-        self.network = Network(self, "Network", config=config.network)
+        self.key = KitKey(
+            self, "Key", prefix=config.stack_prefix, encrypt_logs=config.worker.encrypt_logs
+        ).key
+        self.network = Network(
+            self,
+            "Network",
+            config=config.network,
+            log_key=self.key if config.worker.encrypt_logs else None,
+            log_retention=RETENTION[config.worker.log_retention_days],
+            secret_kinds=frozenset(ref.partition(":")[0] for ref in config.worker.secrets.values()),
+            dynamodb=idempotency_table is not None,
+        )
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
@@ -58,6 +73,7 @@ class WorkerStack(Stack):
             config=config,
             cluster=self.cluster,
             network=self.network,
+            key=self.key,
             queue=queue,
             dead_letter_queue=dead_letter_queue,
             idempotency_table=idempotency_table,
@@ -70,6 +86,21 @@ class WorkerStack(Stack):
             queue=queue,
             processes=config.worker.processes,
             config=config.scaling,
+            windows=config.batch_windows,
+        )
+        self.spot_fallback = (
+            SpotFallback(
+                self,
+                "SpotFallback",
+                cluster=self.cluster,
+                service=self.worker.service,
+                fallback=self.worker.fallback_service,
+                max_tasks=config.worker.capacity.fallback_max_tasks(config.scaling.max_tasks),
+                after_minutes=typing.cast("int", config.worker.capacity.fallback_after_minutes),
+                scaling=config.scaling,
+            )
+            if self.worker.fallback_service
+            else None
         )
         self.batch_windows = BatchWindowSchedule(
             self,
@@ -92,6 +123,7 @@ class WorkerStack(Stack):
             cluster=self.cluster,
             service=self.worker.service,
             log_group=self.worker.log_group,
+            key=self.key,
             deadline_alarms=[
                 *self.batch_windows.deadline_alarms,
                 self.scaling.backlog_beyond_max_alarm,

@@ -14,7 +14,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,8 @@ from scripts.sim.schedule import fire_times
 from scripts.sim.template import AlarmSpec, MetricQuery, Model, PolicySpec
 
 DAY = 86_400
+ON_DEMAND = "on-demand"
+SPOT = "spot"
 CPU_PER_BUSY_PROCESS = 0.05  # vCPU of an I/O-bound busy worker process
 IDLE_AFTER_SECONDS = 6 * 3600  # SQS treats a queue without activity this long as inactive
 
@@ -34,9 +36,21 @@ SQS_METRICS = (
 )
 
 
+@dataclass(frozen=True)
+class Batch:
+    """`count` messages sent uniformly between `start` and `end` (seconds after midnight)."""
+
+    count: int
+    start: int
+    end: int
+
+
 @dataclass
 class SimConfig:
-    """Inputs of one simulated day (defaults: the reference day)."""
+    """Inputs of one simulated day (defaults: the reference day).
+
+    `messages` arrive between `arrival_start` and `arrival_end`; `more_batches` arrive on top
+    (for example a second batch late in the window)."""
 
     messages: int = 2000
     arrival_start: int = 3 * 3600 + 55 * 60  # seconds after local midnight
@@ -54,6 +68,19 @@ class SimConfig:
     wake_lag: int = 600
     deadline: int = 8 * 3600 + 30 * 60
     processes: int | None = None  # override WORKER_PROCESSES (what-if)
+    more_batches: tuple[Batch, ...] = ()
+    spot_interruptions_per_hour: float = 0.0  # per Spot task-hour (Poisson)
+    spot_capacity: int | None = None  # Spot tasks that can run at once; None: no shortfall
+    spot_short: tuple[int, int] = (0, DAY)  # when spot_capacity holds (seconds after midnight)
+    spot_discount: float = pricing.SPOT_DISCOUNT
+
+    @property
+    def batches(self) -> tuple[Batch, ...]:
+        return (Batch(self.messages, self.arrival_start, self.arrival_end), *self.more_batches)
+
+    @property
+    def total_messages(self) -> int:
+        return sum(batch.count for batch in self.batches)
 
 
 @dataclass
@@ -86,6 +113,9 @@ class Task:
     running_since: int | None = None
     stopped: int | None = None
     slots: list[Run | None] = field(default_factory=list)
+    capacity: str = ON_DEMAND  # ON_DEMAND | SPOT
+    fallback: bool = False  # a task of the on-demand fallback service
+    interrupted: bool = False  # got a Spot interruption warning (SIGTERM)
 
     def busy(self) -> int:
         return sum(run is not None for run in self.slots)
@@ -97,6 +127,11 @@ class Stats:
     handed_back: int = 0
     duplicates_by_scaling: int = 0
     duplicates_by_visibility: int = 0
+    spot_interruptions: int = 0
+    jobs_interrupted: int = 0  # jobs running when their task got the 2-minute warning
+    reruns_after_interruption: int = 0  # of those, handed back unfinished: they run again
+    killed_by_interruption: int = 0  # still running at SIGKILL (the grace was too long)
+    peak_unplaced: int = 0  # worker tasks ECS could not place (no Spot capacity), at most
     retries: int = 0
     scaling_actions: list[tuple[int, str, int, int]] = field(default_factory=list)
     alarm_log: list[tuple[int, str, str]] = field(default_factory=list)
@@ -115,6 +150,24 @@ class _Metrics:
     def get(self, key: tuple[str, str], minute: int, now: int) -> float | None:
         point = self.points.get(key, {}).get(minute)
         return point[0] if point is not None and point[1] <= now else None
+
+
+def _dependency_order(expressions: dict[str, Expression]) -> list[str]:
+    """Expression ids, each after the expressions it reads (a cycle keeps template order)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(query_id: str) -> None:
+        if query_id in order or query_id in visiting:
+            return
+        visiting.add(query_id)
+        for used in sorted(expressions[query_id].ids & expressions.keys()):
+            visit(used)
+        order.append(query_id)
+
+    for query_id in expressions:
+        visit(query_id)
+    return order
 
 
 def _aggregate(values: list[float], statistic: str) -> float | None:
@@ -143,29 +196,34 @@ class _Alarm:
             q.id: Expression(q.expression) for q in spec.queries if q.expression is not None
         }
         self.statistics = {q.id: q.statistic for q in spec.queries}
+        self.order = _dependency_order(self.expressions)
 
-    def value(self, metrics: _Metrics, period_index: int, now: int) -> Value:
+    def value(
+        self, metrics: _Metrics, period_index: int, now: int, midnight: datetime | None = None
+    ) -> Value:
+        """The returned query's value for one period; `midnight` (aware, local) dates it."""
         minutes = self.spec.period // 60
         first = period_index * minutes
+        # Seconds since midnight are elapsed seconds: add them in UTC (a DST day has 23 or 25 h).
+        stamp = None if midnight is None else midnight.astimezone(UTC) + timedelta(minutes=first)
         values: dict[str, Value] = {}
         for query_id, key in self.keys.items():
             points = [metrics.get(key, m, now) for m in range(first, first + minutes)]
             present = [p for p in points if p is not None]
             values[query_id] = _aggregate(present, self.statistics[query_id])
-        # Expressions may read each other: evaluate in the template's order, twice at most.
-        for _ in range(2):
-            for query_id, expression in self.expressions.items():
-                try:
-                    values[query_id] = expression.evaluate(values)
-                except ValueError:
-                    values.setdefault(query_id, None)
+        # Expressions may read each other: evaluate each after the ids it reads.
+        for query_id in self.order:
+            try:
+                values[query_id] = self.expressions[query_id].evaluate(values, stamp)
+            except ValueError:
+                values[query_id] = None
         return values.get(self.spec.returned)
 
-    def evaluate(self, metrics: _Metrics, now: int) -> str:
+    def evaluate(self, metrics: _Metrics, now: int, midnight: datetime | None = None) -> str:
         spec = self.spec
         latest = now // spec.period - 1
         window = [
-            self.value(metrics, index, now)
+            self.value(metrics, index, now, midnight)
             for index in range(latest, latest - spec.evaluation_periods, -1)
         ]
         present = [v for v in window if v is not None]
@@ -210,9 +268,19 @@ class Simulation:
             task.cpu, task.memory_mib, config.region, task.architecture
         )
         spot = pricing.task_price_per_second(
-            task.cpu, task.memory_mib, config.region, task.architecture, spot=True
+            task.cpu,
+            task.memory_mib,
+            config.region,
+            task.architecture,
+            spot=True,
+            spot_discount=config.spot_discount,
         )
+        self.prices = {ON_DEMAND: full, SPOT: spot}
+        # The strategy's blend: the ideal of the shape (report.build).
         self.price_per_second = full * (1 - task.spot_share) + spot * task.spot_share
+        self.interruptions = random.Random(config.seed + 1)  # apart from the arrivals' draws
+        self.fallback_desired = 0
+        self.fallback_streaks = (0, 0)  # minutes in a row: (out, in) alarm breaching
         self.events: list[tuple[int, int, int, Callable[..., None], tuple[Any, ...]]] = []
         self.sequence = 0
         self.now = 0
@@ -265,12 +333,12 @@ class Simulation:
     # ---- SQS ----------------------------------------------------------------------------
     def _schedule_arrivals(self) -> None:
         config = self.config
-        span = max(config.arrival_end - config.arrival_start, 0)
-        poison = set(
-            self.rng.sample(range(config.messages), round(config.messages * config.poison_fraction))
-        )
+        total = config.total_messages
+        poison = set(self.rng.sample(range(total), round(total * config.poison_fraction)))
         times = sorted(
-            config.arrival_start + self.rng.randrange(span + 1) for _ in range(config.messages)
+            batch.start + self.rng.randrange(max(batch.end - batch.start, 0) + 1)
+            for batch in config.batches
+            for _ in range(batch.count)
         )
         for index, sent in enumerate(times):
             duration = self.rng.randint(config.duration_low, config.duration_high)
@@ -385,12 +453,34 @@ class Simulation:
         return self.model.task.task_protection and task.busy() > 0
 
     def _reconcile(self) -> None:
-        active = self._active()
-        for _ in range(self.desired - len(active)):
-            task = Task(id=len(self.tasks), requested=self.now, slots=[None] * self.processes)
+        """ECS brings each service to its desired count: the worker service by its capacity
+        provider strategy (Spot tasks beyond ``spot_capacity`` cannot be placed), the fallback
+        service on-demand."""
+        strategy = self.model.task.strategy
+        spot = strategy.spot_tasks(self.desired)
+        self._converge(ON_DEMAND, False, self.desired - spot)
+        self._converge(SPOT, False, spot)
+        if self.model.fallback is not None:
+            self._converge(ON_DEMAND, True, self.fallback_desired)
+
+    def _converge(self, capacity: str, fallback: bool, wanted: int) -> None:
+        active = [t for t in self._active() if t.capacity == capacity and t.fallback == fallback]
+        missing = wanted - len(active)
+        start, end = self.config.spot_short
+        if capacity == SPOT and self.config.spot_capacity is not None and start <= self.now < end:
+            placed = sum(t.capacity == SPOT and t.state != "stopped" for t in self.tasks)
+            missing = min(missing, max(0, self.config.spot_capacity - placed))
+        for _ in range(missing):
+            task = Task(
+                id=len(self.tasks),
+                requested=self.now,
+                slots=[None] * self.processes,
+                capacity=capacity,
+                fallback=fallback,
+            )
             self.tasks.append(task)
             self.at(self.now + self.config.start_latency, self._task_running, task)
-        excess = len(active) - self.desired
+        excess = len(active) - wanted
         if excess <= 0:
             return
         # ECS does not know which tasks are idle: pending first, then the newest unprotected.
@@ -401,11 +491,56 @@ class Simulation:
         for task in candidates[:excess]:
             self._stop(task)
 
+    def _unplaced(self) -> int:
+        """Worker tasks desired but neither running nor pending: ECS could not place them."""
+        placed = sum(t.state in ("pending", "running") and not t.fallback for t in self.tasks)
+        return max(0, self.desired - placed)
+
+    def _interrupt(self, task: Task) -> None:
+        """A Spot interruption: the 2-minute warning is a SIGTERM, whatever the protection."""
+        if task.state != "running":
+            return
+        self.stats.spot_interruptions += 1
+        self.stats.jobs_interrupted += task.busy()
+        task.interrupted = True
+        self._stop(task)
+        self._reconcile()  # ECS starts a replacement (on Spot, if it can place one)
+
+    def _fallback_tick(self) -> None:
+        """The fallback's two alarms (Container Insights each minute, ``unplaced`` as published)
+        and their step policies (steps relative to the alarm's threshold, as in AWS); the
+        fallback's own count is its current one, which is what a cooldown amounts to here."""
+        spec = self.model.fallback
+        if spec is None:
+            return
+        lag = self.config.ecs_lag // 60
+        series = self.stats.series.get("unplaced", [])
+        seen = series[-1 - lag] if len(series) > lag else 0.0
+        difference = seen - self.fallback_desired
+        out, back = self.fallback_streaks
+        out = out + 1 if _breaches(difference, spec.out.threshold, spec.out.comparison) else 0
+        back = back + 1 if _breaches(-difference, spec.back.threshold, spec.back.comparison) else 0
+        self.fallback_streaks = (out, back)
+        step = None
+        if out >= spec.out_minutes:
+            step = _step_for(spec.out_policy, difference - spec.out.threshold)
+        elif back >= spec.in_minutes:
+            step = _step_for(spec.back_policy, -difference - spec.back.threshold)
+        wanted = max(0, min(spec.max_tasks, self.fallback_desired + (step or 0)))
+        if wanted != self.fallback_desired:
+            self.stats.scaling_actions.append((self.now, "fallback", self.fallback_desired, wanted))
+            self.fallback_desired = wanted
+            self._reconcile()
+
     def _task_running(self, task: Task) -> None:
         if task.state != "pending":
             return
         task.state = "running"
         task.running_since = self.now
+        rate = self.config.spot_interruptions_per_hour
+        if task.capacity == SPOT and rate > 0:
+            delay = self.interruptions.expovariate(rate / 3600)
+            self.at(self.now + max(1, round(delay)), self._interrupt, task)
         for slot in range(len(task.slots)):
             self._free_slot(task, slot)
 
@@ -458,6 +593,9 @@ class Simulation:
                 self.at(max(back, self.now), self._make_visible, run.message, run.receipt)
         if why == "handed_back":
             self.stats.handed_back += 1
+            self.stats.reruns_after_interruption += task.interrupted
+        elif task.interrupted:
+            self.stats.killed_by_interruption += 1
         else:
             self.stats.killed_by_scale_in += 1
         self._free_slot(task, slot)
@@ -501,10 +639,16 @@ class Simulation:
 
     def _tick(self) -> None:
         minute = self.now // 60
-        running = [t for t in self.tasks if t.state == "running"]
+        if self.model.task.strategy.spot_weight:
+            self._reconcile()  # ECS retries placing what it could not
+        # The worker service's tasks (its metrics); the fallback's apart.
+        running = [t for t in self.tasks if t.state == "running" and not t.fallback]
+        fallback = sum(t.state == "running" and t.fallback for t in self.tasks)
         messages = self.visible_count + self.inflight
-        pending = sum(1 for t in self.tasks if t.state == "pending")
-        if messages or running:
+        pending = sum(1 for t in self.tasks if t.state == "pending" and not t.fallback)
+        unplaced = self._unplaced()
+        self.stats.peak_unplaced = max(self.stats.peak_unplaced, unplaced)
+        if messages or running or fallback:
             if self.now - self.last_active >= IDLE_AFTER_SECONDS:
                 self.wake_until = self.now + self.config.wake_lag
             self.last_active = self.now
@@ -529,9 +673,14 @@ class Simulation:
             ("in_flight", self.inflight),
             ("running", len(running)),
             ("pending", pending),
+            ("unplaced", unplaced),
+            ("fallback", fallback),
+            ("spot", sum(t.state == "running" and t.capacity == SPOT for t in self.tasks)),
             ("desired", self.desired),
+            ("max_tasks", self.max_capacity),
         ):
             self.stats.series.setdefault(name, []).append(float(value))
+        self._fallback_tick()
         self._evaluate_alarms()
 
     def _oldest_age(self) -> int:
@@ -546,7 +695,7 @@ class Simulation:
     def _evaluate_alarms(self) -> None:
         for alarm in [*self.alarms, *self.watched]:
             before = alarm.state
-            state = alarm.evaluate(self.metrics, self.now)
+            state = alarm.evaluate(self.metrics, self.now, self.midnight)
             if state != before:
                 self.stats.alarm_log.append((self.now, alarm.spec.logical_id, state))
             if state == "ALARM":
@@ -633,8 +782,10 @@ def _step_for(policy: PolicySpec, difference: float) -> int | None:
     for step in policy.steps:
         low = -math.inf if step.lower is None else step.lower
         high = math.inf if step.upper is None else step.upper
+        # Above the threshold a step's lower bound is inclusive, below it its upper bound; at the
+        # threshold itself (an alarm at <= or >=) either holds: a step [-inf, 0] matches 0.
         if (difference >= 0 and low <= difference < high) or (
-            difference < 0 and low < difference <= high
+            difference <= 0 and low < difference <= high
         ):
             return step.adjustment
     return None

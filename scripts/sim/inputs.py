@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from scripts import pricing
+
+
+def add_spot_arguments(parser: argparse.ArgumentParser, interruptions: float, what: str) -> None:
+    """--spot-discount (pricing.SPOT_DISCOUNT) and --spot-interruptions-per-hour."""
+    parser.add_argument(
+        "--spot-discount",
+        type=float,
+        default=pricing.SPOT_DISCOUNT,
+        help="Spot price = on-demand x (1 - this); scripts/pricing.py says why 0.5",
+    )
+    parser.add_argument(
+        "--spot-interruptions-per-hour",
+        type=float,
+        default=interruptions,
+        help=f"interruptions per Spot task-hour (0.01 = 1 per 100 task-hours): {what}",
+    )
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,14 @@ class Problems:
         if found.low < 1 or found.low > found.high:
             self.add(flag, value, "expected uniform:LOW:HIGH or fixed:SECONDS, 1 <= LOW <= HIGH")
         return found
+
+    def spot(self, args: argparse.Namespace) -> None:
+        """The values of :func:`add_spot_arguments`."""
+        if not 0 <= args.spot_discount < 1:
+            self.add("--spot-discount", args.spot_discount, "must be 0 to below 1")
+        if not 0 <= args.spot_interruptions_per_hour <= 60:
+            rate = args.spot_interruptions_per_hour
+            self.add("--spot-interruptions-per-hour", rate, "must be 0 to 60")
 
     def at_least(self, flag: str, value: float, low: float) -> None:
         if value < low:

@@ -2,8 +2,11 @@
 
 Supported: numbers, metric ids, + - * /, unary minus, parentheses, comparisons
 (< <= > >= == !=), AND/OR (also && ||), CEIL, FLOOR, ABS, FILL(x, value), IF(cond, a, b),
-MAX([..]) and MIN([..]). A missing datapoint is None: arithmetic on it is missing, FILL
-replaces it, MAX/MIN skip it. Division by zero is missing (CloudWatch drops the point).
+MAX([..]) and MIN([..]), and the time functions of a datapoint's timestamp, in UTC as
+CloudWatch computes them: MINUTE, HOUR, DAY (day of the week, 1 = Monday .. 7 = Sunday), DATE
+(day of the month), MONTH. A missing datapoint is None: arithmetic on it is missing, a time
+function of it too, FILL replaces it, MAX/MIN skip it. Division by zero is missing (CloudWatch
+drops the point).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 Value = float | None
 
@@ -34,6 +38,13 @@ _UNARY_FUNCTIONS: dict[str, Callable[[float], float]] = {
     "FLOOR": math.floor,
     "ABS": abs,
 }
+_TIME_FUNCTIONS: dict[str, Callable[[datetime], int]] = {
+    "MINUTE": lambda t: t.minute,
+    "HOUR": lambda t: t.hour,
+    "DAY": lambda t: t.isoweekday(),
+    "DATE": lambda t: t.day,
+    "MONTH": lambda t: t.month,
+}
 _LOGICAL = [(re.compile(r"\bAND\b|&&"), " and "), (re.compile(r"\bOR\b|\|\|"), " or ")]
 
 
@@ -54,6 +65,7 @@ class Expression:
         except SyntaxError as error:
             raise MathError(f"cannot parse metric math {text!r}: {error.msg}") from None
         self.ids: set[str] = set()
+        self._timestamp: datetime | None = None
         self._check(self._tree)
 
     def _check(self, node: ast.expr) -> None:
@@ -82,7 +94,14 @@ class Expression:
             self._check(child)
 
     def _check_call(self, name: str, args: list[ast.expr]) -> list[ast.expr]:
-        arity = {"FILL": 2, "IF": 3, "MAX": 1, "MIN": 1, **dict.fromkeys(_UNARY_FUNCTIONS, 1)}
+        arity = {
+            "FILL": 2,
+            "IF": 3,
+            "MAX": 1,
+            "MIN": 1,
+            **dict.fromkeys(_UNARY_FUNCTIONS, 1),
+            **dict.fromkeys(_TIME_FUNCTIONS, 1),
+        }
         if name not in arity:
             raise MathError(f"{self.text!r}: unsupported function {name}")
         if len(args) != arity[name]:
@@ -91,8 +110,10 @@ class Expression:
             return list(args[0].elts)
         return args
 
-    def evaluate(self, values: Mapping[str, Value]) -> Value:
-        """The expression's value for one datapoint; `values` maps ids to values (or None)."""
+    def evaluate(self, values: Mapping[str, Value], timestamp: datetime | None = None) -> Value:
+        """The expression's value for one datapoint; `values` maps ids to values (or None),
+        `timestamp` is the datapoint's (aware; needed only by the time functions)."""
+        self._timestamp = timestamp
         return self._eval(self._tree, values)
 
     def _eval(self, node: ast.expr, values: Mapping[str, Value]) -> Value:
@@ -150,7 +171,13 @@ class Expression:
                 return None
             return self._eval(args[1] if condition else args[2], values)
         value = self._eval(args[0], values)
-        return None if value is None else float(_UNARY_FUNCTIONS[name](value))
+        if value is None:
+            return None
+        if name in _TIME_FUNCTIONS:
+            if self._timestamp is None:
+                raise MathError(f"{self.text!r}: {name} needs the datapoint's timestamp")
+            return float(_TIME_FUNCTIONS[name](self._timestamp.astimezone(UTC)))
+        return float(_UNARY_FUNCTIONS[name](value))
 
 
 def _binary(op: ast.operator, left: Value, right: Value) -> Value:

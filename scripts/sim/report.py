@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from scripts import pricing
-from scripts.sim.engine import Simulation
+from scripts.sim.engine import ON_DEMAND, SPOT, Simulation
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class Report:
     deadline: str
     deadline_source: str
     deadline_met: bool
+    max_tasks: int  # the highest task count the scalable target allowed that day
+    tasks_needed_for_deadline: int | None  # at least this many tasks; None: no time at all
+    verdict: str  # met | missed, max_tasks allowed it | missed, max_tasks cannot
     remaining: int  # messages neither done nor in the DLQ at the end of the day
     peak_tasks: int
     task_hours: float
@@ -37,6 +41,13 @@ class Report:
     lost: int
     scaling_actions: int
     alarms_fired: dict[str, str]  # notify-only alarm (deadline, DLQ, ...) -> first ALARM time
+    spot: bool  # the service's strategy has Spot
+    cost_by_capacity: dict[str, float]  # on-demand (worker service), spot, fallback (on-demand)
+    spot_interruptions: int
+    jobs_interrupted: int  # running at a 2-minute warning
+    reruns_after_interruption: int  # of those, handed back unfinished and run again
+    killed_by_interruption: int
+    peak_unplaced: int  # worker tasks ECS could not place, at most
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +59,35 @@ def clock(seconds: float) -> str:
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def tasks_needed(sim: Simulation) -> int | None:
+    """A lower bound of the tasks any scaling needs to finish by the deadline.
+
+    For each batch, the work of it and of every later batch must fit between its first
+    arrival plus one task start and the deadline: ceil(job-seconds / (processes x seconds)).
+    None when that leaves no time.
+    """
+    deadline = sim.config.deadline - sim.config.start_latency
+    needed = 0
+    for batch in sim.config.batches:
+        work = sum(m.duration for m in sim.messages if m.sent >= batch.start)
+        if work == 0:
+            continue
+        if batch.start >= deadline:
+            return None
+        needed = max(needed, math.ceil(work / (sim.processes * (deadline - batch.start))))
+    return needed
+
+
+def verdict(met: bool, max_tasks: int, needed: int | None) -> str:
+    """Did we make it, and if not, could max_tasks have made it?"""
+    if met:
+        return "met"
+    if needed is not None and needed <= max_tasks:
+        return f"MISSED, though max_tasks {max_tasks} allowed it"
+    wanted = "no task count can" if needed is None else f"it needs at least {needed}"
+    return f"MISSED: max_tasks {max_tasks} cannot make it ({wanted})"
+
+
 def build(sim: Simulation, label: str, deadline_source: str) -> Report:
     """Summarize a finished simulation."""
     messages = sim.messages
@@ -55,19 +95,28 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
     remaining = sum(m.state in ("pending", "visible", "inflight") for m in messages)
     done = sum(m.state == "deleted" for m in messages)
     finish = max(settled) if settled and not remaining else None
-    billed = sum(
-        pricing.billed_seconds(
-            (task.stopped if task.stopped is not None else sim.now) - task.requested
+    by_capacity = {ON_DEMAND: 0.0, SPOT: 0.0, "fallback": 0.0}
+    billed = 0.0
+    for ran in sim.tasks:
+        seconds = pricing.billed_seconds(
+            (ran.stopped if ran.stopped is not None else sim.now) - ran.requested
         )
-        for task in sim.tasks
-    )
+        billed += seconds
+        by_capacity["fallback" if ran.fallback else ran.capacity] += (
+            seconds * sim.prices[ran.capacity]
+        )
     job_seconds = sum(m.duration for m in messages)
     processes = sim.processes
     ideal_cost = job_seconds * sim.price_per_second / processes
-    cost = billed * sim.price_per_second
-    ideal_finish = sim.config.arrival_end + job_seconds / (sim.peak_max_capacity * processes)
+    cost = sum(by_capacity.values())
+    ideal_finish = max(b.end for b in sim.config.batches) + job_seconds / (
+        sim.peak_max_capacity * processes
+    )
     stats = sim.stats
     task = sim.model.task
+    met = finish is not None and finish <= sim.config.deadline
+    needed = tasks_needed(sim)
+    max_tasks = sim.peak_max_capacity
     return Report(
         label=label,
         messages=len(messages),
@@ -77,9 +126,17 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
         finish=None if finish is None else clock(finish),
         deadline=clock(sim.config.deadline),
         deadline_source=deadline_source,
-        deadline_met=finish is not None and finish <= sim.config.deadline,
+        deadline_met=met,
+        max_tasks=max_tasks,
+        tasks_needed_for_deadline=needed,
+        verdict=verdict(met, max_tasks, needed),
         remaining=remaining,
-        peak_tasks=int(max(stats.series.get("running", [0]))),
+        peak_tasks=int(
+            max(
+                map(sum, zip(stats.series["running"], stats.series["fallback"], strict=True)),
+                default=0,
+            )
+        ),
         task_hours=round(billed / 3600, 2),
         cost=round(cost, 4),
         ideal_cost=round(ideal_cost, 4),
@@ -94,6 +151,13 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
         lost=len(messages) - done - sim.dlq - remaining,
         scaling_actions=len(stats.scaling_actions),
         alarms_fired={name: clock(t) for name, t in sim.notifications().items()},
+        spot=bool(task.strategy.spot_weight),
+        cost_by_capacity={k: round(v, 4) for k, v in by_capacity.items()},
+        spot_interruptions=stats.spot_interruptions,
+        jobs_interrupted=stats.jobs_interrupted,
+        reruns_after_interruption=stats.reruns_after_interruption,
+        killed_by_interruption=stats.killed_by_interruption,
+        peak_unplaced=stats.peak_unplaced,
     )
 
 
@@ -104,13 +168,25 @@ def text(report: Report) -> str:
         f"{report.label}: {report.messages} messages, {report.processes_per_task} process(es) "
         f"per task ({report.task_shape})",
         f"  finish           {finish}  (ideal {report.ideal_finish})",
-        f"  deadline         {report.deadline} ({report.deadline_source}): "
-        + ("met" if report.deadline_met else "MISSED"),
+        f"  deadline         {report.deadline} ({report.deadline_source}): {report.verdict}",
         f"  peak tasks       {report.peak_tasks}",
         f"  task-hours       {report.task_hours}",
         f"  cost             ${report.cost:.4f}  (ideal ${report.ideal_cost:.4f}, "
         f"x{report.cost_ratio:.2f})",
         f"  killed by scale-in {report.killed_by_scale_in}, handed back {report.handed_back}",
+        *(
+            [
+                f"  Spot             {report.spot_interruptions} interruptions, "
+                f"{report.jobs_interrupted} jobs interrupted, "
+                f"{report.reruns_after_interruption} re-run, "
+                f"{report.killed_by_interruption} killed; "
+                f"at most {report.peak_unplaced} tasks unplaced",
+                "  cost by capacity "
+                + ", ".join(f"{k} ${v:.4f}" for k, v in report.cost_by_capacity.items()),
+            ]
+            if report.spot
+            else []
+        ),
         f"  duplicate runs   {report.duplicate_runs} (scaling {report.duplicates_by_scaling}, "
         f"visibility {report.duplicates_by_visibility})",
         f"  dead-lettered    {report.dead_lettered}, lost {report.lost}",
@@ -130,10 +206,60 @@ MARKDOWN_HEADER = (
 )
 
 
+def summary(days: list[Report], seeds: str) -> str:
+    """One line over several simulated days (seeds) of the same setup."""
+    finishes = sorted(day.finish or "never" for day in days)
+    missed = sum(not day.deadline_met for day in days)
+    costs = [day.cost for day in days]
+    return (
+        f"{days[0].label}, {seeds}: finish {finishes[0]}-{finishes[-1]}, deadline "
+        f"{'met every day' if not missed else f'MISSED {missed} of {len(days)} days'}; cost "
+        f"${min(costs):.2f}-{max(costs):.2f}; Spot interruptions "
+        f"{sum(d.spot_interruptions for d in days)}, jobs interrupted "
+        f"{sum(d.jobs_interrupted for d in days)}, re-run "
+        f"{sum(d.reruns_after_interruption for d in days)}; killed "
+        f"{sum(d.killed_by_scale_in + d.killed_by_interruption for d in days)}; lost "
+        f"{sum(d.lost for d in days)}; remaining {sum(d.remaining for d in days)}"
+    )
+
+
+SPOT_MARKDOWN_HEADER = (
+    "| setup | finish | all done by deadline | peak tasks | cost (USD) | on-demand / Spot / "
+    "fallback (USD) | Spot interruptions | jobs interrupted / re-run | most tasks unplaced "
+    "| killed | lost |\n"
+    "| --- | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |"
+)
+
+
+def spot_markdown_row(report: Report) -> str:
+    """One row of the Spot benchmarks table (header: SPOT_MARKDOWN_HEADER)."""
+    costs = report.cost_by_capacity
+    cells = [
+        report.label,
+        report.finish or f"not done ({report.remaining} left at 24:00)",
+        f"{'yes' if report.deadline_met else 'no'} ({report.deadline})",
+        str(report.peak_tasks),
+        f"{report.cost:.2f}",
+        " / ".join(f"{costs[k]:.2f}" for k in (ON_DEMAND, SPOT, "fallback")),
+        str(report.spot_interruptions),
+        f"{report.jobs_interrupted} / {report.reruns_after_interruption}",
+        str(report.peak_unplaced),
+        str(report.killed_by_scale_in + report.killed_by_interruption),
+        str(report.lost),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown_row(report: Report) -> str:
     """One row of the benchmarks table (header: MARKDOWN_HEADER)."""
     finish = report.finish or f"not done ({report.remaining} left at 24:00)"
     met = f"{'yes' if report.deadline_met else 'no'} ({report.deadline})"
+    if not report.deadline_met:
+        needed = report.tasks_needed_for_deadline
+        if needed is not None and needed <= report.max_tasks:
+            met += f"; max_tasks {report.max_tasks} allowed it"
+        else:
+            met += f"; max_tasks {report.max_tasks} cannot: needs {needed or 'more'}"
     cells = [
         report.label,
         f"{report.messages:,}",
@@ -153,8 +279,14 @@ def markdown_row(report: Report) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def chart(sim: Simulation, path: str, title: str) -> None:
-    """Queue visible, in flight and tasks running/desired over the day, as a PNG."""
+def _hours(clock_text: str) -> float:
+    hours, minutes = clock_text.split(":")[:2]
+    return int(hours) + int(minutes) / 60
+
+
+def chart(sim: Simulation, path: str, result: Report) -> None:
+    """The day as a PNG that answers "did we make it?": queue and tasks over the day, the
+    window and the deadline, max_tasks, the alarms that fired; verdict and cost in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,17 +294,65 @@ def chart(sim: Simulation, path: str, title: str) -> None:
 
     series = sim.stats.series
     hours = [minute / 60 for minute in range(len(series["visible"]))]
-    figure, (queue_axis, task_axis) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
+    figure, (queue_axis, task_axis) = plt.subplots(2, 1, sharex=True, figsize=(11, 7))
     queue_axis.plot(hours, series["visible"], label="visible")
     queue_axis.plot(hours, series["in_flight"], label="in flight")
     queue_axis.set_ylabel("messages")
-    queue_axis.legend()
-    queue_axis.set_title(title)
     task_axis.step(hours, series["running"], where="post", label="running")
+    if sim.model.task.strategy.spot_weight:
+        task_axis.step(hours, series["spot"], where="post", label="of them Spot")
+        task_axis.step(hours, series["fallback"], where="post", label="on-demand fallback")
     task_axis.step(hours, series["desired"], where="post", label="desired", linestyle="--")
+    task_axis.step(hours, series["max_tasks"], where="post", label="max_tasks", color="black")
+    task_axis.set_ylim(0, max(series["max_tasks"]) * 1.25 + 1)
+    deadline = sim.config.deadline / 3600
+    for axis in (queue_axis, task_axis):
+        if sim.model.window is not None:
+            start, end = (_hours(t) for t in sim.model.window)
+            axis.axvspan(start, end, color="tab:green", alpha=0.08, label="batch window")
+        axis.axvline(deadline, color="tab:red", linewidth=1.5, label=f"deadline {result.deadline}")
+        if result.finish is not None:
+            axis.axvline(_hours(result.finish), color="tab:purple", linestyle=":", label="finish")
+    fired = [(t / 3600, name) for t, name, state in sim.stats.alarm_log if state == "ALARM"]
+    notify = set(sim.notifications())
+    scaling = [t for t, name in fired if name not in notify]
+    top = max(series["max_tasks"]) * 1.15 + 0.5
+    if scaling:
+        task_axis.scatter(
+            scaling,
+            [top] * len(scaling),
+            marker="|",
+            color="tab:orange",
+            label="scaling alarm in ALARM",
+        )
+    for t, name in fired:
+        if name in notify:
+            task_axis.axvline(t, color="tab:red", linestyle="--", alpha=0.6)
+            task_axis.annotate(name[:28], (t, top), rotation=90, fontsize=7, va="top")
+    starts = [b.start / 3600 for b in sim.config.batches]
+    ends = [deadline, 24.0 if result.finish is None else _hours(result.finish)]
+    if sim.model.window is not None:
+        starts.append(_hours(sim.model.window[0]))
+        ends.append(_hours(sim.model.window[1]))
+    task_axis.set_xlim(max(0.0, min(starts) - 0.5), min(24.0, max(ends) + 0.5))
     task_axis.set_ylabel("tasks")
     task_axis.set_xlabel(f"hour of {sim.config.day} ({sim.config.timezone})")
-    task_axis.legend()
+    queue_axis.legend(fontsize=8, loc="upper right")
+    task_axis.legend(fontsize=8, loc="upper left")
+    queue_axis.set_title(
+        f"{result.label}: {result.messages:,} messages, deadline {result.deadline} "
+        f"{result.verdict} (finish {result.finish or 'never'})\n"
+        f"cost \\${result.cost:.2f} = {result.cost_ratio:.2f}x the ideal of the shape "
+        f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}"
+        + (
+            f"; Spot: {result.spot_interruptions} interruptions, "
+            f"{result.reruns_after_interruption} jobs re-run, on-demand fallback "
+            f"\\${result.cost_by_capacity['fallback']:.2f}"
+            if result.spot
+            else ""
+        ),
+        fontsize=10,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -1,14 +1,17 @@
 """Read synthesized CloudFormation templates into the simulator's model.
 
 Only what scaling depends on is read: the work queue and its DLQ, the worker task definition
-and service, the scalable target with its scheduled actions, the scaling policies and the
-alarms. Defaults where a property is absent are CloudFormation's/AWS's: queue visibility 30 s,
-container StopTimeout 30 s, one worker process per task (no WORKER_PROCESSES).
+and service (with its capacity provider strategy), the scalable target with its scheduled
+actions, the scaling policies and the alarms; with Spot, the on-demand fallback service, its
+scalable target, alarms and policies (stacks/constructs/capacity.py). Defaults where a
+property is absent are CloudFormation's/AWS's: queue visibility 30 s, container StopTimeout
+30 s, one worker process per task (no WORKER_PROCESSES).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,7 +49,6 @@ class TaskSpec:
     cpu: int
     memory_mib: int
     architecture: str  # x86_64 | arm64
-    spot_share: float  # weight share of FARGATE_SPOT in the capacity provider strategy
     processes: int
     heartbeat_seconds: int | None
     task_protection: bool
@@ -55,6 +57,55 @@ class TaskSpec:
     retry_backoff_base: int | None
     retry_backoff_max: int | None
     desired_count: int | None
+    strategy: CapacityStrategy = field(default_factory=lambda: CapacityStrategy())
+
+    @property
+    def spot_share(self) -> float:
+        """The weight share of FARGATE_SPOT above the base."""
+        return self.strategy.spot_share
+
+
+@dataclass(frozen=True)
+class CapacityStrategy:
+    """The service's capacity provider strategy: FARGATE base and weights (none: on-demand)."""
+
+    on_demand_base: int = 0
+    on_demand_weight: float = 1.0
+    spot_weight: float = 0.0
+
+    @property
+    def spot_share(self) -> float:
+        total = self.on_demand_weight + self.spot_weight
+        return self.spot_weight / total if total else 0.0
+
+    def spot_tasks(self, desired: int) -> int:
+        """How many of ``desired`` tasks ECS puts on Spot: the base on-demand, the rest by
+        weight (the on-demand share rounded up)."""
+        above = max(0, desired - self.on_demand_base)
+        return above - math.ceil(above * (1 - self.spot_share)) if self.spot_weight else 0
+
+
+@dataclass(frozen=True)
+class FallbackSpec:
+    """An on-demand service that runs the tasks the worker service could not place: its
+    scale-out alarm (``unplaced - fallback``, ``out``) and scale-in alarm (``fallback -
+    unplaced``, ``back``) drive their step policies, between 0 and ``max_tasks`` (its
+    scalable target)."""
+
+    logical_id: str
+    max_tasks: int
+    out: AlarmSpec
+    back: AlarmSpec
+    out_policy: PolicySpec
+    back_policy: PolicySpec
+
+    @property
+    def out_minutes(self) -> int:
+        return self.out.datapoints_to_alarm
+
+    @property
+    def in_minutes(self) -> int:
+        return self.back.datapoints_to_alarm
 
 
 @dataclass(frozen=True)
@@ -140,7 +191,9 @@ class Model:
     """Alarms without scaling actions (deadline, DLQ, ...): evaluated and reported only."""
     region: str | None = None
     deadline: str | None = None  # HH:MM from an output/metadata naming the window's end
+    window: tuple[str, str] | None = None  # (start, end) HH:MM of the first named window
     queue_names: dict[str, str] = field(default_factory=dict)  # dimension value -> queue id
+    fallback: FallbackSpec | None = None
 
 
 def load_resources(paths: list[Path]) -> tuple[Json, Json]:
@@ -208,11 +261,42 @@ def _queue(resources: Json) -> QueueSpec:
     )
 
 
-def _task(resources: Json) -> TaskSpec:
+def _providers(service: Json) -> set[str]:
+    strategy = _props(service).get("CapacityProviderStrategy") or []
+    return {str(item.get("CapacityProvider")) for item in strategy}
+
+
+def _services(resources: Json) -> tuple[str, str | None]:
+    """The worker service and the on-demand fallback service (None when there is none): with
+    two services, the one whose strategy has FARGATE_SPOT is the worker service."""
     services = _of_type(resources, "AWS::ECS::Service")
-    if len(services) != 1:
-        raise TemplateError(f"expected one AWS::ECS::Service, found {len(services)}")
-    service = _props(next(iter(services.values())))
+    if len(services) == 1:
+        return next(iter(services)), None
+    spot = [lid for lid, r in services.items() if "FARGATE_SPOT" in _providers(r)]
+    if len(services) != 2 or len(spot) != 1:
+        raise TemplateError(
+            f"expected one AWS::ECS::Service, or a Spot service and its on-demand fallback; "
+            f"found {len(services)}"
+        )
+    (other,) = set(services) - set(spot)
+    return spot[0], other
+
+
+def _strategy(service: Json) -> CapacityStrategy:
+    items = service.get("CapacityProviderStrategy") or []
+    if not items:
+        return CapacityStrategy()
+    by_provider = {str(item.get("CapacityProvider")): item for item in items}
+    on_demand = by_provider.get("FARGATE", {})
+    return CapacityStrategy(
+        on_demand_base=int(on_demand.get("Base", 0)),
+        on_demand_weight=float(on_demand.get("Weight", 0)),
+        spot_weight=float(by_provider.get("FARGATE_SPOT", {}).get("Weight", 0)),
+    )
+
+
+def _task(resources: Json, service_id: str) -> TaskSpec:
+    service = _props(resources[service_id])
     task_def_id = _ref(service.get("TaskDefinition"))
     task_defs = _of_type(resources, "AWS::ECS::TaskDefinition")
     if task_def_id not in task_defs:
@@ -225,20 +309,12 @@ def _task(resources: Json) -> TaskSpec:
         (c for c in containers if _env(c).get("WORKER_PROCESSES") is not None), containers[0]
     )
     env = _env(container)
-    strategy = service.get("CapacityProviderStrategy") or []
-    total = sum(float(item.get("Weight", 0)) for item in strategy)
-    spot = sum(
-        float(item.get("Weight", 0))
-        for item in strategy
-        if item.get("CapacityProvider") == "FARGATE_SPOT"
-    )
     platform = task_def.get("RuntimePlatform", {})
     desired = service.get("DesiredCount")
     return TaskSpec(
         cpu=int(task_def.get("Cpu", 256)),
         memory_mib=int(task_def.get("Memory", 512)),
         architecture="arm64" if platform.get("CpuArchitecture") == "ARM64" else "x86_64",
-        spot_share=spot / total if total else 0.0,
         processes=_int(env.get("WORKER_PROCESSES")) or 1,
         heartbeat_seconds=_int(env.get("HEARTBEAT_INTERVAL_SECONDS")) or None,
         task_protection=str(env.get("TASK_PROTECTION", "off")).lower() == "on",
@@ -247,6 +323,7 @@ def _task(resources: Json) -> TaskSpec:
         retry_backoff_base=_int(env.get("RETRY_BACKOFF_BASE_SECONDS")),
         retry_backoff_max=_int(env.get("RETRY_BACKOFF_MAX_SECONDS")),
         desired_count=None if desired is None else int(desired),
+        strategy=_strategy(service),
     )
 
 
@@ -426,6 +503,14 @@ def _deadline(outputs: Json, names: list[str]) -> str | None:
     return None
 
 
+def _window(names: list[str]) -> tuple[str, str] | None:
+    """The first window named like the kit's scheduled actions (`...0400To0900`)."""
+    for name in names:
+        if match := re.search(r"(\d\d)(\d\d)To(\d\d)(\d\d)", name):
+            return f"{match[1]}:{match[2]}", f"{match[3]}:{match[4]}"
+    return None
+
+
 def read_model(paths: list[Path]) -> Model:
     """The simulator's model of the merged templates."""
     resources, outputs = load_resources(paths)
@@ -437,19 +522,45 @@ def read_model(paths: list[Path]) -> Model:
         for output in outputs.values()
         if isinstance(output, dict) and isinstance(output.get("Export", {}).get("Name"), str)
     }
+    service_id, fallback_id = _services(resources)
     targets = _of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget")
+    fallback_targets = {
+        lid for lid, r in targets.items() if fallback_id and fallback_id in _strings_and_refs(r)
+    }
+    targets = {lid: r for lid, r in targets.items() if lid not in fallback_targets}
     if len(targets) > 1:
         raise TemplateError(f"expected at most one ScalableTarget, found {len(targets)}")
+    all_policies = _of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    fallback_policies = {
+        lid
+        for lid, r in all_policies.items()
+        if _ref(_props(r).get("ScalingTargetId")) in fallback_targets
+    }
     policies = {
         lid: _policy(lid, _props(r))
-        for lid, r in _of_type(resources, "AWS::ApplicationAutoScaling::ScalingPolicy").items()
+        for lid, r in all_policies.items()
+        if lid not in fallback_policies
     }
     alarms: list[AlarmSpec] = []
     other: list[AlarmSpec] = []
+    fallback_alarms: list[AlarmSpec] = []
     for lid, resource in sorted(_of_type(resources, "AWS::CloudWatch::Alarm").items()):
-        alarm = _alarm(lid, _props(resource), set(policies), exports)
-        (alarms if alarm.actions else other).append(alarm)
-    task = _task(resources)
+        alarm = _alarm(lid, _props(resource), set(policies) | fallback_policies, exports)
+        if set(alarm.actions) & fallback_policies:
+            fallback_alarms.append(alarm)
+        else:
+            (alarms if alarm.actions else other).append(alarm)
+    task = _task(resources, service_id)
+    fallback = (
+        _fallback(
+            fallback_id,
+            targets_of=_props(resources[next(iter(fallback_targets))]),
+            alarms=fallback_alarms,
+            policies={lid: _policy(lid, _props(all_policies[lid])) for lid in fallback_policies},
+        )
+        if fallback_id and fallback_targets
+        else None
+    )
     if targets:
         target = _props(next(iter(targets.values())))
         low, high = int(target["MinCapacity"]), int(target["MaxCapacity"])
@@ -476,4 +587,42 @@ def read_model(paths: list[Path]) -> Model:
             [a.name for a in scheduled] + sorted(_of_type(resources, "AWS::CloudWatch::Alarm")),
         ),
         queue_names=queue_names,
+        window=_window([a.name for a in scheduled]),
+        fallback=fallback,
+    )
+
+
+def _strings_and_refs(node: Any) -> set[str]:
+    """Every string and every Ref/GetAtt logical id inside ``node``."""
+    found = set(_strings(node))
+    if isinstance(node, dict):
+        if (ref := _ref(node)) is not None:
+            found.add(ref)
+        for value in node.values():
+            found |= _strings_and_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _strings_and_refs(value)
+    return found
+
+
+def _fallback(
+    logical_id: str, *, targets_of: Json, alarms: list[AlarmSpec], policies: dict[str, PolicySpec]
+) -> FallbackSpec:
+    """The fallback's bounds, its two alarms and their policies: the scale-out alarm's metric
+    grows with the unplaced tasks (``unplaced - fallback``), the scale-in alarm's shrinks."""
+    out = [a for a in alarms if any("unplaced -" in (q.expression or "") for q in a.queries)]
+    back = [a for a in alarms if a not in out]
+    if len(out) != 1 or len(back) != 1 or not all(len(a.actions) == 1 for a in alarms):
+        raise TemplateError(
+            f"fallback service {logical_id}: expected a scale-out and a scale-in alarm, one "
+            "policy each"
+        )
+    return FallbackSpec(
+        logical_id=logical_id,
+        max_tasks=int(targets_of["MaxCapacity"]),
+        out=out[0],
+        back=back[0],
+        out_policy=policies[out[0].actions[0]],
+        back_policy=policies[back[0].actions[0]],
     )

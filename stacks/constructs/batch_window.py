@@ -1,10 +1,12 @@
-"""Daily batch windows: a raised task floor at the start, a deadline alarm at the end."""
+"""Daily batch windows: a raised task floor at the start, a deadline alarm, the window's clock."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from aws_cdk import Duration, TimeZone
+from aws_cdk import Duration, Stack, TimeZone
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sqs as sqs
@@ -12,9 +14,56 @@ from constructs import Construct
 
 from stacks.config import BatchWindow
 
+DAY_MINUTES = 24 * 60
 
-def _minutes(clock: datetime) -> int:
+
+def _minutes(clock: datetime | time) -> int:
     return clock.hour * 60 + clock.minute
+
+
+def window_name(window: BatchWindow) -> str:
+    """The stable id part of a window, e.g. ``0400To0900``."""
+    return f"{window.start:%H%M}To{window.end:%H%M}"
+
+
+@dataclass(frozen=True)
+class WindowClock:
+    """A window on CloudWatch's clock: metric math time functions (HOUR, MINUTE) are UTC.
+
+    ``start_utc`` is the UTC minute of the day the window opens at the zone's largest UTC
+    offset; ``deadline`` the minutes from there to the deadline at that offset; ``span`` the
+    minutes the deadline rule stays on: to the deadline at the zone's smallest offset. In a
+    zone without daylight saving (Asia/Tokyo) the three are exact; in one with it
+    (America/New_York) the rule opens at the earlier of the two UTC starts and, on
+    standard-time days, aims at the deadline one hour early (then, past it, asks for one
+    process per message): never late because of the clock change, a little less tight.
+    The offsets are those the zone's rules give in the synth year and the next.
+    """
+
+    start_utc: int
+    deadline: int
+    span: int
+
+
+def window_clock(window: BatchWindow, year: int | None = None) -> WindowClock:
+    """Where ``window`` sits in UTC, whatever the day's offset (see :class:`WindowClock`)."""
+    zone = ZoneInfo(window.timezone)
+    first = date(year or date.today().year, 1, 1)
+    offsets = set()
+    for day in range(2 * 366):
+        when = first + timedelta(days=day)
+        for clock in (window.start, window.deadline):
+            moment = datetime.combine(when, clock, tzinfo=zone)
+            offset = moment.utcoffset()
+            assert offset is not None
+            offsets.add(int(offset.total_seconds()) // 60)
+    largest, smallest = max(offsets), min(offsets)
+    start, deadline = _minutes(window.start), _minutes(window.deadline)
+    return WindowClock(
+        start_utc=(start - largest) % DAY_MINUTES,
+        deadline=deadline - start,
+        span=deadline - start + largest - smallest,
+    )
 
 
 class BatchWindowSchedule(Construct):
@@ -25,9 +74,13 @@ class BatchWindowSchedule(Construct):
     * ``hold_minutes`` (30) later the floor goes back to ``floor_tasks``: by then queue scaling
       sees the backlog and holds the tasks it needs, and nothing idles until the window ends.
     * The deadline alarm fires when the oldest message has waited so long that a job started
-      now could not finish by ``end`` (window length minus the job timeout).
+      now could not finish by the deadline (``end`` minus ``deadline_margin_minutes``: from
+      ``start`` to the deadline, minus the job timeout).
+    * The template's metadata ``Deadline<start>To<end>`` holds the deadline as HH:MM local time,
+      for scripts/simulate.py and operators.
 
-    Attributes: ``deadline_alarms``.
+    Deadline-aware scaling itself lives in the scale-out alarm (``QueueScaling``), which reads
+    each window's :func:`window_clock`. Attributes: ``deadline_alarms``.
     """
 
     def __init__(
@@ -45,9 +98,9 @@ class BatchWindowSchedule(Construct):
         self.deadline_alarms: list[cloudwatch.Alarm] = []
         for window in windows:
             start = datetime.combine(datetime.min, window.start)
-            end = datetime.combine(datetime.min, window.end)
             release = start + timedelta(minutes=window.hold_minutes)
-            name = f"{start:%H%M}To{end:%H%M}"
+            name = window_name(window)
+            Stack.of(self).add_metadata(f"Deadline{name}", f"{window.deadline:%H:%M}")
             zone = TimeZone.of(window.timezone)
             scalable_target.scale_on_schedule(
                 f"RaiseFloor{name}",
@@ -63,7 +116,8 @@ class BatchWindowSchedule(Construct):
                 time_zone=zone,
                 min_capacity=floor_tasks,
             )
-            allowed_wait = max(60, (_minutes(end) - _minutes(start)) * 60 - job_timeout_seconds)
+            to_deadline = _minutes(window.deadline) - _minutes(window.start)
+            allowed_wait = max(60, to_deadline * 60 - job_timeout_seconds)
             self.deadline_alarms.append(
                 queue.metric_approximate_age_of_oldest_message(
                     period=Duration.minutes(1), statistic="Maximum"
@@ -71,7 +125,7 @@ class BatchWindowSchedule(Construct):
                     self,
                     f"Deadline{name}",
                     alarm_description=(
-                        f"The batch will miss {window.end:%H:%M} {window.timezone}: a message "
+                        f"The batch will miss {window.deadline:%H:%M} {window.timezone}: a message "
                         f"has waited over {allowed_wait} s, too long to finish by then. Raise "
                         "scaling.max_tasks or processes (see docs/operations.md)."
                     ),

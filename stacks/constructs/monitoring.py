@@ -16,18 +16,19 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 from worker import contract as c
 from worker.contract import FAILED_OUTCOMES
@@ -136,11 +137,28 @@ def oldest_message_age_seconds(config: EnvironmentConfig) -> int:
     return max([healthy, *windows])
 
 
+@jsii.implements(events.IRuleTarget)
+class _TopicTarget:
+    """An SNS topic as a rule target, without the unconditional ``events.amazonaws.com``
+    publish grant of ``aws_events_targets.SnsTopic``: Monitoring grants it for its own rule
+    only (``aws:SourceArn``)."""
+
+    def __init__(self, topic: sns.ITopic, message: events.RuleTargetInput) -> None:
+        self._topic = topic
+        self._message = message
+
+    def bind(self, rule: IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(
+            arn=self._topic.topic_arn, input=self._message, target_resource=self._topic
+        )
+
+
 class Monitoring(Construct):
     """Alarms to one topic, a dashboard and saved log queries for one environment.
 
-    * Topic: SNS, encrypted with a customer-managed key (rotated) that CloudWatch and
-      EventBridge may use, TLS only; ``config.alarms.email`` subscribed when set.
+    * Topic: SNS, encrypted with ``key`` (the kit's key, see KitKey), TLS only; only this
+      account's CloudWatch alarms and this construct's EventBridge rule may publish
+      (``aws:SourceAccount`` / ``aws:SourceArn``); ``config.alarms.email`` subscribed when set.
     * Alarms (alarm and OK actions to the topic), named ``<stack prefix>-<what>``:
       ``dlq-messages`` (DLQ >= ``dlq_messages_threshold``, default 1), ``oldest-message-age``
       (see :func:`oldest_message_age_seconds`), ``tasks-missing`` (running < desired for
@@ -170,13 +188,15 @@ class Monitoring(Construct):
         cluster: ecs.ICluster,
         service: ecs.FargateService,
         log_group: logs.ILogGroup,
+        key: kms.IKey,
         deadline_alarms: Sequence[cloudwatch.Alarm] = (),
         scaling_alarms: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
         super().__init__(scope, id_)
         self._config = config
         self._prefix = config.stack_prefix
-        self.key, self.topic = self._topic(config.alarms.email)
+        self.key = key
+        self.topic = self._topic(config.alarms.email)
         self._action = cloudwatch_actions.SnsAction(self.topic)
         self.job_metrics = {
             m.name: log_group.add_metric_filter(
@@ -224,28 +244,40 @@ class Monitoring(Construct):
             [*self.alarms.values(), *deadline_alarms, *scaling_alarms],
         )
 
-    def _topic(self, email: str | None) -> tuple[kms.Key, sns.Topic]:
-        key = kms.Key(
-            self,
-            "TopicKey",
-            description=f"{self._prefix} alarm topic",
-            enable_key_rotation=True,
-            pending_window=Duration.days(7),
-            # Encrypts alarm notifications in transit only: nothing to keep after a delete.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
-            key.grant(iam.ServicePrincipal(service), "kms:Decrypt", "kms:GenerateDataKey*")
+    def _topic(self, email: str | None) -> sns.Topic:
+        """Encrypted with the kit's key, TLS only; this account's alarms may publish."""
         topic = sns.Topic(
             self,
             "AlarmTopic",
             display_name=f"{self._prefix} alarms",
-            master_key=key,
+            master_key=self.key,
             enforce_ssl=True,
+        )
+        stack = Stack.of(self)
+        self._allow_publish(
+            topic,
+            "cloudwatch.amazonaws.com",
+            f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:*",
+            "ArnLike",
         )
         if email is not None:
             topic.add_subscription(subscriptions.EmailSubscription(email))
-        return key, topic
+        return topic
+
+    @staticmethod
+    def _allow_publish(topic: sns.Topic, service: str, source_arn: str, operator: str) -> None:
+        """``service`` may publish on behalf of ``source_arn`` in this account only."""
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(service)],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Stack.of(topic).account},
+                    operator: {"aws:SourceArn": source_arn},
+                },
+            )
+        )
 
     def _notify(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
         alarm.add_alarm_action(self._action)
@@ -355,7 +387,7 @@ class Monitoring(Construct):
     def _deployment_failed_rule(self, service: ecs.FargateService) -> events.Rule:
         """ECS reports SERVICE_DEPLOYMENT_FAILED when the circuit breaker rolls a deploy back."""
         reason = events.EventField.from_path("$.detail.reason")
-        return events.Rule(
+        rule = events.Rule(
             self,
             "DeploymentFailed",
             description=f"{self._prefix}: a worker deployment failed and was rolled back",
@@ -366,15 +398,17 @@ class Monitoring(Construct):
                 detail={"eventName": ["SERVICE_DEPLOYMENT_FAILED"]},
             ),
             targets=[
-                events_targets.SnsTopic(
+                _TopicTarget(
                     self.topic,
-                    message=events.RuleTargetInput.from_text(
+                    events.RuleTargetInput.from_text(
                         f"{self._prefix}: worker deployment failed and was rolled back: "
                         f"{reason}. See docs/operations.md#deployment-failed."
                     ),
                 )
             ],
         )
+        self._allow_publish(self.topic, "events.amazonaws.com", rule.rule_arn, "ArnEquals")
+        return rule
 
     def _dashboard(
         self,

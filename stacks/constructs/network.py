@@ -3,30 +3,72 @@
 from __future__ import annotations
 
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.config import NetworkConfig
+from stacks.constructs.kit_key import encrypted_log_group
+
+S = ec2.InterfaceVpcEndpointAwsService
+# What a Fargate task (platform 1.4) of the kit calls, by construct id: the queue, the image
+# pull (ECR API and registry; layers come from S3 through the gateway endpoint), the awslogs
+# driver, and ECS for task scale-in protection (the agent calls UpdateTaskProtection for the
+# worker). The agent's own control-plane traffic (ecs-agent, ecs-telemetry endpoints) is an
+# EC2 launch type need, not Fargate's; the worker publishes no metrics (they come from log
+# metric filters), so no CloudWatch monitoring endpoint.
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "Sqs": S.SQS,
+    "EcrApi": S.ECR,
+    "EcrDocker": S.ECR_DOCKER,
+    "Logs": S.CLOUDWATCH_LOGS,
+    "Ecs": S.ECS,
+}
+# Only when the task reads secrets of that kind (worker.secrets).
+SECRET_ENDPOINTS = {"ssm": ("Ssm", S.SSM), "secretsmanager": ("SecretsManager", S.SECRETS_MANAGER)}
 
 
 class Network(Construct):
     """The VPC, the subnets tasks use and a security group that admits nothing inbound.
 
-    Default (``egress="public"``): a new VPC with public subnets only; tasks get a public IP so
-    they reach SQS, ECR, CloudWatch and external APIs through the internet gateway. This is the
-    cheapest egress: a NAT gateway costs about 45 USD a month per AZ plus data, VPC interface
-    endpoints about 7 USD a month each per AZ. Nothing can connect in: the security group has
-    no inbound rule. ``egress="nat"`` adds private subnets behind one NAT gateway (a fixed
-    egress IP for allow-listing external APIs). Rejected traffic is logged (flow log, 30 days).
+    ``egress`` (config.network.egress) chooses how tasks reach AWS APIs and job targets:
+
+    * ``public`` (default, cheapest): a new VPC with public subnets only; tasks get a public IP
+      and go out through the internet gateway. The subnets auto-assign public IPs and the
+      service assigns one: an acknowledged finding of the compliance scans (docs/security.md).
+    * ``nat``: private subnets behind one NAT gateway (a fixed egress IP for allow-listing
+      external APIs), public subnets for the NAT gateway only.
+    * ``endpoints``: isolated private subnets, no NAT gateway, no internet gateway: VPC
+      interface endpoints (``INTERFACE_ENDPOINTS``, plus SSM / Secrets Manager when ``secrets``
+      use them) and the S3 gateway endpoint (plus DynamoDB's when ``dynamodb``). Jobs cannot
+      reach the internet. The endpoints admit HTTPS from the task security group only.
+
+    Prices of the three: docs/security.md. Nothing can connect in: the task security group has
+    no inbound rule. Rejected traffic is logged (flow log kept ``log_retention``, default 30
+    days, encrypted with ``log_key`` when given). An existing VPC (``vpc_id``) is used as it
+    is: ``nat`` and ``endpoints`` both mean tasks without a public IP, the VPC provides the
+    way out.
 
     Attributes: ``vpc``, ``subnets`` (a SubnetSelection), ``assign_public_ip``,
-    ``security_group``.
+    ``security_group``, ``endpoints`` (construct id -> endpoint; empty unless ``endpoints``).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, config: NetworkConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: NetworkConfig,
+        log_key: kms.IKey | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        secret_kinds: frozenset[str] = frozenset(),
+        dynamodb: bool = False,
+    ) -> None:
         super().__init__(scope, id_)
+        self.endpoints: dict[str, ec2.IVpcEndpoint] = {}
+        self.assign_public_ip = config.egress == "public"
         if config.vpc_id is not None:
-            self.vpc = ec2.Vpc.from_vpc_attributes(
+            self.vpc: ec2.IVpc = ec2.Vpc.from_vpc_attributes(
                 self,
                 "Vpc",
                 vpc_id=config.vpc_id,
@@ -38,16 +80,14 @@ class Network(Construct):
                     for index, subnet_id in enumerate(config.subnet_ids)
                 ]
             )
-            self.assign_public_ip = config.egress == "public"
         else:
-            self.vpc = self._new_vpc(config)
-            private = config.egress == "nat"
-            self.subnets = ec2.SubnetSelection(
-                subnet_type=(
-                    ec2.SubnetType.PRIVATE_WITH_EGRESS if private else ec2.SubnetType.PUBLIC
-                )
-            )
-            self.assign_public_ip = not private
+            subnet_type = {
+                "public": ec2.SubnetType.PUBLIC,
+                "nat": ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                "endpoints": ec2.SubnetType.PRIVATE_ISOLATED,
+            }[config.egress]
+            self.vpc = self._new_vpc(config, subnet_type, log_key, log_retention)
+            self.subnets = ec2.SubnetSelection(subnet_type=subnet_type)
         self.security_group = ec2.SecurityGroup(
             self,
             "TaskSecurityGroup",
@@ -55,15 +95,23 @@ class Network(Construct):
             description="Worker tasks: no inbound access, outbound to AWS APIs and job targets",
             allow_all_outbound=True,
         )
+        if config.egress == "endpoints" and config.vpc_id is None:
+            self._add_endpoints(secret_kinds, dynamodb)
 
-    def _new_vpc(self, config: NetworkConfig) -> ec2.Vpc:
-        subnets = [ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)]
-        if config.egress == "nat":
-            subnets.append(
-                ec2.SubnetConfiguration(
-                    name="Private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
-                )
-            )
+    def _new_vpc(
+        self,
+        config: NetworkConfig,
+        subnet_type: ec2.SubnetType,
+        log_key: kms.IKey | None,
+        log_retention: logs.RetentionDays,
+    ) -> ec2.Vpc:
+        public = ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)
+        private = ec2.SubnetConfiguration(name="Private", subnet_type=subnet_type)
+        subnets = {
+            "public": [public],
+            "nat": [public, private],  # the NAT gateway lives in a public subnet
+            "endpoints": [private],
+        }[config.egress]
         vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -78,7 +126,39 @@ class Network(Construct):
             "RejectedTraffic",
             traffic_type=ec2.FlowLogTrafficType.REJECT,
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-                logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH)
+                encrypted_log_group(self, "FlowLogs", log_retention, log_key)
             ),
         )
         return vpc
+
+    def _add_endpoints(self, secret_kinds: frozenset[str], dynamodb: bool) -> None:
+        """Interface endpoints behind one security group (HTTPS from the tasks only), and the
+        gateway endpoints (free) on the isolated subnets' route tables."""
+        endpoint_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="VPC interface endpoints: HTTPS from the worker tasks only",
+            allow_all_outbound=False,
+        )
+        endpoint_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from the worker tasks"
+        )
+        services = dict(INTERFACE_ENDPOINTS)
+        services.update(SECRET_ENDPOINTS[kind] for kind in sorted(secret_kinds))
+        for name, service in services.items():
+            self.endpoints[name] = self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=self.subnets,
+                security_groups=[endpoint_group],
+                open=False,
+                private_dns_enabled=True,
+            )
+        gateways = {"S3": ec2.GatewayVpcEndpointAwsService.S3}
+        if dynamodb:
+            gateways["DynamoDb"] = ec2.GatewayVpcEndpointAwsService.DYNAMODB
+        for name, gateway in gateways.items():
+            self.endpoints[name] = self.vpc.add_gateway_endpoint(
+                name, service=gateway, subnets=[self.subnets]
+            )

@@ -8,6 +8,7 @@ from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
@@ -15,11 +16,27 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
+from stacks.constructs.capacity import ON_DEMAND, capacity_strategies
+from stacks.constructs.kit_key import encrypted_log_group
 from stacks.constructs.network import Network
 from stacks.constructs.worker_image import worker_image
 from stacks.nag import acknowledge, as_nag_resource
 
 CONTAINER_NAME = "worker"
+# The kit image's unprivileged user (worker_image/Dockerfile: USER 10001:10001).
+IMAGE_USER = "10001:10001"
+# The one writable path of the read-only container: supervisord's run dir (WORKER_RUN_DIR), the
+# task-protection dir (WORKER_TASK_DIR), HOME and every temp file live under /tmp.
+WRITABLE_PATH = "/tmp"
+HEALTH_MODULE = "worker.health"
+# The kit image's venv python, else the one the kit's install stage puts in a team's image.
+HEALTH_CHECK = (
+    "for py in /opt/venv/bin/python /opt/queue-worker-kit/venv/bin/python; do "
+    f'if [ -x "$py" ]; then exec "$py" -m {HEALTH_MODULE}; fi; done; '
+    'echo "no queue-worker-kit python found"; exit 1'
+)
+# Long enough for supervisord, N processes and a first long poll (up to 20 s).
+HEALTH_START_PERIOD = Duration.seconds(60)
 R = logs.RetentionDays
 # config.LOG_RETENTION_DAYS, in the same order, as CDK's enum.
 RETENTION = dict(
@@ -91,10 +108,20 @@ class WorkerService(Construct):
     ``consumer`` mode gives up the kit's guarantees; synth warns about it
     (:func:`consumer_mode_warnings`).
     Deployments roll back on failure (circuit breaker); tasks get an init process and the full
-    stop timeout to drain. With ``worker.ecs_exec`` the service allows ECS Exec and the task
-    role may open SSM Session Manager channels, nothing more.
+    stop timeout to drain. The container runs as the image's unprivileged user (``IMAGE_USER``)
+    on a read-only root filesystem with one writable task volume at ``/tmp``, the task's memory
+    as its hard limit, and a health check (``python -m worker.health``: supervisord runs, no
+    program went FATAL, a worker made progress recently). Its log group is encrypted with
+    ``key`` unless ``worker.encrypt_logs`` is false. With ``worker.ecs_exec`` the service
+    allows ECS Exec, the task role may open SSM Session Manager channels, nothing more, and the
+    root filesystem stays writable (the SSM agent writes to it).
 
-    Attributes: ``task_definition``, ``container``, ``service``, ``log_group``.
+    The service runs on ``worker.capacity``'s strategy (on-demand base, on-demand and Spot
+    weights); with Spot and its fallback, ``fallback_service`` is an on-demand service of the
+    same task definition that :class:`~stacks.constructs.capacity.SpotFallback` scales.
+
+    Attributes: ``task_definition``, ``container``, ``service``, ``fallback_service`` (or None),
+    ``log_group``.
     """
 
     def __init__(
@@ -105,6 +132,7 @@ class WorkerService(Construct):
         config: EnvironmentConfig,
         cluster: ecs.ICluster,
         network: Network,
+        key: kms.IKey,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         idempotency_table: dynamodb.ITableV2 | None = None,
@@ -122,7 +150,9 @@ class WorkerService(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.log_group = logs.LogGroup(self, "Logs", retention=RETENTION[worker.log_retention_days])
+        self.log_group = encrypted_log_group(
+            self, "Logs", RETENTION[worker.log_retention_days], key if worker.encrypt_logs else None
+        )
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             image=worker_image(self, worker.image, worker.architecture),
@@ -140,9 +170,23 @@ class WorkerService(Construct):
                 self, "LinuxParameters", init_process_enabled=True
             ),
             stop_timeout=Duration.seconds(worker.stop_timeout_seconds),
+            user=IMAGE_USER,
             # ECS Exec's SSM agent writes to the root filesystem: AWS does not support ECS Exec
             # with a read-only one (docs/operations.md).
-            readonly_root_filesystem=False if worker.ecs_exec else None,
+            readonly_root_filesystem=not worker.ecs_exec,
+            # The task's memory as the container's hard limit: one container per task.
+            memory_limit_mib=worker.memory_mib,
+            health_check=ecs.HealthCheck(
+                command=["CMD-SHELL", HEALTH_CHECK],
+                interval=Duration.seconds(30),
+                timeout=Duration.seconds(10),
+                retries=3,
+                start_period=HEALTH_START_PERIOD,
+            ),
+        )
+        self.task_definition.add_volume(name="tmp")
+        self.container.add_mount_points(
+            ecs.MountPoint(container_path=WRITABLE_PATH, source_volume="tmp", read_only=False)
         )
         queue.grant_consume_messages(self.task_definition.task_role)
         dead_letter_queue.grant_send_messages(self.task_definition.task_role)
@@ -169,9 +213,35 @@ class WorkerService(Construct):
             "log actions beside it are scoped to the image's repository and the log group.",
         )
 
-        self.service = ecs.FargateService(
+        self.service = self._service(
+            "Service", config, cluster, network, capacity_strategies(worker.capacity)
+        )
+        # With Spot, an on-demand twin that runs what Spot cannot place (SpotFallback scales it).
+        self.fallback_service = (
+            self._service(
+                "FallbackService",
+                config,
+                cluster,
+                network,
+                [ecs.CapacityProviderStrategy(capacity_provider=ON_DEMAND, weight=1)],
+            )
+            if worker.capacity.fallback
+            else None
+        )
+        if worker.ecs_exec:
+            self._allow_ecs_exec()
+
+    def _service(
+        self,
+        id_: str,
+        config: EnvironmentConfig,
+        cluster: ecs.ICluster,
+        network: Network,
+        strategies: list[ecs.CapacityProviderStrategy],
+    ) -> ecs.FargateService:
+        return ecs.FargateService(
             self,
-            "Service",
+            id_,
             cluster=cluster,
             task_definition=self.task_definition,
             # No DesiredCount in the template: CloudFormation would pass it to every service
@@ -184,16 +254,10 @@ class WorkerService(Construct):
             # New tasks start before old ones stop: no gap in consumption during a deploy.
             min_healthy_percent=100,
             max_healthy_percent=200,
-            capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(
-                    capacity_provider="FARGATE_SPOT" if worker.spot else "FARGATE", weight=1
-                )
-            ],
+            capacity_provider_strategies=strategies,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
-            enable_execute_command=worker.ecs_exec or None,  # off: absent from the template
+            enable_execute_command=config.worker.ecs_exec or None,  # off: absent from template
         )
-        if worker.ecs_exec:
-            self._allow_ecs_exec()
 
     @staticmethod
     def _environment(

@@ -74,6 +74,39 @@ def synthesize(env: str, **changes: Any) -> Synthesized:
     return _synthesize(env, json.dumps(changes, sort_keys=True))
 
 
+# Settings that change which resources exist or how they are configured, beyond the shipped
+# environments: each must scan clean too.
+VARIANTS = {
+    **{env: (env, {}) for env in sorted(ENVIRONMENTS)},
+    "prod-endpoints": (
+        "prod",
+        {
+            "network": {"egress": "endpoints"},
+            "worker": {"secrets": {"DB_PASSWORD": "ssm:/app/db"}},
+            "queue": {"idempotency_table": True},
+        },
+    ),
+    "prod-nat": ("prod", {"network": {"egress": "nat"}}),
+    "prod-team-image": ("prod", {"worker": {"image": {"repository": "team/app", "tag": "v1"}}}),
+    "dev-unencrypted-logs": ("dev", {"worker": {"encrypt_logs": False}}),
+    "prod-spot-arm64": (
+        "prod",
+        {
+            "worker": {
+                "architecture": "arm64",
+                "capacity": {"on_demand_base": 1, "spot_weight": 3},
+            },
+            "scaling": {"max_tasks": 6},
+        },
+    ),
+}
+
+
+def variant(name: str) -> Synthesized:
+    env, changes = VARIANTS[name]
+    return synthesize(env, **changes)
+
+
 @pytest.fixture(scope="session")
 def prod() -> Synthesized:
     return synthesize("prod")

@@ -143,3 +143,27 @@ def test_make_deploy_deploys_the_environments_queue_and_worker_stacks() -> None:
     app = App()
     stacks = add_environment(app, load_config(ENVIRONMENTS, "prod"))
     assert deploy.split("-o cdk.out/prod ")[1].split() == [s.stack_name for s in stacks]
+
+
+def test_make_simulate_takes_synth_overrides_and_simulator_options_apart(tmp_path: Path) -> None:
+    result = make(
+        "-n",
+        "simulate",
+        "ENV=prod",
+        f"OUT={tmp_path}",
+        "ARGS=-c scaling.max_tasks=32",
+        "SIM_ARGS=--batch 1000@07:30 --fail-on-miss",
+    )
+    assert result.returncode == 0, result.stderr
+    (synth,) = [line for line in result.stdout.splitlines() if " synth " in line]
+    assert f"synth -c env=prod -c scaling.max_tasks=32 -o {tmp_path}/prod" in synth
+    (simulate,) = [line for line in result.stdout.splitlines() if "scripts.simulate" in line]
+    assert simulate.endswith(f"--cdk-out {tmp_path}/prod --batch 1000@07:30 --fail-on-miss")
+    assert "--batch" not in synth
+
+
+def test_make_simulate_without_overrides_uses_the_cached_assembly(tmp_path: Path) -> None:
+    result = make("-n", "simulate", "ENV=prod", f"OUT={tmp_path}", "SIM_ARGS=--json")
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if "cdk synth -c env=prod -o" in line]  # the plain synth
+    assert lines[-1].endswith(f"--cdk-out {tmp_path}/prod --json")

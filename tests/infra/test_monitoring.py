@@ -48,25 +48,28 @@ def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_and_eventbridge_may_us
     prod.worker.has_resource_properties(
         "AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}}
     )
-    prod.worker.has_resource_properties(
-        "AWS::KMS::Key",
-        {
-            "KeyPolicy": {
-                "Statement": Match.array_with(
-                    [
-                        {
-                            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                            "Effect": "Allow",
-                            "Principal": {
-                                "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
-                            },
-                            "Resource": "*",
-                        }
-                    ]
-                )
-            }
-        },
-    )
+    for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+        prod.worker.has_resource_properties(
+            "AWS::KMS::Key",
+            {
+                "KeyPolicy": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                    "Effect": "Allow",
+                                    "Principal": {"Service": service},
+                                    "Condition": Match.object_like(
+                                        {"StringEquals": {"aws:SourceAccount": Match.any_value()}}
+                                    ),
+                                }
+                            )
+                        ]
+                    )
+                }
+            },
+        )
 
 
 def test_topic_policy_denies_publishing_without_tls(prod: Synthesized) -> None:
@@ -115,7 +118,7 @@ def test_deadline_alarms_notify_the_topic(prod: Synthesized) -> None:
     prod.worker.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
-            "AlarmDescription": Match.string_like_regexp("miss 09:00"),
+            "AlarmDescription": Match.string_like_regexp("miss 08:30"),
             "AlarmActions": [topic_ref(prod)],
         },
     )

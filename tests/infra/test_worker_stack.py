@@ -192,18 +192,6 @@ def test_deployment_circuit_breaker_rolls_back(prod: Synthesized) -> None:
     )
 
 
-def test_on_demand_by_default_and_spot_when_configured(prod: Synthesized) -> None:
-    prod.worker.has_resource_properties(
-        "AWS::ECS::Service",
-        {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE", "Weight": 1}]},
-    )
-    spot = synthesize("prod", worker={"spot": True})
-    spot.worker.has_resource_properties(
-        "AWS::ECS::Service",
-        {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]},
-    )
-
-
 def test_task_role_may_only_consume_its_queue_and_protect_its_tasks(prod: Synthesized) -> None:
     policies = prod.worker.find_resources(
         "AWS::IAM::Policy",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from stacks.constructs.worker_service import HEALTH_CHECK, IMAGE_USER
 from tests.integration.containers import BASE, run
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.integration.test_faults_injection import dead_letters
@@ -97,13 +98,17 @@ def test_the_image_consumes_real_messages(
         "SUPERVISOR_STOPWAITSECS": "20",
         "WORKER_STOP_GRACE_SECONDS": "10",
     }
-    command = [engine, "run", "--rm", "--name", name, "--network", "host"]
+    # As the task definition runs it: its user, a read-only root filesystem, /tmp writable.
+    command = [engine, "run", "--rm", "--name", name, "--network", "host", "--read-only"]
+    command += ["--user", IMAGE_USER]
     for key, value in env.items():
         command += ["--env", f"{key}={value}"]
     fleet = Fleet(tmp_path, moto_endpoint, {}, [*command, image]).start()
     try:
         fleet.wait_for(lambda: len(fleet.jobs("done")) == 12, timeout=120)
         fleet.wait_for(lambda: queue_depth(sqs_client, pair.url) == 0, timeout=60)
+        # The task definition's health check command, in the running container.
+        assert run(engine, "exec", name, "sh", "-c", HEALTH_CHECK).strip() == "healthy"
         run(engine, "stop", "--time", "30", name)
         assert fleet.wait(timeout=60) == 0
     finally:

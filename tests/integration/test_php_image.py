@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from stacks.constructs.worker_service import IMAGE_USER
 from tests.integration.containers import BASE, remove_container, run, start_container
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.sqs_helpers import drain
@@ -69,7 +70,9 @@ def php_fleet(
         }
         workdir = tmp_path / f"container-{len(names)}"
         workdir.mkdir()
-        fleet, name = start_container(engine, php_image, workdir, moto_endpoint, settings, options)
+        # As the task definition runs a team's image: the kit's user, a read-only root, /tmp.
+        as_ecs = ("--read-only", "--user", IMAGE_USER, *options)
+        fleet, name = start_container(engine, php_image, workdir, moto_endpoint, settings, as_ecs)
         names.append(name)
         return fleet
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -56,8 +56,10 @@ class Heartbeat:
         visibility_seconds: int,
         interval_seconds: float,
         log: EventLog,
+        on_beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.sqs = sqs
+        self.on_beat = on_beat  # before every beat (the process's liveness mark)
         self.queue_url = queue_url
         self.visibility_seconds = visibility_seconds
         self.interval_seconds = interval_seconds
@@ -95,6 +97,7 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
+            self.on_beat()
             self.beat()
 
     def beat(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from worker import contract
 from worker.handlers import JobContext, JobResult, Runner, rss_bytes
+from worker.health import mark_alive
 from worker.heartbeat import Heartbeat, Held, chunks
 from worker.logs import EventLog
 from worker.protection import TaskProtection
@@ -63,6 +64,7 @@ class Worker:
             settings.visibility_timeout_seconds,
             settings.heartbeat_interval_seconds,
             log,
+            on_beat=self._mark_alive,
         )
         self.jobs_run = 0
         self.durations: collections.deque[float] = collections.deque(maxlen=20)
@@ -124,6 +126,10 @@ class Worker:
         self.log.info("worker_stopped", reason=reason, jobs=self.jobs_run)
         return reason
 
+    def _mark_alive(self) -> None:
+        """Progress for the container health check (worker.health)."""
+        mark_alive(self.settings.run_dir, self.settings.process_name)
+
     def mean_duration(self) -> float:
         """Mean of the last 20 job durations (0 before the first job)."""
         return sum(self.durations) / len(self.durations) if self.durations else 0.0
@@ -161,6 +167,7 @@ class Worker:
             self._sleep_unless_stopped(backoff)
             return []
         self._receive_failures = 0
+        self._mark_alive()
         if len(response.get("Messages", [])) < asked:
             self._flush_deletes(force=True)  # the queue runs dry: nothing to batch them with
         now = time.monotonic()

@@ -46,6 +46,7 @@ class Settings:
     task_protection: bool = True
     ecs_agent_uri: str | None = None
     task_dir: str = "/tmp/worker-task"
+    run_dir: str = "/tmp/worker-run"
     task_protection_expires_minutes: int = 60
     receive_wait_seconds: int = 20
     process_name: str = LOCAL_PROCESS_NAME
@@ -95,6 +96,7 @@ class Settings:
             task_protection=reader.choice("TASK_PROTECTION", ("on", "off"), "on") == "on",
             ecs_agent_uri=env.get("ECS_AGENT_URI", "").strip().rstrip("/") or None,
             task_dir=env.get("WORKER_TASK_DIR", "").strip() or "/tmp/worker-task",
+            run_dir=env.get("WORKER_RUN_DIR", "").strip() or "/tmp/worker-run",
             task_protection_expires_minutes=reader.number(
                 "TASK_PROTECTION_EXPIRES_MINUTES", int, expires_default, low=1, high=2880
             ),

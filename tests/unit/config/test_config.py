@@ -74,12 +74,13 @@ def test_command_line_overrides_are_converted_to_the_key_type() -> None:
             "worker.memory_mib": "4096",
             "scaling.min_tasks": "1",
             "scaling.max_tasks": "10",
-            "worker.spot": "true",
+            "worker.capacity.spot_weight": "3",
+            "scaling.max_total_processes": "120",
         },
     )
     assert (config.worker.processes, config.worker.cpu, config.worker.memory_mib) == (6, 1024, 4096)
     assert (config.scaling.min_tasks, config.scaling.max_tasks) == (1, 10)
-    assert config.worker.spot is True
+    assert config.worker.capacity.spot_weight == 3 and config.worker.capacity.spot
 
 
 def test_invalid_fargate_pair_lists_valid_memory_for_that_cpu() -> None:
@@ -168,9 +169,14 @@ def test_memory_must_hold_every_process_at_its_recycle_limit() -> None:
     assert "cannot hold 8 processes" in message and f"{need} MiB" in message
 
 
-def test_spot_requires_x86() -> None:
-    (message,) = problems(prod_with(worker={"spot": True, "architecture": "arm64"}))
-    assert "Fargate Spot runs x86_64 tasks only" in message
+def test_spot_true_says_what_to_write_instead() -> None:
+    (message,) = problems(prod_with(worker={"spot": True}))
+    assert message.startswith("environments.prod.worker.spot: true is replaced by worker.capacity")
+    assert '"spot_weight": 1, "on_demand_weight": 0' in message
+
+
+def test_spot_false_still_parses() -> None:
+    assert load_config(prod_with(worker={"spot": False}), "prod").worker.capacity.spot is False
 
 
 def test_bad_secret_reference() -> None:
@@ -267,13 +273,12 @@ def test_a_wrong_type_does_not_hide_the_rules_of_other_values() -> None:
                 "memory_mib": "lots",
                 "job_timeout_seconds": 0,
                 "spot": True,
-                "architecture": "arm64",
             }
         )
     )
     assert any("worker.memory_mib: 'lots' is not a whole number" in p for p in found)
     assert any("worker.job_timeout_seconds: 0 must be between 1 and" in p for p in found)
-    assert any("worker.spot: Fargate Spot runs x86_64 tasks only" in p for p in found)
+    assert any("worker.spot: true is replaced by worker.capacity" in p for p in found)
 
 
 def test_a_single_window_is_reported_as_batch_window() -> None:

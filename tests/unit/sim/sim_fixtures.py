@@ -44,8 +44,14 @@ def kit_template(
     stop_timeout: int = 120,
     scaling: bool = True,
     spot: bool = False,
+    strategy: list[Json] | None = None,
+    fallback: Json | None = None,
 ) -> Json:
-    """Queue + DLQ, a worker service and (scaling=True) the kit's step scaling on metric math."""
+    """Queue + DLQ, a worker service and (scaling=True) the kit's step scaling on metric math.
+
+    ``strategy``: the service's capacity provider strategy (default: all FARGATE, or all
+    FARGATE_SPOT with ``spot``); ``fallback`` ({"max": N, "out": MINUTES, "in": MINUTES}): the
+    kit's on-demand fallback service and its two alarms (stacks/constructs/capacity.py)."""
     environment: dict[str, str] = {
         "WORKER_PROCESSES": str(processes),
         "HEARTBEAT_INTERVAL_SECONDS": "30",
@@ -91,9 +97,8 @@ def kit_template(
             "Type": "AWS::ECS::Service",
             "Properties": {
                 "TaskDefinition": {"Ref": "TaskDef"},
-                "CapacityProviderStrategy": [
-                    {"CapacityProvider": "FARGATE_SPOT" if spot else "FARGATE", "Weight": 1}
-                ],
+                "CapacityProviderStrategy": strategy
+                or [{"CapacityProvider": "FARGATE_SPOT" if spot else "FARGATE", "Weight": 1}],
             },
         },
     }
@@ -121,6 +126,8 @@ def kit_template(
             "ScheduledActions": actions,
         },
     }
+    if fallback is not None:
+        resources |= _fallback(fallback)
     if not scaling:
         return {"Resources": resources}
     visible = _metric("visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", queue_dimension)
@@ -196,3 +203,84 @@ def write(tmp_path: Path, template: Json, name: str = "stack") -> Path:
     path = tmp_path / f"{name}.template.json"
     path.write_text(json.dumps(template))
     return path
+
+
+def _fallback(spec: Json) -> Json:
+    """The kit's fallback: an on-demand twin service, its scalable target and two alarms."""
+    counts = [
+        _metric(
+            name,
+            "ECS/ContainerInsights",
+            f"{name.capitalize()}TaskCount",
+            {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["Service", "Name"]}},
+        )
+        for name in ("desired", "running", "pending")
+    ]
+    own = _metric(
+        "fallback",
+        "ECS/ContainerInsights",
+        "DesiredTaskCount",
+        {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["FallbackService", "Name"]}},
+    )
+    unplaced = {
+        "Id": "unplaced",
+        "Expression": "FILL(desired, 0) - FILL(running, 0) - FILL(pending, 0)",
+        "ReturnData": False,
+    }
+    resources: Json = {
+        "FallbackService": {
+            "Type": "AWS::ECS::Service",
+            "Properties": {
+                "TaskDefinition": {"Ref": "TaskDef"},
+                "CapacityProviderStrategy": [{"CapacityProvider": "FARGATE", "Weight": 1}],
+            },
+        },
+        "FallbackTarget": {
+            "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+            "Properties": {
+                "MinCapacity": 0,
+                "MaxCapacity": spec["max"],
+                "ResourceId": {
+                    "Fn::Join": ["", ["service/c/", {"Fn::GetAtt": ["FallbackService", "Name"]}]]
+                },
+            },
+        },
+    }
+    sizes = step_sizes(spec["max"])
+    for name, expression, minutes, direction in (
+        ("Out", "unplaced - FILL(fallback, 0)", spec["out"], +1),
+        ("In", "FILL(fallback, 0) - unplaced", spec["in"], -1),
+    ):
+        steps = [  # as stacks/constructs/queue_scaling.py step_policy: about the metric's count
+            {"MetricIntervalLowerBound": size - 1, "ScalingAdjustment": direction * size}
+            | ({} if upper is None else {"MetricIntervalUpperBound": upper - 1})
+            for size, upper in zip(sizes, [*sizes[1:], None], strict=True)
+        ]
+        resources[f"Fallback{name}Policy"] = {
+            "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+            "Properties": {
+                "PolicyType": "StepScaling",
+                "ScalingTargetId": {"Ref": "FallbackTarget"},
+                "StepScalingPolicyConfiguration": {
+                    "AdjustmentType": "ChangeInCapacity",
+                    "StepAdjustments": steps,
+                },
+            },
+        }
+        resources[f"Fallback{name}Alarm"] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmActions": [{"Ref": f"Fallback{name}Policy"}],
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "EvaluationPeriods": minutes,
+                "DatapointsToAlarm": minutes,
+                "Threshold": 1,
+                "Metrics": [
+                    *counts,
+                    own,
+                    unplaced,
+                    {"Id": "expr", "Expression": expression, "ReturnData": True},
+                ],
+            },
+        }
+    return resources

@@ -8,8 +8,8 @@ from typing import Any
 from sim_fixtures import kit_template, write
 
 from scripts.sim import report
-from scripts.sim.engine import SimConfig, Simulation
-from scripts.sim.template import read_model
+from scripts.sim.engine import SimConfig, Simulation, _step_for
+from scripts.sim.template import PolicySpec, StepSpec, read_model
 
 NO_HEARTBEAT_NO_PROTECTION: dict[str, str | None] = {
     "HEARTBEAT_INTERVAL_SECONDS": None,
@@ -191,3 +191,14 @@ def test_qpfs_cpu_target_tracking_scales_in_busy_single_process_tasks(tmp_path: 
     assert scale_in and scale_in[0][1] == 1
     assert 4 * 3600 + 15 * 60 <= scale_in[0][0] <= 4 * 3600 + 18 * 60
     assert sim.stats.killed_by_scale_in >= 1
+
+
+def test_a_step_ending_at_the_threshold_acts_on_a_metric_at_the_threshold() -> None:
+    """QPFS's scale-in: an alarm at visible <= 0 and one step (-inf, 0]: an empty queue (0,
+    the threshold itself) removes tasks; above the threshold the lower bound is inclusive."""
+    scale_in = PolicySpec("in", "StepScaling", steps=(StepSpec(None, 0, -25),))
+    assert _step_for(scale_in, 0.0) == -25
+    assert _step_for(scale_in, -3.0) == -25
+    scale_out = PolicySpec("out", "StepScaling", steps=(StepSpec(0, 99, 5), StepSpec(99, None, 25)))
+    assert _step_for(scale_out, 0.0) == 5
+    assert _step_for(scale_out, 99.0) == 25

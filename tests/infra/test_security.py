@@ -1,0 +1,285 @@
+"""Hardening: the container, the key and topic policies, log encryption, the DLQ's redrive-allow
+policy and the private egress through VPC endpoints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from aws_cdk.assertions import Match
+from worker.settings import Settings
+from worker.supervise import DEFAULTS
+
+from stacks.constructs.worker_service import HEALTH_MODULE, IMAGE_USER, WRITABLE_PATH
+from tests.infra.conftest import ROOT, Synthesized, synthesize
+
+DOCKERFILE = (ROOT / "worker_image" / "Dockerfile").read_text()
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def container(s: Synthesized) -> dict[str, Any]:
+    (task,) = resources(s.worker_json, "AWS::ECS::TaskDefinition").values()
+    (definition,) = task["Properties"]["ContainerDefinitions"]
+    return dict(definition)
+
+
+def key_statements(s: Synthesized) -> list[dict[str, Any]]:
+    (key,) = resources(s.worker_json, "AWS::KMS::Key").values()
+    return list(key["Properties"]["KeyPolicy"]["Statement"])
+
+
+def key_id(s: Synthesized) -> str:
+    (logical_id,) = resources(s.worker_json, "AWS::KMS::Key")
+    return logical_id
+
+
+# -- the container ------------------------------------------------------------------------------
+
+
+def test_the_container_runs_as_the_images_unprivileged_user(prod: Synthesized) -> None:
+    assert container(prod)["User"] == IMAGE_USER == "10001:10001"
+    assert f"USER {IMAGE_USER}\n" in DOCKERFILE
+
+
+def test_the_root_filesystem_is_read_only_with_one_writable_task_volume(prod: Synthesized) -> None:
+    definition = container(prod)
+    assert definition["ReadonlyRootFilesystem"] is True
+    assert definition["MountPoints"] == [
+        {"ContainerPath": WRITABLE_PATH, "ReadOnly": False, "SourceVolume": "tmp"}
+    ]
+    (task,) = resources(prod.worker_json, "AWS::ECS::TaskDefinition").values()
+    # A task-scoped bind mount: no host path, on the task's ephemeral storage.
+    assert task["Properties"]["Volumes"] == [{"Name": "tmp"}]
+    # Every path the runtime writes defaults below it (worker.supervise, worker.settings, HOME).
+    assert 'VOLUME ["/tmp"]' in DOCKERFILE and "HOME=/tmp" in DOCKERFILE
+    for path in (DEFAULTS["WORKER_RUN_DIR"], Settings.task_dir, Settings.run_dir):
+        assert Path(path).is_relative_to(WRITABLE_PATH)
+
+
+def test_the_container_memory_hard_limit_is_the_task_memory(prod: Synthesized) -> None:
+    (task,) = resources(prod.worker_json, "AWS::ECS::TaskDefinition").values()
+    assert container(prod)["Memory"] == int(task["Properties"]["Memory"])
+    assert container(prod)["Memory"] == prod.config.worker.memory_mib
+
+
+def test_the_health_check_runs_worker_health_with_the_kits_python(prod: Synthesized) -> None:
+    check = container(prod)["HealthCheck"]
+    kind, command = check["Command"]
+    assert kind == "CMD-SHELL"
+    assert f"-m {HEALTH_MODULE}" in command
+    assert "/opt/venv/bin/python" in command  # the kit image
+    assert "/opt/queue-worker-kit/venv/bin/python" in command  # a team image's install stage
+    assert check == {
+        "Command": [kind, command],
+        "Interval": 30,
+        "Timeout": 10,
+        "Retries": 3,
+        "StartPeriod": 60,
+    }
+
+
+def test_the_image_has_the_same_health_check() -> None:
+    assert f'CMD ["/opt/venv/bin/python", "-m", "{HEALTH_MODULE}"]' in DOCKERFILE
+    assert "HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3" in (DOCKERFILE)
+
+
+def test_the_default_base_image_is_pinned_by_digest() -> None:
+    (base,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", DOCKERFILE, re.MULTILINE)
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base)
+
+
+# -- the key --------------------------------------------------------------------------------------
+
+
+def allows(statement: dict[str, Any], action: str) -> bool:
+    actions = statement["Action"]
+    actions = [actions] if isinstance(actions, str) else actions
+    return statement["Effect"] == "Allow" and any(
+        a in ("*", "kms:*", action) or (a.endswith("*") and action.startswith(a[:-1]))
+        for a in actions
+    )
+
+
+def test_no_principal_may_create_grants_without_a_condition(prod: Synthesized) -> None:
+    granting = [s for s in key_statements(prod) if allows(s, "kms:CreateGrant")]
+    assert granting, "the account must still be able to let AWS services create grants"
+    for statement in granting:
+        assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_service_principals_use_the_key_only_for_this_accounts_resources(
+    prod: Synthesized,
+) -> None:
+    services = {
+        s["Principal"]["Service"]: s["Condition"]
+        for s in key_statements(prod)
+        if "Service" in s["Principal"]
+    }
+    assert set(services) == {
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+        "logs.ap-northeast-1.amazonaws.com",
+    }
+    for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+        condition = services[service]
+        assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        source = str(condition["ArnLike"]["aws:SourceArn"])
+        assert "AWS::AccountId" in source and "ap-northeast-1" in source
+    logs = services["logs.ap-northeast-1.amazonaws.com"]
+    pattern = str(logs["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    assert "arn:aws:logs:ap-northeast-1:" in pattern and "AWS::AccountId" in pattern
+
+
+def test_the_log_groups_are_encrypted_with_the_kits_key(prod: Synthesized) -> None:
+    groups = resources(prod.worker_json, "AWS::Logs::LogGroup")
+    assert len(groups) == 2  # the worker's and the VPC flow log's
+    for group in groups.values():
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id(prod), "Arn"]}
+
+
+def test_without_encrypt_logs_the_groups_use_cloudwatchs_keys_and_say_why() -> None:
+    s = synthesize("prod", worker={"encrypt_logs": False})
+    for group in resources(s.worker_json, "AWS::Logs::LogGroup").values():
+        assert "KmsKeyId" not in group["Properties"]
+        (skipped,) = group["Metadata"]["checkov"]["skip"]
+        assert skipped["id"] == "CKV_AWS_158" and "worker.encrypt_logs" in skipped["comment"]
+    assert all("logs." not in str(st["Principal"]) for st in key_statements(s))
+
+
+# -- the alarm topic ------------------------------------------------------------------------------
+
+
+def test_only_this_accounts_alarms_and_the_kits_rule_may_publish(prod: Synthesized) -> None:
+    (policy,) = resources(prod.worker_json, "AWS::SNS::TopicPolicy").values()
+    allowed = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
+    ]
+    by_service = {s["Principal"]["Service"]: s["Condition"] for s in allowed}
+    assert set(by_service) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    for condition in by_service.values():
+        assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    (rule_id,) = resources(prod.worker_json, "AWS::Events::Rule")
+    assert by_service["events.amazonaws.com"]["ArnEquals"] == {
+        "aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}
+    }
+    assert "alarm:*" in str(by_service["cloudwatch.amazonaws.com"]["ArnLike"]["aws:SourceArn"])
+
+
+# -- the queues -----------------------------------------------------------------------------------
+
+
+def test_only_the_work_queue_may_use_the_dlq(prod: Synthesized) -> None:
+    prod.queue.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "QueueName": "QueueWorker-prod-DeadLetterQueue",
+            "RedriveAllowPolicy": {
+                "redrivePermission": "byQueue",
+                "sourceQueueArns": [
+                    {
+                        "Fn::Join": [
+                            "",
+                            Match.array_with(
+                                [Match.string_like_regexp(":QueueWorker-prod-WorkQueue$")]
+                            ),
+                        ]
+                    }
+                ],
+            },
+        },
+    )
+    prod.queue.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"QueueName": "QueueWorker-prod-WorkQueue", "RedrivePolicy": Match.any_value()},
+    )
+
+
+# -- private egress through VPC endpoints -------------------------------------------------------
+
+ENDPOINTS = synthesize("prod", network={"egress": "endpoints"})
+
+
+def endpoint_services(s: Synthesized) -> dict[str, str]:
+    """Service (``sqs``, ``ecr.api``, ...) -> VpcEndpointType, from names such as
+    ``com.amazonaws.ap-northeast-1.sqs`` or a join ending in ``.s3``."""
+    found = {}
+    for endpoint in resources(s.worker_json, "AWS::EC2::VPCEndpoint").values():
+        name = endpoint["Properties"]["ServiceName"]
+        if isinstance(name, dict):
+            name = name["Fn::Join"][1][-1]
+        found[name.rsplit("ap-northeast-1.", 1)[-1].lstrip(".")] = endpoint["Properties"][
+            "VpcEndpointType"
+        ]
+    return found
+
+
+def test_endpoints_egress_has_no_nat_no_internet_gateway_and_no_public_ip() -> None:
+    template = ENDPOINTS.worker_json
+    for kind in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP"):
+        assert resources(template, kind) == {}
+    for subnet in resources(template, "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    ENDPOINTS.worker.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "NetworkConfiguration": {
+                "AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})
+            }
+        },
+    )
+
+
+def test_endpoints_egress_reaches_what_a_fargate_task_of_the_kit_calls() -> None:
+    assert endpoint_services(ENDPOINTS) == {
+        "sqs": "Interface",
+        "ecr.api": "Interface",
+        "ecr.dkr": "Interface",
+        "logs": "Interface",
+        "ecs": "Interface",
+        "s3": "Gateway",
+    }
+    for endpoint in resources(ENDPOINTS.worker_json, "AWS::EC2::VPCEndpoint").values():
+        if endpoint["Properties"].get("VpcEndpointType") == "Interface":
+            assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+
+
+def test_the_endpoints_admit_https_from_the_tasks_only() -> None:
+    groups = resources(ENDPOINTS.worker_json, "AWS::EC2::SecurityGroup")
+    (endpoint_group,) = [k for k in groups if "EndpointSecurityGroup" in k]
+    (task_group,) = [k for k in groups if "TaskSecurityGroup" in k]
+    ingress = groups[endpoint_group]["Properties"].get("SecurityGroupIngress", [])
+    ingress += [
+        r["Properties"]
+        for r in resources(ENDPOINTS.worker_json, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [endpoint_group, "GroupId"]}
+    ]
+    assert len(ingress) == 1
+    (rule,) = ingress
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
+    assert rule["SourceSecurityGroupId"] == {"Fn::GetAtt": [task_group, "GroupId"]}
+    for endpoint in resources(ENDPOINTS.worker_json, "AWS::EC2::VPCEndpoint").values():
+        if endpoint["Properties"].get("VpcEndpointType") == "Interface":
+            assert endpoint["Properties"]["SecurityGroupIds"] == [
+                {"Fn::GetAtt": [endpoint_group, "GroupId"]}
+            ]
+
+
+def test_secrets_and_the_idempotency_table_add_their_endpoints() -> None:
+    s = synthesize(
+        "prod",
+        network={"egress": "endpoints"},
+        worker={"secrets": {"DB_PASSWORD": "ssm:/app/db", "API_KEY": "secretsmanager:app/api"}},
+        queue={"idempotency_table": True},
+    )
+    services = endpoint_services(s)
+    assert services["ssm"] == services["secretsmanager"] == "Interface"
+    assert services["dynamodb"] == "Gateway"
+
+
+def test_public_egress_creates_no_endpoints(prod: Synthesized) -> None:
+    assert prod.config.network.egress == "public"
+    assert resources(prod.worker_json, "AWS::EC2::VPCEndpoint") == {}
