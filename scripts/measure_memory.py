@@ -48,8 +48,9 @@ SLOT_ROLES = ("loop", "resource tracker", "executor")
 KIT_ROLES = (*TASK_ROLES, *SLOT_ROLES)
 # Per slot, what max_memory_mib_per_process does not bound (stacks/sizing.py): in callable mode
 # the recycle limit counts the loop and its executor together (worker/loop.py rss_mib); in
-# command mode it bounds the command; a consumer replaces the loop.
-BEYOND_LIMIT = {"callable": ("resource tracker",), "command": ("loop",), "consumer": ()}
+# command mode it bounds the command; in consumer mode the consumer, under the kit's watcher
+# (`python -m worker` too, the "loop" role here; worker/consumer.py).
+BEYOND_LIMIT = {"callable": ("resource tracker",), "command": ("loop",), "consumer": ("loop",)}
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

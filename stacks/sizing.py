@@ -12,8 +12,9 @@ outside the task).
 - Per slot: what ``max_memory_mib_per_process`` does not bound. ``callable``: the recycle
   limit counts the loop and its executor child together (worker/loop.py ``rss_mib``), so only
   the executor's multiprocessing resource tracker comes on top. ``command``: the limit bounds
-  the command's processes, the worker loop comes on top. ``consumer``: the team's consumer
-  replaces the loop (exec), the kit costs nothing per slot.
+  the command's processes, the worker loop comes on top. ``consumer``: the limit bounds the
+  team's consumer, the kit's watcher around it (worker/consumer.py, no boto3) comes on top
+  (measured with ``--modes consumer`` on 2026-11-25).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ KIT_TASK_OVERHEAD_MIB = 40
 KIT_SLOT_OVERHEAD_MIB: Mapping[str, int] = {
     "callable": 7,  # the resource tracker (6.4 MiB); loop + executor are inside the limit
     "command": 33,  # the worker loop (32.7 MiB: Python, botocore and its SQS client)
-    "consumer": 0,  # nothing of the kit runs beside the team's consumer
+    "consumer": 13,  # the watcher around the team's consumer (12.3 MiB)
 }
 """The kit's memory per worker process that the recycle limit does not bound, by mode."""
 

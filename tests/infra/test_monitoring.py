@@ -198,7 +198,7 @@ def test_error_rate_alarm_counts_failed_over_all_jobs_only_when_jobs_ran() -> No
         (
             "JobsFailed",
             '{ $.event = "job" && ($.outcome = "retry" || $.outcome = "dead_letter" '
-            '|| $.outcome = "timeout") }',
+            '|| $.outcome = "timeout" || $.outcome = "memory_exceeded") }',
         ),
         ("JobsRetried", '{ $.event = "job" && $.outcome = "retry" }'),
     ],
@@ -306,7 +306,8 @@ def test_dashboard_shows_the_state_of_every_alarm_scaling_included(prod: Synthes
         (
             "errors",
             [
-                'filter level = "error" or outcome in ["retry", "dead_letter", "timeout"]',
+                'filter level = "error" or outcome in '
+                '["retry", "dead_letter", "timeout", "memory_exceeded"]',
                 "sort @timestamp desc",
             ],
         ),

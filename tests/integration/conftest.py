@@ -1,4 +1,5 @@
-"""Fixtures of the integration layer: real supervisord fleets against moto's server."""
+"""Fixtures of the integration layer: real supervisord fleets against moto's server, and the
+container engine of the image tests."""
 
 from __future__ import annotations
 
@@ -8,7 +9,21 @@ from typing import Any
 
 import pytest
 
+from tests.host_setup import host_setup_lock
+from tests.integration.containers import SETUP, docker_answers, run
 from tests.integration.fleet import Fleet
+
+
+@pytest.fixture(scope="session")
+def engine() -> str:
+    """``docker`` when its engine runs, else ``podman`` from the setup script (fails loudly)."""
+    if docker_answers():
+        return "docker"
+    assert SETUP.is_file(), f"no Docker engine and no container setup script at {SETUP}"
+    with host_setup_lock():  # the setup installs with apt-get
+        offered = run("bash", str(SETUP)).strip().splitlines()[-1]
+    assert offered == "podman", f"{SETUP} offers {offered!r}, not podman"
+    return "podman"
 
 
 @pytest.fixture

@@ -212,3 +212,31 @@ def test_the_sqs_endpoint_going_away_is_survived(make_fleet: MakeFleet, tmp_path
         backoffs = [e["backoff_seconds"] for e in errors if e["pid"] == pid]
         assert backoffs == [1.0, 2.0, 4.0, 8.0, 16.0][: len(backoffs)]
     assert len(fleet.worker_pids()) == 2  # no process died over it
+
+
+def test_kill_9_of_a_command_worker_mid_job_stops_its_job_before_it_runs_again(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    pair = make_queue_pair()
+    record = tmp_path / "record"
+    say = f'echo "$WORKER_MESSAGE_ID {{}} $$" >> {record}'
+    command = f"{say.format('start')}; sleep 4; {say.format('done')}"  # runs(): start/done lines
+    job = sqs_client.send_message(QueueUrl=pair.url, MessageBody="{}")["MessageId"]
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=1,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=command,
+    )
+    fleet.wait_for(lambda: job in runs(record))
+    [worker_pid] = fleet.worker_pids()
+    os.kill(worker_pid, signal.SIGKILL)  # the job's own process group survives its worker...
+    killed_at = time.monotonic()
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 1)
+    time.sleep(max(0.0, killed_at + 5 - time.monotonic()))  # past the first run's own end
+    assert fleet.stop() == 0
+    # ... until the restarted process kills it: the message never ran twice at once.
+    assert [e["event"] for e in fleet.events("job_orphan_killed")] == ["job_orphan_killed"]
+    assert runs(record)[job] == {"start": 2, "done": 1}
+    assert queue_depth(sqs_client, pair.url) == 0

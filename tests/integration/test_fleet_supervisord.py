@@ -106,7 +106,7 @@ def test_task_protection_spans_the_processes_of_the_task(
     assert {line["protected"] for line in lines} == {True, False}
 
 
-def test_consumer_mode_execs_the_teams_consumer_and_restarts_it(
+def test_consumer_mode_runs_the_teams_consumer_and_restarts_it(
     make_fleet: MakeFleet, make_queue_pair: Callable[..., Any]
 ) -> None:
     pair = make_queue_pair()
@@ -121,7 +121,8 @@ def test_consumer_mode_execs_the_teams_consumer_and_restarts_it(
     assert fleet.stop() == 0
     started = fleet.events("worker_started")
     assert started[0]["mode"] == "consumer"
-    # exec'd: the consumer is the supervised process itself, and each exit 0 starts a new one.
+    # The consumer runs under the kit's watcher, and each exit 0 starts a new one.
     consumers = [e["pid"] for e in fleet.events("consumer")]
-    assert consumers[:2] == [e["pid"] for e in started][:2]
+    assert consumers[:2] == [e["consumer_pid"] for e in started][:2]
     assert len(set(consumers)) == len(consumers)
+    assert {e["reason"] for e in fleet.events("worker_stopped")} >= {"exited"}

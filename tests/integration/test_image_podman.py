@@ -1,9 +1,8 @@
 """The real worker image: linted, built with a container engine, run against moto.
 
-The engine: Docker when a Docker engine answers (the Dockerfile's default base image), else
-podman from the sandbox's setup script `../shared/container/setup.sh` beside the repository
-(installs podman, builds localhost/kit-base:bookworm; idempotent; KIT_CONTAINER_SETUP names
-another script). If no engine can be set up, these tests fail: they never skip.
+The engine (fixture `engine`, tests/integration/conftest.py): Docker when a Docker engine
+answers, else podman from the sandbox's setup script (tests/integration/containers.py). If no
+engine can be set up, these tests fail: they never skip.
 """
 
 from __future__ import annotations
@@ -19,44 +18,15 @@ from typing import Any
 import pytest
 
 from stacks.constructs.worker_service import HEALTH_CHECK, IMAGE_USER
-from tests.host_setup import host_setup_lock
+from tests.integration.containers import BASE, run
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.integration.test_faults_injection import dead_letters
 
-SETUP = Path(
-    os.environ.get("KIT_CONTAINER_SETUP", str(ROOT.parent / "shared" / "container" / "setup.sh"))
-)
-BASE = "localhost/kit-base:bookworm"
 IMAGE = "localhost/queue-worker:test"
 HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
 
 # One xdist worker runs every container test (`--dist loadgroup`): one setup, one build.
 pytestmark = [pytest.mark.container, pytest.mark.xdist_group("container")]
-
-
-def run(*args: str, timeout: float = 600) -> str:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def docker_answers() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@pytest.fixture(scope="session")
-def engine() -> str:
-    """``docker`` when its engine runs, else ``podman`` from the setup script (fails loudly)."""
-    if docker_answers():
-        return "docker"
-    assert SETUP.is_file(), f"no Docker engine and no container setup script at {SETUP}"
-    with host_setup_lock():  # the setup installs with apt-get
-        offered = run("bash", str(SETUP)).strip().splitlines()[-1]
-    assert offered == "podman", f"{SETUP} offers {offered!r}, not podman"
-    return "podman"
 
 
 @pytest.fixture(scope="session")

@@ -7,20 +7,24 @@ import shlex
 import sys
 from collections.abc import Mapping
 
-import boto3
-from botocore.config import Config
-
-from worker.handlers import CallableRunner, CommandRunner, HandlerError, Runner
+from worker.consumer import ConsumerWatcher
+from worker.handlers import CallableRunner, CommandRunner, HandlerError, Runner, check_command
 from worker.logs import EventLog
 from worker.loop import Worker
 from worker.protection import TaskProtection
-from worker.settings import Settings, SettingsError
+from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
 
 EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the task is replaced
 
 
 def sqs_client(settings: Settings) -> object:
-    """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env."""
+    """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env.
+
+    boto3 is imported here, not at the top: a process that cannot start (a bad setting or
+    handler) fails before paying for it, and consumer mode never loads it."""
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,
@@ -29,10 +33,24 @@ def sqs_client(settings: Settings) -> object:
     return boto3.client("sqs", region_name=settings.region, config=config)
 
 
-def make_runner(settings: Settings) -> Runner:
-    """The runner of the handler mode; a callable's executor is started (and checked) now."""
+def make_runner(settings: Settings, log: EventLog) -> Runner:
+    """The runner of the handler mode, checked now: a callable's executor is started, a
+    command's executable must exist (HandlerError otherwise)."""
     if settings.handler_mode == "command":
-        return CommandRunner(settings.handler)
+        command = CommandRunner(
+            settings.handler,
+            log,
+            queue_url=settings.queue_url,
+            memory_limit_mib=settings.max_memory_mib_per_process,
+            cwd=settings.workdir,
+            # Under supervisord: one file per process name of the task (a local run has none).
+            job_file=os.path.join(settings.task_dir, f"{settings.process_name}.job")
+            if settings.process_name != LOCAL_PROCESS_NAME
+            else None,
+        )
+        command.check()
+        command.kill_orphan()
+        return command
     runner = CallableRunner(settings.handler)
     runner.start()
     return runner
@@ -48,19 +66,19 @@ def task_protection(settings: Settings, log: EventLog) -> TaskProtection | None:
 
 
 def main(env: Mapping[str, str] = os.environ) -> int:
-    """Run until SIGTERM or a recycle limit; 0 on a clean stop, 78 on a bad setting."""
+    """Run until SIGTERM or a recycle limit; 0 on a clean stop, 78 on a bad setting or a
+    handler that cannot start; consumer mode: the consumer's exit status."""
     try:
         settings = Settings.from_env(env)
     except SettingsError as error:
         print(error, file=sys.stderr)
         return EX_CONFIG
     log = EventLog(settings.process_name)
-    if settings.handler_mode == "consumer":
-        argv = shlex.split(settings.handler)
-        log.info("worker_started", mode="consumer", handler=settings.handler)
-        os.execvp(argv[0], argv)  # the team's consumer replaces this process
     try:
-        runner = make_runner(settings)
+        if settings.handler_mode == "consumer":
+            check_command(settings.handler)
+            return ConsumerWatcher(settings, shlex.split(settings.handler), log).run()
+        runner = make_runner(settings, log)
     except HandlerError as error:
         print(error, file=sys.stderr)
         return EX_CONFIG

@@ -31,6 +31,8 @@ REASON = "reason"
 
 JOB_EVENT = "job"
 """The ``event`` of the line written after every job; it carries ``outcome``."""
+JOB_OUTPUT_EVENT = "job_output"
+"""The ``event`` of a line a command wrote (fields ``stream``, ``line``, ``message_id``)."""
 
 DONE = "done"
 RETRY = "retry"
@@ -38,9 +40,11 @@ DEAD_LETTER = "dead_letter"
 TIMEOUT = "timeout"
 HANDED_BACK = "handed_back"
 DUPLICATE = "duplicate"
-OUTCOMES = (DONE, RETRY, DEAD_LETTER, TIMEOUT, HANDED_BACK, DUPLICATE)
+MEMORY_EXCEEDED = "memory_exceeded"
+"""A command's processes went above MAX_MEMORY_MIB_PER_PROCESS: stopped, retried."""
+OUTCOMES = (DONE, RETRY, DEAD_LETTER, TIMEOUT, HANDED_BACK, DUPLICATE, MEMORY_EXCEEDED)
 """Every ``outcome`` of a ``job`` line."""
-FAILED_OUTCOMES = (RETRY, DEAD_LETTER, TIMEOUT)
+FAILED_OUTCOMES = (RETRY, DEAD_LETTER, TIMEOUT, MEMORY_EXCEEDED)
 """The outcomes that count as a failed job (the error-rate alarm, ``JobsFailed``)."""
 
 # -- Metrics the log group's metric filters make of the job lines ------------------------------

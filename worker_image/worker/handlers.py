@@ -1,7 +1,7 @@
 """Running one job: a Python callable in a child process, or a command per message.
 
-Both runners can stop a job at any moment (timeout, or SIGTERM grace spent), which a thread
-cannot do to Python code: callables therefore run in a long-lived executor child process
+Both runners can stop a job at any moment (timeout, SIGTERM grace spent, memory), which a
+thread cannot do to Python code: callables therefore run in a long-lived executor child process
 (started once, imports the handler once, replaced after a kill), commands in their own process
 group.
 
@@ -10,33 +10,59 @@ done (the message is deleted); returning the string "duplicate" means done earli
 idempotency guard skipped it; deleted, logged as `duplicate`); raising PermanentFailure sends
 the message to the DLQ at once; any other exception is retried with backoff.
 
-Command exit codes (body on stdin; env WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT):
+Commands (docs/frameworks.md): the body on stdin; env WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT,
+WORKER_QUEUE_URL, WORKER_MESSAGE_ATTRIBUTES, WORKER_RESULT_FILE. Exit codes:
     0   done, message deleted
     65  permanent failure (EX_DATAERR): sent to the DLQ at once
     75  temporary failure (EX_TEMPFAIL): retried after the backoff
     any other code, or killed by a signal: retried after the backoff
+A command that fails may write {"reason": str, "retry_after_seconds": number} to
+WORKER_RESULT_FILE: the reason replaces "command exited N" (log line, DLQ copy), the delay
+replaces the backoff (clamped to 0..43200).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import importlib
+import json
 import multiprocessing
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
+
+from worker import contract
+from worker.logs import EventLog
+from worker.settings import LOCAL_PROCESS_NAME, SQS_MAX_VISIBILITY_SECONDS
 
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
 DUPLICATE = "duplicate"
 _POLL_SECONDS = 0.05
 _PR_SET_PDEATHSIG = 1
+# A running command is checked (exit, abort, deadline, memory) at least this often.
+SAMPLE_SECONDS = 1.0
+# A command's output line longer than this is cut (and logged with "truncated": true).
+MAX_OUTPUT_LINE_BYTES = 8192
+# After a command ends, how long its output may take to reach the log.
+_OUTPUT_DRAIN_SECONDS = 5.0
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# Shell words a command may start with that are no file on PATH: not checked at start.
+_SHELL_WORDS = frozenset(
+    {"!", "{", "(", ".", ":", "case", "cd", "eval", "exit", "for", "if", "set", "trap", "while"}
+)
 
 
 class PermanentFailure(Exception):
@@ -53,14 +79,17 @@ class JobContext:
 
     message_id: str
     receive_count: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # as boto3 returns them
 
 
 @dataclass(frozen=True)
 class JobResult:
-    """How a job ended: outcome is done, duplicate, retry, dead_letter, timeout or handed_back."""
+    """How a job ended: outcome is done, duplicate, retry, dead_letter, timeout, handed_back or
+    memory_exceeded; `retry_after_seconds` (a command's result file) replaces the backoff."""
 
     outcome: str
     error: str = ""
+    retry_after_seconds: int | None = None
 
 
 class Runner(Protocol):
@@ -201,56 +230,326 @@ class CallableRunner:
 
 
 class CommandRunner:
-    """Runs a shell command per message with the body on stdin, in its own process group."""
+    """Runs a shell command per message with the body on stdin, in its own process group.
 
-    def __init__(self, command: str) -> None:
+    The contract (docs/frameworks.md, docs/contract.md): the body on stdin; the environment
+    of the worker plus WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT, WORKER_QUEUE_URL,
+    WORKER_MESSAGE_ATTRIBUTES (JSON, SQS's shape) and WORKER_RESULT_FILE (where the command may
+    write {"reason": ..., "retry_after_seconds": ...}); the exit code decides (module doc).
+    Each line the command writes is logged as a `job_output` JSON line. The job's process
+    group is sampled about once a second: above `memory_limit_mib` it is stopped.
+    """
+
+    def __init__(
+        self,
+        command: str,
+        log: EventLog | None = None,
+        *,
+        queue_url: str = "",
+        memory_limit_mib: int = 0,
+        cwd: str | None = None,
+        job_file: str | None = None,
+    ) -> None:
         self.command = command
+        self.cwd = cwd
+        self.job_file = job_file  # holds the running job's process group id
+        self.log = log or EventLog(LOCAL_PROCESS_NAME)
+        self.queue_url = queue_url
+        self.memory_limit_mib = memory_limit_mib
+        self._peak_rss = 0
+        self._jobs = 0
+        self._result_dir: str | None = None
+
+    def check(self) -> None:
+        """Fail at start (HandlerError naming WORKER_HANDLER) when the executable is missing."""
+        check_command(self.command)
+
+    def kill_orphan(self) -> None:
+        """Kill the job a killed predecessor of this process left running (its process group,
+        named in `job_file`): supervisord restarts a killed worker within seconds, long before
+        the job's message can be received again, so no job runs twice at once."""
+        if not self.job_file:
+            return
+        try:
+            with open(self.job_file, encoding="ascii") as file:
+                pgid = int(file.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            self.log.warning("job_orphan_killed", pgid=pgid)
+        except (ProcessLookupError, PermissionError):
+            pass
+        with contextlib.suppress(OSError):
+            os.unlink(self.job_file)
 
     def run(
         self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool]
     ) -> JobResult:
+        result_file = self._fresh_result_file()
         env = {
             **os.environ,
             "WORKER_MESSAGE_ID": context.message_id,
             "WORKER_RECEIVE_COUNT": str(context.receive_count),
+            "WORKER_QUEUE_URL": self.queue_url,
+            "WORKER_MESSAGE_ATTRIBUTES": json.dumps(sqs_attributes(context.attributes)),
+            "WORKER_RESULT_FILE": result_file,
         }
+        self._peak_rss = 0
         process = subprocess.Popen(
-            ["/bin/sh", "-c", self.command], stdin=subprocess.PIPE, env=env, process_group=0
+            ["/bin/sh", "-c", self.command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=self.cwd,
+            process_group=0,
         )
+        assert process.stdin and process.stdout and process.stderr
+        self._note_job(process.pid)
+        threads = [
+            threading.Thread(target=_feed, args=(process.stdin, body.encode()), daemon=True),
+            *(
+                threading.Thread(
+                    target=self._pump, args=(pipe, name, context.message_id), daemon=True
+                )
+                for pipe, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        stopped = self._wait(process, timeout, abort)
+        _kill_group(process, grace=0 if stopped is None else 2.0)  # nothing outlives its job
+        self._note_job(None)
+        for thread in threads:
+            thread.join(_OUTPUT_DRAIN_SECONDS)
+        written = _read_result(result_file)
+        with contextlib.suppress(OSError):
+            os.unlink(result_file)
+        return stopped or _command_result(process.returncode, written)
+
+    def _wait(
+        self, process: subprocess.Popen[bytes], timeout: float, abort: Callable[[], bool]
+    ) -> JobResult | None:
+        """Wait for the command in slices of up to 1 s, sampling its memory between slices;
+        None when it exited by itself, else why it must be stopped."""
         deadline = time.monotonic() + timeout
-        payload: bytes | None = body.encode()
+        limit = self.memory_limit_mib
+        exited = ExitWatch(process)
         while True:
-            try:
-                process.communicate(payload, timeout=_POLL_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                payload = None  # communicate() goes on writing the rest of the body
+            rss = self._sample(process.pid)
+            if limit and rss > limit * 2**20:
+                return JobResult(
+                    contract.MEMORY_EXCEEDED,
+                    f"stopped: its processes used {self._peak_rss / 2**20:.0f} MiB, above "
+                    f"MAX_MEMORY_MIB_PER_PROCESS={limit}",
+                )
+            if exited.wait(max(0.0, min(SAMPLE_SECONDS, deadline - time.monotonic()))):
+                return None
             if abort():
-                _kill_group(process)
                 return JobResult("handed_back", "stopped: SIGTERM grace spent")
             if time.monotonic() >= deadline:
-                _kill_group(process)
                 return JobResult("timeout", f"stopped after {timeout:g} s")
-        code = process.returncode
-        if code == 0:
-            return JobResult("done")
-        if code == EX_DATAERR:
-            return JobResult("dead_letter", f"command exited {code} (EX_DATAERR)")
-        return JobResult("retry", f"command exited {code}")
+
+    def _note_job(self, pgid: int | None) -> None:
+        """Record (or clear) the running job's process group for `kill_orphan`."""
+        if not self.job_file:
+            return
+        with contextlib.suppress(OSError):
+            if pgid is None:
+                os.unlink(self.job_file)
+            else:
+                os.makedirs(os.path.dirname(self.job_file), exist_ok=True)
+                with open(self.job_file, "w", encoding="ascii") as file:
+                    file.write(str(pgid))
+
+    def _sample(self, pgid: int) -> int:
+        rss = group_rss_bytes(pgid)
+        self._peak_rss = max(self._peak_rss, rss)
+        return rss
+
+    def _pump(self, pipe: IO[bytes], stream: str, message_id: str) -> None:
+        """Log each line the command writes to `pipe` as a `job_output` line."""
+        with pipe:
+            for line, truncated in read_lines(pipe):
+                fields = {"truncated": True} if truncated else {}
+                self.log.info(
+                    contract.JOB_OUTPUT_EVENT,
+                    stream=stream,
+                    line=line,
+                    message_id=message_id,
+                    **fields,
+                )
+
+    def _fresh_result_file(self) -> str:
+        if self._result_dir is None:
+            self._result_dir = tempfile.mkdtemp(prefix="worker-results-")  # mode 0700
+        self._jobs += 1
+        path = os.path.join(self._result_dir, f"result-{self._jobs}.json")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return path
 
     def rss_bytes(self) -> int:
-        return 0  # the command is gone between jobs
+        """The peak RSS of the last job's processes (the command is gone between jobs)."""
+        return self._peak_rss
 
     def close(self) -> None:
-        pass
+        if self._result_dir is not None:
+            shutil.rmtree(self._result_dir, ignore_errors=True)
+            self._result_dir = None
+
+
+def check_command(command: str) -> None:
+    """HandlerError (naming WORKER_HANDLER) unless the command's executable exists.
+
+    The first word after `VAR=value` assignments and a leading `exec` or `env` (with env's
+    options and assignments) is checked: a path must be an executable file, a bare name must be
+    found on PATH. A shell keyword or builtin that is not a file (`if`, `cd`, `exit`, ...)
+    cannot be checked and passes.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError as error:
+        raise HandlerError(f"WORKER_HANDLER={command!r}: cannot parse: {error}") from error
+    words = _skip_prefixes(words)
+    if not words:
+        raise HandlerError(f"WORKER_HANDLER={command!r}: no command to run")
+    name = words[0]
+    if "/" in name:
+        if not (os.path.isfile(name) and os.access(name, os.X_OK)):
+            raise HandlerError(f"WORKER_HANDLER={command!r}: {name} is not an executable file")
+    elif shutil.which(name) is None and name not in _SHELL_WORDS:
+        raise HandlerError(
+            f"WORKER_HANDLER={command!r}: {name!r} not found on PATH={os.environ.get('PATH', '')}"
+        )
+
+
+def _skip_prefixes(words: list[str]) -> list[str]:
+    """Drop leading assignments and `exec`/`env` (with env's options and assignments)."""
+    while words:
+        first = words[0]
+        if _ASSIGNMENT.match(first) or first == "exec":
+            words = words[1:]
+        elif first == "env":
+            words = words[1:]
+            while words and (words[0].startswith("-") or _ASSIGNMENT.match(words[0])):
+                words = words[1:]
+        else:
+            return words
+    return words
+
+
+def sqs_attributes(attributes: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Message attributes in SQS's own JSON shape; binary values base64-encoded."""
+    shaped: dict[str, dict[str, str]] = {}
+    for name, value in attributes.items():
+        data_type = str(value.get("DataType", "String"))
+        if "BinaryValue" in value:
+            raw = value["BinaryValue"]
+            encoded = base64.b64encode(raw).decode() if isinstance(raw, bytes) else str(raw)
+            shaped[name] = {"DataType": data_type, "BinaryValue": encoded}
+        else:
+            shaped[name] = {"DataType": data_type, "StringValue": str(value.get("StringValue"))}
+    return shaped
+
+
+def read_lines(pipe: IO[bytes], limit: int = MAX_OUTPUT_LINE_BYTES) -> Iterator[tuple[str, bool]]:
+    """(line, truncated) for each line of `pipe`; a line longer than `limit` bytes is cut."""
+    while chunk := pipe.readline(limit):
+        line, truncated = chunk, False
+        while not chunk.endswith(b"\n"):
+            chunk = pipe.readline(limit)  # the rest of an over-long line: dropped
+            if not chunk:
+                break
+            truncated = True
+        yield line.rstrip(b"\r\n").decode("utf-8", "replace"), truncated
+
+
+def _feed(stdin: IO[bytes], body: bytes) -> None:
+    """Write the body to the command's stdin and close it (a command may not read it all)."""
+    with contextlib.suppress(OSError), stdin:
+        stdin.write(body)
+
+
+def _read_result(path: str) -> dict[str, Any]:
+    """The command's result file as a dict; {} when absent, unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _command_result(code: int, written: Mapping[str, Any]) -> JobResult:
+    """The job's result from its exit status and what it wrote to WORKER_RESULT_FILE."""
+    if code == 0:
+        return JobResult("done")
+    reason = written.get("reason")
+    retry_after = written.get("retry_after_seconds")
+    delay: int | None = None
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        delay = int(min(max(retry_after, 0), SQS_MAX_VISIBILITY_SECONDS))
+    if not isinstance(reason, str) or not reason:
+        reason = _describe_exit(code)
+    if code == EX_DATAERR:
+        return JobResult("dead_letter", reason)
+    return JobResult("retry", reason, retry_after_seconds=delay)
+
+
+def _describe_exit(code: int) -> str:
+    """`command exited N`, or `killed by SIGKILL (signal 9)`: a negative status is a signal,
+    and /bin/sh reports a child killed by signal N as 128 + N."""
+    signum = -code if code < 0 else code - 128 if 128 < code < 128 + signal.NSIG else 0
+    if signum:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(signum).name} (signal {signum})"
+    if code == EX_DATAERR:
+        return f"command exited {code} (EX_DATAERR)"
+    return f"command exited {code}"
+
+
+class ExitWatch:
+    """A thread blocked in waitpid() for `process`: `wait(timeout)` sleeps on it in the kernel
+    (Popen.wait(timeout) would wake every 50 ms to poll; a pidfd is refused by some seccomp
+    profiles, podman's among them)."""
+
+    def __init__(self, process: subprocess.Popen[Any]) -> None:
+        self._thread = threading.Thread(target=process.wait, name="exit-watch", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the process has exited and is reaped (within `timeout` seconds)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def group_rss_bytes(pgid: int, exclude: int = 0) -> int:
+    """The summed RSS of the processes in process group `pgid` (but `exclude`), from /proc."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == exclude:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid):  # state, ppid, pgrp
+            total += rss_bytes(entry.name)
+    return total
 
 
 def _kill_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> None:
-    """SIGTERM the command's process group, SIGKILL whatever is left after `grace` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(grace)
+    """SIGTERM the command's process group, SIGKILL whatever is left after `grace` seconds.
+
+    With grace 0 (the command exited by itself) only what it left behind remains: killed."""
+    if grace:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()

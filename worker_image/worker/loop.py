@@ -238,7 +238,7 @@ class Worker:
 
     def _run_one(self, message: Held) -> bool:
         """Run one job and settle its message; True when it is done and awaits deletion."""
-        context = JobContext(message.message_id, message.receive_count)
+        context = JobContext(message.message_id, message.receive_count, message.attributes)
         started = time.monotonic()
         result = self.runner.run(
             message.body, context, self.settings.job_timeout_seconds, self._grace_spent
@@ -249,6 +249,9 @@ class Worker:
             self.durations.append(duration)
         outcome = self._settle(message, result)
         fields: dict[str, Any] = {"error": result.error} if result.error else {}
+        rss = self.runner.rss_bytes()
+        if rss:
+            fields["max_rss_mib"] = round(rss / 2**20, 1)
         self.log.emit(
             "info" if outcome in ("done", "duplicate", "handed_back") else "warning",
             "job",
@@ -270,9 +273,12 @@ class Worker:
         if result.outcome == "dead_letter" and self._dead_letter(message, result.error):
             return "dead_letter"
         self.heartbeat.release([message])
-        backoff = self.settings.backoff_seconds(message.receive_count)
+        backoff = result.retry_after_seconds
+        if backoff is None:
+            backoff = self.settings.backoff_seconds(message.receive_count)
         self._change_visibility([message], backoff)
-        return "timeout" if result.outcome == "timeout" else "retry"
+        stopped = (contract.TIMEOUT, contract.MEMORY_EXCEEDED)
+        return result.outcome if result.outcome in stopped else contract.RETRY
 
     # -- SQS calls -----------------------------------------------------------------------------
 
@@ -353,5 +359,5 @@ class Worker:
         return ""
 
     def rss_mib(self) -> float:
-        """This process's RSS plus its job executor's, in MiB."""
+        """This process's RSS plus its job's (the executor's now, a command's last peak), MiB."""
         return (rss_bytes() + self.runner.rss_bytes()) / 2**20

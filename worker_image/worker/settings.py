@@ -6,6 +6,7 @@ names every offending variable, its value and what is allowed.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import TypeVar
 # SQS never keeps a message invisible longer than 12 hours after it was received.
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 HANDLER_MODES = ("callable", "command", "consumer")
+# The process name outside supervisord (which sets SUPERVISOR_PROCESS_NAME, unique in a task).
+LOCAL_PROCESS_NAME = "worker_local"
 _CALLABLE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 T = TypeVar("T", int, float)
@@ -46,8 +49,9 @@ class Settings:
     run_dir: str = "/tmp/worker-run"
     task_protection_expires_minutes: int = 60
     receive_wait_seconds: int = 20
-    process_name: str = "worker_local"
+    process_name: str = LOCAL_PROCESS_NAME
     region: str | None = None
+    workdir: str | None = None  # where commands and consumers run (None: the process's own)
 
     @property
     def task_protection_active(self) -> bool:
@@ -97,9 +101,12 @@ class Settings:
                 "TASK_PROTECTION_EXPIRES_MINUTES", int, expires_default, low=1, high=2880
             ),
             receive_wait_seconds=reader.number("RECEIVE_WAIT_SECONDS", int, 20, low=0, high=20),
-            process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or "worker_local",
+            process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or LOCAL_PROCESS_NAME,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
+            workdir=env.get("WORKER_WORKDIR", "").strip() or None,
         )
+        if settings.workdir and not os.path.isdir(settings.workdir):
+            reader.fail("WORKER_WORKDIR", settings.workdir, "must be an existing directory")
         if mode == "callable" and not _CALLABLE_SPEC.match(handler):
             reader.fail("WORKER_HANDLER", handler, "callable mode needs 'module:function'")
         if visibility > SQS_MAX_VISIBILITY_SECONDS:

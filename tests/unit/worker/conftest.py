@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker.handlers import CallableRunner, CommandRunner, Runner
+from worker.app import make_runner
+from worker.handlers import CallableRunner, Runner
 from worker.logs import EventLog
 from worker.loop import Worker
 from worker.settings import Settings
@@ -49,14 +50,13 @@ def make_worker(
                 **env,
             }
         )
-        runner: Runner
-        if settings.handler_mode == "command":
-            runner = CommandRunner(settings.handler)
-        else:
-            runner = CallableRunner(settings.handler)
         stream = io.StringIO()
+        log = EventLog("worker_test", stream)
+        runner: Runner = CallableRunner(settings.handler)  # started by its first job
+        if settings.handler_mode == "command":
+            runner = make_runner(settings, log)  # as the process builds it (checked)
         sqs = CountingClient(sqs_client)
-        worker = Worker(settings, sqs, runner, EventLog("worker_test", stream))
+        worker = Worker(settings, sqs, runner, log)
         harness = Harness(worker, sqs, stream, tmp_path / f"record-{len(harnesses)}")
         harnesses.append(harness)
         return harness

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from worker.settings import Settings, SettingsError
 
@@ -97,3 +99,11 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({"QUEUE_URL": QUEUE})
     with pytest.raises(AttributeError):
         settings.queue_url = "other"  # type: ignore[misc]
+
+
+def test_workdir_is_where_commands_run_and_must_exist(tmp_path: Path) -> None:
+    settings = Settings.from_env({"QUEUE_URL": QUEUE, "WORKER_WORKDIR": str(tmp_path)})
+    assert settings.workdir == str(tmp_path)
+    assert Settings.from_env({"QUEUE_URL": QUEUE}).workdir is None
+    with pytest.raises(SettingsError, match="WORKER_WORKDIR='/no/such/app'"):
+        Settings.from_env({"QUEUE_URL": QUEUE, "WORKER_WORKDIR": "/no/such/app"})

@@ -1,0 +1,355 @@
+"""Command mode: what a command gets (attributes, result file), its output in the log, signal
+deaths, the executable checked at start, its memory watched, no busy waiting."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from worker.app import main
+from worker.handlers import (
+    MAX_OUTPUT_LINE_BYTES,
+    CommandRunner,
+    HandlerError,
+    JobContext,
+    check_command,
+)
+from worker.logs import EventLog
+
+from tests.sqs_helpers import queue_counts
+from tests.unit.worker.harness import Harness
+
+Make = Callable[..., Harness]
+CTX = JobContext(message_id="m-1", receive_count=2)
+PY = sys.executable
+# Holds ~N MiB of touched memory, then sleeps: a leaking job.
+HOG = PY + " -c 'import sys, time; hog = b\"x\" * ({} * 2**20); time.sleep(30)'"
+
+
+def never() -> bool:
+    return False
+
+
+def logged_runner(command: str, **options: Any) -> tuple[CommandRunner, io.StringIO]:
+    stream = io.StringIO()
+    return CommandRunner(command, EventLog("worker_test", stream), **options), stream
+
+
+def events(stream: io.StringIO, name: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [e for e in lines if e["event"] == name]
+
+
+def test_message_attributes_reach_the_command_in_sqs_shape(
+    make_worker: Make, tmp_path: Path
+) -> None:
+    out = tmp_path / "env.json"
+    dump = f"{PY} -c 'import json, os; print(json.dumps(dict(os.environ)))' > {out}"
+    h = make_worker(WORKER_HANDLER_MODE="command", WORKER_HANDLER=dump)
+    queue = h.worker.settings.queue_url
+    sent = h.sqs.client.send_message(
+        QueueUrl=queue,
+        MessageBody="{}",
+        MessageAttributes={
+            "type": {"DataType": "String", "StringValue": "App\\Message\\SendEmail"},
+            "attempt": {"DataType": "Number", "StringValue": "3"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xffkit"},
+        },
+    )["MessageId"]
+    h.start()
+    h.wait_for(lambda: len(h.jobs("done")) == 1)
+    h.stop()
+    env = json.loads(out.read_text())
+    assert json.loads(env["WORKER_MESSAGE_ATTRIBUTES"]) == {
+        "type": {"DataType": "String", "StringValue": "App\\Message\\SendEmail"},
+        "attempt": {"DataType": "Number", "StringValue": "3"},
+        "blob": {"DataType": "Binary", "BinaryValue": "AP9raXQ="},  # base64 of the bytes
+    }
+    assert env["WORKER_MESSAGE_ID"] == sent
+    assert env["WORKER_RECEIVE_COUNT"] == "1"
+    assert env["WORKER_QUEUE_URL"] == queue
+    assert env["WORKER_RESULT_FILE"].endswith(".json")
+
+
+def test_a_message_without_attributes_gets_an_empty_object(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    runner, _ = logged_runner(f'printf %s "$WORKER_MESSAGE_ATTRIBUTES" > {out}')
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    assert out.read_text() == "{}"
+
+
+def write_result(data: str) -> str:
+    return f"printf '%s' '{data}' > \"$WORKER_RESULT_FILE\""
+
+
+@pytest.mark.parametrize(
+    ("command", "outcome", "error", "retry_after"),
+    [
+        (write_result('{"reason": "RuntimeException: boom"}') + "; exit 1", "retry",
+         "RuntimeException: boom", None),
+        (write_result('{"reason": "cannot decode"}') + "; exit 65", "dead_letter",
+         "cannot decode", None),
+        (write_result('{"retry_after_seconds": 30}') + "; exit 75", "retry",
+         "command exited 75", 30),
+        (write_result('{"retry_after_seconds": 99999}') + "; exit 75", "retry",
+         "command exited 75", 43200),
+        (write_result('{"retry_after_seconds": -5}') + "; exit 75", "retry",
+         "command exited 75", 0),
+        (write_result("not json") + "; exit 3", "retry", "command exited 3", None),
+        (write_result('["a list"]') + "; exit 3", "retry", "command exited 3", None),
+        ("exit 3", "retry", "command exited 3", None),
+        (write_result('{"reason": "ignored when done"}'), "done", "", None),
+    ],
+)  # fmt: skip
+def test_the_result_file_gives_the_reason_and_the_retry_delay(
+    command: str, outcome: str, error: str, retry_after: int | None
+) -> None:
+    result = CommandRunner(command).run("", CTX, 10, never)
+    assert (result.outcome, result.error, result.retry_after_seconds) == (
+        outcome,
+        error,
+        retry_after,
+    )
+
+
+def test_every_job_gets_a_fresh_result_file_in_a_private_directory(tmp_path: Path) -> None:
+    out = tmp_path / "paths"
+    runner = CommandRunner(f'echo "$WORKER_RESULT_FILE" >> {out}; echo x > "$WORKER_RESULT_FILE"')
+    runner.run("", CTX, 10, never)
+    runner.run("", CTX, 10, never)
+    first, second = out.read_text().split()
+    assert first != second
+    directory = Path(first).parent
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert list(directory.iterdir()) == []  # read, then removed
+    runner.close()
+    assert not directory.exists()
+
+
+def test_retry_after_sets_the_visibility_of_the_retry_instead_of_the_backoff(
+    make_worker: Make,
+) -> None:
+    command = write_result('{"retry_after_seconds": 3}') + "; exit 75"
+    h = make_worker(
+        WORKER_HANDLER_MODE="command", WORKER_HANDLER=command, RETRY_BACKOFF_BASE_SECONDS="0"
+    )
+    h.send("{}")
+    h.start()
+    h.wait_for(lambda: len(h.jobs("retry")) == 1)
+    released = time.monotonic()
+    h.stop()
+    queue = h.worker.settings.queue_url
+    while queue_counts(h.sqs.client, queue) != (1, 0):  # invisible (backoff 0 would show it)
+        assert time.monotonic() - released < 10, "the message never came back"
+        time.sleep(0.1)
+    assert time.monotonic() - released >= 2  # back after about 3 s
+
+
+def test_the_reason_of_a_dead_lettered_command_reaches_the_dlq_copy(make_worker: Make) -> None:
+    command = write_result('{"reason": "InvalidArgumentException: no such user"}') + "; exit 65"
+    h = make_worker(WORKER_HANDLER_MODE="command", WORKER_HANDLER=command)
+    h.send("{}")
+    h.start()
+    h.wait_for(lambda: len(h.jobs("dead_letter")) == 1)
+    h.stop()
+    assert h.jobs()[0]["error"] == "InvalidArgumentException: no such user"
+    dead = h.sqs.client.receive_message(
+        QueueUrl=h.worker.settings.dead_letter_queue_url, MessageAttributeNames=["All"]
+    )["Messages"][0]
+    reason = dead["MessageAttributes"]["worker_failure_reason"]["StringValue"]
+    assert reason == "InvalidArgumentException: no such user"
+
+
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        ("kill -9 $$", "killed by SIGKILL (signal 9)"),  # the shell itself
+        ("sleep 30 & kill -TERM $!; wait $!", "killed by SIGTERM (signal 15)"),  # 128 + 15
+        ("exit 137", "killed by SIGKILL (signal 9)"),  # what /bin/sh says for its child
+        ("exit 127", "command exited 127"),
+    ],
+)
+def test_deaths_by_signal_are_reported_as_such(command: str, error: str) -> None:
+    result = CommandRunner(command).run("", CTX, 10, never)
+    assert (result.outcome, result.error) == ("retry", error)
+
+
+def test_output_lines_are_logged_as_json_with_the_message_id() -> None:
+    long_line = "y" * (MAX_OUTPUT_LINE_BYTES * 3)
+    command = f"echo 'PHP Fatal error: boom'; echo warn >&2; echo {long_line}; printf last"
+    runner, stream = logged_runner(command)
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    lines = events(stream, "job_output")
+    by_stream = {(e["stream"], e["line"][:30]) for e in lines}
+    assert by_stream == {
+        ("stdout", "PHP Fatal error: boom"),
+        ("stderr", "warn"),
+        ("stdout", "y" * 30),
+        ("stdout", "last"),
+    }
+    assert all(e["message_id"] == "m-1" and e["process"] == "worker_test" for e in lines)
+    [cut] = [e for e in lines if e["line"].startswith("y")]
+    assert len(cut["line"]) == MAX_OUTPUT_LINE_BYTES and cut["truncated"] is True
+    assert "truncated" not in next(e for e in lines if e["line"] == "last")
+
+
+def test_processes_a_command_leaves_behind_are_killed_when_it_exits(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    runner = CommandRunner(f"sleep 60 > /dev/null 2>&1 & echo $! > {pid_file}")
+    started = time.monotonic()
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    assert time.monotonic() - started < 3
+    orphan = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{orphan}") and "Z" not in _state(orphan):
+        assert time.monotonic() < deadline, "the job's background process survived it"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_a_job_above_the_memory_limit_is_stopped_with_its_figure(tmp_path: Path) -> None:
+    runner, _ = logged_runner(HOG.format(120), memory_limit_mib=60)
+    started = time.monotonic()
+    result = runner.run("", CTX, 60, never)
+    assert result.outcome == "memory_exceeded"
+    assert time.monotonic() - started < 8  # sampled about once a second, not after 30 s
+    assert "above MAX_MEMORY_MIB_PER_PROCESS=60" in result.error
+    used = int(result.error.split("used ")[1].split(" MiB")[0])
+    assert 60 < used < 200
+    assert runner.rss_bytes() > 60 * 2**20  # the job's peak, for the job line and recycling
+
+
+def test_the_job_line_carries_the_peak_rss_and_the_memory_outcome(
+    make_worker: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop runs inside pytest here: pytest's own RSS is no worker's (it would recycle first).
+    monkeypatch.setattr("worker.loop.rss_bytes", lambda: 0)
+    h = make_worker(
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=HOG.replace("30)", "1.5)").format(40),
+        MAX_MEMORY_MIB_PER_PROCESS="0",
+    )
+    h.send("{}")
+    big = make_worker(
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=HOG.format(150),
+        MAX_MEMORY_MIB_PER_PROCESS="100",
+    )
+    big_id = big.send("{}")
+    for harness in (h, big):
+        harness.start()
+    h.wait_for(lambda: len(h.jobs()) == 1)
+    big.wait_for(lambda: len(big.jobs()) == 1)
+    h.stop()
+    assert big.join() == "recycle_memory"  # the loop saw the peak: a fresh slot next
+    [line] = h.jobs("done")
+    assert 40 < line["max_rss_mib"] < 100  # sampled about once a second
+    [over] = big.jobs()
+    assert over["outcome"] == "memory_exceeded" and over["message_id"] == big_id
+    assert over["max_rss_mib"] > 100 and over["level"] == "warning"
+    # retried after the backoff like any failure: not deleted
+    assert sum(queue_counts(big.sqs.client, big.worker.settings.queue_url)) == 1
+
+
+def test_a_running_command_costs_no_busy_polling() -> None:
+    runner = CommandRunner("sleep 3", memory_limit_mib=256)
+    cpu = time.thread_time()
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    # 3 wake-ups with a /proc scan each (a 50 ms poll cost ~20 ms of CPU over 3 s).
+    assert time.thread_time() - cpu < 0.1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "no-such-php /app/run.php",
+        "/usr/bin/no-such-php run.php",
+        "exec /usr/bin/no-such-php run.php",
+        "env -i APP_ENV=prod no-such-php run.php",
+        "APP_ENV=prod no-such-php run.php",
+        "'unbalanced",
+        "",
+    ],
+)
+def test_a_missing_executable_fails_the_check(command: str) -> None:
+    with pytest.raises(HandlerError, match=r"WORKER_HANDLER="):
+        check_command(command)
+
+
+def test_a_file_that_is_not_executable_fails_the_check(tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text("exit 0\n")
+    with pytest.raises(HandlerError, match="not an executable file"):
+        check_command(f"{script} --x")
+    script.chmod(0o755)
+    check_command(f"{script} --x")
+
+
+@pytest.mark.parametrize(
+    "command", ["sh -c 'exit 0'", f"exec {PY} -V", "env A=1 sh run.sh", "exit 0", "cd /tmp"]
+)
+def test_present_executables_and_shell_words_pass_the_check(command: str) -> None:
+    check_command(command)
+
+
+@pytest.mark.parametrize("mode", ["command", "consumer"])
+def test_a_missing_executable_stops_the_process_at_start_with_ex_config(
+    mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "QUEUE_URL": "http://127.0.0.1:1/000000000000/never-reached",
+        "WORKER_HANDLER_MODE": mode,
+        "WORKER_HANDLER": "/usr/local/bin/php /app/artisan queue:work",
+    }
+    started = time.monotonic()
+    assert main(env) == 78
+    assert time.monotonic() - started < 5
+    assert "WORKER_HANDLER='/usr/local/bin/php /app/artisan queue:work'" in capsys.readouterr().err
+
+
+def test_a_restarted_process_kills_the_job_its_killed_predecessor_left(tmp_path: Path) -> None:
+    job_file = str(tmp_path / "task" / "worker_03.job")
+    first = CommandRunner("sleep 60", job_file=job_file)
+    thread = threading.Thread(target=first.run, args=("", CTX, 120, never), daemon=True)
+    thread.start()  # stands in for a worker killed by SIGKILL mid-job: it never cleans up
+    deadline = time.monotonic() + 5
+    while not os.path.exists(job_file):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pgid = int(Path(job_file).read_text())
+    runner, stream = logged_runner("sleep 60", job_file=job_file)
+    runner.kill_orphan()
+    thread.join(5)
+    assert not thread.is_alive()  # the orphan's group is gone
+    assert events(stream, "job_orphan_killed")[0]["pgid"] == pgid
+    assert not os.path.exists(job_file)
+    runner.kill_orphan()  # nothing left: nothing happens
+    assert len(events(stream, "job_orphan_killed")) == 1
+
+
+def test_a_finished_job_leaves_no_job_file(tmp_path: Path) -> None:
+    job_file = tmp_path / "worker_00.job"
+    runner = CommandRunner(f"sleep 0.5; test -f {job_file}", job_file=str(job_file))
+    assert runner.run("", CTX, 10, never).outcome == "done"  # the file existed while it ran
+    assert not job_file.exists()
+
+
+def test_commands_run_in_the_workdir(tmp_path: Path) -> None:
+    runner = CommandRunner("pwd > where", cwd=str(tmp_path))
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    assert (tmp_path / "where").read_text().strip() == str(tmp_path)

@@ -1,0 +1,104 @@
+"""`consumer` mode: the team's consumer under the watcher (signals, exit status, memory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.integration.fleet import WORKER_IMAGE
+
+# A stand-in for `php artisan queue:work`: grows by GROW MiB every 0.2 s (0: stays small),
+# on SIGTERM writes "term" to the file in argv[1] and exits 0 (as Laravel and Symfony do),
+# or ignores it when argv[3] == "ignore", or exits argv[4] at once when given.
+CONSUMER = """
+import signal, sys, time
+out, grow, on_term = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if len(sys.argv) > 4:
+    sys.exit(int(sys.argv[4]))
+def stop(signum, frame):
+    open(out, "w").write("term")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if on_term == "ignore" else stop)
+kept = []
+while True:
+    kept.append(b"x" * (grow * 2**20))
+    time.sleep(0.2)
+"""
+
+
+class Watched:
+    """`python -m worker` in consumer mode, in its own process group as supervisord starts it."""
+
+    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
+        script = tmp_path / "consumer.py"
+        script.write_text(CONSUMER)
+        self.out = tmp_path / "out"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker"],
+            cwd=WORKER_IMAGE,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(WORKER_IMAGE),
+                "QUEUE_URL": "http://127.0.0.1:1/000000000000/unused",
+                "WORKER_HANDLER_MODE": "consumer",
+                "WORKER_HANDLER": f"{sys.executable} {script} {self.out} {' '.join(args)}",
+                "SUPERVISOR_PROCESS_NAME": "worker_00",
+                **env,
+            },
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def wait(self, timeout: float = 30) -> tuple[int, list[dict[str, Any]]]:
+        try:
+            stdout, _ = self.process.communicate(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.returncode, [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_a_consumer_above_the_memory_limit_is_asked_to_stop_and_recycled(tmp_path: Path) -> None:
+    watched = Watched(tmp_path, "20", "stop", MAX_MEMORY_MIB_PER_PROCESS="100")
+    code, lines = watched.wait()
+    assert code == 0  # a clean exit: supervisord starts a fresh consumer
+    assert watched.out.read_text() == "term"  # its own graceful stop, after its current job
+    [recycle] = [e for e in lines if e["event"] == "recycle_memory"]
+    assert recycle["rss_mib"] > 100 and recycle["limit_mib"] == 100
+    [stopped] = [e for e in lines if e["event"] == "worker_stopped"]
+    assert stopped["reason"] == "recycle_memory" and stopped["max_rss_mib"] > 100
+    started = next(e for e in lines if e["event"] == "worker_started")
+    assert started["mode"] == "consumer" and started["process"] == "worker_00"
+
+
+def test_sigterm_reaches_the_consumer_and_its_exit_status_is_the_watchers(tmp_path: Path) -> None:
+    watched = Watched(tmp_path, "0", "stop", MAX_MEMORY_MIB_PER_PROCESS="256")
+    time.sleep(1)
+    watched.process.send_signal(signal.SIGTERM)
+    code, lines = watched.wait()
+    assert code == 0 and watched.out.read_text() == "term"
+    assert [e["reason"] for e in lines if e["event"] == "worker_stopped"] == ["sigterm"]
+
+
+def test_a_consumer_that_fails_passes_its_exit_status_on(tmp_path: Path) -> None:
+    watched = Watched(tmp_path, "0", "stop", "3")
+    code, lines = watched.wait()
+    assert code == 3  # supervisord sees the failure (and goes FATAL if it repeats)
+    assert [e["exit_code"] for e in lines if e["event"] == "worker_stopped"] == [3]
+
+
+def test_a_consumer_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    watched = Watched(tmp_path, "0", "ignore", WORKER_STOP_GRACE_SECONDS="1")
+    time.sleep(1)
+    watched.process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    code, _ = watched.wait()
+    assert code == 128 + signal.SIGKILL
+    assert time.monotonic() - started < 5
