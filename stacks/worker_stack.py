@@ -52,6 +52,7 @@ class WorkerStack(Stack):
             log_retention=RETENTION[config.worker.log_retention_days],
             secret_kinds=frozenset(ref.partition(":")[0] for ref in config.worker.secrets.values()),
             dynamodb=idempotency_table is not None,
+            ecs_exec=config.worker.ecs_exec,
         )
         self.cluster = ecs.Cluster(
             self,

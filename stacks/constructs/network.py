@@ -40,8 +40,8 @@ class Network(Construct):
       external APIs), public subnets for the NAT gateway only.
     * ``endpoints``: isolated private subnets, no NAT gateway, no internet gateway: VPC
       interface endpoints (``INTERFACE_ENDPOINTS``, plus SSM / Secrets Manager when ``secrets``
-      use them) and the S3 gateway endpoint (plus DynamoDB's when ``dynamodb``). Jobs cannot
-      reach the internet. The endpoints admit HTTPS from the task security group only.
+      use them, and SSM Messages with ``ecs_exec``) and the S3 gateway endpoint (plus DynamoDB's
+      when ``dynamodb``). Jobs cannot reach the internet. The endpoints admit HTTPS from the task security group only.
 
     Prices of the three: docs/security.md. Nothing can connect in: the task security group has
     no inbound rule. Rejected traffic is logged (flow log kept ``log_retention``, default 30
@@ -63,6 +63,7 @@ class Network(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         secret_kinds: frozenset[str] = frozenset(),
         dynamodb: bool = False,
+        ecs_exec: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         self.endpoints: dict[str, ec2.IVpcEndpoint] = {}
@@ -96,7 +97,7 @@ class Network(Construct):
             allow_all_outbound=True,
         )
         if config.egress == "endpoints" and config.vpc_id is None:
-            self._add_endpoints(secret_kinds, dynamodb)
+            self._add_endpoints(secret_kinds, dynamodb, ecs_exec)
 
     def _new_vpc(
         self,
@@ -131,7 +132,7 @@ class Network(Construct):
         )
         return vpc
 
-    def _add_endpoints(self, secret_kinds: frozenset[str], dynamodb: bool) -> None:
+    def _add_endpoints(self, secret_kinds: frozenset[str], dynamodb: bool, ecs_exec: bool) -> None:
         """Interface endpoints behind one security group (HTTPS from the tasks only), and the
         gateway endpoints (free) on the isolated subnets' route tables."""
         endpoint_group = ec2.SecurityGroup(
@@ -146,6 +147,8 @@ class Network(Construct):
         )
         services = dict(INTERFACE_ENDPOINTS)
         services.update(SECRET_ENDPOINTS[kind] for kind in sorted(secret_kinds))
+        if ecs_exec:  # the SSM agent's Session Manager channels
+            services["SsmMessages"] = S.SSM_MESSAGES
         for name, service in services.items():
             self.endpoints[name] = self.vpc.add_interface_endpoint(
                 name,

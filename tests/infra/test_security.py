@@ -280,6 +280,13 @@ def test_secrets_and_the_idempotency_table_add_their_endpoints() -> None:
     assert services["dynamodb"] == "Gateway"
 
 
+def test_ecs_exec_adds_the_session_manager_endpoint() -> None:
+    """Without ssmmessages the SSM agent of ECS Exec has no way out of an isolated subnet."""
+    assert "ssmmessages" not in endpoint_services(ENDPOINTS)
+    s = synthesize("prod", network={"egress": "endpoints"}, worker={"ecs_exec": True})
+    assert endpoint_services(s)["ssmmessages"] == "Interface"
+
+
 def test_public_egress_creates_no_endpoints(prod: Synthesized) -> None:
     assert prod.config.network.egress == "public"
     assert resources(prod.worker_json, "AWS::EC2::VPCEndpoint") == {}
