@@ -47,7 +47,7 @@ def exits_within(fleet: Fleet, bound: float) -> tuple[int, float]:
 
 
 def reasons(fleet: Fleet) -> list[str]:
-    return [e["reason"] for e in fleet.events("process_cannot_work")]
+    return [e["reason"] for e in fleet.events("process_fatal")]
 
 
 @pytest.mark.parametrize("processes", [1, 8, 32])
@@ -160,7 +160,7 @@ def test_a_healthy_fleet_runs_past_the_bound(
     time.sleep(25)
     assert fleet.process is not None and fleet.process.poll() is None
     assert health.main(fleet.env) == 0
-    assert not fleet.events("process_cannot_work")
+    assert not fleet.events("process_fatal")
     fleet.wait_for(lambda: len(fleet.jobs("done")) == 22, timeout=30)
     assert fleet.stop() == 0
     assert {j["message_id"] for j in fleet.jobs("done")} == {*long_jobs, *short_jobs}

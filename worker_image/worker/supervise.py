@@ -265,13 +265,12 @@ def fatal_listener(
         elif event in ("PROCESS_STATE_STOPPING", "PROCESS_STATE_STOPPED"):
             watch.stopped(name)
         elif event == "PROCESS_STATE_FATAL":
-            _say("error", "process_fatal", program=name)
             failure = Failure(name, f"{name} went FATAL (every start ended within startsecs)")
         elif event.startswith("TICK_"):
             failure = watch.tick(now)
         if failure and not failed:
             failed = True
-            _say("error", "process_cannot_work", program=failure.program, reason=failure.reason)
+            _say("error", "process_fatal", program=failure.program, reason=failure.reason)
             mark_fleet_failed(run_dir, failure)
             stop_fleet()
 
