@@ -27,18 +27,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from worker.settings import Settings
-from worker.supervise import DEFAULTS, FATAL_MARKER, fleet_failure
+from worker.supervise import ALIVE_PREFIX, DEFAULTS, FATAL_MARKER, alive_mark, fleet_failure
 
-ALIVE_PREFIX = "alive-"
+__all__ = ["ALIVE_PREFIX", "alive_mark", "main", "mark_alive", "problems", "stale_after_seconds"]
 PIDFILE = "supervisord.pid"
 # Beyond two of the longest gaps between marks: a slow SQS call or a busy CPU must not make
 # a working fleet look dead.
 STALE_SLACK_SECONDS = 30.0
-
-
-def alive_mark(run_dir: str | Path, process_name: str) -> Path:
-    """Where process ``process_name`` leaves its liveness mark (the one name both sides use)."""
-    return Path(run_dir) / f"{ALIVE_PREFIX}{process_name}"
 
 
 def mark_alive(run_dir: str | Path, process_name: str) -> None:

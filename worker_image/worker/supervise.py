@@ -54,6 +54,14 @@ MAX_FAILED_STARTS = 3
 """Incarnations of one process in a row that end without a receive: the fleet cannot work."""
 WORKER_GROUP = "worker"
 """The [program:worker] of supervisord.conf: the processes the watch follows."""
+ALIVE_PREFIX = "alive-"
+
+
+def alive_mark(run_dir: str | Path, process_name: str) -> Path:
+    """Where process ``process_name`` leaves its liveness mark, touched after each receive and
+    each heartbeat beat (worker.health.mark_alive): the one name the loop, the health check and
+    the watch use. Here, not in worker.health, so the watch stays a small process."""
+    return Path(run_dir) / f"{ALIVE_PREFIX}{process_name}"
 
 
 def _say(level: str, event: str, **fields: object) -> None:
@@ -220,8 +228,8 @@ def _events(inp: TextIO, out: TextIO) -> Iterator[tuple[dict[str, str], dict[str
             return
         header = dict(token.split(":", 1) for token in line.split())
         payload = inp.read(int(header["len"]))
-        first, _, _data = payload.partition("\n")  # PROCESS_LOG-like data never comes here
-        fields = dict(token.split(":", 1) for token in first.split() if ":" in token)
+        # PROCESS_STATE_* and TICK_* payloads: one line of `key:value` tokens.
+        fields = dict(token.split(":", 1) for token in payload.split() if ":" in token)
         yield header, fields
         out.write("RESULT 2\nOK")
         out.flush()
@@ -235,8 +243,6 @@ def fatal_listener(
     stop_fleet: Callable[[], None] = lambda: os.kill(os.getppid(), signal.SIGTERM),
 ) -> None:
     """The fleet's watch (module docstring), fed by PROCESS_STATE and TICK_5 events."""
-    from worker.health import alive_mark  # health imports this module: import here
-
     run_dir = Path(env.get("WORKER_RUN_DIR") or DEFAULTS["WORKER_RUN_DIR"])
 
     def received_since(name: str, since: float) -> bool:
