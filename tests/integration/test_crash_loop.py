@@ -1,4 +1,4 @@
-"""A fleet that cannot work exits, at 1, 8 and 32 processes (worker.supervise's watch).
+"""A fleet that cannot work exits, at 1, 8 and 32 processes (worker.watch).
 
 The real fleet (tests/integration/fleet.py: `python -m worker.supervise`, the real supervisord
 with worker_image/supervisord.conf) against moto's server. Each failing fleet must exit 1

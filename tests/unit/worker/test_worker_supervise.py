@@ -1,4 +1,4 @@
-"""The fleet's watch (worker.supervise): when a worker process cannot work, and the start-up
+"""The fleet's watch (worker.watch): when a worker process cannot work, and the start-up
 queue check of worker.app. The watch is fed supervisord's events as supervisord writes them;
 its receive marks are the ones the worker loop writes (worker.health.mark_alive)."""
 
@@ -15,15 +15,8 @@ import boto3
 import pytest
 from worker import app
 from worker.health import mark_alive
-from worker.supervise import (
-    MAX_FAILED_STARTS,
-    Failure,
-    FleetWatch,
-    fatal_listener,
-    fleet_failure,
-    run_supervisord,
-    start_timeout,
-)
+from worker.supervise import fleet_failure, run_supervisord, start_timeout
+from worker.watch import MAX_FAILED_STARTS, FleetWatch, fatal_listener
 
 from tests.conftest import REGION, free_port
 
@@ -58,8 +51,9 @@ def fail_starts(watch: FleetWatch, name: str, times: int, at: float = 0.0) -> li
 def test_a_process_that_ends_three_starts_without_receiving_cannot_work() -> None:
     results = fail_starts(watch_of({}), "worker_03", MAX_FAILED_STARTS)
     assert results[:-1] == [None] * (MAX_FAILED_STARTS - 1)
-    assert results[-1] == Failure(
-        "worker_03", "worker_03 ended 3 times in a row without receiving a message"
+    assert results[-1] == (
+        "worker_03",
+        "worker_03 ended 3 times in a row without receiving a message",
     )
 
 
@@ -90,8 +84,9 @@ def test_a_process_that_has_not_received_within_the_bound_cannot_work() -> None:
     assert watch.tick(TIMEOUT) is None
     watch.ended("worker_01", 30)
     watch.starting("worker_01", 31)  # the bound counts from the first start
-    assert watch.tick(TIMEOUT + 1) == Failure(
-        "worker_01", "worker_01 has not received a message within 60 s of its start"
+    assert watch.tick(TIMEOUT + 1) == (
+        "worker_01",
+        "worker_01 has not received a message within 60 s of its start",
     )
 
 
@@ -118,9 +113,7 @@ def test_consumer_mode_a_consumer_that_stays_up_or_exits_0_works() -> None:
         watch.starting("worker_01", 200 + i)
         assert watch.ended("worker_01", 200.5 + i, clean=True) is None
     failures = fail_starts(watch, "worker_02", MAX_FAILED_STARTS, at=300)
-    assert failures[-1] == Failure(
-        "worker_02", "worker_02 ended 3 times in a row without staying up"
-    )
+    assert failures[-1] == ("worker_02", "worker_02 ended 3 times in a row without staying up")
 
 
 # -- the listener, as supervisord drives it ---------------------------------------------------
