@@ -41,9 +41,8 @@ CANNOT_WORK = {
 }
 
 
-def exits_within(fleet: Fleet, bound: float) -> tuple[int, float]:
-    """Wait for the fleet to exit; (its status, seconds since its start)."""
-    started = time.monotonic()
+def exits_within(fleet: Fleet, bound: float, started: float) -> tuple[int, float]:
+    """Wait for the fleet to exit; (its status, seconds since `started`, a time.monotonic())."""
     status = fleet.wait(timeout=bound + 30)
     return status, time.monotonic() - started
 
@@ -66,8 +65,9 @@ def test_a_fleet_that_cannot_work_exits_within_the_bound(
     pair = make_queue_pair()
     if fault == "queue_does_not_exist":
         sqs_client.delete_queue(QueueUrl=pair.url)
+    started = time.monotonic()
     fleet = make_fleet(QUEUE_URL=pair.url, WORKER_PROCESSES=processes, **CANNOT_WORK[fault])
-    status, seconds = exits_within(fleet, BOUND)
+    status, seconds = exits_within(fleet, BOUND, started)
     assert status == 1
     assert seconds < BOUND
     assert fleet.events("fleet_failed")[-1]["reason"] in reasons(fleet)
@@ -82,10 +82,11 @@ def test_a_handler_that_dies_after_startsecs_ends_the_fleet(
     """The issue's crash loop at 8 processes: the handler's import fails 1.5 s after start,
     past supervisord's startsecs (1 s), so supervisord restarts it forever on its own."""
     pair = make_queue_pair()
+    started = time.monotonic()
     fleet = make_fleet(
         QUEUE_URL=pair.url, WORKER_PROCESSES=8, WORKER_HANDLER=FAULTS, START_FAULT="die_after:1.5"
     )
-    status, seconds = exits_within(fleet, BOUND)
+    status, seconds = exits_within(fleet, BOUND, started)
     assert (status, seconds < BOUND) == (1, True)
     assert "times in a row without receiving a message" in reasons(fleet)[0]
 
@@ -142,9 +143,10 @@ def test_a_fleet_that_worked_and_then_cannot_start_ends(
     fleet.wait_for(lambda: len(fleet.jobs("done")) == 8)
     assert fleet.process is not None and fleet.process.poll() is None  # working
     needed.unlink()
+    started = time.monotonic()
     for _ in range(8):
         sqs_client.send_message(QueueUrl=pair.url, MessageBody="{}")
-    status, seconds = exits_within(fleet, BOUND)  # since the file is gone
+    status, seconds = exits_within(fleet, BOUND, started)  # since the file is gone
     assert (status, seconds < BOUND) == (1, True)
     assert "times in a row without receiving a message" in reasons(fleet)[0]
 
@@ -195,9 +197,10 @@ def test_the_image_exits_on_a_crash_loop_at_8_processes(
         "WORKER_HANDLER": "no_such_module:job",
         "SUPERVISOR_STOPWAITSECS": FAST["SUPERVISOR_STOPWAITSECS"],
     }
+    started = time.monotonic()
     fleet, name = start_container(engine, image, tmp_path, moto_endpoint, env, ("--read-only",))
     try:
-        status, seconds = exits_within(fleet, BOUND)
+        status, seconds = exits_within(fleet, BOUND, started)
     finally:
         remove_container(engine, name)
     assert (status, seconds < BOUND) == (1, True)
