@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from worker import app
 from worker.health import mark_alive
 from worker.supervise import fleet_failure, run_supervisord, start_timeout
@@ -264,3 +265,15 @@ def test_a_worker_on_a_missing_queue_exits_ex_config(
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # boto3 reads it from the process
     assert app.main({"QUEUE_URL": url, "AWS_REGION": REGION}) == app.EX_CONFIG
     assert "NonExistentQueue" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "KMS.AccessDeniedException"])
+def test_a_queue_this_role_may_not_use_fails_at_once(code: str) -> None:
+    """SQS's answer to a role without the grant (botocore's Stubber: moto allows everything)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/work"
+    with Stubber(sqs) as stub:
+        stub.add_client_error("get_queue_attributes", service_error_code=code, http_status_code=403)
+        with pytest.raises(app.QueueUnusable, match=f"QUEUE_URL='{url}': cannot be used: {code}"):
+            app.check_queue(sqs, url, sleep=pytest.fail)
+        stub.assert_no_pending_responses()
