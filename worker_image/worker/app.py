@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from worker.consumer import ConsumerWatcher
 from worker.handlers import CallableRunner, CommandRunner, HandlerError, Runner, check_command
@@ -15,9 +17,29 @@ from worker.protection import TaskProtection
 from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
 
 EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the task is replaced
+QUEUE_CHECK_ATTEMPTS = 3
+"""Tries of the start-up queue check against transient errors (1 s, then 2 s apart; each on
+top of botocore's own 3 attempts)."""
+QUEUE_UNUSABLE_CODES = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidAddress",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "KMS.AccessDeniedException",
+    }
+)
+"""Error codes that retrying cannot fix: the queue does not exist or this role may not use it."""
 
 
-def sqs_client(settings: Settings) -> object:
+class QueueUnusable(RuntimeError):
+    """The queue cannot be read from (names QUEUE_URL)."""
+
+
+def sqs_client(settings: Settings) -> Any:
     """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env.
 
     boto3 is imported here, not at the top: a process that cannot start (a bad setting or
@@ -56,6 +78,33 @@ def make_runner(settings: Settings, log: EventLog) -> Runner:
     return runner
 
 
+def check_queue(sqs: Any, queue_url: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    """QueueUnusable unless the queue exists and this role may read it (GetQueueAttributes,
+    granted with ReceiveMessage by the kit's consume grant): at once for a missing queue or a
+    denied call, after QUEUE_CHECK_ATTEMPTS tries for other errors. No message is received:
+    a check must not spend a receive. A receive that is denied on its own is caught by the
+    fleet's watch (no receive within WORKER_START_TIMEOUT_SECONDS, worker.supervise)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    last: Exception | None = None
+    for attempt in range(1, QUEUE_CHECK_ATTEMPTS + 1):
+        try:
+            sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+            return
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in QUEUE_UNUSABLE_CODES:
+                raise QueueUnusable(f"QUEUE_URL={queue_url!r}: cannot be used: {code}") from error
+            last = error
+        except BotoCoreError as error:
+            last = error
+        if attempt < QUEUE_CHECK_ATTEMPTS:
+            sleep(2.0 ** (attempt - 1))
+    raise QueueUnusable(
+        f"QUEUE_URL={queue_url!r}: still failing after {QUEUE_CHECK_ATTEMPTS} tries: {last!r}"
+    )
+
+
 def task_protection(settings: Settings, log: EventLog) -> TaskProtection | None:
     """Scale-in protection, or None when ECS_AGENT_URI is unset or TASK_PROTECTION=off."""
     if not (settings.task_protection_active and settings.ecs_agent_uri):
@@ -66,8 +115,9 @@ def task_protection(settings: Settings, log: EventLog) -> TaskProtection | None:
 
 
 def main(env: Mapping[str, str] = os.environ) -> int:
-    """Run until SIGTERM or a recycle limit; 0 on a clean stop, 78 on a bad setting or a
-    handler that cannot start; consumer mode: the consumer's exit status."""
+    """Run until SIGTERM or a recycle limit; 0 on a clean stop, 78 on a bad setting, a
+    handler that cannot start or a queue that cannot be read; consumer mode: the consumer's
+    exit status (the consumer uses the queue itself: not checked here)."""
     try:
         settings = Settings.from_env(env)
     except SettingsError as error:
@@ -82,9 +132,16 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     except HandlerError as error:
         print(error, file=sys.stderr)
         return EX_CONFIG
+    try:
+        sqs = sqs_client(settings)
+        check_queue(sqs, settings.queue_url)
+    except QueueUnusable as error:
+        runner.close()
+        print(error, file=sys.stderr)
+        return EX_CONFIG
     protection = task_protection(settings, log)
     try:
-        worker = Worker(settings, sqs_client(settings), runner, log, protection)
+        worker = Worker(settings, sqs, runner, log, protection)
         worker.install_signal_handlers()
         worker.run()
     finally:

@@ -3,7 +3,9 @@
 Exit 0 (healthy) when all of these hold, else print what failed and exit 1:
 
 1. supervisord runs: ``WORKER_RUN_DIR/supervisord.pid`` names a live process;
-2. no worker program went FATAL: no ``fatal`` marker in ``WORKER_RUN_DIR`` (worker.supervise);
+2. the fleet's watch found no process that cannot work (no ``fatal`` marker in
+   ``WORKER_RUN_DIR``, worker.supervise: FATAL, or no receive after repeated starts or within
+   WORKER_START_TIMEOUT_SECONDS);
 3. a worker loop made progress recently: the newest ``WORKER_RUN_DIR/alive-<process name>``
    mark is younger than :func:`stale_after_seconds`. Each loop process touches its mark after
    every successful receive (a long poll returns within RECEIVE_WAIT_SECONDS, messages or not)
@@ -25,18 +27,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from worker.settings import Settings
-from worker.supervise import DEFAULTS, FATAL_MARKER
+from worker.supervise import ALIVE_PREFIX, DEFAULTS, FATAL_MARKER, alive_mark, fleet_failure
 
-ALIVE_PREFIX = "alive-"
+__all__ = ["ALIVE_PREFIX", "alive_mark", "main", "mark_alive", "problems", "stale_after_seconds"]
 PIDFILE = "supervisord.pid"
 # Beyond two of the longest gaps between marks: a slow SQS call or a busy CPU must not make
 # a working fleet look dead.
 STALE_SLACK_SECONDS = 30.0
-
-
-def alive_mark(run_dir: str | Path, process_name: str) -> Path:
-    """Where process ``process_name`` leaves its liveness mark (the one name both sides use)."""
-    return Path(run_dir) / f"{ALIVE_PREFIX}{process_name}"
 
 
 def mark_alive(run_dir: str | Path, process_name: str) -> None:
@@ -59,7 +56,7 @@ def problems(
     if not _supervisord_runs(run_dir / PIDFILE):
         found.append(f"supervisord is not running (no live process in {run_dir / PIDFILE})")
     if (run_dir / FATAL_MARKER).exists():
-        found.append("a worker program went FATAL")
+        found.append(f"the fleet cannot work: {fleet_failure(run_dir)}")
     if check_progress:
         marks = [p.stat().st_mtime for p in run_dir.glob(f"{ALIVE_PREFIX}*")]
         age = (time.time() if now is None else now) - max(marks, default=float("-inf"))

@@ -1,14 +1,16 @@
-"""The container's entrypoint around supervisord, and supervisord's FATAL event listener.
+"""The container's entrypoint around supervisord, and what it shares with the fleet's watch.
 
 `python -m worker.supervise` (PID 1 in the image): fills in defaults for the variables that
 supervisord.conf expands (so the image runs with just QUEUE_URL), starts `supervisord -n`,
 forwards SIGTERM/SIGINT/SIGHUP to it, reaps orphans, and exits with supervisord's status, or 1
-when a worker program went FATAL (it could not stay up: ECS must replace the task, not keep
-a crash loop alive). supervisord itself always exits 0, hence this wrapper.
+when the watch found that the fleet cannot work (ECS must replace the task and its deployment
+circuit breaker count a failed task, not keep a crash loop alive). supervisord itself always
+exits 0, hence this wrapper.
 
-`python -m worker.supervise --fatal-listener` (the [eventlistener:fatal] of supervisord.conf):
-on PROCESS_STATE_FATAL, leaves a marker in WORKER_RUN_DIR and SIGTERMs supervisord, which stops
-the other workers gracefully (their jobs get their grace period).
+`python -m worker.supervise --fatal-listener` (the [eventlistener:fatal] of supervisord.conf)
+runs the fleet's watch (worker.watch). Neither module imports typing or dataclasses at run
+time: the entrypoint and the watch are small processes that every task pays for
+(stacks/sizing.py, tests/integration/test_kit_memory.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -26,9 +29,19 @@ DEFAULTS = {
     "WORKER_PROCESSES": "2",
     "SUPERVISOR_STOPWAITSECS": "110",
     "WORKER_RUN_DIR": "/tmp/worker-run",
+    "WORKER_START_TIMEOUT_SECONDS": "60",
 }
 FATAL_MARKER = "fatal"
 CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
+EX_CONFIG = 78
+ALIVE_PREFIX = "alive-"
+
+
+def alive_mark(run_dir: str | Path, process_name: str) -> Path:
+    """Where process ``process_name`` leaves its liveness mark, touched after each receive and
+    each heartbeat beat (worker.health.mark_alive): the one name the loop, the health check and
+    the watch use. Here, not in worker.health, so the watch stays a small process."""
+    return Path(run_dir) / f"{ALIVE_PREFIX}{process_name}"
 
 
 def _say(level: str, event: str, **fields: object) -> None:
@@ -43,12 +56,29 @@ def _say(level: str, event: str, **fields: object) -> None:
     print(json.dumps(record), file=sys.stderr, flush=True)
 
 
+def start_timeout(env: Mapping[str, str]) -> float:
+    """WORKER_START_TIMEOUT_SECONDS as a number > 0 (ValueError naming it otherwise)."""
+    raw = env.get("WORKER_START_TIMEOUT_SECONDS") or DEFAULTS["WORKER_START_TIMEOUT_SECONDS"]
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(f"WORKER_START_TIMEOUT_SECONDS={raw!r}: must be a number of seconds > 0")
+    return value
+
+
 def run_supervisord(environ: dict[str, str]) -> int:
     """Start supervisord with `environ` + defaults, wait for it; return the exit status."""
     env = {**environ}
     for name, value in DEFAULTS.items():
         if not env.get(name):
             env[name] = value
+    try:
+        start_timeout(env)
+    except ValueError as error:
+        _say("error", "fleet_failed", reason=str(error))
+        return EX_CONFIG
     run_dir = Path(env["WORKER_RUN_DIR"])
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FATAL_MARKER).unlink(missing_ok=True)
@@ -70,34 +100,32 @@ def run_supervisord(environ: dict[str, str]) -> int:
             break
     code = os.waitstatus_to_exitcode(status)
     if (run_dir / FATAL_MARKER).exists():
-        _say("error", "fleet_failed", reason="a worker program went FATAL", supervisord_exit=code)
+        reason = fleet_failure(run_dir) or "a worker process cannot work"
+        _say("error", "fleet_failed", reason=reason, supervisord_exit=code)
         return 1
     return code if code >= 0 else 128 - code
 
 
-def fatal_listener() -> None:
-    """supervisord eventlistener protocol: READY, read header + payload, answer OK."""
-    run_dir = Path(os.environ.get("WORKER_RUN_DIR") or DEFAULTS["WORKER_RUN_DIR"])
-    inp = sys.stdin
-    while True:
-        sys.stdout.write("READY\n")
-        sys.stdout.flush()
-        line = inp.readline()
-        if not line:
-            return
-        header = dict(token.split(":", 1) for token in line.split())
-        payload = inp.read(int(header["len"]))
-        sys.stdout.write("RESULT 2\nOK")
-        sys.stdout.flush()
-        if header.get("eventname") == "PROCESS_STATE_FATAL":
-            fields = dict(token.split(":", 1) for token in payload.split())
-            _say("error", "process_fatal", program=fields.get("processname", "?"))
-            (run_dir / FATAL_MARKER).write_text(payload)
-            os.kill(os.getppid(), signal.SIGTERM)
+def mark_fleet_failed(run_dir: Path, program: str, reason: str) -> None:
+    """Leave the marker that the entrypoint and the health check read (fleet_failure)."""
+    (run_dir / FATAL_MARKER).write_text(json.dumps({"program": program, "reason": reason}))
+
+
+def fleet_failure(run_dir: Path) -> str:
+    """Why the watch stopped the fleet ('' when it did not): the marker's reason."""
+    try:
+        text = (run_dir / FATAL_MARKER).read_text()
+    except OSError:
+        return ""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        return str(json.loads(text)["reason"])
+    return text.strip() or "a worker program went FATAL"
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--fatal-listener"]:
+        from worker.watch import fatal_listener  # only the watch loads its code
+
         fatal_listener()
     else:
         sys.exit(run_supervisord(dict(os.environ)))

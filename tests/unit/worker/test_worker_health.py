@@ -17,7 +17,7 @@ from worker.health import (
     problems,
     stale_after_seconds,
 )
-from worker.supervise import FATAL_MARKER
+from worker.supervise import mark_fleet_failed
 
 
 @pytest.fixture
@@ -65,8 +65,10 @@ def test_consumer_mode_needs_no_mark(run_dir: Path) -> None:
 
 def test_a_fatal_marker_makes_the_fleet_unhealthy(run_dir: Path) -> None:
     mark_alive(run_dir, "worker_00")
-    (run_dir / FATAL_MARKER).write_text("processname:worker_01")
-    assert problems(run_dir, check_progress=True, stale_after=60) == ["a worker program went FATAL"]
+    mark_fleet_failed(run_dir, "worker_01", "worker_01 went FATAL")
+    assert problems(run_dir, check_progress=True, stale_after=60) == [
+        "the fleet cannot work: worker_01 went FATAL"
+    ]
 
 
 def test_a_dead_supervisord_makes_the_fleet_unhealthy(tmp_path: Path) -> None:
