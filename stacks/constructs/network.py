@@ -41,7 +41,8 @@ class Network(Construct):
     * ``endpoints``: isolated private subnets, no NAT gateway, no internet gateway: VPC
       interface endpoints (``INTERFACE_ENDPOINTS``, plus SSM / Secrets Manager when ``secrets``
       use them, and SSM Messages with ``ecs_exec``) and the S3 gateway endpoint (plus DynamoDB's
-      when ``dynamodb``). Jobs cannot reach the internet. The endpoints admit HTTPS from the task security group only.
+      when ``dynamodb``). Jobs cannot reach the internet. The endpoints admit HTTPS from the
+      task security group only.
 
     Prices of the three: docs/security.md. Nothing can connect in: the task security group has
     no inbound rule. Rejected traffic is logged (flow log kept ``log_retention``, default 30
