@@ -64,6 +64,7 @@ def _member(conn: Connection, uri: str, directory: str) -> None:
     conn.send(os.getpid())
     while (command := conn.recv()) != "exit":
         getattr(protection, command)()
+        protection.wait(10)  # the call is made on the caller thread: wait for it to land
         conn.send("ok")
 
 
@@ -119,7 +120,9 @@ def test_a_dead_process_marker_is_ignored(agent: FakeAgent, tmp_path: Path) -> N
     log = EventLog("worker_test", io.StringIO())
     protection = TaskProtection(agent.uri, str(tmp_path), 30, log)
     protection.busy()
+    protection.wait(10)
     protection.idle()
+    protection.wait(10)
     assert agent.enabled() == [True, False]
     assert not (tmp_path / f"busy-{dead.pid}").exists()
 
@@ -162,6 +165,7 @@ def test_agent_failures_are_logged_never_raised(tmp_path: Path) -> None:
     try:
         protection = TaskProtection(broken.uri, str(tmp_path), 30, EventLog("w", stream))
         protection.busy()
+        protection.wait(10)
         line = json.loads(stream.getvalue().splitlines()[-1])
         assert (line["event"], line["level"], line["protected"]) == (
             "task_protection",
@@ -172,5 +176,7 @@ def test_agent_failures_are_logged_never_raised(tmp_path: Path) -> None:
         broken.server.shutdown()
     unreachable = TaskProtection("http://127.0.0.1:9", str(tmp_path), 30, EventLog("w", stream))
     unreachable.busy()
+    unreachable.wait(10)
     unreachable.idle()
+    unreachable.wait(10)
     assert "Connection refused" in stream.getvalue()
