@@ -12,23 +12,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
 from worker.loop import Worker
 
 from tests.unit.worker.recording_handlers import runs
 
 
 class CountingClient:
-    """Wraps a boto3 client and counts the calls per operation."""
+    """Wraps a boto3 client and counts the calls per operation; `failing[op] = n` makes the
+    next n calls of `op` raise as a refused connection does (-1: every call)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.calls: Counter[str] = Counter()
+        self.failing: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.client, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
+            left = self.failing.get(name, 0)
+            if left:
+                self.failing[name] = left - 1 if left > 0 else left
+                raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
             return method(*args, **kwargs)
 
         return call
