@@ -27,6 +27,12 @@ from pathlib import Path
 from worker.handlers import EX_DATAERR, JobContext, PermanentFailure
 
 _LEAKED: list[bytes] = []
+_ROOT = Path(__file__).resolve().parents[3]
+RECORDED_COMMAND = (
+    f"PYTHONPATH={_ROOT}:{_ROOT / 'worker_image'} {sys.executable}"
+    " -m tests.unit.worker.recording_handlers"
+)
+"""The recorded job as a command-mode WORKER_HANDLER."""
 
 
 def _record(path: str, message_id: str, what: str) -> None:
