@@ -22,17 +22,21 @@ from worker.settings import Settings
 
 
 class FakeAgent:
-    """The ECS agent's task-protection endpoint on loopback; records every PUT body."""
+    """The ECS agent's task-protection endpoint on loopback; records every PUT body when it
+    takes effect, after `stall[state]` seconds (a stalled agent)."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, stall: dict[bool, float] | None = None) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.stall = stall or {}
         agent = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_PUT(self) -> None:
                 length = int(self.headers["Content-Length"])
-                agent.bodies.append(json.loads(self.rfile.read(length)))
+                body = json.loads(self.rfile.read(length))
+                time.sleep(agent.stall.get(body["ProtectionEnabled"], 0.0))
+                agent.bodies.append(body)
                 agent.paths.append(self.path)
                 reply = json.dumps({"protection": {"ProtectionEnabled": True}}).encode()
                 self.send_response(status)
@@ -63,9 +67,12 @@ def _member(conn: Connection, uri: str, directory: str) -> None:
     protection = TaskProtection(uri, directory, 30, EventLog("worker_member", io.StringIO()))
     conn.send(os.getpid())
     while (command := conn.recv()) != "exit":
-        getattr(protection, command)()
-        protection.wait(10)  # the call is made on the caller thread: wait for it to land
-        conn.send("ok")
+        started = time.monotonic()
+        getattr(protection, command.rstrip("!"))()  # busy, idle or wait
+        returned_after = time.monotonic() - started
+        if not command.endswith("!"):  # "busy!": do not wait for the agent call to land
+            protection.wait(10)  # the call is made on the caller thread: wait for it
+        conn.send(returned_after)
 
 
 class Member:
@@ -76,9 +83,10 @@ class Member:
         self.process.start()
         self.pid = self.conn.recv()
 
-    def do(self, command: str) -> None:
+    def do(self, command: str) -> float:
+        """Run busy/idle/wait (and wait for the agent call; `busy!` does not); seconds taken."""
         self.conn.send(command)
-        assert self.conn.recv() == "ok"
+        return float(self.conn.recv())
 
     def close(self) -> None:
         self.conn.send("exit")
@@ -180,3 +188,40 @@ def test_agent_failures_are_logged_never_raised(tmp_path: Path) -> None:
     unreachable.idle()
     unreachable.wait(10)
     assert "Connection refused" in stream.getvalue()
+
+
+def test_a_stalled_agent_stalls_no_process(tmp_path: Path) -> None:
+    """The agent takes 2 s per call (scaled down from the 5-s stall of issue 9)."""
+    agent = FakeAgent(stall={True: 2.0, False: 2.0})
+    members = [Member(agent.uri, tmp_path) for _ in range(3)]
+    try:
+        took = [member.do("busy!") for member in members]
+        took += [member.do("idle!") for member in members]
+        assert max(took) < 0.5, took  # none waited for the agent, nor for each other
+        deadline = time.monotonic() + 15
+        while agent.enabled()[-1:] != [False]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        for member in members:
+            member.close()
+        agent.server.shutdown()
+    assert agent.enabled()[0] is True
+
+
+def test_a_stale_release_landing_late_never_leaves_a_busy_task_unprotected(
+    tmp_path: Path,
+) -> None:
+    """a's release (slow, 1 s) lands after b's protection (fast): a sends it again."""
+    agent = FakeAgent(stall={False: 1.0})
+    a, b = Member(agent.uri, tmp_path), Member(agent.uri, tmp_path)
+    try:
+        a.do("busy")
+        a.do("idle!")  # its PUT false is on its way, slowly
+        b.do("busy")  # b is busy now: PUT true lands first
+        a.do("wait")  # until a's calls settled
+        assert agent.enabled() == [True, True, False, True]
+    finally:
+        a.close()
+        b.close()
+        agent.server.shutdown()
