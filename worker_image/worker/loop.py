@@ -36,9 +36,10 @@ DELETE_FLUSH_SECONDS = 10.0
 # a recycle never exits earlier than this after the process started.
 MIN_LIFETIME_SECONDS = 1.5
 _RECEIVE_BACKOFF_MAX_SECONDS = 30.0
-# A stopping process waits at most this long for its task-protection call (the agent's 3-s
-# timeout, plus a margin).
-PROTECTION_EXIT_WAIT_SECONDS = 5.0
+# A stopping process waits at most this long for its last task-protection call (its release:
+# if it does not land, the protection expires by itself; SUPERVISOR_STOPWAITSECS leaves 10 s
+# past the grace).
+PROTECTION_EXIT_WAIT_SECONDS = 3.0
 # A failed delete is retried after 1, 2, 4 ... s (at most this), while the heartbeat still
 # holds the message; it is given up only when its lease is lost (SQS redelivers it then).
 _DELETE_BACKOFF_MAX_SECONDS = 8.0

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from worker.logs import EventLog
 
-_AGENT_TIMEOUT_SECONDS = 3.0
+# The calls run on their own thread, so a slow agent may take this long (a 5-s stall still
+# protects the task); a stopping process waits less for its last call (worker.loop).
+_AGENT_TIMEOUT_SECONDS = 8.0
 
 
 def _alive(pid: int) -> bool:
