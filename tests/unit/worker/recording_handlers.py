@@ -3,8 +3,8 @@ count starts, completions and overlapping runs per message (`<message_id> <what>
 
 Body: JSON {"record": path, "duration_seconds": float, "fail": bool, "permanent": bool,
 "hang_on_first": bool (sleeps an hour on receive 1), "leak_mib": int (kept forever),
-"child_seconds": float (the job shells out to a child that sleeps this long and then records
-`child_done`; the job waits for it)}.
+"child_seconds": float (on receive 1 only, the job shells out to a child that sleeps this long
+and then records `child_done`; the job waits for it)}.
 
 Every run holds an exclusive lock on `<record>.<message_id>.lock` for as long as it or any
 process it started lives (the child inherits the descriptor): a run that finds the lock taken
@@ -60,7 +60,7 @@ def recorded_job(body: str, context: JobContext) -> None:
         _record(record, context.message_id, "start")
         if job.get("hang_on_first") and context.receive_count == 1:
             time.sleep(3600)
-        if job.get("child_seconds"):
+        if job.get("child_seconds") and context.receive_count == 1:
             say = f"echo '{context.message_id} child_done '$$ >> {record}"
             script = f"sleep {float(job['child_seconds'])}; {say}"
             subprocess.run(["/bin/sh", "-c", script], pass_fds=(lock,), check=True)

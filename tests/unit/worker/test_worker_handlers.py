@@ -23,6 +23,7 @@ from tests.unit.worker.recording_handlers import RECORDED_COMMAND, runs
 RECORDED = "tests.unit.worker.recording_handlers:recorded_job"
 
 CTX = JobContext(message_id="m-1", receive_count=2)
+FIRST = JobContext(message_id="m-1", receive_count=1)
 
 
 def never() -> bool:
@@ -119,7 +120,7 @@ def test_a_callables_child_dies_with_its_job_at_the_timeout(tmp_path: Path) -> N
     runner = CallableRunner(RECORDED)
     try:
         body = json.dumps({"record": str(record), "child_seconds": 2})
-        assert runner.run(body, CTX, 0.5, never).outcome == "timeout"
+        assert runner.run(body, FIRST, 0.5, never).outcome == "timeout"
         time.sleep(2.5)  # past the child's own end
     finally:
         runner.close()

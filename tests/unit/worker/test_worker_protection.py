@@ -6,13 +6,10 @@ import io
 import json
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import pytest
 from worker.app import task_protection
@@ -20,39 +17,7 @@ from worker.logs import EventLog
 from worker.protection import TaskProtection
 from worker.settings import Settings
 
-
-class FakeAgent:
-    """The ECS agent's task-protection endpoint on loopback; records every PUT body when it
-    takes effect, after `stall[state]` seconds (a stalled agent)."""
-
-    def __init__(self, status: int = 200, stall: dict[bool, float] | None = None) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        self.stall = stall or {}
-        agent = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                length = int(self.headers["Content-Length"])
-                body = json.loads(self.rfile.read(length))
-                time.sleep(agent.stall.get(body["ProtectionEnabled"], 0.0))
-                agent.bodies.append(body)
-                agent.paths.append(self.path)
-                reply = json.dumps({"protection": {"ProtectionEnabled": True}}).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/v1/task"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def enabled(self) -> list[bool]:
-        return [b["ProtectionEnabled"] for b in self.bodies]
+from tests.unit.worker.harness import FakeAgent
 
 
 @pytest.fixture
