@@ -126,7 +126,7 @@ class Worker:
                 if batch:
                     reason = self._work(batch)
         finally:
-            self._flush_deletes(force=True)
+            self._flush_deletes(force=True, final=True)
             self.heartbeat.stop()
             self.runner.close()
             if self.protection:
@@ -171,8 +171,11 @@ class Worker:
                 response = self.sqs.receive_message(
                     QueueUrl=self.settings.queue_url,
                     MaxNumberOfMessages=asked,
-                    # Never wait in a long poll while done messages await their delete.
-                    WaitTimeSeconds=0 if self._done else self.settings.receive_wait_seconds,
+                    # Never wait in a long poll while done messages await their delete
+                    # (unless that delete failed: then its backoff paces the loop).
+                    WaitTimeSeconds=0
+                    if self._done and not self._delete_failures
+                    else self.settings.receive_wait_seconds,
                     # The heartbeat's unit from the start, whatever the queue's default.
                     VisibilityTimeout=self.settings.visibility_timeout_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
@@ -246,15 +249,16 @@ class Worker:
                 self.protection.idle()  # runs nothing now
         return reason
 
-    def _flush_deletes(self, force: bool = False) -> None:
+    def _flush_deletes(self, force: bool = False, final: bool = False) -> None:
         """Delete the done messages when 10 are waiting, when the oldest would wait past
-        DELETE_FLUSH_SECONDS if the next job (by mean duration) ran first, or ``force``.
+        DELETE_FLUSH_SECONDS if the next job (by mean duration) ran first, or ``force``; after
+        a failed attempt, not before its backoff (unless ``final``: the process is stopping).
 
         Short jobs share one DeleteMessageBatch; a slow job's message is deleted at once."""
         if not self._done:
             return
         now = time.monotonic()
-        if self._delete_failures and now < self._delete_retry_at and not force:
+        if self._delete_failures and now < self._delete_retry_at and not final:
             return  # the last attempt failed: wait for its backoff (the heartbeat holds them)
         oldest_wait = now - self._first_done_at + self.mean_duration()
         if force or len(self._done) >= MAX_BATCH or oldest_wait >= DELETE_FLUSH_SECONDS:

@@ -263,10 +263,13 @@ def test_a_failed_delete_is_retried_while_the_message_is_held(make_worker: Make)
     h = make_worker()
     message_id = h.send(duration_seconds=0.01)
     h.sqs.failing["delete_message"] = 2  # refused twice: retried after 1 s, then 2 s
+    started = time.monotonic()
     h.start()
     h.wait_for(lambda: queue_counts(h) == (0, 0), timeout=15)
+    took = time.monotonic() - started
     h.stop()
     assert h.sqs.calls["delete_message"] == 3
+    assert took >= 3  # the backoffs were kept, not hammered through
     assert len(h.events("delete_error")) == 2
     # The heartbeat kept it invisible meanwhile (3 s > the 2-s visibility): it ran once.
     assert h.runs() == {message_id: {"start": 1, "done": 1}}
