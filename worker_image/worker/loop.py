@@ -3,10 +3,13 @@
 receive (long poll, adaptive batch) -> run held messages one at a time -> delete the done ones
 in batches of up to 10, across receives (flushed when 10 are done, when the oldest has waited
 DELETE_FLUSH_SECONDS, when a receive comes back short, and before stopping; while deletes wait,
-receives do not long-poll); failures become visible again after a backoff; permanent failures go
-to the DLQ. Between jobs the loop checks its recycle limits (job count, memory) and exits
-cleanly. On SIGTERM it stops receiving at once, lets the running job finish within the grace
-period (else stops it and hands its message back), hands back unstarted messages and exits 0.
+receives do not long-poll); a failed delete is retried with backoff while the heartbeat still
+holds the message; failures become visible again after a backoff; permanent failures go to the
+DLQ. A job whose visibility can no longer be extended is stopped before it runs out
+(`lease_lost`). A receive never asks for more than the loop will start before a recycle; between
+jobs the loop checks its recycle limits (job count, memory) and exits cleanly. On SIGTERM it
+stops receiving at once, lets the running job finish within the grace period (else stops it and
+hands its message back), hands back unstarted messages and exits 0.
 """
 
 from __future__ import annotations
