@@ -20,7 +20,8 @@ from moto.server import ThreadedMotoServer
 from tests.conftest import REGION, free_port
 from tests.integration.fleet import Fleet, queue_depth, send_jobs
 from tests.sqs_helpers import drain
-from tests.unit.worker.recording_handlers import runs
+from tests.unit.worker.harness import FakeAgent
+from tests.unit.worker.recording_handlers import RECORDED_COMMAND, runs
 
 MakeFleet = Callable[..., Fleet]
 
@@ -240,3 +241,216 @@ def test_kill_9_of_a_command_worker_mid_job_stops_its_job_before_it_runs_again(
     assert [e["event"] for e in fleet.events("job_orphan_killed")] == ["job_orphan_killed"]
     assert runs(record)[job] == {"start": 2, "done": 1}
     assert queue_depth(sqs_client, pair.url) == 0
+
+
+# -- Issue 9: a stopped job stops, no retry is wasted, nothing is lost (prod shape: 8 processes)
+
+
+PROD_PROCESSES = 8
+
+
+def assert_once_never_concurrent(record: Path, ids: list[str]) -> None:
+    """Every message completed exactly once and no two runs of one message overlapped (the
+    recorded job's run lock: `overlap` lines), nor did any child outlive its job."""
+    got = runs(record)
+    assert {i: got[i]["done"] for i in ids} == dict.fromkeys(ids, 1)
+    assert [i for i, r in got.items() if r.get("overlap") or r.get("child_done")] == []
+
+
+class BreakableSqs:
+    """moto's server on a port of its own, to stop (connection refused) and start again; moto
+    keeps its queues and messages across (its backend lives in this process)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server: ThreadedMotoServer | None = None
+        self.start()
+        self.client = boto3.client("sqs", region_name=REGION, endpoint_url=self.endpoint)
+
+    def start(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def queue(self, visibility: int) -> str:
+        name = f"faults-{free_port()}"
+        attributes = {"VisibilityTimeout": str(visibility)}
+        return str(self.client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def test_a_callables_child_is_stopped_with_its_timed_out_job(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """8 processes; each job shells out to a 4-s child on its first receive, the job timeout is
+    1.5 s (scaled down from 900 s): the child must die with its job, never finish later."""
+    pair = make_queue_pair(max_receive_count=5)
+    record = tmp_path / "record"
+    ids = send_jobs(sqs_client, pair.url, record, PROD_PROCESSES, child_seconds=4)
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=PROD_PROCESSES,
+        JOB_TIMEOUT_SECONDS=1.5,
+    )
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == PROD_PROCESSES, timeout=60)
+    time.sleep(max(0.0, 4.5 - min(j["duration_seconds"] for j in fleet.jobs("done"))))
+    assert fleet.stop() == 0
+    assert len(fleet.jobs("timeout")) == PROD_PROCESSES
+    assert_once_never_concurrent(record, ids)
+    assert_nothing_lost(sqs_client, pair, record, ids)
+
+
+def test_command_jobs_die_with_their_workers_killed_with_9(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """8 command jobs of 4 s; every worker is killed with -9 mid-job. Each command must die
+    with its worker at once (parent-death signal), not only when supervisord's replacement
+    kills the orphan. The visibility is 2 s (scaled down from 120 s), so each message is
+    delivered again long before the first run would have ended: the run lock shows whether a
+    first run was still alive."""
+    pair = make_queue_pair(max_receive_count=5)
+    record = tmp_path / "record"
+    ids = send_jobs(sqs_client, pair.url, record, PROD_PROCESSES, duration_seconds=4)
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=PROD_PROCESSES,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=RECORDED_COMMAND,
+    )
+    fleet.wait_for(lambda: len(runs(record)) == PROD_PROCESSES, timeout=60)
+    jobs = [int(line.split()[2]) for line in record.read_text().splitlines()]
+    for pid in fleet.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)  # the kernel kills them with their workers, not their successors later
+    assert [pid for pid in jobs if _alive(pid)] == []
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == PROD_PROCESSES, timeout=60)
+    assert fleet.stop() == 0
+    assert all(r["start"] >= 2 for r in runs(record).values())  # every first run was killed
+    assert_once_never_concurrent(record, ids)
+    assert_nothing_lost(sqs_client, pair, record, ids)
+
+
+def test_a_lost_lease_stops_the_job_before_sqs_delivers_it_again(
+    make_fleet: MakeFleet, tmp_path: Path
+) -> None:
+    """8 jobs of 8 s; SQS refuses connections for 6 s while they run, so no extension lands.
+    Visibility 4 s, heartbeat 1 s (scaled down from 120 s / 30 s)."""
+    sqs = BreakableSqs()
+    try:
+        url = sqs.queue(visibility=4)
+        record = tmp_path / "record"
+        ids = send_jobs(sqs.client, url, record, PROD_PROCESSES, duration_seconds=8)
+        fleet = make_fleet(
+            endpoint=sqs.endpoint,
+            QUEUE_URL=url,
+            WORKER_PROCESSES=PROD_PROCESSES,
+            VISIBILITY_TIMEOUT_SECONDS=4,
+            HEARTBEAT_INTERVAL_SECONDS=1,
+        )
+        fleet.wait_for(lambda: len(runs(record)) == PROD_PROCESSES, timeout=60)
+        sqs.stop()
+        fleet.wait_for(lambda: len(fleet.jobs("lease_lost")) == PROD_PROCESSES, timeout=10)
+        time.sleep(6 - 4)
+        sqs.start()
+        fleet.wait_for(lambda: len(fleet.jobs("done")) == PROD_PROCESSES, timeout=90)
+        assert fleet.stop() == 0
+        assert_once_never_concurrent(record, ids)
+        assert queue_depth(sqs.client, url) == 0
+    finally:
+        sqs.stop()
+    assert {j["level"] for j in fleet.jobs("lease_lost")} == {"warning"}
+
+
+def test_a_45_s_sqs_outage_reruns_nothing_sqs_did_not_redeliver(
+    make_fleet: MakeFleet, tmp_path: Path
+) -> None:
+    """30 jobs of 1 s on 8 processes at the prod visibility (120 s) and heartbeat (30 s); SQS
+    refuses connections for 45 s while jobs run. No message's visibility runs out, so SQS
+    redelivers none: every delete that failed is retried and no job runs twice."""
+    sqs = BreakableSqs()
+    try:
+        url = sqs.queue(visibility=120)
+        record = tmp_path / "record"
+        ids = send_jobs(sqs.client, url, record, 30, duration_seconds=1)
+        fleet = make_fleet(
+            endpoint=sqs.endpoint,
+            QUEUE_URL=url,
+            WORKER_PROCESSES=PROD_PROCESSES,
+            VISIBILITY_TIMEOUT_SECONDS=120,
+            HEARTBEAT_INTERVAL_SECONDS=30,
+        )
+        fleet.wait_for(lambda: len(fleet.jobs("done")) >= 8, timeout=60)
+        sqs.stop()
+        time.sleep(45)
+        sqs.start()
+        fleet.wait_for(lambda: queue_depth(sqs.client, url) == 0, timeout=120)
+        assert fleet.stop() == 0
+        assert_once_never_concurrent(record, ids)
+        assert queue_depth(sqs.client, url) == 0
+    finally:
+        sqs.stop()
+    assert fleet.events("delete_error")  # deletes did fail during the outage, and were retried
+    assert len(fleet.jobs("done")) == 30
+
+
+def test_a_stalled_ecs_agent_stalls_no_job_and_still_protects_the_task(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """Every call to the (fake) ECS agent takes 5 s; 16 jobs of 0.5 s on 8 processes."""
+    agent = FakeAgent(stall={True: 5.0, False: 5.0})
+    pair = make_queue_pair()
+    record = tmp_path / "record"
+    try:
+        fleet = make_fleet(
+            QUEUE_URL=pair.url,
+            WORKER_PROCESSES=PROD_PROCESSES,
+            ECS_AGENT_URI=agent.uri,
+        )
+        fleet.wait_for(lambda: len(fleet.worker_pids()) == PROD_PROCESSES, timeout=60)
+        started = time.monotonic()
+        ids = send_jobs(sqs_client, pair.url, record, 16, duration_seconds=0.5)
+        fleet.wait_for(lambda: len(fleet.jobs("done")) == 16, timeout=60)
+        took = time.monotonic() - started
+        fleet.wait_for(lambda: agent.enabled()[-1:] == [False], timeout=30)
+        assert fleet.stop() == 0
+    finally:
+        agent.server.shutdown()
+    # Serialised behind a stalled agent this took 8 x the stall; now about 2 x 0.5 s of work.
+    assert took < 5, took
+    assert agent.enabled()[0] is True  # the protection landed despite the stall
+    assert fleet.events("task_protection")
+    assert not [e for e in fleet.events("task_protection") if e["level"] != "info"]
+    assert_once_never_concurrent(record, ids)
+
+
+def test_recycles_never_spend_a_receive_of_a_message_that_did_not_run(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """60 short jobs at the prod receive count (5) on 8 processes recycled by memory: each job
+    keeps 30 MiB, the limit is 200 MiB (prod 256 MiB; jobs scaled up so that a process recycles
+    every few jobs). A hand-back of a message that never ran would spend one of its 5 receives;
+    none may reach the DLQ without failing, none may even be received twice."""
+    pair = make_queue_pair(max_receive_count=5)
+    record = tmp_path / "record"
+    ids = send_jobs(sqs_client, pair.url, record, 60, duration_seconds=0.02, leak_mib=30)
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=PROD_PROCESSES,
+        MAX_JOBS_PER_PROCESS=200,
+        MAX_MEMORY_MIB_PER_PROCESS=200,
+    )
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 60, timeout=120)
+    assert fleet.stop() == 0
+    recycles = [e for e in fleet.events("worker_stopped") if e["reason"] == "recycle_memory"]
+    assert len(recycles) >= PROD_PROCESSES
+    assert [j for j in fleet.jobs() if j["outcome"] != "done"] == []
+    assert max(j["receive_count"] for j in fleet.jobs()) == 1  # no receive spent before a run
+    assert_once_never_concurrent(record, ids)
+    assert_nothing_lost(sqs_client, pair, record, ids)

@@ -10,7 +10,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from worker.consumer import ConsumerWatcher
-from worker.handlers import CallableRunner, CommandRunner, HandlerError, Runner, check_command
+from worker.handlers import (
+    CallableRunner,
+    CommandRunner,
+    HandlerError,
+    Runner,
+    check_command,
+    kill_orphan,
+)
 from worker.logs import EventLog
 from worker.loop import Worker
 from worker.protection import TaskProtection
@@ -58,6 +65,14 @@ def sqs_client(settings: Settings) -> Any:
 def make_runner(settings: Settings, log: EventLog) -> Runner:
     """The runner of the handler mode, checked now: a callable's executor is started, a
     command's executable must exist (HandlerError otherwise)."""
+    # Under supervisord: one file per process name of the task (a local run has none) names
+    # the running job's process group, for the process supervisord starts after a kill -9.
+    job_file = (
+        os.path.join(settings.task_dir, f"{settings.process_name}.job")
+        if settings.process_name != LOCAL_PROCESS_NAME
+        else None
+    )
+    kill_orphan(job_file, log)
     if settings.handler_mode == "command":
         command = CommandRunner(
             settings.handler,
@@ -65,15 +80,11 @@ def make_runner(settings: Settings, log: EventLog) -> Runner:
             queue_url=settings.queue_url,
             memory_limit_mib=settings.max_memory_mib_per_process,
             cwd=settings.workdir,
-            # Under supervisord: one file per process name of the task (a local run has none).
-            job_file=os.path.join(settings.task_dir, f"{settings.process_name}.job")
-            if settings.process_name != LOCAL_PROCESS_NAME
-            else None,
+            job_file=job_file,
         )
         command.check()
-        command.kill_orphan()
         return command
-    runner = CallableRunner(settings.handler)
+    runner = CallableRunner(settings.handler, job_file)
     runner.start()
     return runner
 

@@ -15,6 +15,14 @@ SOURCE_MESSAGE_ID_ATTRIBUTE = "worker_source_message_id"
 """The message's id on the work queue (a dead-lettered copy gets a new id): the one the
 worker's log lines carry, so the one to look up in the ``message-story`` query."""
 
+ORIGINAL_ATTRIBUTES_ATTRIBUTE = "worker_original_attributes"
+"""Set instead of the original attributes when the message had more than
+``DLQ_KEPT_ATTRIBUTES`` (SQS allows 10, the worker adds 2): all of them as one JSON object in
+SQS's shape (``{"name": {"DataType": ..., "StringValue"|"BinaryValue": ...}}``, binary
+values base64)."""
+DLQ_KEPT_ATTRIBUTES = 8
+"""A dead-lettered copy keeps up to this many original attributes as they were."""
+
 # -- Log lines: one JSON object per line -------------------------------------------------------
 
 TIME = "time"
@@ -42,7 +50,19 @@ HANDED_BACK = "handed_back"
 DUPLICATE = "duplicate"
 MEMORY_EXCEEDED = "memory_exceeded"
 """A command's processes went above MAX_MEMORY_MIB_PER_PROCESS: stopped, retried."""
-OUTCOMES = (DONE, RETRY, DEAD_LETTER, TIMEOUT, HANDED_BACK, DUPLICATE, MEMORY_EXCEEDED)
+LEASE_LOST = "lease_lost"
+"""The heartbeat could not extend the message's visibility: the job was stopped (with every
+process it started) before the visibility ran out, so SQS's redelivery never overlaps it."""
+OUTCOMES = (
+    DONE,
+    RETRY,
+    DEAD_LETTER,
+    TIMEOUT,
+    HANDED_BACK,
+    DUPLICATE,
+    MEMORY_EXCEEDED,
+    LEASE_LOST,
+)
 """Every ``outcome`` of a ``job`` line."""
 FAILED_OUTCOMES = (RETRY, DEAD_LETTER, TIMEOUT, MEMORY_EXCEEDED)
 """The outcomes that count as a failed job (the error-rate alarm, ``JobsFailed``)."""

@@ -93,15 +93,24 @@ class JobResult:
 
 
 class Runner(Protocol):
-    """Runs one job; `abort()` is polled and, when true, the job is stopped (handed back)."""
+    """Runs one job; `abort()` is polled and, when truthy, the job is stopped with everything
+    it started: True (SIGTERM grace spent) hands it back, `lease_lost` (its visibility can no
+    longer be extended) ends it as such."""
 
     def run(
-        self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool]
+        self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool | str]
     ) -> JobResult: ...
 
     def rss_bytes(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+def stopped_result(stop: bool | str) -> JobResult:
+    """The result of a job stopped by `abort()`: its value True is the SIGTERM hand-back."""
+    if stop == contract.LEASE_LOST:
+        return JobResult(contract.LEASE_LOST, "stopped: its visibility could not be extended")
+    return JobResult(contract.HANDED_BACK, "stopped: SIGTERM grace spent")
 
 
 def rss_bytes(pid: int | str = "self") -> int:
@@ -135,7 +144,11 @@ def _die_with_parent() -> None:
 
 
 def _executor_main(conn: Connection, spec: str) -> None:
-    """The executor child: load the handler, then run jobs sent over `conn` one by one."""
+    """The executor child: load the handler, then run jobs sent over `conn` one by one.
+
+    It leads its own process group, so whatever a job starts (a shell, a child) is killed with
+    it (`CallableRunner._kill`), and dies with its worker (PR_SET_PDEATHSIG)."""
+    os.setpgid(0, 0)
     _die_with_parent()
     # The parent decides when a job stops: a terminal's Ctrl-C must not reach the job.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -161,10 +174,15 @@ def _executor_main(conn: Connection, spec: str) -> None:
 
 
 class CallableRunner:
-    """Runs `module:function` in an executor child process, replaced after every kill."""
+    """Runs `module:function` in an executor child process, replaced after every kill.
 
-    def __init__(self, spec: str) -> None:
+    The executor leads its own process group: a stopped job (timeout, SIGTERM grace spent,
+    lease lost) is stopped by killing that whole group, so a child the handler started dies
+    with it. Its group id is kept in `job_file` (`kill_orphan`) for the worker's successor."""
+
+    def __init__(self, spec: str, job_file: str | None = None) -> None:
         self.spec = spec
+        self.job_file = job_file
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._conn: Connection | None = None
@@ -185,9 +203,10 @@ class CallableRunner:
             process.join(5)
             raise HandlerError(detail)
         self._process, self._conn = process, parent_conn
+        note_job(self.job_file, process.pid)
 
     def run(
-        self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool]
+        self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool | str]
     ) -> JobResult:
         if self._conn is None:
             self.start()
@@ -206,9 +225,9 @@ class CallableRunner:
             except (EOFError, OSError):
                 self._kill()
                 return JobResult("retry", "executor process died")
-            if abort():
+            if stop := abort():
                 self._kill()
-                return JobResult("handed_back", "stopped: SIGTERM grace spent")
+                return stopped_result(stop)
             if time.monotonic() >= deadline:
                 self._kill()
                 return JobResult("timeout", f"stopped after {timeout:g} s")
@@ -218,9 +237,13 @@ class CallableRunner:
         return rss_bytes(self._process.pid) if self._process is not None else 0
 
     def _kill(self) -> None:
+        """Kill the executor's whole process group (the job and everything it started)."""
         if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.kill()
             self._process.join()
+            note_job(self.job_file, None)
         if self._conn is not None:
             self._conn.close()
         self._process, self._conn = None, None
@@ -265,26 +288,11 @@ class CommandRunner:
         check_command(self.command)
 
     def kill_orphan(self) -> None:
-        """Kill the job a killed predecessor of this process left running (its process group,
-        named in `job_file`): supervisord restarts a killed worker within seconds, long before
-        the job's message can be received again, so no job runs twice at once."""
-        if not self.job_file:
-            return
-        try:
-            with open(self.job_file, encoding="ascii") as file:
-                pgid = int(file.read().strip())
-        except (OSError, ValueError):
-            return
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-            self.log.warning("job_orphan_killed", pgid=pgid)
-        except (ProcessLookupError, PermissionError):
-            pass
-        with contextlib.suppress(OSError):
-            os.unlink(self.job_file)
+        """Kill the job a killed predecessor of this process left running (`kill_orphan`)."""
+        kill_orphan(self.job_file, self.log)
 
     def run(
-        self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool]
+        self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool | str]
     ) -> JobResult:
         result_file = self._fresh_result_file()
         env = {
@@ -303,10 +311,11 @@ class CommandRunner:
             stderr=subprocess.PIPE,
             env=env,
             cwd=self.cwd,
-            process_group=0,
+            process_group=0,  # killed as a group: nothing the command starts outlives it
+            preexec_fn=_die_with_parent,  # kill -9 of the worker kills the command too
         )
         assert process.stdin and process.stdout and process.stderr
-        self._note_job(process.pid)
+        note_job(self.job_file, process.pid)
         threads = [
             threading.Thread(target=_feed, args=(process.stdin, body.encode()), daemon=True),
             *(
@@ -320,7 +329,7 @@ class CommandRunner:
             thread.start()
         stopped = self._wait(process, timeout, abort)
         _kill_group(process, grace=0 if stopped is None else 2.0)  # nothing outlives its job
-        self._note_job(None)
+        note_job(self.job_file, None)
         for thread in threads:
             thread.join(_OUTPUT_DRAIN_SECONDS)
         written = _read_result(result_file)
@@ -329,7 +338,7 @@ class CommandRunner:
         return stopped or _command_result(process.returncode, written)
 
     def _wait(
-        self, process: subprocess.Popen[bytes], timeout: float, abort: Callable[[], bool]
+        self, process: subprocess.Popen[bytes], timeout: float, abort: Callable[[], bool | str]
     ) -> JobResult | None:
         """Wait for the command in slices of up to 1 s, sampling its memory between slices;
         None when it exited by itself, else why it must be stopped."""
@@ -346,22 +355,10 @@ class CommandRunner:
                 )
             if exited.wait(max(0.0, min(SAMPLE_SECONDS, deadline - time.monotonic()))):
                 return None
-            if abort():
-                return JobResult("handed_back", "stopped: SIGTERM grace spent")
+            if stop := abort():
+                return stopped_result(stop)
             if time.monotonic() >= deadline:
                 return JobResult("timeout", f"stopped after {timeout:g} s")
-
-    def _note_job(self, pgid: int | None) -> None:
-        """Record (or clear) the running job's process group for `kill_orphan`."""
-        if not self.job_file:
-            return
-        with contextlib.suppress(OSError):
-            if pgid is None:
-                os.unlink(self.job_file)
-            else:
-                os.makedirs(os.path.dirname(self.job_file), exist_ok=True)
-                with open(self.job_file, "w", encoding="ascii") as file:
-                    file.write(str(pgid))
 
     def _sample(self, pgid: int) -> int:
         rss = group_rss_bytes(pgid)
@@ -398,6 +395,39 @@ class CommandRunner:
         if self._result_dir is not None:
             shutil.rmtree(self._result_dir, ignore_errors=True)
             self._result_dir = None
+
+
+def note_job(job_file: str | None, pgid: int | None) -> None:
+    """Record (or clear, with None) the running job's process group in `job_file`."""
+    if not job_file:
+        return
+    with contextlib.suppress(OSError):
+        if pgid is None:
+            os.unlink(job_file)
+        else:
+            os.makedirs(os.path.dirname(job_file), exist_ok=True)
+            with open(job_file, "w", encoding="ascii") as file:
+                file.write(str(pgid))
+
+
+def kill_orphan(job_file: str | None, log: EventLog) -> None:
+    """Kill the process group a killed predecessor of this process left running (named in
+    `job_file`): supervisord restarts a killed worker within seconds, long before the job's
+    message can be received again, so no job runs twice at once."""
+    if not job_file:
+        return
+    try:
+        with open(job_file, encoding="ascii") as file:
+            pgid = int(file.read().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+        log.warning("job_orphan_killed", pgid=pgid)
+    except (ProcessLookupError, PermissionError):
+        pass
+    with contextlib.suppress(OSError):
+        os.unlink(job_file)
 
 
 def check_command(command: str) -> None:

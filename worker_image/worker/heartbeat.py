@@ -45,8 +45,18 @@ def chunks(items: Sequence[T], size: int = 10) -> list[list[T]]:
 class Heartbeat:
     """The set of held messages and the thread that extends them.
 
-    `release()` takes the same lock the extension requests run under, so once it returns no
-    extension can overwrite the visibility the caller sets next (a backoff, or 0).
+    The lock guards only the bookkeeping, never a network call: a beat takes a snapshot of the
+    messages to extend under the lock, calls SQS outside it and applies the results under it
+    again, so `hold`, `held` and `lease_lost` never wait for SQS. `release()` keeps its promise
+    all the same: it waits (on a condition, not the lock) for a beat in flight that extends one
+    of the released messages, so once it returns no extension can overwrite the visibility the
+    caller sets next (a backoff, or 0).
+
+    Lease lost: when a message's extension failed and the next beat would come too late (less
+    than half an interval before it turns visible), or when its visibility is less than a
+    quarter of an interval from running out whatever the reason (a beat stuck in a slow call),
+    `lease_lost()` says so: the loop stops its job, with everything it started, before SQS can
+    deliver it to anyone else.
     """
 
     def __init__(
@@ -67,7 +77,10 @@ class Heartbeat:
         self._held: dict[str, Held] = {}
         # time.monotonic() at which each held message becomes visible unless extended
         self._visible_at: dict[str, float] = {}
+        self._lost: set[str] = set()  # extension failed, the next beat would be too late
+        self._in_flight: set[str] = set()  # being extended by the beat now
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
@@ -86,14 +99,28 @@ class Heartbeat:
                 self._visible_at[message.message_id] = message.received_at + self.visibility_seconds
 
     def release(self, messages: list[Held]) -> None:
+        """Stop extending `messages`; returns once no extension of theirs is in flight."""
+        ids = {m.message_id for m in messages}
         with self._lock:
-            for message in messages:
-                self._held.pop(message.message_id, None)
-                self._visible_at.pop(message.message_id, None)
+            for message_id in ids:
+                self._held.pop(message_id, None)
+                self._visible_at.pop(message_id, None)
+                self._lost.discard(message_id)
+            while ids & self._in_flight:
+                self._settled.wait()
 
     def held(self) -> list[Held]:
         with self._lock:
             return list(self._held.values())
+
+    def lease_lost(self, message_id: str) -> bool:
+        """True when `message_id` may turn visible before the heartbeat can extend it."""
+        with self._lock:
+            visible_at = self._visible_at.get(message_id)
+            if visible_at is None:
+                return False
+            left = visible_at - time.monotonic()
+            return message_id in self._lost or left < self.interval_seconds / 4
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_seconds):
@@ -102,9 +129,9 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Extend the held messages that would become visible before the beat after next
-        (ChangeMessageVisibilityBatch, 10 at a time)."""
+        (ChangeMessageVisibilityBatch, 10 at a time), with no lock held across the calls."""
+        now = time.monotonic()
         with self._lock:
-            now = time.monotonic()
             entries = []
             for message in self._held.values():
                 if self._visible_at[message.message_id] - now > 2 * self.interval_seconds:
@@ -115,29 +142,47 @@ class Heartbeat:
                 timeout = int(min(self.visibility_seconds, left))
                 if timeout > 0:
                     entries.append((message, timeout))
+            self._in_flight = {m.message_id for m, _ in entries}
+        try:
             for batch in chunks(entries):
-                try:
-                    response = self.sqs.change_message_visibility_batch(
-                        QueueUrl=self.queue_url,
-                        Entries=[
-                            {
-                                "Id": str(i),
-                                "ReceiptHandle": m.receipt_handle,
-                                "VisibilityTimeout": t,
-                            }
-                            for i, (m, t) in enumerate(batch)
-                        ],
-                    )
-                except Exception as error:  # the next beat retries; the loop must not die
-                    self.log.warning("heartbeat_error", error=repr(error))
-                    continue
-                failed_ids = set()
-                for failed in response.get("Failed", []):
-                    failed_ids.add(int(failed["Id"]))
-                    message = batch[int(failed["Id"])][0]
-                    self.log.warning(
-                        "heartbeat_error", message_id=message.message_id, error=failed.get("Code")
-                    )
-                for i, (message, timeout) in enumerate(batch):
-                    if i not in failed_ids:
-                        self._visible_at[message.message_id] = now + timeout
+                failed = self._extend(batch)
+                with self._lock:
+                    for i, (message, timeout) in enumerate(batch):
+                        self._settle(message.message_id, now, timeout, i in failed)
+        finally:
+            with self._lock:
+                self._in_flight = set()
+                self._settled.notify_all()
+
+    def _extend(self, batch: list[tuple[Held, int]]) -> set[int]:
+        """One ChangeMessageVisibilityBatch; the indexes of `batch` that were not extended."""
+        try:
+            response = self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": t}
+                    for i, (m, t) in enumerate(batch)
+                ],
+            )
+        except Exception as error:  # the next beat retries; the loop must not die
+            self.log.warning("heartbeat_error", error=repr(error), messages=len(batch))
+            return set(range(len(batch)))
+        failed = set()
+        for entry in response.get("Failed", []):
+            failed.add(int(entry["Id"]))
+            message = batch[int(entry["Id"])][0]
+            self.log.warning(
+                "heartbeat_error", message_id=message.message_id, error=entry.get("Code")
+            )
+        return failed
+
+    def _settle(self, message_id: str, sent_at: float, timeout: int, failed: bool) -> None:
+        """Apply one extension's result (under the lock) unless the message was released."""
+        visible_at = self._visible_at.get(message_id)
+        if visible_at is None:
+            return
+        if not failed:
+            self._visible_at[message_id] = sent_at + timeout
+            self._lost.discard(message_id)
+        elif visible_at - time.monotonic() < 1.5 * self.interval_seconds:
+            self._lost.add(message_id)  # the next beat would come less than 1/2 beat before

@@ -3,16 +3,20 @@
 receive (long poll, adaptive batch) -> run held messages one at a time -> delete the done ones
 in batches of up to 10, across receives (flushed when 10 are done, when the oldest has waited
 DELETE_FLUSH_SECONDS, when a receive comes back short, and before stopping; while deletes wait,
-receives do not long-poll); failures become visible again after a backoff; permanent failures go
-to the DLQ. Between jobs the loop checks its recycle limits (job count, memory) and exits
-cleanly. On SIGTERM it stops receiving at once, lets the running job finish within the grace
-period (else stops it and hands its message back), hands back unstarted messages and exits 0.
+receives do not long-poll); a failed delete is retried with backoff while the heartbeat still
+holds the message; failures become visible again after a backoff; permanent failures go to the
+DLQ. A job whose visibility can no longer be extended is stopped before it runs out
+(`lease_lost`). A receive never asks for more than the loop will start before a recycle; between
+jobs the loop checks its recycle limits (job count, memory) and exits cleanly. On SIGTERM it
+stops receiving at once, lets the running job finish within the grace period (else stops it and
+hands its message back), hands back unstarted messages and exits 0.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -20,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from worker import contract
-from worker.handlers import JobContext, JobResult, Runner, rss_bytes
+from worker.handlers import JobContext, JobResult, Runner, rss_bytes, sqs_attributes
 from worker.health import mark_alive
 from worker.heartbeat import Heartbeat, Held, chunks
 from worker.logs import EventLog
@@ -35,7 +39,13 @@ DELETE_FLUSH_SECONDS = 10.0
 # a recycle never exits earlier than this after the process started.
 MIN_LIFETIME_SECONDS = 1.5
 _RECEIVE_BACKOFF_MAX_SECONDS = 30.0
-_DLQ_ATTRIBUTE_LIMIT = 10  # SQS allows 10 message attributes
+# A stopping process waits at most this long for its last task-protection call (its release:
+# if it does not land, the protection expires by itself; SUPERVISOR_STOPWAITSECS leaves 10 s
+# past the grace).
+PROTECTION_EXIT_WAIT_SECONDS = 3.0
+# A failed delete is retried after 1, 2, 4 ... s (at most this), while the heartbeat still
+# holds the message; it is given up only when its lease is lost (SQS redelivers it then).
+_DELETE_BACKOFF_MAX_SECONDS = 8.0
 
 
 class StopRequested(BaseException):
@@ -74,6 +84,9 @@ class Worker:
         self._receive_failures = 0
         self._done: list[Held] = []  # done, awaiting a batched delete
         self._first_done_at = 0.0  # time.monotonic() when the oldest of them was done
+        self._delete_failures = 0  # consecutive failed delete attempts
+        self._delete_retry_at = 0.0  # time.monotonic() before which no delete is retried
+        self._job_growth_mib = 0.0  # the largest RSS growth one job caused so far
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -111,15 +124,17 @@ class Worker:
                 reason = self._recycle_reason()
                 if reason:
                     break
+                self._flush_deletes()  # retries deletes that failed, when due
                 batch = self._receive()
                 if batch:
                     reason = self._work(batch)
         finally:
-            self._flush_deletes(force=True)
+            self._flush_deletes(force=True, final=True)
             self.heartbeat.stop()
             self.runner.close()
             if self.protection:
                 self.protection.idle()
+                self.protection.wait(PROTECTION_EXIT_WAIT_SECONDS)  # its release sent
         reason = reason or "sigterm"
         if reason != "sigterm":
             time.sleep(max(0.0, self._started_at + MIN_LIFETIME_SECONDS - time.monotonic()))
@@ -135,13 +150,21 @@ class Worker:
         return sum(self.durations) / len(self.durations) if self.durations else 0.0
 
     def batch_size(self) -> int:
-        """clamp(PREFETCH_SECONDS / recent mean duration, 1, 10); 1 until a duration is known."""
+        """clamp(PREFETCH_SECONDS / recent mean duration, 1, 10); 1 until a duration is known.
+
+        Never more than the loop will start before a recycle: the jobs left before
+        MAX_JOBS_PER_PROCESS, and the jobs that fit under MAX_MEMORY_MIB_PER_PROCESS when each
+        grows the process by as much as the greediest job so far. A received message the loop
+        does not start would be handed back having spent one of its receives."""
         size = 1
         if self.durations:
             mean = self.mean_duration()
             size = int(self.settings.prefetch_seconds / mean) if mean > 0 else MAX_BATCH
         if self.settings.max_jobs_per_process:
             size = min(size, self.settings.max_jobs_per_process - self.jobs_run)
+        memory = self.settings.max_memory_mib_per_process
+        if memory and self._job_growth_mib > 0:
+            size = min(size, int((memory - self.rss_mib()) / self._job_growth_mib))
         return max(1, min(size, MAX_BATCH))
 
     def _receive(self) -> list[Held]:
@@ -151,8 +174,11 @@ class Worker:
                 response = self.sqs.receive_message(
                     QueueUrl=self.settings.queue_url,
                     MaxNumberOfMessages=asked,
-                    # Never wait in a long poll while done messages await their delete.
-                    WaitTimeSeconds=0 if self._done else self.settings.receive_wait_seconds,
+                    # Never wait in a long poll while done messages await their delete
+                    # (unless that delete failed: then its backoff paces the loop).
+                    WaitTimeSeconds=0
+                    if self._done and not self._delete_failures
+                    else self.settings.receive_wait_seconds,
                     # The heartbeat's unit from the start, whatever the queue's default.
                     VisibilityTimeout=self.settings.visibility_timeout_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
@@ -210,10 +236,12 @@ class Worker:
                 if self.stop_requested_at is not None or reason:
                     self._hand_back(batch[index:])
                     break
+                before = self.rss_mib()
                 if self._run_one(message):
                     if not self._done:
                         self._first_done_at = time.monotonic()
                     self._done.append(message)
+                self._job_growth_mib = max(self._job_growth_mib, self.rss_mib() - before)
                 self._flush_deletes()
         finally:
             # Only an unexpected error leaves unfinished messages of the batch held: hand
@@ -224,25 +252,40 @@ class Worker:
                 self.protection.idle()  # runs nothing now
         return reason
 
-    def _flush_deletes(self, force: bool = False) -> None:
+    def _flush_deletes(self, force: bool = False, final: bool = False) -> None:
         """Delete the done messages when 10 are waiting, when the oldest would wait past
-        DELETE_FLUSH_SECONDS if the next job (by mean duration) ran first, or ``force``.
+        DELETE_FLUSH_SECONDS if the next job (by mean duration) ran first, or ``force``; after
+        a failed attempt, not before its backoff (unless ``final``: the process is stopping).
 
         Short jobs share one DeleteMessageBatch; a slow job's message is deleted at once."""
         if not self._done:
             return
-        oldest_wait = time.monotonic() - self._first_done_at + self.mean_duration()
+        now = time.monotonic()
+        if self._delete_failures and now < self._delete_retry_at and not final:
+            return  # the last attempt failed: wait for its backoff (the heartbeat holds them)
+        oldest_wait = now - self._first_done_at + self.mean_duration()
         if force or len(self._done) >= MAX_BATCH or oldest_wait >= DELETE_FLUSH_SECONDS:
             done, self._done = self._done, []
-            self._delete(done)
+            self._done = self._delete(done)
+            if self._done:
+                self._delete_failures += 1
+                backoff = min(2.0 ** (self._delete_failures - 1), _DELETE_BACKOFF_MAX_SECONDS)
+                self._delete_retry_at = time.monotonic() + backoff
+            else:
+                self._delete_failures = 0
 
     def _run_one(self, message: Held) -> bool:
         """Run one job and settle its message; True when it is done and awaits deletion."""
         context = JobContext(message.message_id, message.receive_count, message.attributes)
         started = time.monotonic()
-        result = self.runner.run(
-            message.body, context, self.settings.job_timeout_seconds, self._grace_spent
-        )
+
+        def abort() -> bool | str:
+            """Stop the job when its lease is lost or when the SIGTERM grace is spent."""
+            if self.heartbeat.lease_lost(message.message_id):
+                return contract.LEASE_LOST
+            return self._grace_spent()
+
+        result = self.runner.run(message.body, context, self.settings.job_timeout_seconds, abort)
         duration = time.monotonic() - started
         self.jobs_run += 1
         if result.outcome != "handed_back":
@@ -252,24 +295,25 @@ class Worker:
         rss = self.runner.rss_bytes()
         if rss:
             fields["max_rss_mib"] = round(rss / 2**20, 1)
-        self.log.emit(
-            "info" if outcome in ("done", "duplicate", "handed_back") else "warning",
-            "job",
-            message_id=message.message_id,
-            receive_count=message.receive_count,
-            duration_seconds=round(duration, 3),
-            outcome=outcome,
-            **fields,
-        )
+        with contextlib.suppress(Exception):  # a log that cannot be written never undoes a job
+            self.log.emit(
+                "info" if outcome in ("done", "duplicate", "handed_back") else "warning",
+                "job",
+                message_id=message.message_id,
+                receive_count=message.receive_count,
+                duration_seconds=round(duration, 3),
+                outcome=outcome,
+                **fields,
+            )
         return outcome in ("done", "duplicate")
 
     def _settle(self, message: Held, result: JobResult) -> str:
         """Apply a job's result to its message; returns the outcome actually taken."""
         if result.outcome in ("done", "duplicate"):
             return result.outcome  # deleted with the rest of the batch
-        if result.outcome == "handed_back":
-            self._hand_back([message])
-            return "handed_back"
+        if result.outcome in (contract.HANDED_BACK, contract.LEASE_LOST):
+            self._hand_back([message])  # after a lost lease this may fail: SQS redelivers it
+            return result.outcome
         if result.outcome == "dead_letter" and self._dead_letter(message, result.error):
             return "dead_letter"
         self.heartbeat.release([message])
@@ -286,9 +330,8 @@ class Worker:
         """Send to DEAD_LETTER_QUEUE_URL with the reason, then delete; False if that failed."""
         if not self.settings.dead_letter_queue_url:
             return False
-        kept = dict(list(message.attributes.items())[: _DLQ_ATTRIBUTE_LIMIT - 2])
         attributes = {
-            **kept,
+            **dead_letter_attributes(message.attributes),
             contract.FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]},
             contract.SOURCE_MESSAGE_ID_ATTRIBUTE: {
                 "DataType": "String",
@@ -307,27 +350,39 @@ class Worker:
         self._delete([message])
         return True
 
-    def _delete(self, messages: list[Held]) -> None:
-        """DeleteMessageBatch (10 at a time); a failed delete only means a later re-run."""
-        self.heartbeat.release(messages)
+    def _delete(self, messages: list[Held]) -> list[Held]:
+        """DeleteMessageBatch (10 at a time); returns the messages to retry: those whose delete
+        failed for a reason a retry may cure and that the heartbeat still holds (their lease not
+        lost). A deleted message, or one given up, is released."""
+        retry: list[Held] = []
         for batch in chunks(messages):
             entries = [
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)
             ]
+            failed: list[Held] = []
             try:
                 if len(entries) == 1:
                     self.sqs.delete_message(
                         QueueUrl=self.settings.queue_url, ReceiptHandle=entries[0]["ReceiptHandle"]
                     )
-                    continue
-                response = self.sqs.delete_message_batch(
-                    QueueUrl=self.settings.queue_url, Entries=entries
-                )
+                else:
+                    response = self.sqs.delete_message_batch(
+                        QueueUrl=self.settings.queue_url, Entries=entries
+                    )
+                    for entry in response.get("Failed", []):
+                        self.log.warning("delete_error", error=entry.get("Code"), messages=1)
+                        if not entry.get("SenderFault"):  # a bad receipt handle stays bad
+                            failed.append(batch[int(entry["Id"])])
             except Exception as error:
                 self.log.warning("delete_error", error=repr(error), messages=len(entries))
-                continue
-            for failed in response.get("Failed", []):
-                self.log.warning("delete_error", error=failed.get("Code"), messages=1)
+                failed = batch
+            kept = [m for m in failed if not self.heartbeat.lease_lost(m.message_id)]
+            if len(kept) < len(failed):
+                self.log.warning("delete_given_up", messages=len(failed) - len(kept))
+            retry += kept
+        retried = {m.message_id for m in retry}
+        self.heartbeat.release([m for m in messages if m.message_id not in retried])
+        return retry
 
     def _hand_back(self, messages: list[Held]) -> None:
         """Make messages visible again at once (visibility 0); they were not finished."""
@@ -361,3 +416,21 @@ class Worker:
     def rss_mib(self) -> float:
         """This process's RSS plus its job's (the executor's now, a command's last peak), MiB."""
         return (rss_bytes() + self.runner.rss_bytes()) / 2**20
+
+
+def dead_letter_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The original attributes of a message for its DLQ copy, binary ones included: as they
+    were when there are at most contract.DLQ_KEPT_ATTRIBUTES (the worker adds 2 of SQS's 10),
+    else all of them folded into contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE (JSON, binary base64)."""
+    shaped = {name: _sendable(value) for name, value in attributes.items()}
+    if len(shaped) <= contract.DLQ_KEPT_ATTRIBUTES:
+        return shaped
+    folded = json.dumps(sqs_attributes(attributes), sort_keys=True)
+    return {contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE: {"DataType": "String", "StringValue": folded}}
+
+
+def _sendable(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute as ReceiveMessage returned it, in the shape SendMessage takes."""
+    if "BinaryValue" in value:
+        return {"DataType": value["DataType"], "BinaryValue": value["BinaryValue"]}
+    return {"DataType": value["DataType"], "StringValue": value.get("StringValue", "")}

@@ -9,26 +9,34 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import EndpointConnectionError
 from worker.loop import Worker
 
 from tests.unit.worker.recording_handlers import runs
 
 
 class CountingClient:
-    """Wraps a boto3 client and counts the calls per operation."""
+    """Wraps a boto3 client and counts the calls per operation; `failing[op] = n` makes the
+    next n calls of `op` raise as a refused connection does (-1: every call)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.calls: Counter[str] = Counter()
+        self.failing: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.client, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
+            left = self.failing.get(name, 0)
+            if left:
+                self.failing[name] = left - 1 if left > 0 else left
+                raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
             return method(*args, **kwargs)
 
         return call
@@ -81,3 +89,37 @@ class Harness:
             assert time.monotonic() < deadline, f"timed out; log:\n{self.stream.getvalue()}"
             assert self.thread is None or self.thread.is_alive() or condition()
             time.sleep(0.05)
+
+
+class FakeAgent:
+    """The ECS agent's task-protection endpoint on loopback; records every PUT body when it
+    takes effect, after `stall[state]` seconds (a stalled agent)."""
+
+    def __init__(self, status: int = 200, stall: dict[bool, float] | None = None) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.stall = stall or {}
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                body = json.loads(self.rfile.read(length))
+                time.sleep(agent.stall.get(body["ProtectionEnabled"], 0.0))
+                agent.bodies.append(body)
+                agent.paths.append(self.path)
+                reply = json.dumps({"protection": {"ProtectionEnabled": True}}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/v1/task"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def enabled(self) -> list[bool]:
+        return [b["ProtectionEnabled"] for b in self.bodies]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -15,7 +18,12 @@ from worker.handlers import (
     JobResult,
 )
 
+from tests.unit.worker.recording_handlers import RECORDED_COMMAND, runs
+
+RECORDED = "tests.unit.worker.recording_handlers:recorded_job"
+
 CTX = JobContext(message_id="m-1", receive_count=2)
+FIRST = JobContext(message_id="m-1", receive_count=1)
 
 
 def never() -> bool:
@@ -104,3 +112,60 @@ def test_a_callable_returning_duplicate_is_reported_as_such() -> None:
 
 def already_done(body: str, context: JobContext) -> str:
     return "duplicate"
+
+
+def test_a_callables_child_dies_with_its_job_at_the_timeout(tmp_path: Path) -> None:
+    """The child sleeps 2 s (scaled down); the job's timeout is 0.5 s."""
+    record = tmp_path / "record"
+    runner = CallableRunner(RECORDED)
+    try:
+        body = json.dumps({"record": str(record), "child_seconds": 2})
+        assert runner.run(body, FIRST, 0.5, never).outcome == "timeout"
+        time.sleep(2.5)  # past the child's own end
+    finally:
+        runner.close()
+    assert runs(record) == {"m-1": {"start": 1, "done": 0}}  # no child_done: killed with it
+
+
+@pytest.mark.parametrize("runner_kind", ["callable", "command"])
+def test_an_abort_for_a_lost_lease_ends_the_job_as_lease_lost(
+    runner_kind: str, tmp_path: Path
+) -> None:
+    body = json.dumps({"record": str(tmp_path / "record"), "duration_seconds": 30})
+    runner = (
+        CallableRunner(RECORDED) if runner_kind == "callable" else CommandRunner(RECORDED_COMMAND)
+    )
+    stop_at = time.monotonic() + 0.5
+    try:
+        result = runner.run(
+            body, CTX, 60, lambda: "lease_lost" if time.monotonic() > stop_at else False
+        )
+    finally:
+        runner.close()
+    assert result.outcome == "lease_lost"
+    assert runs(tmp_path / "record")["m-1"]["done"] == 0
+
+
+def _command_worker(pid_file: str) -> None:
+    """A worker stand-in running one command job that records its pid and sleeps."""
+    CommandRunner(f"echo $$ > {pid_file}; exec sleep 60").run("", CTX, 120, never)
+
+
+def test_a_command_dies_when_its_worker_is_killed_with_9(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_command_worker, args=(str(pid_file),)
+    )
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    command_pid = int(pid_file.read_text())
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    deadline = time.monotonic() + 5
+    while not _dead(command_pid):
+        assert time.monotonic() < deadline, "the command outlived its worker (PDEATHSIG)"
+        time.sleep(0.05)

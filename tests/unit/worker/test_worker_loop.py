@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import time
 from collections.abc import Callable
 
 import pytest
+from worker.contract import (
+    FAILURE_REASON_ATTRIBUTE,
+    ORIGINAL_ATTRIBUTES_ATTRIBUTE,
+    SOURCE_MESSAGE_ID_ATTRIBUTE,
+)
 from worker.handlers import JobResult
 
+from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as sqs_counts
 from tests.unit.worker.harness import Harness
 
@@ -237,3 +246,146 @@ def test_an_unexpected_error_hands_the_batch_back_before_the_process_dies(
         h.worker.run()
     got = h.sqs.client.receive_message(QueueUrl=h.worker.settings.queue_url, WaitTimeSeconds=1)
     assert [m["MessageId"] for m in got["Messages"]] == [message_id]  # not after 30 s
+
+
+def receive_counts(h: Harness) -> list[int]:
+    """ApproximateReceiveCount of every message left on the work queue (this receive's)."""
+    got = h.sqs.client.receive_message(
+        QueueUrl=h.worker.settings.queue_url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=1,
+        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+    )
+    return [int(m["Attributes"]["ApproximateReceiveCount"]) for m in got.get("Messages", [])]
+
+
+def test_a_failed_delete_is_retried_while_the_message_is_held(make_worker: Make) -> None:
+    h = make_worker()
+    message_id = h.send(duration_seconds=0.01)
+    h.sqs.failing["delete_message"] = 2  # refused twice: retried after 1 s, then 2 s
+    started = time.monotonic()
+    h.start()
+    h.wait_for(lambda: queue_counts(h) == (0, 0), timeout=15)
+    took = time.monotonic() - started
+    h.stop()
+    assert h.sqs.calls["delete_message"] == 3
+    assert took >= 3  # the backoffs were kept, not hammered through
+    assert len(h.events("delete_error")) == 2
+    # The heartbeat kept it invisible meanwhile (3 s > the 2-s visibility): it ran once.
+    assert h.runs() == {message_id: {"start": 1, "done": 1}}
+
+
+def test_a_job_whose_visibility_cannot_be_extended_is_stopped_as_lease_lost(
+    make_worker: Make,
+) -> None:
+    h = make_worker()
+    message_id = h.send(duration_seconds=30)
+    h.sqs.failing["change_message_visibility_batch"] = -1  # every extension fails
+    h.start()
+    h.wait_for(lambda: len(h.jobs()) == 1)
+    stopped_at = time.monotonic()
+    h.stop()
+    [job] = h.jobs()
+    assert job["outcome"] == "lease_lost" and job["level"] == "warning"
+    # Stopped before its 2-s visibility ran out (received about 2 s before the line).
+    assert job["duration_seconds"] < 2
+    assert h.runs() == {message_id: {"start": 1, "done": 0}}
+    h.wait_for(lambda: queue_counts(h) == (1, 0), timeout=5)  # SQS delivers it again
+    assert time.monotonic() - stopped_at < 5
+
+
+def test_the_batch_never_holds_more_than_the_memory_limit_lets_run(make_worker: Make) -> None:
+    probe = make_worker()
+    probe.worker.runner.start()  # type: ignore[attr-defined]
+    limit = int(probe.worker.rss_mib()) + 150
+    probe.worker.runner.close()
+    h = make_worker(MAX_MEMORY_MIB_PER_PROCESS=str(limit), PREFETCH_SECONDS="30")
+    for _ in range(8):
+        h.send(leak_mib=40, duration_seconds=0.01)
+    h.start()
+    assert h.join() == "recycle_memory"
+    assert 2 <= len(h.jobs("done")) <= 4
+    assert h.jobs("handed_back") == []
+    # Every message the loop did not run was never received: none spent a receive.
+    assert receive_counts(h) == [1] * (8 - len(h.jobs("done")))
+
+
+def test_the_batch_never_holds_more_than_the_jobs_left_before_a_recycle(
+    make_worker: Make,
+) -> None:
+    h = make_worker(MAX_JOBS_PER_PROCESS="3", PREFETCH_SECONDS="30")
+    h.worker.durations.append(0.01)  # a known mean: it would ask for 10
+    for _ in range(6):
+        h.send(duration_seconds=0.01)
+    h.start()
+    assert h.join() == "recycle_jobs"
+    assert receive_counts(h) == [1, 1, 1]
+
+
+class FailingJobLines(io.StringIO):
+    """A log stream whose `job` lines cannot be written (a full disk, a closed pipe)."""
+
+    def write(self, text: str) -> int:
+        if '"event": "job"' in text:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+def test_a_done_job_whose_log_line_fails_is_still_deleted(make_worker: Make) -> None:
+    h = make_worker()
+    h.worker.log.stream = h.stream = FailingJobLines()
+    message_id = h.send(duration_seconds=0.01)
+    h.start()
+    h.wait_for(lambda: queue_counts(h) == (0, 0))
+    time.sleep(2.5)  # past the 2-s visibility: a hand-back would have run it again
+    h.stop()
+    assert h.runs() == {message_id: {"start": 1, "done": 1}}
+
+
+def test_the_dlq_copy_keeps_up_to_8_attributes_as_they_were_binary_included(
+    make_worker: Make,
+) -> None:
+    h = make_worker()
+    attributes = {
+        "kind": {"DataType": "String", "StringValue": "invoice"},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xffraw"},
+        **{f"n{i}": {"DataType": "Number", "StringValue": str(i)} for i in range(6)},
+    }
+    body = json.dumps({"record": str(h.record), "permanent": True})
+    h.sqs.client.send_message(
+        QueueUrl=h.worker.settings.queue_url, MessageBody=body, MessageAttributes=attributes
+    )
+    h.start()
+    h.wait_for(lambda: len(h.jobs("dead_letter")) == 1)
+    h.stop()
+    [copy] = drain(h.sqs.client, h.worker.settings.dead_letter_queue_url)
+    got = copy["MessageAttributes"]
+    assert {k: v for k, v in got.items() if k in attributes} == attributes
+    assert set(got) == {*attributes, FAILURE_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE}
+
+
+def test_the_dlq_copy_folds_more_than_8_attributes_into_one(make_worker: Make) -> None:
+    h = make_worker()
+    attributes = {
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xffraw"},
+        **{f"s{i}": {"DataType": "String", "StringValue": f"v{i}"} for i in range(9)},
+    }
+    body = json.dumps({"record": str(h.record), "permanent": True})
+    h.sqs.client.send_message(
+        QueueUrl=h.worker.settings.queue_url, MessageBody=body, MessageAttributes=attributes
+    )
+    h.start()
+    h.wait_for(lambda: len(h.jobs("dead_letter")) == 1)
+    h.stop()
+    [copy] = drain(h.sqs.client, h.worker.settings.dead_letter_queue_url)
+    got = copy["MessageAttributes"]
+    assert set(got) == {
+        ORIGINAL_ATTRIBUTES_ATTRIBUTE,
+        FAILURE_REASON_ATTRIBUTE,
+        SOURCE_MESSAGE_ID_ATTRIBUTE,
+    }
+    folded = json.loads(got[ORIGINAL_ATTRIBUTES_ATTRIBUTE]["StringValue"])
+    assert folded == {
+        "blob": {"DataType": "Binary", "BinaryValue": base64.b64encode(b"\x00\xffraw").decode()},
+        **{f"s{i}": {"DataType": "String", "StringValue": f"v{i}"} for i in range(9)},
+    }

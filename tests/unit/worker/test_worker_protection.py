@@ -6,13 +6,10 @@ import io
 import json
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 import pytest
 from worker.app import task_protection
@@ -20,35 +17,7 @@ from worker.logs import EventLog
 from worker.protection import TaskProtection
 from worker.settings import Settings
 
-
-class FakeAgent:
-    """The ECS agent's task-protection endpoint on loopback; records every PUT body."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        agent = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                length = int(self.headers["Content-Length"])
-                agent.bodies.append(json.loads(self.rfile.read(length)))
-                agent.paths.append(self.path)
-                reply = json.dumps({"protection": {"ProtectionEnabled": True}}).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/v1/task"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def enabled(self) -> list[bool]:
-        return [b["ProtectionEnabled"] for b in self.bodies]
+from tests.unit.worker.harness import FakeAgent
 
 
 @pytest.fixture
@@ -63,8 +32,12 @@ def _member(conn: Connection, uri: str, directory: str) -> None:
     protection = TaskProtection(uri, directory, 30, EventLog("worker_member", io.StringIO()))
     conn.send(os.getpid())
     while (command := conn.recv()) != "exit":
-        getattr(protection, command)()
-        conn.send("ok")
+        started = time.monotonic()
+        getattr(protection, command.rstrip("!"))()  # busy, idle or wait
+        returned_after = time.monotonic() - started
+        if not command.endswith("!"):  # "busy!": do not wait for the agent call to land
+            protection.wait(10)  # the call is made on the caller thread: wait for it
+        conn.send(returned_after)
 
 
 class Member:
@@ -75,9 +48,10 @@ class Member:
         self.process.start()
         self.pid = self.conn.recv()
 
-    def do(self, command: str) -> None:
+    def do(self, command: str) -> float:
+        """Run busy/idle/wait (and wait for the agent call; `busy!` does not); seconds taken."""
         self.conn.send(command)
-        assert self.conn.recv() == "ok"
+        return float(self.conn.recv())
 
     def close(self) -> None:
         self.conn.send("exit")
@@ -119,7 +93,9 @@ def test_a_dead_process_marker_is_ignored(agent: FakeAgent, tmp_path: Path) -> N
     log = EventLog("worker_test", io.StringIO())
     protection = TaskProtection(agent.uri, str(tmp_path), 30, log)
     protection.busy()
+    protection.wait(10)
     protection.idle()
+    protection.wait(10)
     assert agent.enabled() == [True, False]
     assert not (tmp_path / f"busy-{dead.pid}").exists()
 
@@ -162,6 +138,7 @@ def test_agent_failures_are_logged_never_raised(tmp_path: Path) -> None:
     try:
         protection = TaskProtection(broken.uri, str(tmp_path), 30, EventLog("w", stream))
         protection.busy()
+        protection.wait(10)
         line = json.loads(stream.getvalue().splitlines()[-1])
         assert (line["event"], line["level"], line["protected"]) == (
             "task_protection",
@@ -172,5 +149,44 @@ def test_agent_failures_are_logged_never_raised(tmp_path: Path) -> None:
         broken.server.shutdown()
     unreachable = TaskProtection("http://127.0.0.1:9", str(tmp_path), 30, EventLog("w", stream))
     unreachable.busy()
+    unreachable.wait(10)
     unreachable.idle()
+    unreachable.wait(10)
     assert "Connection refused" in stream.getvalue()
+
+
+def test_a_stalled_agent_stalls_no_process(tmp_path: Path) -> None:
+    """The agent takes 2 s per call (scaled down from the 5-s stall of issue 9)."""
+    agent = FakeAgent(stall={True: 2.0, False: 2.0})
+    members = [Member(agent.uri, tmp_path) for _ in range(3)]
+    try:
+        took = [member.do("busy!") for member in members]
+        took += [member.do("idle!") for member in members]
+        assert max(took) < 0.5, took  # none waited for the agent, nor for each other
+        deadline = time.monotonic() + 15
+        while agent.enabled()[-1:] != [False]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        for member in members:
+            member.close()
+        agent.server.shutdown()
+    assert agent.enabled()[0] is True
+
+
+def test_a_stale_release_landing_late_never_leaves_a_busy_task_unprotected(
+    tmp_path: Path,
+) -> None:
+    """a's release (slow, 1 s) lands after b's protection (fast): a sends it again."""
+    agent = FakeAgent(stall={False: 1.0})
+    a, b = Member(agent.uri, tmp_path), Member(agent.uri, tmp_path)
+    try:
+        a.do("busy")
+        a.do("idle!")  # its PUT false is on its way, slowly
+        b.do("busy")  # b is busy now: PUT true lands first
+        a.do("wait")  # until a's calls settled
+        assert agent.enabled() == [True, True, False, True]
+    finally:
+        a.close()
+        b.close()
+        agent.server.shutdown()
