@@ -53,6 +53,7 @@ class Fleet:
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self._collector: threading.Thread | None = None
         self._events: list[dict[str, Any]] = []
 
     def start(self) -> Fleet:
@@ -66,7 +67,8 @@ class Fleet:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # one group: cleanup can kill everything it started
         )
-        threading.Thread(target=self._collect, daemon=True).start()
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
         return self
 
     def _collect(self) -> None:
@@ -102,11 +104,15 @@ class Fleet:
         return self.wait(timeout)
 
     def wait(self, timeout: float = 30) -> int:
+        """Wait for the entrypoint to exit; returns its exit status once every line it wrote
+        has been collected (the log and `events()` are complete)."""
         assert self.process is not None
         try:
             return self.process.wait(timeout)
         finally:
             self.kill()
+            if self._collector is not None:
+                self._collector.join(10)  # the pipe's end: the last lines are read
 
     def kill(self) -> None:
         """Kill whatever is left of the fleet's process group."""
