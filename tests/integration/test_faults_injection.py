@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
+from worker import contract
 
 from tests.conftest import REGION, free_port
 from tests.integration.fleet import Fleet, queue_depth, send_jobs
@@ -238,7 +239,7 @@ def test_kill_9_of_a_command_worker_mid_job_stops_its_job_before_it_runs_again(
     time.sleep(max(0.0, killed_at + 5 - time.monotonic()))  # past the first run's own end
     assert fleet.stop() == 0
     # ... until the restarted process kills it: the message never ran twice at once.
-    assert [e["event"] for e in fleet.events("job_orphan_killed")] == ["job_orphan_killed"]
+    assert len(fleet.events(contract.JOB_ORPHAN_KILLED_EVENT)) == 1
     assert runs(record)[job] == {"start": 2, "done": 1}
     assert queue_depth(sqs_client, pair.url) == 0
 
@@ -309,10 +310,10 @@ def test_command_jobs_die_with_their_workers_killed_with_9(
     make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
 ) -> None:
     """8 command jobs of 4 s; every worker is killed with -9 mid-job. Each command must die
-    with its worker at once (parent-death signal), not only when supervisord's replacement
-    kills the orphan. The visibility is 2 s (scaled down from 120 s), so each message is
-    delivered again long before the first run would have ended: the run lock shows whether a
-    first run was still alive."""
+    with its worker (parent-death signal), not only when supervisord's replacement kills the
+    orphan: no replacement logs `job_orphan_killed`. The visibility is 2 s (scaled down from
+    120 s), so each message is delivered again long before the first run would have ended: the
+    run lock shows whether a first run was still alive."""
     pair = make_queue_pair(max_receive_count=5)
     record = tmp_path / "record"
     ids = send_jobs(sqs_client, pair.url, record, PROD_PROCESSES, duration_seconds=4)
@@ -327,10 +328,11 @@ def test_command_jobs_die_with_their_workers_killed_with_9(
     jobs = [int(line.split()[2]) for line in record.read_text().splitlines()]
     for pid in fleet.worker_pids():
         os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)  # the kernel kills them with their workers, not their successors later
-    assert [pid for pid in jobs if _alive(pid)] == []
+    fleet.wait_for(lambda: not any(_alive(pid) for pid in jobs), timeout=10)
     fleet.wait_for(lambda: len(fleet.jobs("done")) == PROD_PROCESSES, timeout=60)
     assert fleet.stop() == 0
+    # The kernel killed them with their workers; no successor found one left running.
+    assert fleet.events(contract.JOB_ORPHAN_KILLED_EVENT) == []
     assert all(r["start"] >= 2 for r in runs(record).values())  # every first run was killed
     assert_once_never_concurrent(record, ids)
     assert_nothing_lost(sqs_client, pair, record, ids)

@@ -41,6 +41,9 @@ JOB_EVENT = "job"
 """The ``event`` of the line written after every job; it carries ``outcome``."""
 JOB_OUTPUT_EVENT = "job_output"
 """The ``event`` of a line a command wrote (fields ``stream``, ``line``, ``message_id``)."""
+JOB_ORPHAN_KILLED_EVENT = "job_orphan_killed"
+"""Command mode: a restarted process killed the job (process group ``pgid``) its killed
+predecessor left running; a simple command dies with its worker and never needs it."""
 
 DONE = "done"
 RETRY = "retry"

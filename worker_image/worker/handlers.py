@@ -63,6 +63,8 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SHELL_WORDS = frozenset(
     {"!", "{", "(", ".", ":", "case", "cd", "eval", "exit", "for", "if", "set", "trap", "while"}
 )
+# Characters of shell control operators (`;`, `&&`, `||`, `|`, `&`, subshells).
+_CONTROL_CHARS = frozenset(";&|()")
 
 
 class PermanentFailure(Exception):
@@ -305,7 +307,7 @@ class CommandRunner:
         }
         self._peak_rss = 0
         process = subprocess.Popen(
-            ["/bin/sh", "-c", self.command],
+            ["/bin/sh", "-c", exec_script(self.command)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -421,9 +423,13 @@ def kill_orphan(job_file: str | None, log: EventLog) -> None:
             pgid = int(file.read().strip())
     except (OSError, ValueError):
         return
+    # A job that died with its worker may linger as a zombie until its new parent reaps it:
+    # only a group with a live process is an orphan worth the name.
+    running = any(state != "Z" for _, state in group_members(pgid))
     try:
         os.killpg(pgid, signal.SIGKILL)
-        log.warning("job_orphan_killed", pgid=pgid)
+        if running:
+            log.warning(contract.JOB_ORPHAN_KILLED_EVENT, pgid=pgid)
     except (ProcessLookupError, PermissionError):
         pass
     with contextlib.suppress(OSError):
@@ -453,6 +459,25 @@ def check_command(command: str) -> None:
         raise HandlerError(
             f"WORKER_HANDLER={command!r}: {name!r} not found on PATH={os.environ.get('PATH', '')}"
         )
+
+
+def exec_script(command: str) -> str:
+    """The script `sh -c` runs for `command`: a single simple command is exec'd (behind `env`
+    when it starts with VAR=value words), so the program itself is the worker's child and keeps
+    the parent-death signal (dash forks a -c command otherwise, and the fork loses it); a
+    compound command (`;`, `&&`, `|`, `&`, a newline, a shell keyword) runs as written, its
+    process group killed by the worker's successor (`kill_orphan`)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError:
+        return command
+    if not words or "\n" in command.strip() or words[0] in _SHELL_WORDS | {"exec", "env"}:
+        return command
+    if any(set(word) <= _CONTROL_CHARS for word in words):
+        return command
+    return f"exec env {command}" if _ASSIGNMENT.match(words[0]) else f"exec {command}"
 
 
 def _skip_prefixes(words: list[str]) -> list[str]:
@@ -555,11 +580,10 @@ class ExitWatch:
         return not self._thread.is_alive()
 
 
-def group_rss_bytes(pgid: int, exclude: int = 0) -> int:
-    """The summed RSS of the processes in process group `pgid` (but `exclude`), from /proc."""
-    total = 0
+def group_members(pgid: int) -> Iterator[tuple[str, str]]:
+    """(pid, state) of each process in process group `pgid`, from /proc ("Z": a zombie)."""
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == exclude:
+        if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
@@ -567,8 +591,12 @@ def group_rss_bytes(pgid: int, exclude: int = 0) -> int:
         except OSError:
             continue
         if len(fields) > 2 and fields[2] == str(pgid):  # state, ppid, pgrp
-            total += rss_bytes(entry.name)
-    return total
+            yield entry.name, fields[0]
+
+
+def group_rss_bytes(pgid: int, exclude: int = 0) -> int:
+    """The summed RSS of the processes in process group `pgid` (but `exclude`), from /proc."""
+    return sum(rss_bytes(pid) for pid, _ in group_members(pgid) if int(pid) != exclude)
 
 
 def _kill_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> None:

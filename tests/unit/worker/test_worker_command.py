@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from worker import contract
 from worker.app import main
 from worker.handlers import (
     MAX_OUTPUT_LINE_BYTES,
@@ -336,10 +337,10 @@ def test_a_restarted_process_kills_the_job_its_killed_predecessor_left(tmp_path:
     runner.kill_orphan()
     thread.join(5)
     assert not thread.is_alive()  # the orphan's group is gone
-    assert events(stream, "job_orphan_killed")[0]["pgid"] == pgid
+    assert events(stream, contract.JOB_ORPHAN_KILLED_EVENT)[0]["pgid"] == pgid
     assert not os.path.exists(job_file)
     runner.kill_orphan()  # nothing left: nothing happens
-    assert len(events(stream, "job_orphan_killed")) == 1
+    assert len(events(stream, contract.JOB_ORPHAN_KILLED_EVENT)) == 1
 
 
 def test_a_finished_job_leaves_no_job_file(tmp_path: Path) -> None:

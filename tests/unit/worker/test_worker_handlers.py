@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from worker.handlers import (
     HandlerError,
     JobContext,
     JobResult,
+    exec_script,
 )
 
 from tests.unit.worker.recording_handlers import RECORDED_COMMAND, runs
@@ -146,15 +148,31 @@ def test_an_abort_for_a_lost_lease_ends_the_job_as_lease_lost(
     assert runs(tmp_path / "record")["m-1"]["done"] == 0
 
 
-def _command_worker(pid_file: str) -> None:
-    """A worker stand-in running one command job that records its pid and sleeps."""
-    CommandRunner(f"echo $$ > {pid_file}; exec sleep 60").run("", CTX, 120, never)
+def _command_worker(command: str) -> None:
+    """A worker stand-in running one command job."""
+    CommandRunner(command).run("", CTX, 120, never)
 
 
-def test_a_command_dies_when_its_worker_is_killed_with_9(tmp_path: Path) -> None:
+# A program that records its own pid, then sleeps: the process the job really is.
+_PID_PROGRAM = (
+    sys.executable + " -c 'import os, sys, time; "
+    'open(sys.argv[1], "w").write(str(os.getpid())); time.sleep(60)\' {pid_file}'
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        _PID_PROGRAM,  # a simple command, as teams write it: `php artisan kit:run`
+        "JOB_ENV=1 " + _PID_PROGRAM,  # with a leading assignment
+        "echo $$ > {pid_file}; exec sleep 60",  # a compound command that execs by itself
+    ],
+    ids=["simple", "assignment", "compound-exec"],
+)
+def test_a_command_dies_when_its_worker_is_killed_with_9(command: str, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     worker = multiprocessing.get_context("spawn").Process(
-        target=_command_worker, args=(str(pid_file),)
+        target=_command_worker, args=(command.format(pid_file=pid_file),)
     )
     worker.start()
     deadline = time.monotonic() + 10
@@ -169,3 +187,27 @@ def test_a_command_dies_when_its_worker_is_killed_with_9(tmp_path: Path) -> None
     while not _dead(command_pid):
         assert time.monotonic() < deadline, "the command outlived its worker (PDEATHSIG)"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("command", "script"),
+    [
+        ("php artisan kit:run", "exec php artisan kit:run"),
+        ('APP_ENV="prod x" php job.php', 'exec env APP_ENV="prod x" php job.php'),
+        ("php job.php 2>&1", "exec php job.php 2>&1"),
+        ("exec php job.php", "exec php job.php"),
+        ("env A=1 php job.php", "env A=1 php job.php"),
+        ('php job.php --sep=";"', 'exec php job.php --sep=";"'),
+        ("cd /app && php job.php", "cd /app && php job.php"),
+        ("php job.php | tee out", "php job.php | tee out"),
+        ("php a.php; php b.php", "php a.php; php b.php"),
+        ("php job.php &", "php job.php &"),
+        ("php a.php\nphp b.php", "php a.php\nphp b.php"),
+        ("! php job.php", "! php job.php"),
+        ("php 'unterminated", "php 'unterminated"),
+    ],
+)
+def test_a_simple_command_is_execd_a_compound_one_runs_as_written(
+    command: str, script: str
+) -> None:
+    assert exec_script(command) == script
