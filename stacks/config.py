@@ -840,8 +840,11 @@ def _converted(value: Any, annotation: Any) -> Any:
 
 
 def _takes_text(annotation: Any) -> bool:
-    if typing.get_origin(annotation) in (Annotated, Literal):
-        return _takes_text(type(typing.get_args(annotation)[0]))
+    """``str``, ``Annotated[str, ...]``, a Literal of strings, or a union with one of them."""
+    if typing.get_origin(annotation) is Literal:
+        return isinstance(typing.get_args(annotation)[0], str)
+    if typing.get_origin(annotation) is Annotated:
+        return _takes_text(typing.get_args(annotation)[0])
     return annotation is str or any(_takes_text(a) for a in typing.get_args(annotation))
 
 

@@ -57,6 +57,10 @@ class KitKey(Construct):
       but not create grants (no ``kms:*``);
     * ``CreateGrantForAwsServicesOnly``: the account may create grants only through an AWS
       service (``kms:GrantIsForAWSResource``);
+    * ``DenyCreateGrantOutsideAwsServices``: nobody may create a grant unless an AWS service
+      asks for it or for a resource of its own (the Deny that AWS Control Tower's CT.KMS.PR.3
+      requires: ``BoolIfExists`` false on both ``kms:GrantIsForAWSResource`` and
+      ``aws:PrincipalIsAWSService``);
     * ``AlarmsPublish`` / ``EventsPublish``: CloudWatch alarms and EventBridge rules may
       publish to the encrypted topic, only on behalf of this account's alarms and rules in this
       region (``aws:SourceAccount``, ``aws:SourceArn``: no confused deputy);
@@ -88,6 +92,19 @@ class KitKey(Construct):
                 actions=["kms:CreateGrant"],
                 resources=["*"],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
+            iam.PolicyStatement(
+                sid="DenyCreateGrantOutsideAwsServices",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={
+                    "BoolIfExists": {
+                        "kms:GrantIsForAWSResource": "false",
+                        "aws:PrincipalIsAWSService": "false",
+                    }
+                },
             ),
             self._publisher(
                 "AlarmsPublish",

@@ -1,20 +1,32 @@
-"""The AWS Control Tower proactive controls (CloudFormation Guard rules) that apply to the kit's
-resources, one test per control, each asserting what the control checks on every environment
-and settings variant. cfn-guard is a Rust binary on no registry this project uses, so the rules
-are restated here; docs/security.md has the table (control, what it checks, how the kit meets
-it or which setting chooses otherwise).
-
-A control a setting may break on purpose is an ``EXCEPTIONS`` entry: its test asserts that the
-setting is what breaks it, and docs/security.md names the setting and the reason.
+"""The AWS Control Tower proactive controls, run for real: cfn-guard and the Control Tower rule
+files that AWS's `cdklabs-cdk-validator-cfnguard` package ships (its PyPI wheel carries both)
+run over both templates of every environment and settings variant. A control may fail only
+where a documented setting chooses otherwise (``EXCEPTIONS``), and it must fail exactly there.
+The fine-grained assertions below restate the controls that apply to the kit's resources, one
+test per control, so that a failure names the property; SNS has no rule in the package and is
+only restated. docs/security.md has the table.
 """
 
 from __future__ import annotations
 
+import json
+import platform
+import re
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from functools import cache
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stacks.config import EnvironmentConfig
 from tests.infra.conftest import ROOT, VARIANTS, variant
+
+GUARD_PACKAGE = "cdklabs-cdk-validator-cfnguard"
 
 # control id -> (the setting that chooses otherwise, its reason)
 EXCEPTIONS = {
@@ -33,6 +45,15 @@ EXCEPTIONS = {
         "logs stay encrypted by CloudWatch Logs' own keys; the kit's key is the default",
     ),
 }
+# control id -> when a variant's settings choose to fail it (the EXCEPTIONS above, and
+# CT.EC2.PR.11: the public subnets of public egress and of the NAT gateway map public IPs).
+FAILS_WHEN: dict[str, Callable[[EnvironmentConfig], bool]] = {
+    "CT.ECS.PR.6": lambda c: c.worker.ecs_exec,
+    "CT.ECS.PR.9": lambda c: c.network.egress == "public",
+    "CT.EC2.PR.11": lambda c: c.network.egress in ("public", "nat"),
+    "CT.CLOUDWATCH.PR.2": lambda c: c.worker.log_retention_days < 365,
+    "CT.CLOUDWATCH.PR.3": lambda c: not c.worker.encrypt_logs,
+}
 NAMES = sorted(VARIANTS)
 SECURITY_DOC = (ROOT / "docs" / "security.md").read_text()
 
@@ -43,6 +64,56 @@ def test_every_exception_is_documented_with_its_setting(control: str) -> None:
     setting = EXCEPTIONS[control][0].split(":")[0]
     (row,) = [line for line in SECURITY_DOC.splitlines() if line.startswith(f"| {control} |")]
     assert "**Exception**" in row and f"`{setting}" in row
+
+
+@cache
+def guard() -> tuple[Path, Path]:
+    """The cfn-guard binary and the Control Tower rules directory, unpacked from the installed
+    package's jsii bundle (no download)."""
+    dist = metadata.distribution(GUARD_PACKAGE)
+    (bundle,) = [f for f in dist.files or () if str(f).endswith(".jsii.tgz")]
+    out = Path(tempfile.mkdtemp(prefix="cfn-guard-"))
+    with tarfile.open(Path(str(dist.locate_file(bundle)))) as archive:
+        archive.extractall(out, filter="data")
+    binary = out / "package" / "bin" / "ubuntu" / platform.machine() / "cfn-guard"
+    binary.chmod(0o755)
+    return binary, out / "package" / "rules" / "control-tower" / "cfn-guard"
+
+
+def guard_failures(name: str) -> dict[str, set[str]]:
+    """Control id -> the logical ids of the resources that fail it, for variant ``name``."""
+    binary, rules = guard()
+    data = [a for t in sorted(variant(name).outdir.glob("*.template.json")) for a in ("-d", str(t))]
+    result = subprocess.run(
+        [str(binary), "validate", "-r", str(rules), *data, "-o", "json", "-S", "none", "-z"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode in (0, 19), result.stderr  # 19: some rule is not compliant
+    reports = json.loads(result.stdout)
+    assert len(reports) == 2 and sum(len(r["compliant"]) for r in reports) > 10
+    failures: dict[str, set[str]] = {}
+    for report in reports:
+        for rule in report["not_compliant"]:
+            text = json.dumps(rule)
+            (control,) = set(re.findall(r"\[(CT\.[A-Z0-9]+\.PR\.\d+)\]", text))
+            found = re.findall(r"/Resources/([A-Za-z0-9]+)/", text)
+            failures.setdefault(control, set()).update(found)
+    return failures
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_control_tower_rules_fail_only_where_a_setting_chooses_it(name: str) -> None:
+    config = variant(name).config
+    expected = {control for control, fails in FAILS_WHEN.items() if fails(config)}
+    assert set(guard_failures(name)) == expected
+
+
+def test_every_control_a_setting_fails_is_documented() -> None:
+    for control in FAILS_WHEN:
+        (row,) = [line for line in SECURITY_DOC.splitlines() if line.startswith(f"| {control} |")]
+        assert "**Exception**" in row
 
 
 def resources(name: str, kind: str) -> list[dict[str, Any]]:
@@ -198,13 +269,27 @@ def test_ct_kms_pr_2_no_short_rsa_encryption_keys(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_ct_kms_pr_3_only_aws_services_create_grants(name: str) -> None:
+    """An Allow needs kms:GrantIsForAWSResource, and a Deny for everyone else (the control)."""
     for key in resources(name, "AWS::KMS::Key"):
-        for statement in key["KeyPolicy"]["Statement"]:
+        statements = key["KeyPolicy"]["Statement"]
+        for statement in statements:
             actions = statement["Action"]
             actions = [actions] if isinstance(actions, str) else actions
             grants = any(a in ("*", "kms:*", "kms:CreateGrant", "kms:Create*") for a in actions)
             if statement["Effect"] == "Allow" and grants:
                 assert statement["Condition"]["Bool"]["kms:GrantIsForAWSResource"] == "true"
+        (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+        assert (deny["Action"], deny["Principal"], deny["Resource"]) == (
+            "kms:CreateGrant",
+            {"AWS": "*"},
+            "*",
+        )
+        assert deny["Condition"] == {
+            "BoolIfExists": {
+                "kms:GrantIsForAWSResource": "false",
+                "aws:PrincipalIsAWSService": "false",
+            }
+        }
 
 
 # -- Amazon SNS -----------------------------------------------------------------------------------
@@ -258,8 +343,8 @@ def test_ct_ec2_pr_3_and_4_no_security_group_admits_the_internet(name: str) -> N
 
 @pytest.mark.parametrize("name", NAMES)
 def test_subnets_auto_assign_public_ips_only_with_public_egress(name: str) -> None:
-    """The detective control AWS-GR_SUBNET_AUTO_ASSIGN_PUBLIC_IP_DISABLED: public subnets exist
-    only for public egress (tasks) or nat (the NAT gateway)."""
+    """CT.EC2.PR.11 (subnets do not auto-assign public IPs): public subnets exist only for
+    public egress (tasks) or nat (the NAT gateway)."""
     egress = variant(name).config.network.egress
     for subnet in resources(name, "AWS::EC2::Subnet"):
         if subnet["MapPublicIpOnLaunch"]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import ROOT, Synthesized, synthesize
 
 FOURTEEN_DAYS = 14 * 24 * 3600
 
@@ -105,3 +107,26 @@ def test_idempotency_table_when_enabled() -> None:
         },
     )
     assert "IdempotencyTableName" in s.queue.find_outputs("*")
+
+
+def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
+    """Every ``QueueWorker-ENV-X`` in README.md and docs/ (placeholders ENV and NAME read as
+    an environment) is a stack or a queue the app creates, so `purge`, `dlq` and `redrive`
+    accept what the docs tell the operator to type."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    shown = {
+        (env, kind)
+        for doc in docs
+        for env, kind in re.findall(r"QueueWorker-([A-Za-z]+)-([A-Za-z]+)", doc.read_text())
+    }
+    assert shown
+    for env, kind in sorted(shown):
+        s = synthesize("prod" if env in ("ENV", "NAME") else env)
+        name = f"{s.config.stack_prefix}-{kind}"
+        queues = {
+            r["Properties"]["QueueName"]
+            for r in s.queue_json["Resources"].values()
+            if r["Type"] == "AWS::SQS::Queue"
+        }
+        stacks = {f"{s.config.stack_prefix}-{k}" for k in ("Queue", "Worker", "Deploy")}
+        assert name in queues | stacks, name

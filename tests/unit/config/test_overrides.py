@@ -30,6 +30,20 @@ def test_top_level_keys_can_be_overridden() -> None:
     )
 
 
+def test_text_keys_keep_values_that_look_like_numbers() -> None:
+    """An account id, a numeric tag or a time zone stay strings; numbers still become numbers."""
+    envs = copy.deepcopy(ENVIRONMENTS)
+    envs["prod"]["worker"]["image"] = {"repository": "team/app", "tag": "v1"}
+    config = load_config(
+        envs,
+        "prod",
+        {"account": "123456789012", "worker.image.tag": "20261204", "worker.processes": "6"},
+    )
+    assert config.account == "123456789012"
+    assert config.worker.image is not None and config.worker.image.tag == "20261204"
+    assert config.worker.processes == 6
+
+
 def test_keys_of_nested_sections_and_object_entries_can_be_overridden() -> None:
     envs = copy.deepcopy(ENVIRONMENTS)
     envs["prod"]["worker"]["image"] = {"repository": "team/app", "tag": "v1"}

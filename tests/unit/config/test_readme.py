@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import config_keys, readme_rows
+from stacks.sizing import KIT_SLOT_OVERHEAD_MIB, KIT_TASK_OVERHEAD_MIB
 
 README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
 ROWS = {key: default for key, (default, _) in readme_rows(README).items()}
@@ -31,3 +32,10 @@ def test_every_key_has_a_row_with_its_default() -> None:
 
 def test_no_row_names_a_key_that_does_not_exist() -> None:
     assert sorted(set(ROWS) - set(config_keys())) == []
+
+
+def test_the_memory_row_states_the_kits_own_share_as_sizing_counts_it() -> None:
+    meaning = readme_rows(README)["worker.memory_mib"][1]
+    *first, last = [f"{mib} (`{mode}`)" for mode, mib in KIT_SLOT_OVERHEAD_MIB.items()]
+    per_slot = f"{', '.join(first)} or {last}"
+    assert f"{KIT_TASK_OVERHEAD_MIB} MiB a task + {per_slot} MiB a process" in meaning
