@@ -6,6 +6,7 @@
 #   FROM app AS worker
 #   COPY --from=queue-worker-kit . /tmp/queue-worker-kit/
 #   RUN sh /tmp/queue-worker-kit/install.sh
+#   VOLUME ["/tmp"]
 #   USER www-data
 #   ENTRYPOINT ["/opt/queue-worker-kit/bin/queue-worker"]
 #

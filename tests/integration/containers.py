@@ -13,12 +13,22 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from stacks.constructs.worker_service import IMAGE_USER
 from tests.integration.fleet import ROOT, Fleet
 
 SETUP = Path(
     os.environ.get("KIT_CONTAINER_SETUP", str(ROOT.parent / "shared" / "container" / "setup.sh"))
 )
 BASE = "localhost/kit-base:bookworm"
+
+
+def as_ecs(engine: str) -> tuple[str, ...]:
+    """`run` options that start a container as the task definition does: the kit's user and a
+    read-only root filesystem whose /tmp is writable only through the image's `VOLUME ["/tmp"]`
+    (ECS's task volume at /tmp copies the image's /tmp mode from it; without it the volume is
+    root-owned 0755). podman would mount a tmpfs on /tmp by itself: turned off."""
+    no_tmpfs = ("--read-only-tmpfs=false",) if engine == "podman" else ()
+    return ("--read-only", *no_tmpfs, "--user", IMAGE_USER)
 
 
 def run(*args: str, timeout: float = 600) -> str:

@@ -20,7 +20,7 @@ import pytest
 from worker import health
 from worker.supervise import DEFAULTS
 
-from tests.integration.containers import remove_container, start_container
+from tests.integration.containers import as_ecs, remove_container, start_container
 from tests.integration.fleet import FAST, Fleet, queue_depth, send_jobs
 from tests.integration.test_image_podman import image  # noqa: F401 (the built image fixture)
 
@@ -198,7 +198,7 @@ def test_the_image_exits_on_a_crash_loop_at_8_processes(
         "SUPERVISOR_STOPWAITSECS": FAST["SUPERVISOR_STOPWAITSECS"],
     }
     started = time.monotonic()
-    fleet, name = start_container(engine, image, tmp_path, moto_endpoint, env, ("--read-only",))
+    fleet, name = start_container(engine, image, tmp_path, moto_endpoint, env, as_ecs(engine))
     try:
         status, seconds = exits_within(fleet, BOUND, started)
     finally:

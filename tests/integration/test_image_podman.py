@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from stacks.constructs.worker_service import HEALTH_CHECK, IMAGE_USER
-from tests.integration.containers import BASE, run
+from stacks.constructs.worker_service import HEALTH_CHECK
+from tests.integration.containers import BASE, as_ecs, run
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.integration.test_faults_injection import dead_letters
 
@@ -98,9 +98,7 @@ def test_the_image_consumes_real_messages(
         "SUPERVISOR_STOPWAITSECS": "20",
         "WORKER_STOP_GRACE_SECONDS": "10",
     }
-    # As the task definition runs it: its user, a read-only root filesystem, /tmp writable.
-    command = [engine, "run", "--rm", "--name", name, "--network", "host", "--read-only"]
-    command += ["--user", IMAGE_USER]
+    command = [engine, "run", "--rm", "--name", name, "--network", "host", *as_ecs(engine)]
     for key, value in env.items():
         command += ["--env", f"{key}={value}"]
     fleet = Fleet(tmp_path, moto_endpoint, {}, [*command, image]).start()

@@ -20,8 +20,13 @@ from typing import Any
 
 import pytest
 
-from stacks.constructs.worker_service import IMAGE_USER
-from tests.integration.containers import BASE, remove_container, run, start_container
+from tests.integration.containers import (
+    BASE,
+    as_ecs,
+    remove_container,
+    run,
+    start_container,
+)
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.sqs_helpers import drain
 
@@ -71,8 +76,10 @@ def php_fleet(
         workdir = tmp_path / f"container-{len(names)}"
         workdir.mkdir()
         # As the task definition runs a team's image: the kit's user, a read-only root, /tmp.
-        as_ecs = ("--read-only", "--user", IMAGE_USER, *options)
-        fleet, name = start_container(engine, php_image, workdir, moto_endpoint, settings, as_ecs)
+        run_options = (*as_ecs(engine), *options)
+        fleet, name = start_container(
+            engine, php_image, workdir, moto_endpoint, settings, run_options
+        )
         names.append(name)
         return fleet
 
@@ -91,6 +98,8 @@ def test_the_kit_is_installed_into_the_teams_image_as_documented(
 ) -> None:
     user = run(engine, "image", "inspect", "--format", "{{.Config.User}}", php_image).strip()
     assert user == "www-data"
+    volumes = run(engine, "image", "inspect", "--format", "{{json .Config.Volumes}}", php_image)
+    assert "/tmp" in json.loads(volumes)  # ECS's /tmp volume copies its mode from it
     script = (
         "import importlib.metadata as m, json, sys;"
         "print(json.dumps([sys.prefix, sorted(d.metadata['Name'].lower()"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,24 @@ def test_image_problems_come_with_the_other_problems() -> None:
     found = problems(prod_with(worker={"image": {}}, queue={"max_receive_count": 0}))
     assert any(f"{KEY}.directory/repository:" in p for p in found)
     assert any("queue.max_receive_count: 0" in p for p in found)
+
+
+def test_the_frameworks_tutorial_settings_load_in_the_layout_it_describes(
+    tmp_path: Path,
+) -> None:
+    """docs/frameworks.md step 2, as a team would paste it: the kit in infra/ of the app's
+    repository, the Dockerfile at the repository's root."""
+    tutorial = (ROOT / "docs" / "frameworks.md").read_text()
+    step = tutorial.split("## 2. The settings", 1)[1]
+    block = step.split("```json\n", 1)[1].split("```", 1)[0]
+    environment = json.loads("{" + block + "}")["prod"]
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "Dockerfile").write_text("FROM app AS worker\n")
+    config = load_config(
+        {"prod": {"region": "ap-northeast-1", **environment}},
+        "prod",
+        project_dir=tmp_path / "infra",
+    )
+    assert config.worker.image is not None
+    assert config.worker.image.directory == str(tmp_path)
+    assert config.worker.handler_mode == "command"
