@@ -227,10 +227,11 @@ def choose(shapes: list[Shape]) -> Shape | None:
     return min(ties, key=lambda s: (s.processes, s.cost_per_day, s.cpu, s.memory_mib))
 
 
-def cdk_block(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
+def cdk_block(args: argparse.Namespace, shape: Shape, durations: Durations) -> dict[str, Any]:
     """The cdk.json environment block (only keys the config parser knows). The connection
     cap is the database cap given (--env or --max-total-processes), else max tasks x
-    processes, which the output asks the reader to check against the database."""
+    processes, which the output asks the reader to check against the database. The mean job
+    seconds and the margin go with it: the window's deadline rule sizes the fleet by them."""
     spot = shape.capacity == SPOT
     cap = args.db_connections or shape.max_tasks * shape.processes * (2 if spot else 1)
     scaling: dict[str, Any] = {
@@ -238,6 +239,7 @@ def cdk_block(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
         "max_tasks": shape.max_tasks,
         "max_total_processes": cap,
         "target_backlog_per_process": shape.target_backlog_per_process,
+        "mean_job_seconds": max(1, math.ceil(durations.mean)),
     }
     return {
         "region": args.region,
@@ -254,6 +256,7 @@ def cdk_block(args: argparse.Namespace, shape: Shape) -> dict[str, Any]:
             "end": args.window_end,
             "timezone": args.timezone,
             "min_tasks": shape.window_min_tasks,
+            "deadline_margin_minutes": args.margin,
         },
     }
 
@@ -489,7 +492,7 @@ def execute(args: argparse.Namespace) -> int:
     source = cap_source(args)
     shapes = evaluate(args, durations, start, end)
     best = choose(shapes)
-    block = cdk_block(args, best) if best else None
+    block = cdk_block(args, best, durations) if best else None
     problem = "" if best else what_would_fit(args, durations, start, end)
     lowest = floor(args, durations)
     against_floor = (

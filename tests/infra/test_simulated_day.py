@@ -104,3 +104,29 @@ def test_poison_messages_reach_the_dlq_and_its_alarm(
     day = simulated(prod, capsys, "--poison-fraction", "0.01")
     assert day["dead_lettered"] == 20 and day["lost"] == 0
     assert any("dlqmessages" in name for name in day["alarms_fired"])
+
+
+def test_the_chart_answers_did_we_make_it(
+    prod: Synthesized, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The missed 10x day's figure, caught where it is saved: verdict and cost in the title,
+    the window shaded, the deadline and max_tasks drawn, each notify-only alarm that fired
+    marked and named."""
+    from matplotlib.figure import Figure
+
+    figures: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: figures.append(self))
+    day = simulated(prod, capsys, "--messages", "20000", "--chart", "unused.png")
+    (figure,) = figures
+    queue_axis, task_axis = figure.axes
+    title = queue_axis.get_title()
+    assert "deadline 08:30:00 MISSED: max_tasks 12 cannot" in title
+    assert f"cost \\${day['cost']:.2f} = {day['cost_ratio']:.2f}x the ideal" in title
+    labels: dict[object, Any] = {line.get_label(): line for line in task_axis.get_lines()}
+    assert set(labels[f"deadline {day['deadline']}"].get_xdata()) == {8.5}
+    assert max(labels["max_tasks"].get_ydata()) == prod.config.scaling.max_tasks
+    window: list[Any] = [p for p in task_axis.patches if p.get_label() == "batch window"]
+    assert window and window[0].get_x() == 4.0 and window[0].get_width() == 5.0
+    named = {text.get_text() for text in task_axis.texts}
+    for alarm in day["alarms_fired"]:
+        assert alarm[:28] in named, (alarm, named)

@@ -68,6 +68,20 @@ def test_cdk_json_block_is_accepted_by_the_config_parser(
     )
 
 
+def test_cdk_json_block_gives_the_deadline_rule_the_workloads_mean_job_and_margin(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Jobs twice as long as the config's default mean (165 s) and a 45-minute margin: the
+    block carries both, so the window's deadline rule sizes the fleet for this workload."""
+    argv = ["--messages", "2000", "--duration", "uniform:60:600", "--margin", "45"]
+    block = _json(capsys, argv)["cdk_json"]
+    assert isinstance(block, dict)
+    config = load_config({"prod": block}, "prod")
+    assert config.scaling.mean_job_seconds == 330
+    (window,) = config.batch_windows
+    assert window.deadline_margin_minutes == 45
+
+
 def test_invalid_inputs_are_reported_together(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         plan.main(
