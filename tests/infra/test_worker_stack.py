@@ -139,6 +139,16 @@ def test_queue_urls_come_from_the_queue_stack(prod: Synthesized) -> None:
     assert from_queue_stack(env["DEAD_LETTER_QUEUE_URL"])
 
 
+def test_the_runners_know_the_queues_max_receive_count(prod: Synthesized) -> None:
+    """WORKER_MAX_RECEIVE_COUNT (the Laravel runner's default tries) is the work queue's own."""
+    [redrive] = [
+        r["Properties"]["RedrivePolicy"]
+        for r in prod.queue_json["Resources"].values()
+        if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]
+    ]
+    assert environment(prod)["WORKER_MAX_RECEIVE_COUNT"] == str(redrive["maxReceiveCount"])
+
+
 def test_worker_timings_fit_inside_the_stop_timeout(prod: Synthesized) -> None:
     env = environment(prod)
     stop_timeout = container(prod)["StopTimeout"]

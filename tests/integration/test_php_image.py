@@ -227,18 +227,35 @@ def test_sigterm_mid_php_job_hands_the_message_back_at_once(
     assert got[0]["Attributes"]["ApproximateReceiveCount"] == "2"  # one by the worker, one here
 
 
-def test_a_missing_php_binary_makes_the_container_exit(
-    php_fleet: Callable[..., Fleet], make_queue_pair: Callable[..., Any]
+@pytest.mark.parametrize(
+    ("handler", "error"),
+    [
+        ("/usr/bin/php7.4 /app/job.php", "not an executable file"),
+        ("php bin/queue-worker/run-jobs.php", "which is not a file"),  # a typo of run-job.php
+    ],
+    ids=["php-binary", "runner-script"],
+)
+def test_a_missing_php_binary_or_script_makes_the_container_exit(
+    handler: str,
+    error: str,
+    php_fleet: Callable[..., Fleet],
+    make_queue_pair: Callable[..., Any],
+    sqs_client: Any,
 ) -> None:
     pair = make_queue_pair()
+    [waiting] = send(sqs_client, pair.url)
     started = time.monotonic()
-    fleet = php_fleet(QUEUE_URL=pair.url, WORKER_HANDLER="/usr/bin/php7.4 /app/job.php")
+    fleet = php_fleet(QUEUE_URL=pair.url, WORKER_HANDLER=handler)
     assert fleet.wait(120) == 1  # every process exits 78; supervisord FATAL -> exit 1
     assert time.monotonic() - started < 90
     log = fleet.log_path.read_text()
-    assert "WORKER_HANDLER='/usr/bin/php7.4 /app/job.php'" in log
-    assert "not an executable file" in log
+    assert f"WORKER_HANDLER={handler!r}" in log
+    assert error in log
     assert fleet.events("process_fatal")
+    got = sqs_client.receive_message(QueueUrl=pair.url, AttributeNames=["All"])["Messages"]
+    assert [(m["MessageId"], m["Attributes"]["ApproximateReceiveCount"]) for m in got] == [
+        (waiting, "1")  # this receive: the fleet spent none of the message's receives
+    ]
 
 
 def php_lines(engine: str, image: str, script: str) -> list[str]:
@@ -297,7 +314,16 @@ def test_laravel_payloads_run_through_the_laravel_runner_once_each(
     assert queue_depth(sqs_client, pair.url) == 0
 
 
-def test_symfony_json_messages_take_their_headers_from_the_attributes_once_each(
+@pytest.mark.parametrize(
+    ("serializer", "service"),
+    [
+        ("json", "app.json_serializer"),  # type and headers travel as message attributes
+        ("php", ""),  # the default: Messenger's native PHP serializer, built by the runner
+    ],
+)
+def test_symfony_messages_of_either_serializer_run_once_each(
+    serializer: str,
+    service: str,
     engine: str,
     php_image: str,
     php_fleet: Callable[..., Fleet],
@@ -311,12 +337,15 @@ def test_symfony_json_messages_take_their_headers_from_the_attributes_once_each(
         php_image,
         "cd /srv/php-tests/symfony-app && for n in "
         + " ".join(texts)
-        + " ; do php make-message.php json 'App\\Message\\Ping' $n; echo; done",
+        + f" ; do php make-message.php {serializer} 'App\\Message\\Ping' $n; echo; done",
     )
     pair = make_queue_pair(max_receive_count=5)
     ids = []
     for message in map(json.loads, made):
-        assert "type" in message["attributes"]  # the JSON serializer's type travels as one
+        if serializer == "json":
+            assert "type" in message["attributes"]  # the JSON serializer's type is one
+        else:
+            assert "O:36:" in message["body"]  # a serialized Envelope, nothing in attributes
         sent = sqs_client.send_message(
             QueueUrl=pair.url, MessageBody=message["body"], MessageAttributes=message["attributes"]
         )
@@ -329,7 +358,7 @@ def test_symfony_json_messages_take_their_headers_from_the_attributes_once_each(
         DEAD_LETTER_QUEUE_URL=pair.dlq_url,
         WORKER_HANDLER="php /app/bin/queue-worker/run-message.php",
         SYMFONY_PROJECT_DIR="/srv/php-tests/symfony-app",
-        SYMFONY_SERIALIZER_SERVICE="app.json_serializer",
+        SYMFONY_SERIALIZER_SERVICE=service,
         TEST_OUTPUT_DIR="/out",
     )
     fleet.wait_for(lambda: len(fleet.jobs()) == len(ids), 180)

@@ -137,7 +137,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     log = EventLog(settings.process_name)
     try:
         if settings.handler_mode == "consumer":
-            check_command(settings.handler)
+            check_command(settings.handler, settings.workdir)
             return ConsumerWatcher(settings, shlex.split(settings.handler), log).run()
         runner = make_runner(settings, log)
     except HandlerError as error:

@@ -63,6 +63,8 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SHELL_WORDS = frozenset(
     {"!", "{", "(", ".", ":", "case", "cd", "eval", "exit", "for", "if", "set", "trap", "while"}
 )
+# Interpreters whose first argument (unless an option) is the script they run.
+_INTERPRETER = re.compile(r"(php|python|node|ruby|perl|bash|dash|sh)[\d.]*")
 # Characters of shell control operators (`;`, `&&`, `||`, `|`, `&`, subshells).
 _CONTROL_CHARS = frozenset(";&|()")
 
@@ -103,7 +105,14 @@ class Runner(Protocol):
         self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool | str]
     ) -> JobResult: ...
 
-    def rss_bytes(self) -> int: ...
+    def rss_bytes(self) -> int:
+        """The memory the runner holds between jobs, counted toward the process's recycle (a
+        callable's executor; a command holds none: it is gone)."""
+        ...
+
+    def job_rss_bytes(self) -> int:
+        """The last job's memory, for its `job` line (`max_rss_mib`)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -235,8 +244,10 @@ class CallableRunner:
                 return JobResult("timeout", f"stopped after {timeout:g} s")
 
     def rss_bytes(self) -> int:
-        """The executor's RSS (the job's memory lives there)."""
+        """The executor's RSS (the job's memory lives there, and stays between jobs)."""
         return rss_bytes(self._process.pid) if self._process is not None else 0
+
+    job_rss_bytes = rss_bytes
 
     def _kill(self) -> None:
         """Kill the executor's whole process group (the job and everything it started)."""
@@ -287,7 +298,7 @@ class CommandRunner:
 
     def check(self) -> None:
         """Fail at start (HandlerError naming WORKER_HANDLER) when the executable is missing."""
-        check_command(self.command)
+        check_command(self.command, self.cwd)
 
     def kill_orphan(self) -> None:
         """Kill the job a killed predecessor of this process left running (`kill_orphan`)."""
@@ -390,7 +401,12 @@ class CommandRunner:
         return path
 
     def rss_bytes(self) -> int:
-        """The peak RSS of the last job's processes (the command is gone between jobs)."""
+        """None: the command and its memory are gone between jobs, so no recycle of the loop
+        would free any (a job above the limit was stopped as `memory_exceeded`)."""
+        return 0
+
+    def job_rss_bytes(self) -> int:
+        """The peak RSS of the last job's processes."""
         return self._peak_rss
 
     def close(self) -> None:
@@ -436,13 +452,16 @@ def kill_orphan(job_file: str | None, log: EventLog) -> None:
         os.unlink(job_file)
 
 
-def check_command(command: str) -> None:
+def check_command(command: str, cwd: str | None = None) -> None:
     """HandlerError (naming WORKER_HANDLER) unless the command's executable exists.
 
     The first word after `VAR=value` assignments and a leading `exec` or `env` (with env's
     options and assignments) is checked: a path must be an executable file, a bare name must be
     found on PATH. A shell keyword or builtin that is not a file (`if`, `cd`, `exit`, ...)
-    cannot be checked and passes.
+    cannot be checked and passes. When that word is an interpreter (`php`, `python3`, `sh`, ...)
+    whose next word is not an option, that word is the script it runs: it must be a file
+    (relative to `cwd`, default the current directory), so `php artisan ...` in the wrong
+    WORKDIR or a runner that was not copied fails at start, not on every message.
     """
     try:
         words = shlex.split(command)
@@ -459,6 +478,13 @@ def check_command(command: str) -> None:
         raise HandlerError(
             f"WORKER_HANDLER={command!r}: {name!r} not found on PATH={os.environ.get('PATH', '')}"
         )
+    if _INTERPRETER.fullmatch(os.path.basename(name)) and words[1:2] and words[1][:1] != "-":
+        directory = cwd or os.getcwd()
+        if not os.path.isfile(os.path.join(directory, words[1])):
+            raise HandlerError(
+                f"WORKER_HANDLER={command!r}: {name} would run {words[1]!r}, which is not a "
+                f"file (in {directory}, the image's WORKDIR)"
+            )
 
 
 def exec_script(command: str) -> str:

@@ -292,7 +292,7 @@ class Worker:
             self.durations.append(duration)
         outcome = self._settle(message, result)
         fields: dict[str, Any] = {"error": result.error} if result.error else {}
-        rss = self.runner.rss_bytes()
+        rss = self.runner.job_rss_bytes()
         if rss:
             fields["max_rss_mib"] = round(rss / 2**20, 1)
         with contextlib.suppress(Exception):  # a log that cannot be written never undoes a job
@@ -414,7 +414,8 @@ class Worker:
         return ""
 
     def rss_mib(self) -> float:
-        """This process's RSS plus its job's (the executor's now, a command's last peak), MiB."""
+        """This process's RSS plus what its runner holds between jobs (a callable's executor;
+        a command, gone after its job, holds none), MiB."""
         return (rss_bytes() + self.runner.rss_bytes()) / 2**20
 
 

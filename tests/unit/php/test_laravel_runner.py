@@ -183,3 +183,20 @@ def test_a_body_that_is_no_laravel_payload_is_dead_lettered_without_booting(
     assert run.result is not None
     assert what in run.result["reason"]
     assert run.records == []
+
+
+def test_the_kits_max_receive_count_is_the_default_tries(run_job: Callable[..., Run]) -> None:
+    """The task's WORKER_MAX_RECEIVE_COUNT: the last receive's failure is final (failed(), a
+    failed_jobs row, the DLQ with its reason), not SQS's silent redrive."""
+    settings = {"WORKER_MAX_RECEIVE_COUNT": "3"}
+    before_last = run_job("UntriedThrowJob", receive_count=2, settings=settings)
+    last = run_job("UntriedThrowJob", receive_count=3, settings=settings)
+    no_limit = run_job(
+        "UntriedThrowJob", receive_count=3, settings={**settings, "LARAVEL_TRIES": "0"}
+    )
+
+    assert before_last.exit_code == EXIT_RETRY
+    assert last.exit_code == EXIT_FAILED
+    assert last.result == {"reason": "RuntimeException: still broken"}
+    assert "JobFailed" in last.events
+    assert no_limit.exit_code == EXIT_RETRY

@@ -232,7 +232,8 @@ def test_a_job_above_the_memory_limit_is_stopped_with_its_figure(tmp_path: Path)
     assert "above MAX_MEMORY_MIB_PER_PROCESS=60" in result.error
     used = int(result.error.split("used ")[1].split(" MiB")[0])
     assert 60 < used < 200
-    assert runner.rss_bytes() > 60 * 2**20  # the job's peak, for the job line and recycling
+    assert runner.job_rss_bytes() > 60 * 2**20  # the job's peak, for its job line
+    assert runner.rss_bytes() == 0  # gone with the job: nothing for the loop's recycle
 
 
 def test_the_job_line_carries_the_peak_rss_and_the_memory_outcome(
@@ -257,7 +258,8 @@ def test_the_job_line_carries_the_peak_rss_and_the_memory_outcome(
     h.wait_for(lambda: len(h.jobs()) == 1)
     big.wait_for(lambda: len(big.jobs()) == 1)
     h.stop()
-    assert big.join() == "recycle_memory"  # the loop saw the peak: a fresh slot next
+    # The PHP process that grew is gone: the loop goes on, no recycle hands anything back.
+    assert big.stop() == "sigterm"
     [line] = h.jobs("done")
     assert 40 < line["max_rss_mib"] < 100  # sampled about once a second
     [over] = big.jobs()
@@ -302,10 +304,26 @@ def test_a_file_that_is_not_executable_fails_the_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["sh -c 'exit 0'", f"exec {PY} -V", "env A=1 sh run.sh", "exit 0", "cd /tmp"]
+    "command",
+    ["sh -c 'exit 0'", f"exec {PY} -V", "env A=1 sh -e run.sh", "exit 0", "cd /tmp", "sh run.sh"],
 )
-def test_present_executables_and_shell_words_pass_the_check(command: str) -> None:
-    check_command(command)
+def test_present_executables_and_shell_words_pass_the_check(command: str, tmp_path: Path) -> None:
+    (tmp_path / "run.sh").write_text("exit 0\n")
+    check_command(command, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "php artisan kit:run",
+        f"{PY} /no/such/run-job.php",
+        "APP_ENV=prod sh bin/run.sh --x",
+        f"env A=1 {PY} run-message.php",
+    ],
+)
+def test_a_missing_script_of_an_interpreter_fails_the_check(command: str, tmp_path: Path) -> None:
+    with pytest.raises(HandlerError, match=r"which is not a file \(in "):
+        check_command(command.replace("php ", f"{PY} ", 1), str(tmp_path))
 
 
 @pytest.mark.parametrize("mode", ["command", "consumer"])

@@ -232,6 +232,8 @@ class ExplodingRunner:
     def rss_bytes(self) -> int:
         return 0
 
+    job_rss_bytes = rss_bytes
+
     def close(self) -> None:
         pass
 

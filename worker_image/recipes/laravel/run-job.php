@@ -14,14 +14,16 @@
  * with {"reason": ..., "retry_after_seconds": ...} written to WORKER_RESULT_FILE.
  *
  * Input (set by the kit): the SQS body on stdin, WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT,
- * WORKER_QUEUE_URL, WORKER_RESULT_FILE. Settings (all optional):
+ * WORKER_QUEUE_URL, WORKER_RESULT_FILE, WORKER_MAX_RECEIVE_COUNT. Settings (all optional):
  *   LARAVEL_BASE_PATH         the application's directory (default: the working directory)
  *   LARAVEL_QUEUE_CONNECTION  the connection name jobs and events see (default: sqs)
  *   LARAVEL_TRIES             queue:work --tries: attempts when the job sets no $tries
- *                             (default: 0, no limit of Laravel's: the queue's max_receive_count
- *                             dead-letters; set it to max_receive_count to have failed() and a
- *                             failed_jobs row on the last receive). Unlike queue:work's 1: every
- *                             redelivery counts, also a job the kit stopped and handed back.
+ *                             (default: WORKER_MAX_RECEIVE_COUNT, the queue's max_receive_count,
+ *                             so the last receive's failure runs failed(), writes a failed_jobs
+ *                             row and dead-letters with its reason; 0: no limit of Laravel's,
+ *                             SQS's redrive moves the message without either). Unlike
+ *                             queue:work's 1: every redelivery counts, also a job the kit
+ *                             stopped and handed back.
  *   LARAVEL_BACKOFF           queue:work --backoff: seconds before retrying after an exception
  *                             when the job sets no $backoff (default: unset = the kit's backoff)
  *
@@ -90,7 +92,8 @@ function main(): int
     });
 
     $options = new WorkerOptions();
-    $options->maxTries = (int) (getenv('LARAVEL_TRIES') ?: 0);
+    $tries = getenv('LARAVEL_TRIES');
+    $options->maxTries = (int) ($tries !== false && $tries !== '' ? $tries : getenv('WORKER_MAX_RECEIVE_COUNT'));
     $backoff = (string) getenv('LARAVEL_BACKOFF');
     $options->backoff = $backoff === '' ? 0 : $backoff;
 
