@@ -73,8 +73,9 @@ def consumer_mode_warnings(config: EnvironmentConfig) -> dict[str, str]:
         return {}
     warnings = {
         "consumer-mode": (
-            f"worker.handler_mode is 'consumer': the consumer {worker.handler!r} replaces the "
-            "kit's loop and gives up its guarantees: no visibility heartbeat (a job longer than "
+            f"worker.handler_mode is 'consumer': the consumer {worker.handler!r} receives "
+            "instead of the kit's loop (the kit only watches and recycles it by memory) and "
+            "gives up the loop's guarantees: no visibility heartbeat (a job longer than "
             f"queue.visibility_timeout_seconds {config.queue.visibility_timeout_seconds} s runs "
             "twice); no task scale-in protection and no hand-back on SIGTERM (a scale-in or a "
             f"deploy kills every job running longer than stop_timeout_seconds "

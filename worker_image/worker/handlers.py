@@ -379,17 +379,19 @@ class CommandRunner:
         return rss
 
     def _pump(self, pipe: IO[bytes], stream: str, message_id: str) -> None:
-        """Log each line the command writes to `pipe` as a `job_output` line."""
+        """Log each line the command writes to `pipe` as a `job_output` line. A line that
+        cannot be logged is dropped, never the pipe: the command must not block on a full one."""
         with pipe:
             for line, truncated in read_lines(pipe):
                 fields = {"truncated": True} if truncated else {}
-                self.log.info(
-                    contract.JOB_OUTPUT_EVENT,
-                    stream=stream,
-                    line=line,
-                    message_id=message_id,
-                    **fields,
-                )
+                with contextlib.suppress(Exception):
+                    self.log.info(
+                        contract.JOB_OUTPUT_EVENT,
+                        stream=stream,
+                        line=line,
+                        message_id=message_id,
+                        **fields,
+                    )
 
     def _fresh_result_file(self) -> str:
         if self._result_dir is None:

@@ -10,8 +10,8 @@ Exit 0 (healthy) when all of these hold, else print what failed and exit 1:
    mark is younger than :func:`stale_after_seconds`. Each loop process touches its mark after
    every successful receive (a long poll returns within RECEIVE_WAIT_SECONDS, messages or not)
    and on every heartbeat beat (every HEARTBEAT_INTERVAL_SECONDS, also while a long job runs).
-   Skipped in ``consumer`` handler mode: the team's own consumer replaces the kit's loop and
-   writes no mark.
+   Skipped in ``consumer`` handler mode: the team's own consumer receives instead of the kit's
+   loop and writes no mark.
 
 ECS runs it every 30 s once the start period is over; three failures in a row mark the
 container unhealthy and ECS replaces the task.

@@ -372,3 +372,20 @@ def test_commands_run_in_the_workdir(tmp_path: Path) -> None:
     runner = CommandRunner("pwd > where", cwd=str(tmp_path))
     assert runner.run("", CTX, 10, never).outcome == "done"
     assert (tmp_path / "where").read_text().strip() == str(tmp_path)
+
+
+class _BrokenStream(io.StringIO):
+    """A log stream that fails every write (stdout gone, a full disk)."""
+
+    def write(self, text: str) -> int:
+        raise OSError("write failed")
+
+
+def test_output_that_cannot_be_logged_never_blocks_or_fails_the_job() -> None:
+    # 256 KiB of output: far more than a pipe holds, so an undrained pipe would block the job.
+    runner = CommandRunner(
+        "head -c 262144 /dev/zero | tr '\\0' 'x' | fold -w 100", EventLog("w", _BrokenStream())
+    )
+    started = time.monotonic()
+    assert runner.run("", CTX, 20, never).outcome == "done"
+    assert time.monotonic() - started < 10

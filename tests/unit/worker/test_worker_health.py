@@ -59,7 +59,7 @@ def test_a_fleet_without_any_mark_is_unhealthy(run_dir: Path) -> None:
 
 
 def test_consumer_mode_needs_no_mark(run_dir: Path) -> None:
-    """The team's own consumer replaces the kit's loop: nothing writes marks."""
+    """The team's own consumer receives instead of the kit's loop: nothing writes marks."""
     assert main(env_of(run_dir, WORKER_HANDLER_MODE="consumer")) == 0
 
 
