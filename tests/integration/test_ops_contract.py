@@ -68,3 +68,42 @@ def test_dlq_shows_the_workers_reason_and_original_id_then_redrive_brings_it_bac
     assert queue_counts(sqs_client, pair.dlq_url) == (0, 0)
     [back] = drain(sqs_client, pair.url)
     assert json.loads(back["Body"])["permanent"] is True
+
+
+def test_a_redriven_message_reaches_the_handler_with_every_attribute_it_was_sent_with(
+    make_fleet: Any, make_queue_pair: Any, sqs_client: Any, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """10 attributes (one Binary) are more than a DLQ copy keeps as they are: the worker folds
+    them, `redrive` moves the copy back, and the worker's next run of the message hands the
+    command exactly what the producer sent (a framework decodes from them: Symfony's type)."""
+    pair = make_queue_pair(max_receive_count=3)
+    seen = tmp_path / "attributes"
+    attributes = {
+        "type": {"DataType": "String", "StringValue": "App\\Message\\Ping"},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xffraw"},
+        **{f"h{i}": {"DataType": "String", "StringValue": f"v{i}"} for i in range(8)},
+    }
+    sqs_client.send_message(QueueUrl=pair.url, MessageBody="{}", MessageAttributes=attributes)
+
+    def run_once(command: str, outcome: str) -> None:
+        fleet = make_fleet(
+            QUEUE_URL=pair.url,
+            DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+            WORKER_PROCESSES=2,
+            WORKER_HANDLER_MODE="command",
+            WORKER_HANDLER=command,
+        )
+        fleet.wait_for(lambda: len(fleet.jobs(outcome)) == 1)
+        assert fleet.stop() == 0
+
+    record = f"printenv WORKER_MESSAGE_ATTRIBUTES >> {seen}"
+    run_once(f"{record}; exit 65", "dead_letter")  # 65: to the DLQ at once, attributes folded
+    queue = pair.url.rsplit("/", 1)[-1]
+    redriven = command("redrive", "--queue", queue, "--region", REGION, endpoint=moto_endpoint)
+    assert redriven.returncode == 0, redriven.stderr
+    run_once(record, "done")
+    first, again = map(json.loads, seen.read_text().splitlines())
+    assert again == first
+    assert again["type"]["StringValue"] == "App\\Message\\Ping"
+    assert again["blob"]["BinaryValue"] == "AP9yYXc="  # base64 of b"\x00\xffraw"
+    assert len(again) == 10

@@ -14,6 +14,7 @@ hands its message back), hands back unstarted messages and exits 0.
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import json
@@ -203,7 +204,7 @@ class Worker:
                 receipt_handle=m["ReceiptHandle"],
                 body=m.get("Body", ""),
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
-                attributes=m.get("MessageAttributes", {}),
+                attributes=producer_attributes(m.get("MessageAttributes", {})),
                 received_at=now,
             )
             for m in response.get("Messages", [])
@@ -428,6 +429,34 @@ def dead_letter_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
         return shaped
     folded = json.dumps(sqs_attributes(attributes), sort_keys=True)
     return {contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE: {"DataType": "String", "StringValue": folded}}
+
+
+_KIT_DLQ_ATTRIBUTES = (
+    contract.FAILURE_REASON_ATTRIBUTE,
+    contract.SOURCE_MESSAGE_ID_ATTRIBUTE,
+    contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE,
+)
+
+
+def producer_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The attributes the producer sent, as ReceiveMessage returns them: a DLQ copy the worker
+    made and an operator redrove (`scripts redrive`, SQS's move task) has its originals
+    unfolded from contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE and the kit's own attributes
+    removed, so the handler (a framework's decoder) sees the message as it was first sent."""
+    if not any(name in attributes for name in _KIT_DLQ_ATTRIBUTES):
+        return attributes
+    kept = {k: v for k, v in attributes.items() if k not in _KIT_DLQ_ATTRIBUTES}
+    folded = attributes.get(contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE, {}).get("StringValue")
+    if folded is None:
+        return kept
+    try:
+        originals = json.loads(folded)
+        for value in originals.values():
+            if "BinaryValue" in value:
+                value["BinaryValue"] = base64.b64decode(value["BinaryValue"])
+    except (ValueError, TypeError, AttributeError):
+        return attributes  # not the kit's folding: leave the message as it came
+    return {**originals, **kept}
 
 
 def _sendable(value: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from worker.contract import (
     SOURCE_MESSAGE_ID_ATTRIBUTE,
 )
 from worker.handlers import JobResult
+from worker.loop import dead_letter_attributes, producer_attributes
 
 from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as sqs_counts
@@ -391,3 +392,21 @@ def test_the_dlq_copy_folds_more_than_8_attributes_into_one(make_worker: Make) -
         "blob": {"DataType": "Binary", "BinaryValue": base64.b64encode(b"\x00\xffraw").decode()},
         **{f"s{i}": {"DataType": "String", "StringValue": f"v{i}"} for i in range(9)},
     }
+
+
+@pytest.mark.parametrize("count", [3, 10], ids=["kept", "folded"])
+def test_a_redriven_dlq_copy_reaches_the_handler_with_the_producers_attributes(
+    count: int,
+) -> None:
+    """producer_attributes undoes what the DLQ copy added: the folding and the kit's own."""
+    sent = {
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xffraw"},
+        **{f"s{i}": {"DataType": "String", "StringValue": f"v{i}"} for i in range(count - 1)},
+    }
+    copy = {
+        **dead_letter_attributes(sent),
+        FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": "boom"},
+        SOURCE_MESSAGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": "m-0"},
+    }
+    assert producer_attributes(copy) == sent
+    assert producer_attributes(sent) == sent  # a producer's message is left as it is
