@@ -376,7 +376,8 @@ def what_would_fit(args: argparse.Namespace, durations: Durations, start: int, e
     # With Spot, the on-demand fallback counts in the cap too.
     need = best.window_min_tasks * best.processes * (2 if best.capacity == SPOT else 1)
     return (
-        f"the cheapest shape (cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} processes) "
+        f"the shape it would choose (cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} "
+        f"processes) "
         f"needs {best.window_min_tasks} tasks x {best.processes}"
         f"{' x 2 (its on-demand fallback, for Spot)' if best.capacity == SPOT else ''} = {need} "
         f"processes in the window: raise the cap to at least {need}, or widen the window"
@@ -394,15 +395,15 @@ def why(args: argparse.Namespace, best: Shape, source: str) -> str:
         f"cheapest within {TIE_TOLERANCE:.0%} of the cheapest shape that meets the deadline, "
         f"then the fewest processes per task (finer scaling steps)"
     )
-    total = best.max_tasks * best.processes
+    fallback = " x 2 (with the on-demand fallback)" if best.capacity == SPOT else ""
+    peak = best.max_tasks * best.processes * (2 if fallback else 1)
+    tasks = f"{best.max_tasks} tasks x {best.processes}{fallback} = {peak} processes"
     if source:
-        cap = f"database cap {args.db_connections} ({source}): {best.max_tasks} tasks x "
-        cap += f"{best.processes} = {total} processes at most"
+        cap = f"database cap {args.db_connections} ({source}): {tasks} at most"
     else:
         cap = (
             f"no database cap given (--env or --max-total-processes): the block sets "
-            f"max_total_processes to {best.max_tasks} x {best.processes} = {total}; lower it "
-            f"to what your database allows"
+            f"max_total_processes to {tasks}; lower it to what your database allows"
         )
     return f"{reason}; {cap}"
 

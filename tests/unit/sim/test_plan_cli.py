@@ -112,12 +112,19 @@ def test_human_output_answers_first_and_marks_the_chosen_row(
     assert "Spot, planned at 50% off" in lines[1] and lines[1].endswith(".")
     assert lines[2].startswith("shape: cheapest within 5% of the cheapest shape")
     assert "no database cap given (--env or --max-total-processes)" in lines[2]
+    block = json.loads(out[out.index("{") :])
+    # The cap the sentence names is the one the block sets (Spot: its fallback counts too).
+    cap = block["scaling"]["max_total_processes"]
+    assert cap == 2 * block["scaling"]["max_tasks"] * block["worker"]["processes"]
+    assert lines[2].endswith(
+        f"the block sets max_total_processes to {block['scaling']['max_tasks']} tasks x 4 x 2 "
+        f"(with the on-demand fallback) = {cap} processes; lower it to what your database allows"
+    )
     assert lines[3].startswith("floor $")
     marked = [line for line in lines if line.startswith("*")]
     assert len(marked) == 1
     assert marked[0].split()[1:6] == ["arm64", "spot", "256", "1024", "4"]
     assert len([line for line in lines if line.endswith("more shapes: --all)")]) == 1
-    block = json.loads(out[out.index("{") :])
     assert block["batch_window"]["min_tasks"] == 6
 
 
