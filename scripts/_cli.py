@@ -76,7 +76,14 @@ def description(module: object) -> str:
 class DefaultsHelpFormatter(
     argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
 ):
-    """Keeps the description's line breaks and shows every option's default."""
+    """Keeps the description's line breaks and shows every option's default (not when there
+    is none, nor when the help already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def formatter(module: object) -> type[argparse.HelpFormatter]:
