@@ -235,3 +235,27 @@ def test_the_option_sentence_names_the_alternatives(capsys: pytest.CaptureFixtur
     assert only["option"] == "x86_64 on-demand: the cheapest option allowed"
     arm = _json(capsys, [*REFERENCE, "--capacity", "on-demand"])
     assert str(arm["option"]).startswith("arm64 on-demand: arm64 (Graviton) costs 20% less")
+
+
+def test_prices_and_the_block_use_the_environments_region(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cdk_json = tmp_path / "cdk.json"
+    environments = {
+        "east": {"region": "us-east-1", "scaling": {"max_total_processes": 100}},
+        "sao": {"region": "sa-east-1"},
+    }
+    cdk_json.write_text(json.dumps({"context": {"environments": environments}}))
+    east = _json(capsys, [*REFERENCE, "--env", "east", "--cdk-json", str(cdk_json)])
+    tokyo = _json(capsys, [*REFERENCE, "--max-total-processes", "100"])
+    assert east["cdk_json"]["region"] == "us-east-1"
+    assert tokyo["cdk_json"]["region"] == "ap-northeast-1"  # the default
+    assert east["best"]["price_per_hour"] < tokyo["best"]["price_per_hour"]  # Tokyo costs more
+    given = _json(capsys, [*REFERENCE, "--env", "east", "--cdk-json", str(cdk_json), "--region",
+                           "eu-west-1"])  # fmt: skip
+    assert given["cdk_json"]["region"] == "eu-west-1"
+    assert plan.main([*REFERENCE, "--env", "sao", "--cdk-json", str(cdk_json)]) == 1
+    assert capsys.readouterr().err == (
+        "error: no Fargate prices for sao's region sa-east-1 (known: "
+        f"{', '.join(pricing.REGIONS)}): pass --region\n"
+    )
