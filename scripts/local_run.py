@@ -346,30 +346,31 @@ def run(args: argparse.Namespace) -> Report:
         workers_moto.requests.clear()
         started = time.monotonic()
         sent = _enqueue(sqs, url, args)
-        print(f"enqueued {len(sent)} messages: {args.messages} good, {args.poison} poison, "
-              f"{args.malformed} malformed")  # fmt: skip
 
         def settled() -> int:
             done = {j["message_id"] for j in log.of("job") if j["outcome"] == "done"}
             return len(done & sent) + _queue_count(sqs, dlq, "ApproximateNumberOfMessages")
 
-        next_progress = 0.0
         finished_at = None
         deadline = started + args.timeout
-        while time.monotonic() < deadline:
-            count = settled()
-            now = time.monotonic()
-            if count >= len(sent):
-                finished_at = now
-                break
-            if fleet.poll() is not None:
-                print("the fleet exited early", file=sys.stderr)
-                break
-            if now >= next_progress:
-                outcomes = Counter(j["outcome"] for j in log.of("job"))
-                print(f"[{now - started:5.1f} s] settled {count}/{len(sent)}: {dict(outcomes)}")
-                next_progress = now + 2
-            time.sleep(0.1)
+        # Settled = done or dead-lettered: one updating line on a terminal, quiet elsewhere.
+        with _cli.progress("settled", len(sent)) as bar:
+            try:
+                print(f"enqueued {len(sent)} messages: {args.messages} good, {args.poison} "
+                      f"poison, {args.malformed} malformed", flush=True)  # fmt: skip
+                while time.monotonic() < deadline:
+                    bar.advance(settled() - bar.done)
+                    if bar.done >= len(sent):
+                        finished_at = time.monotonic()
+                        break
+                    if fleet.poll() is not None:
+                        print("the fleet exited early", file=sys.stderr)
+                        break
+                    time.sleep(0.1)
+            except KeyboardInterrupt:
+                raise _cli.Interrupted(
+                    f"settled {bar.of_total()}; the fleet and the embedded SQS are stopped"
+                ) from None
         wall = (finished_at or time.monotonic()) - started
         requests = dict(workers_moto.requests)  # before the stop: shutdown is not work
         server_errors = dict(workers_moto.server_errors)
@@ -416,9 +417,8 @@ def execute(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     try:
         report = run(args)
-    except KeyboardInterrupt:
-        print("interrupted: everything stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # outside the wait for the batch (start-up, clean-up)
+        raise _cli.Interrupted("the fleet and the embedded SQS are stopped") from None
     if args.json:
         print_json({**asdict(report), "efficiency": report.efficiency})
     else:

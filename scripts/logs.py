@@ -8,7 +8,8 @@ FilterLogEvents on the worker log group (output LogGroupName of QueueWorker-ENV-
 --log-group). The filters become a JSON filter pattern that CloudWatch applies, and are applied
 again to each line here (so an endpoint that ignores the pattern shows the same lines). Each
 JSON line is shown as: time, process, event, message id, outcome, duration, error; --json
-prints the lines as the worker wrote them. --follow polls every --poll-seconds until Ctrl-C.
+prints the lines as the worker wrote them. --follow polls every --poll-seconds until Ctrl-C
+(or until the reader of a pipe stops: `--follow | head -5` ends after five lines).
 """
 
 from __future__ import annotations
@@ -182,9 +183,18 @@ def execute(args: argparse.Namespace) -> int:
             polls += 1
             if not args.follow or (args.max_polls and polls >= args.max_polls):
                 return 0
-            time.sleep(args.poll_seconds)
+            wait(args.poll_seconds)
     except KeyboardInterrupt:
         raise Interrupted(f"showed {shown} lines") from None
+
+
+def wait(seconds: float) -> None:
+    """Sleep `seconds`, or raise BrokenPipeError as soon as the reader of stdout is gone."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if _cli.reader_gone():
+            raise BrokenPipeError
+        time.sleep(min(left, 0.5))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

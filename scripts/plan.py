@@ -44,7 +44,7 @@ from typing import Any
 
 from scripts import _cli, pricing
 from scripts._aws import ROOT, environment
-from scripts._cli import Parser, print_json, table
+from scripts._cli import OpsError, Parser, print_json, table
 from scripts.sim.inputs import Durations, Problems, add_spot_arguments
 from stacks import sizing
 from stacks.fargate import VALID_MEMORY_MIB
@@ -61,6 +61,7 @@ CAPACITIES = (ON_DEMAND, SPOT)
 # interruption rate; docs/architecture.md, "Spot and its fallback").
 SPOT_INTERRUPTIONS_PER_HOUR = 0.01
 DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
+DEFAULT_REGION = "ap-northeast-1"  # without --region or --env
 SHORT_TABLE_ROWS = 8  # rows shown without --all (the chosen one always among them)
 
 
@@ -278,7 +279,11 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument(
         "--handler-mode", default="callable", choices=sorted(sizing.KIT_SLOT_OVERHEAD_MIB)
     )
-    parser.add_argument("--region", default="ap-northeast-1", choices=pricing.REGIONS)
+    parser.add_argument(
+        "--region",
+        choices=pricing.REGIONS,
+        help="prices of this region (default: --env's region, else ap-northeast-1)",
+    )
     parser.add_argument(
         "--architecture",
         default="any",
@@ -361,11 +366,20 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
 
 
 def cap_source(args: argparse.Namespace) -> str:
-    """Where the database cap comes from (reading --env's config into args.db_connections)."""
+    """Where the database cap comes from (reading --env's config into args.db_connections and,
+    unless --region is given, its region into args.region)."""
     if args.env:
         config = environment(args.cdk_json, args.env)
         args.db_connections = config.scaling.max_total_processes
+        if args.region is None:
+            if config.region not in pricing.REGIONS:
+                raise OpsError(
+                    f"no Fargate prices for {args.env}'s region {config.region} (known: "
+                    f"{', '.join(pricing.REGIONS)}): pass --region"
+                )
+            args.region = config.region
         return f"{args.env}'s scaling.max_total_processes"
+    args.region = args.region or DEFAULT_REGION
     if args.db_connections is not None:
         return "--max-total-processes"
     return ""
@@ -379,7 +393,8 @@ def what_would_fit(args: argparse.Namespace, durations: Durations, start: int, e
     # With Spot, the on-demand fallback counts in the cap too.
     need = best.window_min_tasks * best.processes * (2 if best.capacity == SPOT else 1)
     return (
-        f"the cheapest shape (cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} processes) "
+        f"the shape it would choose (cpu {best.cpu}, {best.memory_mib} MiB, {best.processes} "
+        f"processes) "
         f"needs {best.window_min_tasks} tasks x {best.processes}"
         f"{' x 2 (its on-demand fallback, for Spot)' if best.capacity == SPOT else ''} = {need} "
         f"processes in the window: raise the cap to at least {need}, or widen the window"
@@ -397,15 +412,15 @@ def why(args: argparse.Namespace, best: Shape, source: str) -> str:
         f"cheapest within {TIE_TOLERANCE:.0%} of the cheapest shape that meets the deadline, "
         f"then the fewest processes per task (finer scaling steps)"
     )
-    total = best.max_tasks * best.processes
+    fallback = " x 2 (with the on-demand fallback)" if best.capacity == SPOT else ""
+    peak = best.max_tasks * best.processes * (2 if fallback else 1)
+    tasks = f"{best.max_tasks} tasks x {best.processes}{fallback} = {peak} processes"
     if source:
-        cap = f"database cap {args.db_connections} ({source}): {best.max_tasks} tasks x "
-        cap += f"{best.processes} = {total} processes at most"
+        cap = f"database cap {args.db_connections} ({source}): {tasks} at most"
     else:
         cap = (
             f"no database cap given (--env or --max-total-processes): the block sets "
-            f"max_total_processes to {best.max_tasks} x {best.processes} = {total}; lower it "
-            f"to what your database allows"
+            f"max_total_processes to {tasks}; lower it to what your database allows"
         )
     return f"{reason}; {cap}"
 

@@ -11,7 +11,8 @@ CloudWatch ApproximateAgeOfOldestMessage (the oldest message), DescribeAlarms (a
 QueueWorker-ENV-* in ALARM) and, during a batch window of the environment's config, the job
 metric JobsProcessed: the progress since the window's start and the estimated finish =
 now + work left (visible + in flight + delayed) / processed per minute over the last
-RATE_MINUTES minutes, against the window's end (the deadline).
+RATE_MINUTES minutes, against the window's deadline (its end minus deadline_margin_minutes,
+the time the scaling and the deadline alarm aim at).
 """
 
 from __future__ import annotations
@@ -74,11 +75,12 @@ class Batch:
     """A batch window in progress: what is done, what is left, when it will be finished."""
 
     window: str
+    deadline: str
+    """The window's end minus its margin (ISO 8601, the window's timezone)."""
     processed_since_start: int
     left: int
     per_minute: float
     estimated_finish: str | None
-    deadline: str
     on_time: bool | None
     """None when there is no rate to estimate from (nothing processed lately)."""
 
@@ -258,7 +260,7 @@ def batch_state(
     zone = ZoneInfo(window.timezone)
     local = now.astimezone(zone)
     start = datetime.combine(local.date(), window.start, zone)
-    deadline = datetime.combine(local.date(), window.end, zone)
+    deadline = datetime.combine(local.date(), window.deadline, zone)
     namespace = metric_namespace(environment)
     processed = total(cloudwatch, namespace, JOBS_PROCESSED, start, now)
     recent_start = max(start, now - timedelta(minutes=RATE_MINUTES))
@@ -272,11 +274,11 @@ def batch_state(
         finish = local + timedelta(minutes=math.ceil(left / per_minute))
     return Batch(
         window=f"{window.start:%H:%M}-{window.end:%H:%M} {window.timezone}",
+        deadline=deadline.isoformat(timespec="minutes"),
         processed_since_start=int(processed),
         left=left,
         per_minute=round(per_minute, 1),
         estimated_finish=finish.isoformat(timespec="minutes") if finish else None,
-        deadline=deadline.isoformat(timespec="minutes"),
         on_time=None if finish is None else finish <= deadline,
     )
 

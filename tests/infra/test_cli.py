@@ -129,6 +129,36 @@ def test_a_second_make_synth_skips_and_a_changed_source_redoes_it(tmp_path: Path
     assert "cdk synth -c env=dev" in changed.stdout
 
 
+def test_make_synth_of_an_unknown_environment_lists_the_known_ones(tmp_path: Path) -> None:
+    result = make("synth", "ENV=qa", f"OUT={tmp_path}")
+    assert result.returncode == 2
+    assert not (tmp_path / "qa").exists()  # stopped before synthesizing
+    assert result.stderr.startswith(
+        f"make synth: choose one environment: ENV=NAME, NAME one of: {' '.join(ENVIRONMENTS)}\n"
+    )
+
+
+def test_cdk_commands_do_not_wait_for_the_checkov_venv() -> None:
+    """Only `make test` needs checkov's venv (minutes to install): the CDK commands do not."""
+    for target in ("tools", "ls", "diff ENV=dev", "deploy ENV=dev", "synth ENV=dev ARGS=-v"):
+        result = subprocess.run(
+            [
+                "make",
+                "--no-print-directory",
+                "-n",
+                "-W",
+                "requirements-checkov.txt",
+                *target.split(),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert ".venv-checkov" not in result.stdout, target
+
+
 def test_make_deploy_needs_a_known_environment() -> None:
     for env in ("", "qa"):
         result = make("deploy", f"ENV={env}")

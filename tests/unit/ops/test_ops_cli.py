@@ -89,3 +89,15 @@ def test_ctrl_c_says_what_was_done(
     sent = int(match[1])
     assert 0 < sent < 500
     assert queue_counts(sqs_client, pair.url) == (sent, 0)  # exactly what it said
+
+
+def test_help_shows_each_default_once_and_no_none(capsys: Any) -> None:
+    """Help of the commands that list defaults: no `(default: None)`, never a default twice."""
+    for verb in ("plan", "simulate", "bench"):
+        try:
+            main([verb, "--help"])
+        except SystemExit as exited:
+            assert exited.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text, verb
+        assert "(default: none; see --env) (default" not in text, verb

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +22,8 @@ from worker.logs import EventLog
 
 from scripts.__main__ import main
 from tests.conftest import REGION
+
+ROOT = Path(__file__).resolve().parents[3]
 
 STREAM = "worker/worker/task-1"
 
@@ -118,6 +124,29 @@ def test_follow_shows_new_lines_once(deployed: Any, aws_args: list[str], capsys:
     out = capsys.readouterr().out.splitlines()
     ids = [json.loads(line).get("message_id") for line in out if line.startswith("{")]
     assert ids == [None, "m-1", "m-2", "m-3"]
+
+
+def test_follow_ends_when_the_reader_of_the_pipe_goes_away(
+    deployed: Any, aws_args: list[str]
+) -> None:
+    """`logs --follow | head -1`: no new line ever comes, yet the command ends (exit 0, no
+    traceback) soon after head has gone, instead of polling forever."""
+    env, _ = deployed
+    argv = [sys.executable, "-m", "scripts", "logs", *aws_args, "--env", env.env, "--follow"]
+    started = time.monotonic()
+    done = subprocess.run(
+        f"{shlex.join(argv)} | head -1; echo rc=${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.splitlines()[-1] == "rc=0"
+    assert "worker_started" in done.stdout.splitlines()[0]
+    assert done.stderr == ""
+    assert time.monotonic() - started < 20  # one poll (2 s) and a check every 0.5 s
 
 
 def test_since_must_be_a_duration_or_a_time(aws_args: list[str], capsys: Any) -> None:

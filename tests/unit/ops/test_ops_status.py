@@ -167,11 +167,11 @@ def test_batch_progress_and_estimated_finish(
     report = status_json(args, env_name, capsys, "--now", NOW.isoformat())
     assert report["batch"] == {
         "window": "04:00-09:00 Asia/Tokyo",
+        "deadline": "2026-11-24T08:30+09:00",  # the end minus the default 30-minute margin
         "processed_since_start": 400,
         "left": 60,
         "per_minute": 8.0,
         "estimated_finish": "2026-11-24T05:08+09:00",  # ceil(60 / 8) = 8 minutes from 05:00
-        "deadline": "2026-11-24T09:00+09:00",
         "on_time": True,
     }
     assert main(["status", *args, "--env", env_name, "--now", NOW.isoformat()]) == 0
@@ -180,7 +180,50 @@ def test_batch_progress_and_estimated_finish(
         "  batch   window 04:00-09:00 Asia/Tokyo: 400 processed since its start, 60 left, "
         "8/min over the last 15 min"
     )
-    assert lines[-1] == "          estimated finish 05:08, deadline 09:00: on time"
+    assert lines[-1] == "          estimated finish 05:08, deadline 08:30: on time"
+
+
+def test_a_finish_past_the_deadline_is_late(
+    tmp_path: Path,
+    aws_args: list[str],
+    deploy_environment: Any,
+    env_name: str,
+    moto_endpoint: str,
+    sqs_client: Any,
+    capsys: Any,
+) -> None:
+    """The deadline is the window's end minus its margin: 05:30 - 25 min = 05:05 < 05:08."""
+    window = {
+        "start": "04:00",
+        "end": "05:30",
+        "timezone": "Asia/Tokyo",
+        "min_tasks": 1,
+        "deadline_margin_minutes": 25,
+    }
+    cdk_json = tmp_path / "late.json"
+    environment = {"region": REGION, "batch_window": window}
+    cdk_json.write_text(json.dumps({"context": {"environments": {env_name: environment}}}))
+    env = deploy_environment(env_name)
+    send(sqs_client, env.queue_url, [f"job {n}" for n in range(60)])
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=moto_endpoint)
+    cloudwatch.put_metric_data(
+        Namespace=metric_namespace(env_name),
+        MetricData=[
+            {"MetricName": JOBS_PROCESSED, "Value": 8.0, "Timestamp": NOW - timedelta(minutes=m)}
+            for m in range(1, 16)
+        ],
+    )
+    args = [*aws_args, "--cdk-json", str(cdk_json)]  # the later --cdk-json wins
+    capsys.readouterr()
+    assert main(["status", *args, "--env", env_name, "--now", NOW.isoformat()]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "          estimated finish 05:08, deadline 05:05: LATE"
+    )
+    report = status_json(args, env_name, capsys, "--now", NOW.isoformat())
+    assert (report["batch"]["deadline"], report["batch"]["on_time"]) == (
+        "2026-11-24T05:05+09:00",
+        False,
+    )
 
 
 def test_missing_worker_stack(

@@ -126,12 +126,19 @@ def test_human_output_answers_first_and_marks_the_chosen_row(
     assert "Spot, planned at 50% off" in lines[1] and lines[1].endswith(".")
     assert lines[2].startswith("shape: cheapest within 5% of the cheapest shape")
     assert "no database cap given (--env or --max-total-processes)" in lines[2]
+    block = json.loads(out[out.index("{") :])
+    # The cap the sentence names is the one the block sets (Spot: its fallback counts too).
+    cap = block["scaling"]["max_total_processes"]
+    assert cap == 2 * block["scaling"]["max_tasks"] * block["worker"]["processes"]
+    assert lines[2].endswith(
+        f"the block sets max_total_processes to {block['scaling']['max_tasks']} tasks x 4 x 2 "
+        f"(with the on-demand fallback) = {cap} processes; lower it to what your database allows"
+    )
     assert lines[3].startswith("floor $")
     marked = [line for line in lines if line.startswith("*")]
     assert len(marked) == 1
     assert marked[0].split()[1:6] == ["arm64", "spot", "256", "1024", "4"]
     assert len([line for line in lines if line.endswith("more shapes: --all)")]) == 1
-    block = json.loads(out[out.index("{") :])
     assert block["batch_window"]["min_tasks"] == 6
 
 
@@ -242,3 +249,27 @@ def test_the_option_sentence_names_the_alternatives(capsys: pytest.CaptureFixtur
     assert only["option"] == "x86_64 on-demand: the cheapest option allowed"
     arm = _json(capsys, [*REFERENCE, "--capacity", "on-demand"])
     assert str(arm["option"]).startswith("arm64 on-demand: arm64 (Graviton) costs 20% less")
+
+
+def test_prices_and_the_block_use_the_environments_region(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cdk_json = tmp_path / "cdk.json"
+    environments = {
+        "east": {"region": "us-east-1", "scaling": {"max_total_processes": 100}},
+        "sao": {"region": "sa-east-1"},
+    }
+    cdk_json.write_text(json.dumps({"context": {"environments": environments}}))
+    east = _json(capsys, [*REFERENCE, "--env", "east", "--cdk-json", str(cdk_json)])
+    tokyo = _json(capsys, [*REFERENCE, "--max-total-processes", "100"])
+    assert east["cdk_json"]["region"] == "us-east-1"
+    assert tokyo["cdk_json"]["region"] == "ap-northeast-1"  # the default
+    assert east["best"]["price_per_hour"] < tokyo["best"]["price_per_hour"]  # Tokyo costs more
+    given = _json(capsys, [*REFERENCE, "--env", "east", "--cdk-json", str(cdk_json), "--region",
+                           "eu-west-1"])  # fmt: skip
+    assert given["cdk_json"]["region"] == "eu-west-1"
+    assert plan.main([*REFERENCE, "--env", "sao", "--cdk-json", str(cdk_json)]) == 1
+    assert capsys.readouterr().err == (
+        "error: no Fargate prices for sao's region sa-east-1 (known: "
+        f"{', '.join(pricing.REGIONS)}): pass --region\n"
+    )
