@@ -277,7 +277,10 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--process-memory", type=int, default=200, help="MiB per process")
     parser.add_argument("--process-cpu", type=float, default=0.05, help="vCPU per busy process")
     parser.add_argument(
-        "--handler-mode", default="callable", choices=sorted(sizing.KIT_SLOT_OVERHEAD_MIB)
+        "--handler-mode",
+        choices=sorted(sizing.KIT_SLOT_OVERHEAD_MIB),
+        help="whose memory the kit adds per process (default: --env's worker.handler_mode, "
+        "else callable)",
     )
     parser.add_argument(
         "--region",
@@ -367,10 +370,11 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
 
 def cap_source(args: argparse.Namespace) -> str:
     """Where the database cap comes from (reading --env's config into args.db_connections and,
-    unless --region is given, its region into args.region)."""
+    unless --region or --handler-mode is given, its region and handler mode into args)."""
     if args.env:
         config = environment(args.cdk_json, args.env)
         args.db_connections = config.scaling.max_total_processes
+        args.handler_mode = args.handler_mode or config.worker.handler_mode
         if args.region is None:
             if config.region not in pricing.REGIONS:
                 raise OpsError(
@@ -380,6 +384,7 @@ def cap_source(args: argparse.Namespace) -> str:
             args.region = config.region
         return f"{args.env}'s scaling.max_total_processes"
     args.region = args.region or DEFAULT_REGION
+    args.handler_mode = args.handler_mode or "callable"
     if args.db_connections is not None:
         return "--max-total-processes"
     return ""

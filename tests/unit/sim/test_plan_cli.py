@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scripts import plan, pricing
+from stacks import sizing
 from stacks.config import load_config
 from stacks.fargate import VALID_MEMORY_MIB
 
@@ -273,3 +274,27 @@ def test_prices_and_the_block_use_the_environments_region(
         "error: no Fargate prices for sao's region sa-east-1 (known: "
         f"{', '.join(pricing.REGIONS)}): pass --region\n"
     )
+
+
+def test_the_kits_share_follows_the_environments_handler_mode(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A command-mode environment is planned with the kit's 33 MiB loop per process (as its
+    config check counts it), not the callable mode's 7; --handler-mode still overrides."""
+    cdk_json = tmp_path / "cdk.json"
+    worker = {"handler_mode": "command", "handler": "php job.php"}
+    environments = {"php": {"region": "ap-northeast-1", "worker": worker}}
+    cdk_json.write_text(json.dumps({"context": {"environments": environments}}))
+    args = [*REFERENCE, "--env", "php", "--cdk-json", str(cdk_json), "--all"]
+
+    def processes(extra: list[str]) -> dict[tuple[int, int], int]:
+        shapes = _json(capsys, [*args, *extra])["shapes"]
+        assert isinstance(shapes, list)
+        return {(s["cpu"], s["memory_mib"]): s["processes"] for s in shapes}
+
+    command, callable_ = processes([]), processes(["--handler-mode", "callable"])
+    for (cpu, memory), count in command.items():
+        assert count == min(
+            sizing.processes_that_fit(memory, 200, "command"), callable_[(cpu, memory)]
+        )
+    assert command[(2048, 4096)] == 17 < callable_[(2048, 4096)]  # (4096 - 42) // (200 + 33)
