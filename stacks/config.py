@@ -130,6 +130,14 @@ Repository = Annotated[
 ]
 Tag = Annotated[str, _matches(r"\w[\w.-]{0,127}", "an image tag")]
 Digest = Annotated[str, _matches(r"sha256:[0-9a-f]{64}", "'sha256:' + 64 hex digits")]
+_ID = r"([a-z_][a-z0-9_-]*|\d+)"
+ImageUser = Annotated[
+    str,
+    _matches(
+        rf"(?!(0|root)(:|$)){_ID}(:{_ID})?",
+        "a user other than root, as 'name', 'uid' or 'uid:gid' (e.g. 'www-data', '33:33')",
+    ),
+]
 GitHubRepository = Annotated[
     str,
     _matches(
@@ -355,6 +363,7 @@ class ImageConfig(Model):
     repository: Repository | None = None
     tag: Tag | None = None
     digest: Digest | None = None
+    user: ImageUser | None = None
 
     rules = (_image_source, _image_files)
 

@@ -171,7 +171,7 @@ class WorkerService(Construct):
                 self, "LinuxParameters", init_process_enabled=True
             ),
             stop_timeout=Duration.seconds(worker.stop_timeout_seconds),
-            user=IMAGE_USER,
+            user=(worker.image and worker.image.user) or IMAGE_USER,
             # ECS Exec's SSM agent writes to the root filesystem: AWS does not support ECS Exec
             # with a read-only one (docs/operations.md).
             readonly_root_filesystem=not worker.ecs_exec,

@@ -20,6 +20,7 @@ from stacks.app_builder import build
 from stacks.config import load_config
 from stacks.constructs import worker_image as worker_image_module
 from stacks.constructs.worker_image import KIT_BUILD_CONTEXT, WORKER_IMAGE_DIR
+from stacks.constructs.worker_service import IMAGE_USER
 from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT, Synthesized, synthesize
 
 TEAM_APP = "tests/infra/fixtures/team_app"
@@ -133,6 +134,21 @@ def test_repository_and_tag_name_an_ecr_image_of_the_account_and_region() -> Non
         ]
     }
     assert docker_assets(s) == []
+
+
+def test_the_container_runs_as_the_kits_user_unless_the_image_names_its_own(
+    prod: Synthesized,
+) -> None:
+    def user(s: Synthesized) -> Any:
+        [task] = s.worker.find_resources("AWS::ECS::TaskDefinition").values()
+        return task["Properties"]["ContainerDefinitions"][0]["User"]
+
+    own = synthesize("prod", worker={"image": {"repository": "team/app", "tag": "v1"}})
+    named = synthesize(
+        "prod", worker={"image": {"repository": "team/app", "tag": "v1", "user": "www-data"}}
+    )
+    assert user(prod) == user(own) == IMAGE_USER
+    assert user(named) == "www-data"
 
 
 def test_repository_arn_and_digest_pin_the_image_by_digest() -> None:

@@ -110,6 +110,9 @@ def test_paths_are_not_checked_without_a_project_directory() -> None:
         ({"directory": TEAM_APP, "dockerfile": DOCKERFILE, "tag": "v1"}, "tag", "'v1'"),
         ({"directory": "/abs/app"}, "directory", "'/abs/app'"),
         ({"repository": "team/app", "tag": "v1", "typo": 1}, "typo", "unknown key"),
+        ({"repository": "team/app", "tag": "v1", "user": "root"}, "user", "'root'"),
+        ({"repository": "team/app", "tag": "v1", "user": "0:0"}, "user", "'0:0'"),
+        ({"repository": "team/app", "tag": "v1", "user": "www data"}, "user", "'www data'"),
         ("team/app:v1", "", "'team/app:v1' is not an object"),
     ],
     ids=[
@@ -127,6 +130,9 @@ def test_paths_are_not_checked_without_a_project_directory() -> None:
         "tag-with-directory",
         "absolute-directory",
         "unknown-key",
+        "root-user",
+        "root-uid",
+        "malformed-user",
         "not-an-object",
     ],
 )
@@ -161,3 +167,9 @@ def test_the_frameworks_tutorial_settings_load_in_the_layout_it_describes(
     assert config.worker.image is not None
     assert config.worker.image.directory == str(tmp_path)
     assert config.worker.handler_mode == "command"
+
+
+@pytest.mark.parametrize("user", ["www-data", "33", "33:33", "www-data:www-data", "1000:0"])
+def test_an_image_user_other_than_root_is_accepted(user: str) -> None:
+    config = load_config(with_image({"repository": "team/app", "tag": "v1", "user": user}), "prod")
+    assert config.worker.image is not None and config.worker.image.user == user
