@@ -9,7 +9,8 @@ DLQ. A job whose visibility can no longer be extended is stopped before it runs 
 (`lease_lost`). A receive never asks for more than the loop will start before a recycle; between
 jobs the loop checks its recycle limits (job count, memory) and exits cleanly. On SIGTERM it
 stops receiving at once, lets the running job finish within the grace period (else stops it and
-hands its message back), hands back unstarted messages and exits 0.
+hands its message back), runs the batch's unstarted messages while a job of the mean duration
+still fits in the grace, hands back the rest and exits 0.
 """
 
 from __future__ import annotations
@@ -110,6 +111,15 @@ class Worker:
             self.stop_requested_at is not None
             and time.monotonic() - self.stop_requested_at >= self.settings.stop_grace_seconds
         )
+
+    def _fits_in_grace(self) -> bool:
+        """Whether the next job of a batch may start: always before SIGTERM; after it, while a
+        job of the mean duration still ends within the grace. A received message that runs
+        has spent its receive on work; one handed back unstarted would have spent it on none."""
+        if self.stop_requested_at is None:
+            return True
+        left = self.settings.stop_grace_seconds - (time.monotonic() - self.stop_requested_at)
+        return 0 < self.mean_duration() < left
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -234,7 +244,7 @@ class Worker:
         try:
             for index, message in enumerate(batch):
                 reason = self._recycle_reason() if index else ""  # checked between jobs
-                if self.stop_requested_at is not None or reason:
+                if reason or not self._fits_in_grace():
                     self._hand_back(batch[index:])
                     break
                 before = self.rss_mib()

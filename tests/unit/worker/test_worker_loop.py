@@ -171,6 +171,21 @@ def test_stop_hands_back_the_running_job_after_the_grace_and_the_unstarted_at_on
     assert {m["MessageId"] for m in got["Messages"]} == ids
 
 
+def test_stop_runs_the_rest_of_a_short_batch_within_the_grace(make_worker: Make) -> None:
+    """SIGTERM mid-batch: the received messages that fit in the grace run (their receive is
+    spent on work), none is handed back having spent one on nothing."""
+    h = make_worker(WORKER_STOP_GRACE_SECONDS="5", PREFETCH_SECONDS="30")
+    h.worker.durations.append(0.3)  # a known mean: the whole batch is received at once
+    ids = {h.send(duration_seconds=0.3) for _ in range(4)}
+    h.start()
+    h.wait_for(lambda: len(h.runs()) == 1)
+    assert h.stop() == "sigterm"
+    assert [j["outcome"] for j in h.jobs()] == ["done"] * 4
+    assert {j["receive_count"] for j in h.jobs()} == {1}
+    assert set(h.runs()) == ids
+    assert queue_counts(h) == (0, 0)
+
+
 def test_stop_lets_a_job_finish_within_the_grace(make_worker: Make) -> None:
     h = make_worker(WORKER_STOP_GRACE_SECONDS="5")
     message_id = h.send(duration_seconds=1)
