@@ -76,6 +76,31 @@ def test_a_fleet_that_cannot_work_exits_within_the_bound(
         assert not fleet.events("worker_started")  # failed at the start-up check
 
 
+def test_the_start_errors_of_8_processes_stay_one_line_each(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any]
+) -> None:
+    """As in the image (PYTHONUNBUFFERED=1): 8 processes fail at start at once and supervisord
+    copies their stderr into one stream. Each error and the watch's JSON line must stay a line
+    of its own (print() wrote text and newline apart, and lines of processes exiting together
+    came out glued: 2 to 6 a run, the process_fatal line among them)."""
+    pair = make_queue_pair()
+    handler = "php no-such-runner.php"
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        WORKER_PROCESSES=8,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=handler,
+        PYTHONUNBUFFERED="1",
+    )
+    assert fleet.wait(BOUND + 30) == 1
+    lines = fleet.log_path.read_text().splitlines()
+    errors = [line for line in lines if "WORKER_HANDLER=" in line and "{" not in line]
+    assert len(errors) >= 8 * 2  # every process, at least two of its starts
+    assert all(line.startswith(f"WORKER_HANDLER={handler!r}: ") for line in errors)
+    assert all(line.count("WORKER_HANDLER=") <= 1 for line in lines)
+    assert len(fleet.events("process_fatal")) == 1
+
+
 def test_a_handler_that_dies_after_startsecs_ends_the_fleet(
     make_fleet: MakeFleet, make_queue_pair: Callable[..., Any]
 ) -> None:

@@ -125,6 +125,14 @@ def task_protection(settings: Settings, log: EventLog) -> TaskProtection | None:
     )
 
 
+def say_line(text: object) -> None:
+    """`text` and its newline on stderr in one write: print() writes them apart when Python is
+    unbuffered (the image sets PYTHONUNBUFFERED), and supervisord, reading many processes'
+    pipes, then glued lines of processes that exited together."""
+    sys.stderr.write(f"{text}\n")
+    sys.stderr.flush()
+
+
 def main(env: Mapping[str, str] = os.environ) -> int:
     """Run until SIGTERM or a recycle limit; 0 on a clean stop, 78 on a bad setting, a
     handler that cannot start or a queue that cannot be read; consumer mode: the consumer's
@@ -132,7 +140,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     try:
         settings = Settings.from_env(env)
     except SettingsError as error:
-        print(error, file=sys.stderr)
+        say_line(error)
         return EX_CONFIG
     log = EventLog(settings.process_name)
     try:
@@ -141,14 +149,14 @@ def main(env: Mapping[str, str] = os.environ) -> int:
             return ConsumerWatcher(settings, shlex.split(settings.handler), log).run()
         runner = make_runner(settings, log)
     except HandlerError as error:
-        print(error, file=sys.stderr)
+        say_line(error)
         return EX_CONFIG
     try:
         sqs = sqs_client(settings)
         check_queue(sqs, settings.queue_url)
     except QueueUnusable as error:
         runner.close()
-        print(error, file=sys.stderr)
+        say_line(error)
         return EX_CONFIG
     protection = task_protection(settings, log)
     try:

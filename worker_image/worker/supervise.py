@@ -53,7 +53,8 @@ def _say(level: str, event: str, **fields: object) -> None:
         "pid": os.getpid(),
         **fields,
     }
-    print(json.dumps(record), file=sys.stderr, flush=True)
+    sys.stderr.write(json.dumps(record) + "\n")  # one write: never glued to another line
+    sys.stderr.flush()
 
 
 def start_timeout(env: Mapping[str, str]) -> float:
