@@ -65,6 +65,8 @@ _SHELL_WORDS = frozenset(
 )
 # Interpreters whose first argument (unless an option) is the script they run.
 _INTERPRETER = re.compile(r"(php|python|node|ruby|perl|bash|dash|sh)[\d.]*")
+# A script argument the check cannot judge: an option, or one the shell expands at run time.
+_UNCHECKABLE = re.compile(r"^-|[$`*?\[~]")
 # Characters of shell control operators (`;`, `&&`, `||`, `|`, `&`, subshells).
 _CONTROL_CHARS = frozenset(";&|()")
 
@@ -480,11 +482,12 @@ def check_command(command: str, cwd: str | None = None) -> None:
         raise HandlerError(
             f"WORKER_HANDLER={command!r}: {name!r} not found on PATH={os.environ.get('PATH', '')}"
         )
-    if _INTERPRETER.fullmatch(os.path.basename(name)) and words[1:2] and words[1][:1] != "-":
+    script = words[1] if len(words) > 1 else "-"
+    if _INTERPRETER.fullmatch(os.path.basename(name)) and not _UNCHECKABLE.search(script):
         directory = cwd or os.getcwd()
-        if not os.path.isfile(os.path.join(directory, words[1])):
+        if not os.path.isfile(os.path.join(directory, script)):
             raise HandlerError(
-                f"WORKER_HANDLER={command!r}: {name} would run {words[1]!r}, which is not a "
+                f"WORKER_HANDLER={command!r}: {name} would run {script!r}, which is not a "
                 f"file (in {directory}, the image's WORKDIR)"
             )
 

@@ -306,7 +306,16 @@ def test_a_file_that_is_not_executable_fails_the_check(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["sh -c 'exit 0'", f"exec {PY} -V", "env A=1 sh -e run.sh", "exit 0", "cd /tmp", "sh run.sh"],
+    [
+        "sh -c 'exit 0'",
+        f"exec {PY} -V",
+        "env A=1 sh -e run.sh",
+        "exit 0",
+        "cd /tmp",
+        "sh run.sh",
+        "sh $APP_DIR/run.sh",  # expanded at run time: not judged at start
+        "sh ~/run.sh",
+    ],
 )
 def test_present_executables_and_shell_words_pass_the_check(command: str, tmp_path: Path) -> None:
     (tmp_path / "run.sh").write_text("exit 0\n")
