@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,6 +21,7 @@ from worker.logs import EventLog
 from worker.loop import Worker
 from worker.protection import TaskProtection
 from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
+from worker.supervise import write_line
 
 EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the task is replaced
 QUEUE_CHECK_ATTEMPTS = 3
@@ -125,14 +125,6 @@ def task_protection(settings: Settings, log: EventLog) -> TaskProtection | None:
     )
 
 
-def say_line(text: object) -> None:
-    """`text` and its newline on stderr in one write: print() writes them apart when Python is
-    unbuffered (the image sets PYTHONUNBUFFERED), and supervisord, reading many processes'
-    pipes, then glued lines of processes that exited together."""
-    sys.stderr.write(f"{text}\n")
-    sys.stderr.flush()
-
-
 def main(env: Mapping[str, str] = os.environ) -> int:
     """Run until SIGTERM or a recycle limit; 0 on a clean stop, 78 on a bad setting, a
     handler that cannot start or a queue that cannot be read; consumer mode: the consumer's
@@ -140,7 +132,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     try:
         settings = Settings.from_env(env)
     except SettingsError as error:
-        say_line(error)
+        write_line(str(error))
         return EX_CONFIG
     log = EventLog(settings.process_name)
     try:
@@ -149,14 +141,14 @@ def main(env: Mapping[str, str] = os.environ) -> int:
             return ConsumerWatcher(settings, shlex.split(settings.handler), log).run()
         runner = make_runner(settings, log)
     except HandlerError as error:
-        say_line(error)
+        write_line(str(error))
         return EX_CONFIG
     try:
         sqs = sqs_client(settings)
         check_queue(sqs, settings.queue_url)
     except QueueUnusable as error:
         runner.close()
-        say_line(error)
+        write_line(str(error))
         return EX_CONFIG
     protection = task_protection(settings, log)
     try:

@@ -67,6 +67,8 @@ _SHELL_WORDS = frozenset(
 _INTERPRETER = re.compile(r"(php|python|node|ruby|perl|bash|dash|sh)[\d.]*")
 # A script argument the check cannot judge: an option, or one the shell expands at run time.
 _UNCHECKABLE = re.compile(r"^-|[$`*?\[~]")
+# First words after which a command runs as written: a shell word, or it execs by itself.
+_RUN_AS_WRITTEN = _SHELL_WORDS | {"exec", "env"}
 # Characters of shell control operators (`;`, `&&`, `||`, `|`, `&`, subshells).
 _CONTROL_CHARS = frozenset(";&|()")
 
@@ -289,6 +291,7 @@ class CommandRunner:
         job_file: str | None = None,
     ) -> None:
         self.command = command
+        self._script = exec_script(command)  # what `sh -c` runs for every job
         self.cwd = cwd
         self.job_file = job_file  # holds the running job's process group id
         self.log = log or EventLog(LOCAL_PROCESS_NAME)
@@ -320,7 +323,7 @@ class CommandRunner:
         }
         self._peak_rss = 0
         process = subprocess.Popen(
-            ["/bin/sh", "-c", exec_script(self.command)],
+            ["/bin/sh", "-c", self._script],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -504,7 +507,7 @@ def exec_script(command: str) -> str:
         words = list(lexer)
     except ValueError:
         return command
-    if not words or "\n" in command.strip() or words[0] in _SHELL_WORDS | {"exec", "env"}:
+    if not words or "\n" in command.strip() or words[0] in _RUN_AS_WRITTEN:
         return command
     if any(set(word) <= _CONTROL_CHARS for word in words):
         return command

@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +37,8 @@ from typing import Any, Protocol, TypeVar
 
 import boto3
 from botocore.exceptions import ClientError
+
+from worker.supervise import write_line
 
 TABLE_ENV = "IDEMPOTENCY_TABLE_NAME"
 DEFAULT_TTL_DAYS = 7.0  # SQS keeps a message 14 days at most: a record need not outlive that
@@ -289,4 +292,4 @@ def log(level: str, event: str, **fields: Any) -> None:
         "pid": os.getpid(),
         **fields,
     }
-    print(json.dumps(line), flush=True)
+    write_line(json.dumps(line), sys.stdout)  # one write: never glued to another line

@@ -25,6 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+# No typing at run time (module docstring); mypy reads the block below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
 DEFAULTS = {
     "WORKER_PROCESSES": "2",
     "SUPERVISOR_STOPWAITSECS": "110",
@@ -44,6 +49,16 @@ def alive_mark(run_dir: str | Path, process_name: str) -> Path:
     return Path(run_dir) / f"{ALIVE_PREFIX}{process_name}"
 
 
+def write_line(text: str, stream: TextIO | None = None) -> None:
+    """`text` and its newline in one write to `stream` (default stderr): print() writes them
+    apart when Python is unbuffered (the images set PYTHONUNBUFFERED), and supervisord,
+    copying many processes' pipes into one stream, then glued lines of processes that exited
+    together."""
+    stream = stream or sys.stderr
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def _say(level: str, event: str, **fields: object) -> None:
     record = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -53,8 +68,7 @@ def _say(level: str, event: str, **fields: object) -> None:
         "pid": os.getpid(),
         **fields,
     }
-    sys.stderr.write(json.dumps(record) + "\n")  # one write: never glued to another line
-    sys.stderr.flush()
+    write_line(json.dumps(record))
 
 
 def start_timeout(env: Mapping[str, str]) -> float:
