@@ -136,6 +136,33 @@ def test_protected_tasks_are_counted_ten_per_call() -> None:
     assert (tasks.running, tasks.desired, tasks.protected) == (12, 12, 8)
 
 
+def batch_day(
+    tmp_path: Path,
+    window: dict[str, Any],
+    env_name: str,
+    points: list[tuple[datetime, float]],
+    deploy_environment: Any,
+    sqs_client: Any,
+    moto_endpoint: str,
+) -> Path:
+    """A deployed environment with `window`, 60 jobs waiting and JobsProcessed `points`
+    (time, count); returns the cdk.json that holds the window."""
+    cdk_json = tmp_path / "window.json"
+    environment = {"region": REGION, "batch_window": window}
+    cdk_json.write_text(json.dumps({"context": {"environments": {env_name: environment}}}))
+    env = deploy_environment(env_name)
+    send(sqs_client, env.queue_url, [f"job {n}" for n in range(60)])
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=moto_endpoint)
+    cloudwatch.put_metric_data(
+        Namespace=metric_namespace(env_name),
+        MetricData=[
+            {"MetricName": JOBS_PROCESSED, "Value": value, "Timestamp": moment}
+            for moment, value in points
+        ],
+    )
+    return cdk_json
+
+
 def test_batch_progress_and_estimated_finish(
     tmp_path: Path,
     aws_args: list[str],
@@ -147,21 +174,11 @@ def test_batch_progress_and_estimated_finish(
 ) -> None:
     """Inside the window: processed since its start, and now + left / (rate of 15 min)."""
     window = {"start": "04:00", "end": "09:00", "timezone": "Asia/Tokyo", "min_tasks": 1}
-    cdk_json = tmp_path / "window.json"
-    environment = {"region": REGION, "batch_window": window}
-    cdk_json.write_text(json.dumps({"context": {"environments": {env_name: environment}}}))
-    env = deploy_environment(env_name)
-    send(sqs_client, env.queue_url, [f"job {n}" for n in range(60)])
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=moto_endpoint)
     # 8 jobs a minute for the 50 minutes 04:10-04:59 (and one before the window: not counted).
     points = [(NOW - timedelta(minutes=m), 8.0) for m in range(1, 51)]
     points.append((NOW - timedelta(hours=2), 999.0))
-    cloudwatch.put_metric_data(
-        Namespace=metric_namespace(env_name),
-        MetricData=[
-            {"MetricName": JOBS_PROCESSED, "Value": value, "Timestamp": moment}
-            for moment, value in points
-        ],
+    cdk_json = batch_day(
+        tmp_path, window, env_name, points, deploy_environment, sqs_client, moto_endpoint
     )
     args = [*aws_args, "--cdk-json", str(cdk_json)]  # the later --cdk-json wins
     report = status_json(args, env_name, capsys, "--now", NOW.isoformat())
@@ -200,18 +217,9 @@ def test_a_finish_past_the_deadline_is_late(
         "min_tasks": 1,
         "deadline_margin_minutes": 25,
     }
-    cdk_json = tmp_path / "late.json"
-    environment = {"region": REGION, "batch_window": window}
-    cdk_json.write_text(json.dumps({"context": {"environments": {env_name: environment}}}))
-    env = deploy_environment(env_name)
-    send(sqs_client, env.queue_url, [f"job {n}" for n in range(60)])
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=moto_endpoint)
-    cloudwatch.put_metric_data(
-        Namespace=metric_namespace(env_name),
-        MetricData=[
-            {"MetricName": JOBS_PROCESSED, "Value": 8.0, "Timestamp": NOW - timedelta(minutes=m)}
-            for m in range(1, 16)
-        ],
+    points = [(NOW - timedelta(minutes=m), 8.0) for m in range(1, 16)]
+    cdk_json = batch_day(
+        tmp_path, window, env_name, points, deploy_environment, sqs_client, moto_endpoint
     )
     args = [*aws_args, "--cdk-json", str(cdk_json)]  # the later --cdk-json wins
     capsys.readouterr()
