@@ -14,6 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
+from worker import contract
 
 from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
 from stacks.constructs.capacity import ON_DEMAND, capacity_strategies
@@ -280,7 +281,7 @@ class WorkerService(Construct):
             "HEARTBEAT_INTERVAL_SECONDS": str(q.heartbeat_interval_seconds),
             "RETRY_BACKOFF_BASE_SECONDS": str(q.retry_backoff_base_seconds),
             "RETRY_BACKOFF_MAX_SECONDS": str(q.retry_backoff_max_seconds),
-            "WORKER_MAX_RECEIVE_COUNT": str(q.max_receive_count),
+            contract.MAX_RECEIVE_COUNT_VARIABLE: str(q.max_receive_count),
             "PREFETCH_SECONDS": str(worker.prefetch_seconds),
             "MAX_JOBS_PER_PROCESS": str(worker.max_jobs_per_process),
             "MAX_MEMORY_MIB_PER_PROCESS": str(worker.max_memory_mib_per_process),

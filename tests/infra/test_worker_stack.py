@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk.assertions import Match
+from worker import contract
 
+from stacks.config import RESERVED_ENV
 from tests.infra.conftest import Synthesized, synthesize
 
 
@@ -146,7 +148,9 @@ def test_the_runners_know_the_queues_max_receive_count(prod: Synthesized) -> Non
         for r in prod.queue_json["Resources"].values()
         if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]
     ]
-    assert environment(prod)["WORKER_MAX_RECEIVE_COUNT"] == str(redrive["maxReceiveCount"])
+    max_receive_count = environment(prod)[contract.MAX_RECEIVE_COUNT_VARIABLE]
+    assert max_receive_count == str(redrive["maxReceiveCount"])
+    assert contract.MAX_RECEIVE_COUNT_VARIABLE in RESERVED_ENV  # a team's variable cannot hide it
 
 
 def test_worker_timings_fit_inside_the_stop_timeout(prod: Synthesized) -> None:

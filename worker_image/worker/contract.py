@@ -23,6 +23,12 @@ values base64)."""
 DLQ_KEPT_ATTRIBUTES = 8
 """A dead-lettered copy keeps up to this many original attributes as they were."""
 
+# -- Variables the task sets for the runners (recipes/) --------------------------------------
+
+MAX_RECEIVE_COUNT_VARIABLE = "WORKER_MAX_RECEIVE_COUNT"
+"""The work queue's maxReceiveCount (queue.max_receive_count): the receive on which a failure is
+final. recipes/laravel/run-job.php takes it as its default --tries."""
+
 # -- Log lines: one JSON object per line -------------------------------------------------------
 
 TIME = "time"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from worker import contract
 
 from tests.unit.php.conftest import (
     EXIT_DONE,
@@ -188,7 +189,7 @@ def test_a_body_that_is_no_laravel_payload_is_dead_lettered_without_booting(
 def test_the_kits_max_receive_count_is_the_default_tries(run_job: Callable[..., Run]) -> None:
     """The task's WORKER_MAX_RECEIVE_COUNT: the last receive's failure is final (failed(), a
     failed_jobs row, the DLQ with its reason), not SQS's silent redrive."""
-    settings = {"WORKER_MAX_RECEIVE_COUNT": "3"}
+    settings = {contract.MAX_RECEIVE_COUNT_VARIABLE: "3"}  # the name the task definition sets
     before_last = run_job("UntriedThrowJob", receive_count=2, settings=settings)
     last = run_job("UntriedThrowJob", receive_count=3, settings=settings)
     no_limit = run_job(
