@@ -98,9 +98,11 @@ def test_task_protection_spans_the_processes_of_the_task(
     finally:
         server.shutdown()
     assert busy_at_once >= 2
-    # Alternating on/off, starting protected and ending released; far fewer calls than jobs.
+    # Starting protected and ending released; far fewer calls than jobs. Never two releases in
+    # a row; a protect may be sent twice: a process whose call landed before a newer decision
+    # of another process cannot know that and sends what the task needs again (protection.py).
     assert enabled[0] is True and enabled[-1] is False
-    assert all(a != b for a, b in itertools.pairwise(enabled))
+    assert all(a or b for a, b in itertools.pairwise(enabled))
     assert len(enabled) < 2 * 6
     lines = fleet.events("task_protection")
     assert {line["protected"] for line in lines} == {True, False}
