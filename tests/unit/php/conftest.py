@@ -34,25 +34,58 @@ EXIT_DONE, EXIT_FAILED, EXIT_RETRY = 0, 65, 75
 QUEUE_URL = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/jobs"
 
 
+# The real frameworks from Debian's archive (bookworm on the test host: PHP 8.2, Laravel 8.83,
+# Symfony 5.4): the runners are tested against them, never against copies of their code.
+# Composer's registry is unreachable: the test applications load Debian's autoloaders.
+PHP_PACKAGES = (
+    "php-cli",
+    "php-sqlite3",
+    "php-laravel-framework",
+    "php-symfony-messenger",
+    "php-symfony-amazon-sqs-messenger",
+    "php-async-aws-sqs",
+    "php-symfony-serializer",
+    "php-symfony-property-access",
+    "php-symfony-framework-bundle",
+    "php-symfony-dotenv",
+    "composer",
+)
+# A file every package above installs: present when the last install finished.
+_INSTALLED_MARKERS = (
+    "/usr/share/php/Illuminate/Queue/Worker.php",
+    "/usr/share/php/Symfony/Component/Messenger/Bridge/AmazonSqs/autoload.php",
+    "/usr/share/php/AsyncAws/Sqs/SqsClient.php",
+    "/usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php",
+    "/usr/share/php/Composer/InstalledVersions.php",
+)
+
+
+def _frameworks_installed() -> bool:
+    return shutil.which("php") is not None and all(map(os.path.exists, _INSTALLED_MARKERS))
+
+
 def _install_php() -> None:
-    """apt-get install php-cli (Debian's 8.2), after an apt-get update if the first try fails."""
+    """apt-get install PHP_PACKAGES, after an apt-get update if the first try fails."""
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [*sudo, "apt-get", "install", "-y", "php-cli"]
+    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", *PHP_PACKAGES]
     if subprocess.run(install, env=env, capture_output=True).returncode == 0:
         return
     subprocess.run([*sudo, "apt-get", "update"], env=env, capture_output=True)
     done = subprocess.run(install, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.fail(f"php is missing and `apt-get install php-cli` failed:\n{done.stderr}")
+        pytest.fail(f"`apt-get install {' '.join(PHP_PACKAGES)}` failed:\n{done.stderr}")
 
 
 @pytest.fixture(scope="session")
 def php() -> str:
-    """The php-cli binary; installed with apt-get when missing (fails loudly when it cannot)."""
+    """The php-cli binary with the real frameworks; installed with apt-get when missing (fails
+    loudly when it cannot)."""
     with host_setup_lock():
-        if shutil.which("php") is None:
+        if not _frameworks_installed():
             _install_php()
+        if not _frameworks_installed():
+            pytest.fail(f"apt-get installed {PHP_PACKAGES} but a file is missing: {_INSTALLED_MARKERS}")
     binary = shutil.which("php")
     if binary is None:
         pytest.fail("apt-get installed php-cli but no php is on PATH")
