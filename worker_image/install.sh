@@ -17,6 +17,9 @@
 #   - /opt/queue-worker-kit/venv: a venv with the pinned requirements.txt (pip then removed)
 #   - /opt/queue-worker-kit/app: the runtime (worker/) and supervisord.conf
 #   - /opt/queue-worker-kit/bin/queue-worker: the entrypoint (supervisord and its workers)
+#   - /tmp: what earlier build steps left there (a warm-up run as root) is made writable by every
+#     user, because `VOLUME ["/tmp"]` copies it into the task's /tmp, where the task's user (not
+#     root) must write it; /tmp itself is 1777. Each such path is named in the build log.
 #   - apt lists removed; nothing else of the image is changed.
 set -eu
 
@@ -81,6 +84,13 @@ export WORKER_WORKDIR="${WORKER_WORKDIR:-$PWD}"
 export PYTHONUNBUFFERED=1
 exec /opt/queue-worker-kit/venv/bin/python -m worker.supervise "$@"
 EOF
+# Earlier steps' leftovers in /tmp (a cache warmed as root) reach the task through the /tmp
+# volume; the task's user is not root and must be able to write them.
+chmod 1777 /tmp
+find /tmp -mindepth 1 -maxdepth 1 ! -path "$KIT_SOURCE" | while read -r left; do
+    say "$left: left in /tmp by an earlier step; made writable for the task's user"
+    chmod -R a+rwX "$left"
+done
 chmod -R a+rX,go-w "$PREFIX"
 chmod 755 "$PREFIX/bin/queue-worker"
 "$PREFIX/venv/bin/python" -c 'import boto3, supervisor, worker.app' \

@@ -21,7 +21,7 @@ def engine() -> str:
         return "docker"
     assert SETUP.is_file(), f"no Docker engine and no container setup script at {SETUP}"
     with host_setup_lock():  # the setup installs with apt-get
-        offered = run("bash", str(SETUP)).strip().splitlines()[-1]
+        offered = run("bash", str(SETUP), "trixie").strip().splitlines()[-1]
     assert offered == "podman", f"{SETUP} offers {offered!r}, not podman"
     return "podman"
 

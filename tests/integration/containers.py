@@ -2,8 +2,9 @@
 
 The engine: Docker when a Docker engine answers (the Dockerfile's default base image), else
 podman from the sandbox's setup script `../shared/container/setup.sh` beside the repository
-(installs podman, builds localhost/kit-base:bookworm; idempotent; KIT_CONTAINER_SETUP names
-another script). If no engine can be set up, the image tests fail: they never skip.
+(installs podman, builds localhost/kit-base:bookworm and, given `trixie`, :trixie too;
+idempotent; KIT_CONTAINER_SETUP names another script). If no engine can be set up, the image
+tests fail: they never skip.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ SETUP = Path(
     os.environ.get("KIT_CONTAINER_SETUP", str(ROOT.parent / "shared" / "container" / "setup.sh"))
 )
 BASE = "localhost/kit-base:bookworm"
+# Debian trixie (PHP 8.4, Laravel 10, Symfony 6.4 in its archive): the PHP application images.
+TRIXIE = "localhost/kit-base:trixie"
 
 
 def as_ecs(engine: str) -> tuple[str, ...]:

@@ -1,12 +1,12 @@
 """A PHP team's own image with the kit brought in the documented way, run against moto.
 
-The image (tests/integration/php_app/Dockerfile): Debian's php-cli on the local bookworm base,
-python3 purged as in the official php:*-cli images, a tiny PHP job (job.php) and the Laravel and
-Symfony test applications of tests/php (framework doubles: tests/php/fakes/README.md), then the
-kit's stage from docs/frameworks.md (`COPY --from=queue-worker-kit` + install.sh, the runners
-of worker_image/recipes), built with `--build-context queue-worker-kit=worker_image`. Built once
-per session. Every run is at the production shape (WORKER_PROCESSES=8, command mode); only the
-SQS timings (long poll 1 s, backoff base 0) are shortened so the test stays fast.
+The image: tests/integration/php_app/Dockerfile (Debian trixie's php-cli 8.4 with the real
+Laravel 10 and Symfony 6.4 from Debian's archive, a tiny job script, one test application of
+tests/php at /app, warmed up as root at build time) followed by the kit's stage exactly as
+docs/frameworks.md step 1 prints it, built with `--build-context queue-worker-kit=worker_image`.
+Built once per application and session. Every run is at the production shape
+(WORKER_PROCESSES=8, command mode); only the SQS timings (long poll 1 s, backoff base 0) are
+shortened so the test stays fast.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.containers import (
-    BASE,
+    TRIXIE,
     as_ecs,
     remove_container,
     run,
@@ -29,10 +30,10 @@ from tests.integration.containers import (
 )
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.sqs_helpers import drain
+from tests.tutorial import image_stage
 
 PHP_APP = Path(__file__).resolve().parent / "php_app"
-PHP_TESTS = ROOT / "tests" / "php"  # the Laravel and Symfony test applications (doubles)
-IMAGE = "localhost/php-runtime-app:test"
+PHP_TESTS = ROOT / "tests" / "php"  # the Laravel and Symfony test applications
 PROCESSES = "8"
 REASON = "RuntimeException: payment API said no"
 
@@ -41,27 +42,43 @@ pytestmark = [pytest.mark.container, pytest.mark.xdist_group("container")]
 
 
 @pytest.fixture(scope="session")
-def php_image(engine: str) -> str:
-    """The PHP application image with the kit's stage, built once."""
-    base = [] if engine == "docker" else ["--build-arg", f"BASE_IMAGE={BASE}"]
-    run(
-        engine, "build", "--network", "host", *base,
-        "--build-context", f"queue-worker-kit={WORKER_IMAGE}",
-        "--build-context", f"php-tests={PHP_TESTS}",
-        "--target", "worker", "--tag", IMAGE,
-        "--file", str(PHP_APP / "Dockerfile"), str(PHP_APP),
-    )  # fmt: skip
-    return IMAGE
+def build_php_image(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """`build("laravel-app")`: the image of that test application with the tutorial's stage,
+    built once per application."""
+    dockerfile = tmp_path_factory.mktemp("php-image") / "Dockerfile"
+    dockerfile.write_text(f"{(PHP_APP / 'Dockerfile').read_text()}\n{image_stage()}")
+
+    @cache
+    def build(app: str) -> str:
+        tag = f"localhost/php-{app}:test"
+        base = [] if engine == "docker" else ["--build-arg", f"BASE_IMAGE={TRIXIE}"]
+        run(
+            engine, "build", "--network", "host", *base, "--build-arg", f"APP={app}",
+            "--build-context", f"queue-worker-kit={WORKER_IMAGE}",
+            "--build-context", f"php-tests={PHP_TESTS}",
+            "--target", "worker", "--tag", tag, "--file", str(dockerfile), str(PHP_APP),
+        )  # fmt: skip
+        return tag
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def php_image(build_php_image: Callable[[str], str]) -> str:
+    """The Laravel application's image (the tiny job script is in every image)."""
+    return build_php_image("laravel-app")
 
 
 @pytest.fixture
-def php_fleet(
-    engine: str, php_image: str, moto_endpoint: str, tmp_path: Path
+def start_php_fleet(
+    engine: str, moto_endpoint: str, tmp_path: Path
 ) -> Iterator[Callable[..., Fleet]]:
-    """Factory: the PHP image running in command mode with 8 processes (+ env overrides)."""
+    """Factory: `start(image, *run_options, **env)`: the image run as the task definition runs a
+    team's image (the kit's user, a read-only root, /tmp through the VOLUME), command mode with
+    8 processes unless env says otherwise."""
     names: list[str] = []
 
-    def start(*options: str, **env: str) -> Fleet:
+    def start(image: str, *options: str, **env: str) -> Fleet:
         settings = {
             "WORKER_PROCESSES": PROCESSES,
             "WORKER_HANDLER_MODE": "command",
@@ -75,10 +92,8 @@ def php_fleet(
         }
         workdir = tmp_path / f"container-{len(names)}"
         workdir.mkdir()
-        # As the task definition runs a team's image: the kit's user, a read-only root, /tmp.
-        run_options = (*as_ecs(engine), *options)
         fleet, name = start_container(
-            engine, php_image, workdir, moto_endpoint, settings, run_options
+            engine, image, workdir, moto_endpoint, settings, (*as_ecs(engine), *options)
         )
         names.append(name)
         return fleet
@@ -86,6 +101,12 @@ def php_fleet(
     yield start
     for name in names:
         remove_container(engine, name)
+
+
+@pytest.fixture
+def php_fleet(php_image: str, start_php_fleet: Callable[..., Fleet]) -> Callable[..., Fleet]:
+    """Factory: the Laravel application's image running job.php (+ env overrides)."""
+    return lambda *options, **env: start_php_fleet(php_image, *options, **env)
 
 
 def send(sqs: Any, url: str, count: int = 1, **job: Any) -> list[str]:

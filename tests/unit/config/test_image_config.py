@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stacks.config import ImageConfig, load_config
+from tests.tutorial import environment_block
 from tests.unit.config.test_config import ENVIRONMENTS, ROOT, problems, prod_with
 
 TEAM_APP = "tests/infra/fixtures/team_app"
@@ -153,10 +153,7 @@ def test_the_frameworks_tutorial_settings_load_in_the_layout_it_describes(
 ) -> None:
     """docs/frameworks.md step 2, as a team would paste it: the kit in infra/ of the app's
     repository, the Dockerfile at the repository's root."""
-    tutorial = (ROOT / "docs" / "frameworks.md").read_text()
-    step = tutorial.split("## 2. The settings", 1)[1]
-    block = step.split("```json\n", 1)[1].split("```", 1)[0]
-    environment = json.loads("{" + block + "}")["prod"]
+    environment = environment_block("run-job.php")
     (tmp_path / "infra").mkdir()
     (tmp_path / "Dockerfile").write_text("FROM app AS worker\n")
     config = load_config(
