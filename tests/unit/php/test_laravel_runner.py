@@ -217,6 +217,32 @@ def test_a_job_that_throws_on_its_last_try_fails_into_failed_jobs(
     assert row["exception"].startswith("RuntimeException: upstream API timed out")
 
 
+def test_a_redriven_job_that_fails_again_records_its_new_failure(
+    run_body: Callable[..., Run],
+    payload: Callable[..., str],
+    failed_jobs: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """The DLQ's message redriven to the queue is the same payload (the same uuid, UNIQUE in
+    failed_jobs): its new failure replaces the old row, as queue:retry forgets it first."""
+    body = payload("ThrowJob")  # $tries = 3
+    first = run_body(body, receive_count=3)
+    [first_row] = failed_jobs()
+    again = run_body(body, receive_count=5)
+
+    assert (first.exit_code, again.exit_code) == (EXIT_FAILED, EXIT_FAILED), again.stderr
+    assert first_row["exception"].startswith("RuntimeException: upstream API timed out")
+    [row] = failed_jobs()
+    assert row["uuid"] == first_row["uuid"]
+    assert row["exception"].startswith("Illuminate\\Queue\\MaxAttemptsExceededException: ")
+    assert again.of_kind("failed_called") == [
+        {"kind": "failed_called", "exception": "Illuminate\\Queue\\MaxAttemptsExceededException"}
+    ]
+    # Only the job's own exception is reported and logged: recording the failure raised none.
+    reported = [record["exception"] for record in again.of_kind("reported")]
+    assert reported == ["Illuminate\\Queue\\MaxAttemptsExceededException"]
+    assert all("MaxAttemptsExceededException" in line for line in error_lines(again))
+
+
 def test_a_job_received_more_often_than_its_tries_fails_without_running(
     run_job: Callable[..., Run], failed_jobs: Callable[[], list[dict[str, Any]]]
 ) -> None:

@@ -38,6 +38,7 @@ use Illuminate\Contracts\Cache\Repository as Cache;
 use Illuminate\Contracts\Console\Kernel as ConsoleKernel;
 use Illuminate\Contracts\Debug\ExceptionHandler;
 use Illuminate\Queue\Events\JobFailed;
+use Illuminate\Queue\Failed\DatabaseUuidFailedJobProvider;
 use Illuminate\Queue\Worker;
 use Illuminate\Queue\WorkerOptions;
 use Throwable;
@@ -86,7 +87,15 @@ function main(): int
 
     // queue:work records failed jobs from a JobFailed listener (WorkCommand::logFailedJob).
     $app['events']->listen(JobFailed::class, function (JobFailed $event) use ($app): void {
-        $app['queue.failer']->log(
+        $failer = $app['queue.failer'];
+        // A message redriven from the DLQ is the same payload: its uuid, which the
+        // database-uuids failer keeps UNIQUE, may have a row of an earlier failure. Forget that
+        // row first, as queue:retry does, so the new failure is recorded.
+        $uuid = $event->job->uuid();
+        if ($uuid !== null && $failer instanceof DatabaseUuidFailedJobProvider) {
+            $failer->forget($uuid);
+        }
+        $failer->log(
             $event->connectionName, $event->job->getQueue(), $event->job->getRawBody(), $event->exception
         );
     });
