@@ -438,3 +438,46 @@ def test_the_adapter_serves_laravels_own_sqs_worker_and_commands(
 
     assert "Cleared 2 jobs" in cleared
     assert queue_counts(sqs_client, pair.url) == (0, 0)
+
+
+def test_a_config_cached_at_build_time_does_not_hide_the_tasks_settings(
+    php: str,
+    payload: Callable[..., str],
+    run_body: Callable[..., Run],
+    laravel_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """`php artisan config:cache` in the image's build bakes the build's environment into
+    bootstrap/cache/config.php, and Laravel then ignores the environment: the task's secrets
+    (DB_PASSWORD) and settings must still reach config(). APP_CONFIG_CACHE set by the team
+    keeps the cache in use."""
+    app = tmp_path / "app"
+    shutil.copytree(LARAVEL_APP, app)
+    build = {"DB_PASSWORD": "", "SQS_QUEUE": "build-queue"}
+    env = {key: value for key, value in os.environ.items() if key != "APP_CONFIG_CACHE"}
+    done = subprocess.run(
+        [php, str(app / "artisan"), "config:cache"],
+        env={**env, **laravel_env, **build},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    cached = app / "bootstrap" / "cache" / "config.php"
+    assert cached.exists()
+
+    body = payload(
+        "ConfigJob", "database.connections.sqlite.password", "queue.connections.sqs.queue"
+    )
+    task = {"LARAVEL_BASE_PATH": str(app), "DB_PASSWORD": "s3cret", "SQS_QUEUE": "task-queue"}
+    run = run_body(body, settings=task)
+    kept = run_body(body, settings={**task, "APP_CONFIG_CACHE": str(cached)})
+
+    assert (run.exit_code, kept.exit_code) == (EXIT_DONE, EXIT_DONE), run.stderr + kept.stderr
+    assert run.of_kind("config")[0]["values"] == {
+        "database.connections.sqlite.password": "s3cret",
+        "queue.connections.sqs.queue": "task-queue",
+    }
+    assert kept.of_kind("config")[0]["values"] == {
+        "database.connections.sqlite.password": "",
+        "queue.connections.sqs.queue": "build-queue",
+    }

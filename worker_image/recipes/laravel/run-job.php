@@ -26,6 +26,10 @@
  *                             stopped and handed back.
  *   LARAVEL_BACKOFF           queue:work --backoff: seconds before retrying after an exception
  *                             when the job sets no $backoff (default: unset = the kit's backoff)
+ *   APP_CONFIG_CACHE          Laravel's: where the cached config is. Unset, the runner ignores
+ *                             a config cached at build time (it holds the build's environment,
+ *                             not the task's secrets); set it to bootstrap/cache/config.php's
+ *                             path to use the cache anyway (config cached at container start).
  *
  * Copy this file and KitJob.php side by side (see worker_image/recipes/README.md).
  */
@@ -70,6 +74,7 @@ function main(): int
         return finish(EXIT_RETRY, ['reason' => "LARAVEL_BASE_PATH=$basePath: no vendor/autoload.php"
             .' or bootstrap/app.php there (set LARAVEL_BASE_PATH to the application directory)']);
     }
+    ignoreBuildTimeConfigCache();
     require "$basePath/vendor/autoload.php";
     require __DIR__.'/KitJob.php';
     $app = require "$basePath/bootstrap/app.php";
@@ -127,6 +132,25 @@ function main(): int
     }
 
     return $code;
+}
+
+/**
+ * A config cached at build time (`php artisan config:cache` in the image) holds the build's
+ * environment, and with it Laravel reads neither the environment nor .env: the task's secrets
+ * (DB_PASSWORD, ...) and settings would not reach config(). Unless the team sets
+ * APP_CONFIG_CACHE itself, point it at a file that does not exist, so config/*.php is read at
+ * every boot (Application::getCachedConfigPath() honours APP_CONFIG_CACHE in Laravel 8 to 13).
+ * Route, event and view caches are not affected.
+ */
+function ignoreBuildTimeConfigCache(): void
+{
+    $name = 'APP_CONFIG_CACHE';
+    if (getenv($name) !== false || isset($_SERVER[$name]) || isset($_ENV[$name])) {
+        return;
+    }
+    $path = sys_get_temp_dir().'/queue-worker-kit-no-config-cache/config.php';
+    putenv("$name=$path");
+    $_SERVER[$name] = $_ENV[$name] = $path;
 }
 
 /** The exit code and result for how Laravel left the job. */
