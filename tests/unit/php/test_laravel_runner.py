@@ -481,3 +481,46 @@ def test_a_config_cached_at_build_time_does_not_hide_the_tasks_settings(
         "database.connections.sqlite.password": "",
         "queue.connections.sqs.queue": "build-queue",
     }
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        {},  # the app's default: the database store on its SQLite database
+        {"CACHE_DRIVER": "file"},  # CACHE_FILE_PATH: one task's processes only
+    ],
+)
+def test_max_exceptions_are_counted_across_the_runners_processes(
+    run_body: Callable[..., Run],
+    payload: Callable[..., str],
+    failed_jobs: Callable[[], list[dict[str, Any]]],
+    store: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """$maxExceptions = 2 (and $tries = 10): one process per receive, so Laravel's count of the
+    job's exceptions must be in a cache store the processes share."""
+    settings = {**store, "CACHE_FILE_PATH": str(tmp_path / "cache")}
+    body = payload("MaxExceptionsJob")
+    first = run_body(body, receive_count=1, settings=settings)
+    second = run_body(body, receive_count=2, settings=settings)
+
+    assert first.exit_code == EXIT_RETRY, first.stderr
+    assert second.exit_code == EXIT_FAILED, second.stderr
+    assert second.result == {"reason": "RuntimeException: attempt 2 failed"}
+    assert second.of_kind("failed_called") == [
+        {"kind": "failed_called", "exception": "RuntimeException"}
+    ]
+    [row] = failed_jobs()
+    assert row["exception"].startswith("RuntimeException: attempt 2 failed")
+
+
+def test_max_exceptions_with_a_cache_of_one_process_are_said_to_be_not_counted(
+    run_body: Callable[..., Run], payload: Callable[..., str]
+) -> None:
+    body = payload("MaxExceptionsJob")
+    runs = [
+        run_body(body, receive_count=count, settings={"CACHE_DRIVER": "array"}) for count in (1, 2)
+    ]
+
+    assert [run.exit_code for run in runs] == [EXIT_RETRY, EXIT_RETRY]  # never failed
+    assert "$maxExceptions of App\\Jobs\\MaxExceptionsJob is not counted" in runs[1].stderr

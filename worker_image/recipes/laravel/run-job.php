@@ -38,6 +38,8 @@ declare(strict_types=1);
 
 namespace QueueWorkerKit\Laravel;
 
+use Illuminate\Cache\ArrayStore;
+use Illuminate\Cache\NullStore;
 use Illuminate\Contracts\Cache\Repository as Cache;
 use Illuminate\Contracts\Console\Kernel as ConsoleKernel;
 use Illuminate\Contracts\Debug\ExceptionHandler;
@@ -111,8 +113,16 @@ function main(): int
     $backoff = (string) getenv('LARAVEL_BACKOFF');
     $options->backoff = $backoff === '' ? 0 : $backoff;
 
+    // As queue:work does: Worker counts a job's exceptions for $maxExceptions in the default
+    // cache store. One process per message: only a store the processes share counts them.
     $worker = $app->make('queue.worker');
-    $worker->setCache($app->make(Cache::class)); // as queue:work does: maxExceptions needs it
+    $worker->setCache($cache = $app->make(Cache::class));
+    $store = method_exists($cache, 'getStore') ? $cache->getStore() : null;
+    if ($job->maxExceptions() !== null && ($store instanceof ArrayStore || $store instanceof NullStore)) {
+        fwrite(STDERR, "\$maxExceptions of {$job->resolveName()} is not counted: the default cache store"
+            .' ('.$store::class.') does not outlive this process. Use one the processes share:'
+            .' database, redis, memcached or dynamodb (file: the processes of one task only).'.PHP_EOL);
+    }
 
     $error = null;
     try {
