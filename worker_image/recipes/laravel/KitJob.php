@@ -65,9 +65,9 @@ final class KitJob extends Job implements JobContract
 
     public function fail($e = null)
     {
-        // Laravel 9+ turns fail('message') into a ManuallyFailedException before it gets here;
-        // Laravel 8's InteractsWithQueue hands the string on: make it the same exception, so
-        // failed(), JobFailed and failed_jobs get a Throwable on every version.
+        // Laravel 9.48+ turns fail('message') into a ManuallyFailedException before it gets
+        // here; older InteractsWithQueue (Laravel 8) hands the string on: make it the same
+        // exception, so failed(), JobFailed and failed_jobs get a Throwable on every version.
         if (is_string($e)) {
             $e = new ManuallyFailedException($e);
         }
