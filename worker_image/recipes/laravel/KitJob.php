@@ -65,6 +65,12 @@ final class KitJob extends Job implements JobContract
 
     public function fail($e = null)
     {
+        // Laravel 9.48+ turns fail('message') into a ManuallyFailedException before it gets
+        // here; older InteractsWithQueue (Laravel 8) hands the string on: make it the same
+        // exception, so failed(), JobFailed and failed_jobs get a Throwable on every version.
+        if (is_string($e)) {
+            $e = new ManuallyFailedException($e);
+        }
         $this->failedWith = $e ?? new ManuallyFailedException('The job called fail().');
         parent::fail($e);
     }

@@ -26,6 +26,10 @@
  *                             stopped and handed back.
  *   LARAVEL_BACKOFF           queue:work --backoff: seconds before retrying after an exception
  *                             when the job sets no $backoff (default: unset = the kit's backoff)
+ *   APP_CONFIG_CACHE          Laravel's: where the cached config is. Unset, the runner ignores
+ *                             a config cached at build time (it holds the build's environment,
+ *                             not the task's secrets); set it to bootstrap/cache/config.php's
+ *                             path to use the cache anyway (config cached at container start).
  *
  * Copy this file and KitJob.php side by side (see worker_image/recipes/README.md).
  */
@@ -34,10 +38,13 @@ declare(strict_types=1);
 
 namespace QueueWorkerKit\Laravel;
 
+use Illuminate\Cache\ArrayStore;
+use Illuminate\Cache\NullStore;
 use Illuminate\Contracts\Cache\Repository as Cache;
 use Illuminate\Contracts\Console\Kernel as ConsoleKernel;
 use Illuminate\Contracts\Debug\ExceptionHandler;
 use Illuminate\Queue\Events\JobFailed;
+use Illuminate\Queue\Failed\DatabaseUuidFailedJobProvider;
 use Illuminate\Queue\Worker;
 use Illuminate\Queue\WorkerOptions;
 use Throwable;
@@ -69,6 +76,7 @@ function main(): int
         return finish(EXIT_RETRY, ['reason' => "LARAVEL_BASE_PATH=$basePath: no vendor/autoload.php"
             .' or bootstrap/app.php there (set LARAVEL_BASE_PATH to the application directory)']);
     }
+    ignoreBuildTimeConfigCache();
     require "$basePath/vendor/autoload.php";
     require __DIR__.'/KitJob.php';
     $app = require "$basePath/bootstrap/app.php";
@@ -86,7 +94,15 @@ function main(): int
 
     // queue:work records failed jobs from a JobFailed listener (WorkCommand::logFailedJob).
     $app['events']->listen(JobFailed::class, function (JobFailed $event) use ($app): void {
-        $app['queue.failer']->log(
+        $failer = $app['queue.failer'];
+        // A message redriven from the DLQ is the same payload: its uuid, which the
+        // database-uuids failer keeps UNIQUE, may have a row of an earlier failure. Forget that
+        // row first, as queue:retry does, so the new failure is recorded.
+        $uuid = $event->job->uuid();
+        if ($uuid !== null && $failer instanceof DatabaseUuidFailedJobProvider) {
+            $failer->forget($uuid);
+        }
+        $failer->log(
             $event->connectionName, $event->job->getQueue(), $event->job->getRawBody(), $event->exception
         );
     });
@@ -97,8 +113,16 @@ function main(): int
     $backoff = (string) getenv('LARAVEL_BACKOFF');
     $options->backoff = $backoff === '' ? 0 : $backoff;
 
+    // As queue:work does: Worker counts a job's exceptions for $maxExceptions in the default
+    // cache store. One process per message: only a store the processes share counts them.
     $worker = $app->make('queue.worker');
-    $worker->setCache($app->make(Cache::class)); // as queue:work does: maxExceptions needs it
+    $worker->setCache($cache = $app->make(Cache::class));
+    $store = method_exists($cache, 'getStore') ? $cache->getStore() : null;
+    if ($job->maxExceptions() !== null && ($store instanceof ArrayStore || $store instanceof NullStore)) {
+        fwrite(STDERR, "\$maxExceptions of {$job->resolveName()} is not counted: the default cache store"
+            .' ('.$store::class.') does not outlive this process. Use one the processes share:'
+            .' database, redis, memcached or dynamodb (file: the processes of one task only).'.PHP_EOL);
+    }
 
     $error = null;
     try {
@@ -118,6 +142,25 @@ function main(): int
     }
 
     return $code;
+}
+
+/**
+ * A config cached at build time (`php artisan config:cache` in the image) holds the build's
+ * environment, and with it Laravel reads neither the environment nor .env: the task's secrets
+ * (DB_PASSWORD, ...) and settings would not reach config(). Unless the team sets
+ * APP_CONFIG_CACHE itself, point it at a file that does not exist, so config/*.php is read at
+ * every boot (Application::getCachedConfigPath() honours APP_CONFIG_CACHE in Laravel 8 to 13).
+ * Route, event and view caches are not affected.
+ */
+function ignoreBuildTimeConfigCache(): void
+{
+    $name = 'APP_CONFIG_CACHE';
+    if (getenv($name) !== false || isset($_SERVER[$name]) || isset($_ENV[$name])) {
+        return;
+    }
+    $path = sys_get_temp_dir().'/queue-worker-kit-no-config-cache/config.php';
+    putenv("$name=$path");
+    $_SERVER[$name] = $_ENV[$name] = $path;
 }
 
 /** The exit code and result for how Laravel left the job. */

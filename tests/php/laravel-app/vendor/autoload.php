@@ -1,7 +1,18 @@
 <?php
 
-// The test application's "Composer" autoloader: the framework fakes, then App\ in app/.
-require dirname(__DIR__, 2).'/fakes/autoload.php';
+// The test application's "Composer" autoloader. Composer's registry is unreachable where the
+// kit is built, so the framework comes from Debian's archive (php-laravel-framework,
+// php-async-aws-sqs): their autoload.php files, found on PHP's include_path (/usr/share/php),
+// register the real Illuminate\, AsyncAws\ and dependency classes and load Laravel's helpers.
+// App\ is PSR-4 in app/, as composer.json's "autoload" of a Laravel skeleton says.
+
+foreach (['Illuminate/autoload.php', 'AsyncAws/Sqs/autoload.php'] as $autoloader) {
+    if (stream_resolve_include_path($autoloader) === false) {
+        fwrite(STDERR, "No $autoloader on the include_path: install php-laravel-framework and php-async-aws-sqs".PHP_EOL);
+        exit(1);
+    }
+    require_once $autoloader;
+}
 
 spl_autoload_register(static function (string $class): void {
     if (str_starts_with($class, 'App\\')) {

@@ -3,13 +3,16 @@
 namespace App\Jobs;
 
 use App\Support\Recorder;
+use Illuminate\Bus\Queueable;
+use Illuminate\Contracts\Queue\ShouldQueue;
+use Illuminate\Foundation\Bus\Dispatchable;
 use Illuminate\Queue\InteractsWithQueue;
 use Throwable;
 
 // Decides the input is bad and fails itself.
-class FailJob
+class FailJob implements ShouldQueue
 {
-    use InteractsWithQueue;
+    use Dispatchable, InteractsWithQueue, Queueable;
 
     public function handle(): void
     {

@@ -3,12 +3,15 @@
 namespace App\Jobs;
 
 use App\Support\Recorder;
+use Illuminate\Bus\Queueable;
+use Illuminate\Contracts\Queue\ShouldQueue;
+use Illuminate\Foundation\Bus\Dispatchable;
 use Illuminate\Queue\InteractsWithQueue;
 
 // Succeeds: records its note and the attempt number Laravel gives it.
-class RecordJob
+class RecordJob implements ShouldQueue
 {
-    use InteractsWithQueue;
+    use Dispatchable, InteractsWithQueue, Queueable;
 
     public function __construct(public string $note)
     {

@@ -3,14 +3,17 @@
 namespace App\Jobs;
 
 use App\Support\Recorder;
+use Illuminate\Bus\Queueable;
+use Illuminate\Contracts\Queue\ShouldQueue;
+use Illuminate\Foundation\Bus\Dispatchable;
 use Illuminate\Queue\InteractsWithQueue;
 use RuntimeException;
 use Throwable;
 
 // Always throws; allowed 3 tries; failed() records the failure.
-class ThrowJob
+class ThrowJob implements ShouldQueue
 {
-    use InteractsWithQueue;
+    use Dispatchable, InteractsWithQueue, Queueable;
 
     public $tries = 3;
 

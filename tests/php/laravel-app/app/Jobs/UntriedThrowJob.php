@@ -2,13 +2,16 @@
 
 namespace App\Jobs;
 
+use Illuminate\Bus\Queueable;
+use Illuminate\Contracts\Queue\ShouldQueue;
+use Illuminate\Foundation\Bus\Dispatchable;
 use Illuminate\Queue\InteractsWithQueue;
 use RuntimeException;
 
 // Always throws and sets no $tries: queue:work's --tries (LARAVEL_TRIES) decides.
-class UntriedThrowJob
+class UntriedThrowJob implements ShouldQueue
 {
-    use InteractsWithQueue;
+    use Dispatchable, InteractsWithQueue, Queueable;
 
     public function handle(): void
     {

@@ -1,8 +1,0 @@
-<?php
-
-namespace Illuminate\Contracts\Console;
-
-interface Kernel
-{
-    public function bootstrap();
-}

@@ -1,9 +1,0 @@
-<?php
-
-namespace Illuminate\Queue;
-
-use RuntimeException;
-
-class ManuallyFailedException extends RuntimeException
-{
-}
