@@ -50,6 +50,7 @@ use Symfony\Component\Messenger\Transport\Serialization\PhpSerializer;
 use Symfony\Component\Messenger\Transport\Serialization\SerializerInterface;
 use LogicException;
 use Throwable;
+use TypeError;
 
 const EXIT_DONE = 0;
 const EXIT_FAILED = 65; // EX_DATAERR: the kit dead-letters the message at once
@@ -86,8 +87,13 @@ function main(): int
 
     try {
         $envelope = $serializer->decode(['body' => $body, 'headers' => headersFrom($attributes)]);
-    } catch (MessageDecodingFailedException $error) {
+    } catch (MessageDecodingFailedException|TypeError $error) {
+        // TypeError: Messenger 5.4's PhpSerializer::decode() of a body that unserializes to no
+        // Envelope (6.4 throws MessageDecodingFailedException). Other exceptions of a custom
+        // serializer (a payload store that is down) are retried, below.
         return finish(EXIT_FAILED, ['reason' => describe($error)]);
+    } catch (Throwable $error) {
+        return finish(EXIT_RETRY, ['reason' => describe($error)]);
     }
 
     try {
