@@ -85,7 +85,9 @@ def php() -> str:
         if not _frameworks_installed():
             _install_php()
         if not _frameworks_installed():
-            pytest.fail(f"apt-get installed {PHP_PACKAGES} but a file is missing: {_INSTALLED_MARKERS}")
+            pytest.fail(
+                f"apt-get installed {PHP_PACKAGES} but a file is missing: {_INSTALLED_MARKERS}"
+            )
     binary = shutil.which("php")
     if binary is None:
         pytest.fail("apt-get installed php-cli but no php is on PATH")

@@ -445,71 +445,91 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+def set_writable(root: Path, writable: bool) -> None:
+    """Read-only (or writable again) for everyone: root ignores it, the task's uid does not."""
+    bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode | stat.S_IWUSR if writable else mode & ~bits)
+
+
+def run_as_task(
+    php: str, app: Path, writable: Path, message: dict[str, Any], serializer: str
+) -> subprocess.CompletedProcess[str]:
+    """The copied runner run as on ECS: uid 10001 (when the tests are root), only `writable`."""
+    as_task = ["setpriv", f"--reuid={ECS_UID}", f"--regid={ECS_UID}", "--clear-groups"]
+    settings = {"SYMFONY_SERIALIZER_SERVICE": JSON_SERIALIZER_ALIAS} if serializer == "json" else {}
+    return subprocess.run(
+        [
+            *(as_task if os.geteuid() == 0 else []),
+            "/bin/sh",
+            "-c",
+            f"{php} bin/queue-worker/run-message.php",
+        ],
+        input=message["body"],
+        env=php_env(
+            TMPDIR=str(writable),
+            TEST_OUTPUT_DIR=str(writable),
+            **kit_env(
+                message_id=f"msg-{serializer}",
+                receive_count=1,
+                attributes=message["attributes"],
+                result_file=writable / "result.json",
+            ),
+            **settings,
+        ),
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_a_cache_warmed_at_build_time_runs_read_only_with_only_tmp_writable(
     php: str, made: Made, world_readable_dir: Path
 ) -> None:
     """As the documented image does it: the runner copied to bin/queue-worker/, `bin/console
-    cache:warmup` at build time (as root: the cache in var/cache/prod of the app), then the app
-    read-only and the runner run as the task's uid with only a temp dir writable."""
+    cache:warmup` at build time (as root: the cache in the app's var/cache/prod, nothing in the
+    temp dir), then the app read-only and the runner run as the task's uid with only a temp dir
+    writable. Without the warm-up the same run cannot build its container."""
     app = world_readable_dir / "app"
     shutil.copytree(SYMFONY_APP, app, ignore=shutil.ignore_patterns("var"))
     (app / "bin" / "queue-worker").mkdir()
     shutil.copy(SYMFONY_RUNNER, app / "bin" / "queue-worker" / "run-message.php")
+    writable = world_readable_dir / "tmp"
+    writable.mkdir()
+    writable.chmod(0o1777)
+
+    set_writable(app, False)
+    cold = run_as_task(php, app, writable, made[("php", "hello")], "php")
+    assert cold.returncode == EXIT_RETRY
+    assert 'Unable to create the "cache" directory' in cold.stderr
+    (writable / "result.json").unlink()
+
+    set_writable(app, True)
+    build_tmp = world_readable_dir / "build-tmp"
+    build_tmp.mkdir()
     warm = subprocess.run(
-        [php, str(app / "bin" / "console"), "cache:warmup"],
-        env=php_env(APP_ENV="prod"),
+        [php, "bin/console", "cache:warmup"],
+        env=php_env(APP_ENV="prod", TMPDIR=str(build_tmp)),
+        cwd=app,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert warm.returncode == 0, warm.stdout + warm.stderr
-    assert (app / "var" / "cache" / "prod").is_dir()
-    for path in [app, *app.rglob("*")]:  # read-only for everyone (root only ignores it)
-        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    writable = world_readable_dir / "tmp"
-    writable.mkdir(mode=0o1777)
-    writable.chmod(0o1777)
+    assert (app / "var" / "cache" / "prod" / "App_KernelProdContainer.php").is_file()
+    assert list(build_tmp.iterdir()) == []  # no root-owned files for the task's /tmp
+    set_writable(app, False)
     before = tree(app)
 
-    as_task = ["setpriv", f"--reuid={ECS_UID}", f"--regid={ECS_UID}", "--clear-groups"]
     for serializer in ("php", "json"):
-        message = made[(serializer, "hello")]
-        result_file = writable / f"result-{serializer}.json"
-        settings = (
-            {"SYMFONY_SERIALIZER_SERVICE": JSON_SERIALIZER_ALIAS} if serializer == "json" else {}
-        )
-        done = subprocess.run(
-            [
-                *(as_task if os.geteuid() == 0 else []),
-                "/bin/sh",
-                "-c",
-                f"{php} bin/queue-worker/run-message.php",
-            ],
-            input=message["body"],
-            env=php_env(
-                TMPDIR=str(writable),
-                TEST_OUTPUT_DIR=str(writable),
-                **kit_env(
-                    message_id=f"msg-{serializer}",
-                    receive_count=1,
-                    attributes=message["attributes"],
-                    result_file=result_file,
-                ),
-                **settings,
-            ),
-            cwd=app,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_as_task(php, app, writable, made[(serializer, "hello")], serializer)
         assert done.returncode == EXIT_DONE, done.stderr
-        assert not result_file.exists()
+        assert not (writable / "result.json").exists()
 
-    handled = [
-        json.loads(line)
-        for line in (writable / "record.jsonl").read_text().splitlines()
-        if json.loads(line)["kind"] == "handled"
-    ]
+    records = [json.loads(line) for line in (writable / "record.jsonl").read_text().splitlines()]
+    handled = [record for record in records if record["kind"] == "handled"]
     assert handled == [{"kind": "handled", "text": "hello"}] * 2
     assert tree(app) == before  # nothing written to the app, its cache included
     assert sorted(p.name for p in writable.iterdir()) == ["record.jsonl"]  # nor to the temp dir

@@ -11,6 +11,8 @@
  *   0   handled                                                    -> the kit deletes it
  *   65  undecodable, or an UnrecoverableExceptionInterface (also   -> the kit dead-letters it
  *       when every exception wrapped in HandlerFailedException is)
+ *   75  the application cannot boot (no vendor/, a cache it        -> the kit retries it
+ *       cannot build, a service that is not public)
  *   75  a RecoverableExceptionInterface or any other exception     -> the kit retries it
  *
  * with {"reason": ..., "retry_after_seconds": ...} written to WORKER_RESULT_FILE. Retries and
@@ -29,7 +31,11 @@
  *                               default, built here when it is not public)
  *   SYMFONY_BUS                 a PUBLIC service id of the bus (default: messenger.default_bus)
  *
- * Copy this file into the application (see worker_image/recipes/README.md).
+ * The image's kit stage copies it to /app/bin/queue-worker/run-message.php (the handler is
+ * `php /app/bin/queue-worker/run-message.php`); warm the prod cache at build time
+ * (`bin/console cache:warmup`), as the container runs it read-only (worker_image/recipes/README.md).
+ * Tested against Symfony 5.4; written for 5.4 and 6.4 (and 7.2's retry delay): where they
+ * differ, it checks what exists.
  */
 
 declare(strict_types=1);
