@@ -4,8 +4,9 @@
 // `async` transport (Amazon SQS, async-aws) at MESSENGER_TRANSPORT_DSN, encoded by the
 // transport's serializer: the native PHP serializer in prod, the JSON one with APP_ENV=json.
 // Reads a JSON list from stdin: [{"message": "Ping", "argument": "hello", "delay_ms": 0,
-// "trace": "t-1", "retry_count": 1}, ...]; the stamps are optional (retry_count: a
-// RedeliveryStamp, as Messenger's retry re-sends a failed message). Prints the count sent.
+// "trace": "t-1", "retry_count": 1, "bus": "events"}, ...]; all but message and argument are
+// optional (retry_count: a RedeliveryStamp, as Messenger's retry re-sends a failed message;
+// bus: the events bus instead of the default one). Prints the count sent.
 
 use App\Kernel;
 use App\Stamp\TraceStamp;
@@ -19,7 +20,7 @@ require __DIR__.'/vendor/autoload.php';
 (new Dotenv())->bootEnv(__DIR__.'/.env', 'prod');
 $kernel = new Kernel($_SERVER['APP_ENV'], (bool) $_SERVER['APP_DEBUG']);
 $kernel->boot();
-$bus = $kernel->getContainer()->get('messenger.default_bus');
+$buses = ['default' => 'messenger.default_bus', 'events' => 'app.events_bus'];
 
 $sent = 0;
 foreach (json_decode((string) stream_get_contents(STDIN), true, 512, JSON_THROW_ON_ERROR) as $spec) {
@@ -34,6 +35,7 @@ foreach (json_decode((string) stream_get_contents(STDIN), true, 512, JSON_THROW_
     if (isset($spec['retry_count'])) {
         $stamps[] = new RedeliveryStamp($spec['retry_count']);
     }
+    $bus = $kernel->getContainer()->get($buses[$spec['bus'] ?? 'default']);
     $envelope = $bus->dispatch(new $class($spec['argument']), $stamps);
     if (null === $envelope->last(SentStamp::class)) {
         fwrite(STDERR, "$class was not sent to a transport\n");

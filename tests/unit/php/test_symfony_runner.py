@@ -39,6 +39,7 @@ from tests.unit.php.conftest import (
 CONSOLE = SYMFONY_APP / "bin" / "console"
 PRODUCE = SYMFONY_APP / "produce.php"
 JSON_SERIALIZER_ALIAS = "queue_worker_kit.serializer"  # the app's public alias, as the recipe says
+ROUTABLE_BUS_ALIAS = "queue_worker_kit.bus"  # the same for messenger.routable_message_bus
 EXCEPTIONS = "Symfony\\Component\\Messenger\\Exception\\"
 GONE = "App\\Gone\\Msg"
 # PhpSerializer's body of a message whose class no longer exists: addslashes(serialize(...)).
@@ -49,6 +50,7 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "hello": {"message": "Ping", "argument": "hello"},
     "traced": {"message": "Ping", "argument": "traced", "delay_ms": 0, "trace": "t-42"},
     "retried": {"message": "Ping", "argument": "retried", "retry_count": 1},
+    "event": {"message": "Ping", "argument": "event", "bus": "events"},  # from the other bus
     "unrecoverable": {"message": "Explode", "argument": "unrecoverable"},
     "recoverable": {"message": "Explode", "argument": "recoverable"},
     "rate-limited": {"message": "Explode", "argument": "rate-limited"},
@@ -177,6 +179,7 @@ def test_a_message_of_messengers_producer_is_handled_once_as_a_received_message(
     assert run.of_kind("handled") == [{"kind": "handled", "text": "hello"}]
     envelope = dispatched(run)
     assert envelope["message"] == "App\\Message\\Ping"
+    assert envelope["on_bus"] == "messenger.bus.default"
     assert envelope["stamps"] == {
         "BusNameStamp": 1,  # sent by the producer's bus
         "ConsumedByWorkerStamp": 1,
@@ -283,6 +286,22 @@ def test_a_redelivery_carries_a_redelivery_stamp_counting_the_retries(
     # Sent with RedeliveryStamp(1) by Messenger's own retry, then redelivered once by SQS.
     assert dispatched(retried_before)["retry_count"] == 2
     assert dispatched(first)["retry_count"] == 1
+
+
+@pytest.mark.parametrize("serializer", ["php", "json"])
+def test_the_routable_bus_hands_a_message_to_the_bus_that_sent_it(
+    run_message: Callable[..., Run], serializer: str
+) -> None:
+    routed = run_message(serializer, "event", settings={"SYMFONY_BUS": ROUTABLE_BUS_ALIAS})
+    default_bus = run_message(serializer, "event")
+    routed_default = run_message(serializer, "hello", settings={"SYMFONY_BUS": ROUTABLE_BUS_ALIAS})
+
+    assert routed.exit_code == EXIT_DONE, routed.stderr
+    assert dispatched(routed)["bus"] == "messenger.bus.events"  # its BusNameStamp
+    assert dispatched(routed)["on_bus"] == "messenger.bus.events"
+    assert routed.of_kind("handled") == [{"kind": "handled", "text": "event"}]
+    assert dispatched(default_bus)["on_bus"] == "messenger.bus.default"  # SYMFONY_BUS's default
+    assert dispatched(routed_default)["on_bus"] == "messenger.bus.default"
 
 
 def test_symfony_transport_names_the_received_stamps_transport(

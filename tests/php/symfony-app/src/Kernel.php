@@ -24,8 +24,10 @@ use Symfony\Component\Routing\Loader\Configurator\RoutingConfigurator;
  *   in json (produce.php).
  * - As the kit's recipe tells a team to do in config/services.yaml, the JSON serializer has the
  *   public alias queue_worker_kit.serializer (the runner's SYMFONY_SERIALIZER_SERVICE).
- * - The default bus records the envelopes it is given (RecordEnvelope) and the handlers what
- *   they got, to $TEST_OUTPUT_DIR/record.jsonl.
+ * - Two buses, messenger.bus.default and messenger.bus.events: each records the envelopes it
+ *   is given (RecordEnvelope) and the handlers what they got, to $TEST_OUTPUT_DIR/record.jsonl.
+ *   As the recipe tells a team with several buses, the routable bus (which picks the bus by
+ *   BusNameStamp, as messenger:consume does) has the public alias queue_worker_kit.bus.
  * - Cache in var/cache/<env> (warmed by `bin/console cache:warmup` at image build time), or
  *   under $APP_CACHE_DIR (MicroKernelTrait); logs go nowhere (no Monolog): stderr.
  */
@@ -69,15 +71,27 @@ final class Kernel extends BaseKernel
             'messenger' => [
                 'transports' => ['async' => $async],
                 'routing' => [Ping::class => 'async', Explode::class => 'async'],
-                'buses' => ['messenger.bus.default' => ['middleware' => [RecordEnvelope::class]]],
+                'default_bus' => 'messenger.bus.default',
+                'buses' => [
+                    'messenger.bus.default' => ['middleware' => [self::recorder('messenger.bus.default')]],
+                    'messenger.bus.events' => ['middleware' => [self::recorder('messenger.bus.events')]],
+                ],
             ],
         ]);
 
         $services = $container->services();
-        $services->set(RecordEnvelope::class);
+        $services->set(RecordEnvelope::class)->abstract(); // one per bus, with its name
         $services->set(PingHandler::class)->tag('messenger.message_handler');
         $services->set(ExplodeHandler::class)->tag('messenger.message_handler');
         $services->alias('queue_worker_kit.serializer', 'messenger.transport.symfony_serializer')->public();
+        $services->alias('queue_worker_kit.bus', 'messenger.routable_message_bus')->public();
+        $services->alias('app.events_bus', 'messenger.bus.events')->public(); // for produce.php
+    }
+
+    /** RecordEnvelope in a bus's middleware, told which bus it is in. */
+    private static function recorder(string $bus): array
+    {
+        return ['id' => RecordEnvelope::class, 'arguments' => [$bus]];
     }
 
     private function configureRoutes(RoutingConfigurator $routes): void

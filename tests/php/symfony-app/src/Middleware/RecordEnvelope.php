@@ -13,9 +13,13 @@ use Symfony\Component\Messenger\Stamp\ReceivedStamp;
 use Symfony\Component\Messenger\Stamp\RedeliveryStamp;
 use Symfony\Component\Messenger\Stamp\TransportMessageIdStamp;
 
-/** The bus's own middleware (before sending and handling): records each received envelope. */
+/** A bus's own middleware (before sending and handling): records each received envelope. */
 final class RecordEnvelope implements MiddlewareInterface
 {
+    public function __construct(private readonly string $bus)
+    {
+    }
+
     public function handle(Envelope $envelope, StackInterface $stack): Envelope
     {
         if (null !== $envelope->last(ReceivedStamp::class)) {
@@ -26,6 +30,7 @@ final class RecordEnvelope implements MiddlewareInterface
             ksort($stamps);
             Recorder::record('dispatched', [
                 'message' => $envelope->getMessage()::class,
+                'on_bus' => $this->bus, // the bus that handles it
                 'stamps' => $stamps,
                 'transport' => $envelope->last(ReceivedStamp::class)->getTransportName(),
                 'retry_count' => RedeliveryStamp::getRetryCountFromEnvelope($envelope),
