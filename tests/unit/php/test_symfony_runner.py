@@ -65,13 +65,18 @@ def php_env(**settings: str) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], **settings}
 
 
+def app_dirs(cache: Path) -> dict[str, str]:
+    """The kernel's cache and log dirs (MicroKernelTrait's variables), out of the source tree."""
+    return {"APP_CACHE_DIR": str(cache), "APP_LOG_DIR": str(cache / "log")}
+
+
 @pytest.fixture(scope="module")
 def cache_dir(php: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The app's APP_CACHE_DIR for this module, its prod container warmed once."""
     cache = tmp_path_factory.mktemp("symfony-cache")
     done = subprocess.run(
         [php, str(CONSOLE), "cache:warmup"],
-        env=php_env(APP_CACHE_DIR=str(cache), APP_ENV="prod"),
+        env=php_env(**app_dirs(cache), APP_ENV="prod"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -109,7 +114,7 @@ def made(php: str, moto_endpoint: str, cache_dir: Path) -> Made:
             env=php_env(
                 APP_ENV=app_env,
                 APP_DEBUG="0",
-                APP_CACHE_DIR=str(cache_dir),
+                **app_dirs(cache_dir),
                 MESSENGER_TRANSPORT_DSN=dsn,
             ),
             capture_output=True,
@@ -141,7 +146,7 @@ def run_message(run_runner: RunRunner, made: Made, cache_dir: Path) -> Callable[
 
     def run(serializer: str, name: str, **kwargs: Any) -> Run:
         message = made[(serializer, name)]
-        settings = {"APP_CACHE_DIR": str(cache_dir)}
+        settings = app_dirs(cache_dir)
         if serializer == "json":
             settings["SYMFONY_SERIALIZER_SERVICE"] = JSON_SERIALIZER_ALIAS
         kwargs["settings"] = {**settings, **kwargs.get("settings", {})}
@@ -157,7 +162,7 @@ def run_body(run_runner: RunRunner, cache_dir: Path) -> Callable[..., Run]:
     """Run a hand-made body (not from the producer) through the runner."""
 
     def run(body: str, **kwargs: Any) -> Run:
-        kwargs["settings"] = {"APP_CACHE_DIR": str(cache_dir), **kwargs.get("settings", {})}
+        kwargs["settings"] = {**app_dirs(cache_dir), **kwargs.get("settings", {})}
         return run_runner(SYMFONY_RUNNER, body, cwd=SYMFONY_APP, **kwargs)
 
     return run
