@@ -1,8 +1,9 @@
-"""Run the kit's PHP runners as the kit's command mode does, against the framework doubles.
+"""Run the kit's PHP runners as the kit's command mode does, against the real frameworks.
 
 The runners (worker_image/recipes/) are run by php-cli through `/bin/sh -c`, with the SQS body
-on stdin and the kit's WORKER_* variables, inside the test applications of tests/php/ (Laravel
-and Symfony reduced to the classes the runners touch: tests/php/fakes/README.md). What the
+on stdin and the kit's WORKER_* variables, inside the test applications of tests/php/: small
+real Laravel and Symfony applications written here, on the frameworks Debian's archive installs
+on the test host (bookworm: Laravel 8.83, Symfony 5.4; PHP_PACKAGES below). What the
 applications record (events, handled messages, failed_jobs rows) is read back from
 $TEST_OUTPUT_DIR/record.jsonl.
 """

@@ -11,6 +11,8 @@
  *   0   handled                                                    -> the kit deletes it
  *   65  undecodable, or an UnrecoverableExceptionInterface (also   -> the kit dead-letters it
  *       when every exception wrapped in HandlerFailedException is)
+ *   75  the application cannot boot (no vendor/, a cache it        -> the kit retries it
+ *       cannot build, a service that is not public)
  *   75  a RecoverableExceptionInterface or any other exception     -> the kit retries it
  *
  * with {"reason": ..., "retry_after_seconds": ...} written to WORKER_RESULT_FILE. Retries and
@@ -29,7 +31,11 @@
  *                               default, built here when it is not public)
  *   SYMFONY_BUS                 a PUBLIC service id of the bus (default: messenger.default_bus)
  *
- * Copy this file into the application (see worker_image/recipes/README.md).
+ * The image's kit stage copies it to /app/bin/queue-worker/run-message.php (the handler is
+ * `php /app/bin/queue-worker/run-message.php`); warm the prod cache at build time
+ * (`bin/console cache:warmup`), as the container runs it read-only (worker_image/recipes/README.md).
+ * Tested against Symfony 5.4; written for 5.4 and 6.4 (and 7.2's retry delay): where they
+ * differ, it checks what exists.
  */
 
 declare(strict_types=1);
@@ -50,6 +56,7 @@ use Symfony\Component\Messenger\Transport\Serialization\PhpSerializer;
 use Symfony\Component\Messenger\Transport\Serialization\SerializerInterface;
 use LogicException;
 use Throwable;
+use TypeError;
 
 const EXIT_DONE = 0;
 const EXIT_FAILED = 65; // EX_DATAERR: the kit dead-letters the message at once
@@ -86,8 +93,13 @@ function main(): int
 
     try {
         $envelope = $serializer->decode(['body' => $body, 'headers' => headersFrom($attributes)]);
-    } catch (MessageDecodingFailedException $error) {
+    } catch (MessageDecodingFailedException|TypeError $error) {
+        // TypeError: Messenger 5.4's PhpSerializer::decode() of a body that unserializes to no
+        // Envelope (6.4 throws MessageDecodingFailedException). Other exceptions of a custom
+        // serializer (a payload store that is down) are retried, below.
         return finish(EXIT_FAILED, ['reason' => describe($error)]);
+    } catch (Throwable $error) {
+        return finish(EXIT_RETRY, ['reason' => describe($error)]);
     }
 
     try {

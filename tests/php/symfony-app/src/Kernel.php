@@ -2,87 +2,99 @@
 
 namespace App;
 
+use App\Handler\ExplodeHandler;
+use App\Handler\PingHandler;
 use App\Message\Explode;
 use App\Message\Ping;
-use Symfony\Component\Messenger\Envelope;
-use Symfony\Component\Messenger\Exception\RecoverableMessageHandlingException;
-use Symfony\Component\Messenger\Exception\UnrecoverableMessageHandlingException;
-use Symfony\Component\Messenger\MessageBus;
-use Symfony\Component\Messenger\Transport\Serialization\PhpSerializer;
-use Symfony\Component\Messenger\Transport\Serialization\Serializer;
+use App\Middleware\RecordEnvelope;
+use Symfony\Bundle\FrameworkBundle\FrameworkBundle;
+use Symfony\Bundle\FrameworkBundle\Kernel\MicroKernelTrait;
+use Symfony\Component\DependencyInjection\Loader\Configurator\ContainerConfigurator;
+use Symfony\Component\HttpKernel\Kernel as BaseKernel;
+use Symfony\Component\Routing\Loader\Configurator\RoutingConfigurator;
 
-// A Symfony kernel reduced to a compiled container's public services: the default bus (its
-// handlers record what they got to $TEST_OUTPUT_DIR/record.jsonl) and, as a team would add in
-// config/services.yaml, public aliases of the transport serializers. Messenger's own
-// messenger.transport.native_php_serializer is private, as in a real container.
-class Kernel
+/**
+ * A minimal real Symfony application (FrameworkBundle, the compiled container, Messenger's
+ * buses and middleware) whose messages go to SQS through Messenger's Amazon SQS transport.
+ *
+ * - The `async` transport's DSN is MESSENGER_TRANSPORT_DSN (.env has a default); App\Message\*
+ *   are routed to it. Its serializer is Messenger's default, the native PHP serializer, except
+ *   in the environment `json`, where it is Messenger's JSON serializer
+ *   (messenger.transport.symfony_serializer): a producer of either kind is this app in prod or
+ *   in json (produce.php).
+ * - As the kit's recipe tells a team to do in config/services.yaml, the JSON serializer has the
+ *   public alias queue_worker_kit.serializer (the runner's SYMFONY_SERIALIZER_SERVICE).
+ * - Two buses, messenger.bus.default and messenger.bus.events: each records the envelopes it
+ *   is given (RecordEnvelope) and the handlers what they got, to $TEST_OUTPUT_DIR/record.jsonl.
+ *   As the recipe tells a team with several buses, the routable bus (which picks the bus by
+ *   BusNameStamp, as messenger:consume does) has the public alias queue_worker_kit.bus.
+ * - Cache in var/cache/<env> (warmed by `bin/console cache:warmup` at image build time), or
+ *   under $APP_CACHE_DIR (MicroKernelTrait); logs go nowhere (no Monolog): stderr.
+ */
+final class Kernel extends BaseKernel
 {
-    private ?object $container = null;
+    use MicroKernelTrait;
 
-    public function __construct(private string $environment, private bool $debug)
+    public function registerBundles(): iterable
     {
+        yield new FrameworkBundle();
+    }
+
+    public function getProjectDir(): string
+    {
+        return \dirname(__DIR__);
     }
 
     public function boot(): void
     {
-        self::record('booted', ['env' => $this->environment, 'debug' => $this->debug]);
-        $bus = new MessageBus([
-            Ping::class => ['App\PingHandler' => fn (Ping $ping) => self::record('handled', ['text' => $ping->text])],
-            Explode::class => ['App\ExplodeHandler' => fn (Explode $explode) => throw match ($explode->kind) {
-                'unrecoverable' => new UnrecoverableMessageHandlingException('invoice 42 has no customer'),
-                'recoverable' => new RecoverableMessageHandlingException('the API said 503'),
-                'rate-limited' => new RateLimited('the API said 429'),
-                default => new \RuntimeException('database went away'),
-            }],
-        ], onDispatch: fn (Envelope $envelope) => self::record('dispatched', self::describe($envelope)));
-        $services = [
-            'messenger.default_bus' => $bus,
-            'app.json_serializer' => new Serializer(new \Symfony\Component\Serializer\Serializer()),
-            'app.php_serializer' => new PhpSerializer(),
-        ];
-        $this->container = new class($services) {
-            public function __construct(private array $services)
-            {
-            }
-
-            public function has(string $id): bool
-            {
-                return isset($this->services[$id]);
-            }
-
-            public function get(string $id): object
-            {
-                return $this->services[$id] ?? throw new \LogicException("The \"$id\" service or alias has been removed or inlined when the container was compiled.");
-            }
-        };
-    }
-
-    public function getContainer(): object
-    {
-        return $this->container;
-    }
-
-    public static function record(string $kind, array $fields): void
-    {
-        $line = json_encode(['kind' => $kind] + $fields, JSON_UNESCAPED_SLASHES).PHP_EOL;
-        file_put_contents(getenv('TEST_OUTPUT_DIR').'/record.jsonl', $line, FILE_APPEND);
-    }
-
-    /** The stamps of an envelope by short class name, with what the tests check. */
-    private static function describe(Envelope $envelope): array
-    {
-        $stamps = [];
-        foreach ($envelope->all() as $class => $list) {
-            $stamps[substr(strrchr($class, '\\'), 1)] = count($list);
+        $first = !$this->booted;
+        parent::boot();
+        if ($first) {
+            Recorder::record('booted', [
+                'env' => $this->environment,
+                'debug' => $this->debug,
+                'greeting' => $_SERVER['APP_GREETING'] ?? null, // from .env (symfony/dotenv)
+            ]);
         }
+    }
 
-        return [
-            'message' => $envelope->getMessage()::class,
-            'stamps' => $stamps,
-            'transport' => $envelope->last(\Symfony\Component\Messenger\Stamp\ReceivedStamp::class)?->getTransportName(),
-            'retry_count' => \Symfony\Component\Messenger\Stamp\RedeliveryStamp::getRetryCountFromEnvelope($envelope),
-            'message_id' => $envelope->last(\Symfony\Component\Messenger\Stamp\TransportMessageIdStamp::class)?->getId(),
-            'bus' => $envelope->last(\Symfony\Component\Messenger\Stamp\BusNameStamp::class)?->getBusName(),
-        ];
+    private function configureContainer(ContainerConfigurator $container): void
+    {
+        $async = ['dsn' => '%env(MESSENGER_TRANSPORT_DSN)%'];
+        if ('json' === $container->env()) {
+            $async['serializer'] = 'messenger.transport.symfony_serializer';
+        }
+        $container->extension('framework', [
+            'secret' => 'queue-worker-kit-tests',
+            'http_method_override' => false,
+            'serializer' => ['enabled' => true],
+            'messenger' => [
+                'transports' => ['async' => $async],
+                'routing' => [Ping::class => 'async', Explode::class => 'async'],
+                'default_bus' => 'messenger.bus.default',
+                'buses' => [
+                    'messenger.bus.default' => ['middleware' => [self::recorder('messenger.bus.default')]],
+                    'messenger.bus.events' => ['middleware' => [self::recorder('messenger.bus.events')]],
+                ],
+            ],
+        ]);
+
+        $services = $container->services();
+        $services->set(RecordEnvelope::class)->abstract(); // one per bus, with its name
+        $services->set(PingHandler::class)->tag('messenger.message_handler');
+        $services->set(ExplodeHandler::class)->tag('messenger.message_handler');
+        $services->alias('queue_worker_kit.serializer', 'messenger.transport.symfony_serializer')->public();
+        $services->alias('queue_worker_kit.bus', 'messenger.routable_message_bus')->public();
+        $services->alias('app.events_bus', 'messenger.bus.events')->public(); // for produce.php
+    }
+
+    /** RecordEnvelope in a bus's middleware, told which bus it is in. */
+    private static function recorder(string $bus): array
+    {
+        return ['id' => RecordEnvelope::class, 'arguments' => [$bus]];
+    }
+
+    private function configureRoutes(RoutingConfigurator $routes): void
+    {
     }
 }

@@ -1,7 +1,0 @@
-<?php
-
-namespace Symfony\Component\Serializer\Exception;
-
-interface ExceptionInterface extends \Throwable
-{
-}

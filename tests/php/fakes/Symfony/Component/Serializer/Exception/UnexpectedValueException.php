@@ -1,7 +1,0 @@
-<?php
-
-namespace Symfony\Component\Serializer\Exception;
-
-class UnexpectedValueException extends \UnexpectedValueException implements ExceptionInterface
-{
-}
