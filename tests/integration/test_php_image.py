@@ -30,7 +30,7 @@ from tests.integration.containers import (
 )
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.sqs_helpers import drain
-from tests.tutorial import image_stage
+from tests.tutorial import environment_block, image_stage
 
 PHP_APP = Path(__file__).resolve().parent / "php_app"
 PHP_TESTS = ROOT / "tests" / "php"  # the Laravel and Symfony test applications
@@ -279,111 +279,203 @@ def test_a_missing_php_binary_or_script_makes_the_container_exit(
     ]
 
 
-def php_lines(engine: str, image: str, script: str) -> list[str]:
-    """The lines a shell script prints when run with the image's php (payload makers)."""
-    out = run(engine, "run", "--rm", "--entrypoint", "sh", image, "-c", script)
-    return [line for line in out.splitlines() if line.strip()]
-
-
-def handled(out: Path) -> list[dict[str, Any]]:
-    """What the test applications' handlers recorded ($TEST_OUTPUT_DIR/record.jsonl)."""
-    lines = (out / "record.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["kind"] == "handled"]
-
-
 def shared_dir(tmp_path: Path) -> Path:
+    """A directory the container's user writes (the app's records and SQLite database)."""
     out = tmp_path / "out"
     out.mkdir()
-    out.chmod(0o777)  # written by www-data in the container
+    out.chmod(0o777)
     return out
 
 
-def test_laravel_payloads_run_through_the_laravel_runner_once_each(
+def records(out: Path, kind: str) -> list[dict[str, Any]]:
+    """What the test applications recorded ($TEST_OUTPUT_DIR/record.jsonl) of one kind."""
+    lines = (out / "record.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def tutorial_environment(runner: str) -> dict[str, str]:
+    """The task's environment for docs/frameworks.md step 2's block that runs `runner`,
+    synthesized by the kit (its image left out: this test builds it as step 1 says), with a
+    value for each of the block's secrets as ECS would inject it."""
+    from tests.infra.conftest import synthesize  # synthesizes in-process (CDK), once
+
+    block = environment_block(runner)
+    worker = {k: v for k, v in block["worker"].items() if k != "image"}
+    synthesized = synthesize("prod", worker=worker, queue=block.get("queue", {}))
+    resources = synthesized.worker_json["Resources"].values()
+    [task] = [r for r in resources if r["Type"] == "AWS::ECS::TaskDefinition"]
+    [container] = task["Properties"]["ContainerDefinitions"]
+    settings = {e["Name"]: e["Value"] for e in container["Environment"]}
+    secrets = {s["Name"]: f"secret-{s['Name'].lower()}" for s in container.get("Secrets", [])}
+    assert set(secrets) == set(block["worker"].get("secrets", {}))
+    plain = {name: value for name, value in settings.items() if isinstance(value, str)}
+    return {**plain, **secrets}
+
+
+# The tutorial's settings, sped up only where SQS timings would make the test slow.
+FAST = {
+    "RECEIVE_WAIT_SECONDS": "1",
+    "RETRY_BACKOFF_BASE_SECONDS": "0",
+    "SUPERVISOR_STOPWAITSECS": "20",
+    "WORKER_STOP_GRACE_SECONDS": "10",
+}
+
+
+def in_image(engine: str, image: str, out: Path, command: str, **env: str) -> str:
+    """One command of the application (a producer, a migration) in a container of `image`, as
+    ECS runs it, on the host network with the fake AWS settings; returns its stdout."""
+    settings = {
+        "AWS_ENDPOINT_URL": env.pop("endpoint"),
+        "AWS_REGION": "ap-northeast-1",
+        "AWS_DEFAULT_REGION": "ap-northeast-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "TEST_OUTPUT_DIR": "/out",
+        **env,
+    }
+    options = [f"--env={key}={value}" for key, value in settings.items()]
+    return run(
+        engine, "run", "--rm", "--network", "host", *as_ecs(engine), *options,
+        "--volume", f"{out}:/out", "--entrypoint", "sh", image, "-c", command,
+    )  # fmt: skip
+
+
+def test_the_laravel_tutorial_runs_real_laravel_jobs_at_8_processes(
     engine: str,
-    php_image: str,
-    php_fleet: Callable[..., Fleet],
+    build_php_image: Callable[[str], str],
+    start_php_fleet: Callable[..., Fleet],
     make_queue_pair: Callable[..., Any],
     sqs_client: Any,
+    moto_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    notes = [f"note-{n}" for n in range(16)]
-    payloads = php_lines(
-        engine,
-        php_image,
-        "cd /srv/php-tests/laravel-app && for n in "
-        + " ".join(notes)
-        + " ; do php make-payload.php 'App\\Jobs\\RecordJob' $n; echo; done",
-    )
+    """docs/frameworks.md as a Laravel team follows it: the image of step 1 (its config cached
+    at build time), the settings of step 2 (a secret among them), jobs dispatched by Laravel's
+    own dispatch() through its SQS queue, the real Laravel 10 running them."""
+    image = build_php_image("laravel-app")
+    environment = tutorial_environment("run-job.php")
+    assert environment["WORKER_PROCESSES"] == "8"
     pair = make_queue_pair(max_receive_count=5)
-    ids = [sqs_client.send_message(QueueUrl=pair.url, MessageBody=p)["MessageId"] for p in payloads]
     out = shared_dir(tmp_path)
-    fleet = php_fleet(
+    # The producer and the migration are the team's other programs: they read the task's
+    # settings, not the config the image cached (only the kit's runner ignores it by itself).
+    app = {
+        "endpoint": moto_endpoint,
+        "SQS_QUEUE": pair.url,
+        "DB_DATABASE": "/out/app.sqlite",
+        "APP_CONFIG_CACHE": "/tmp/no-config-cache.php",
+    }
+    in_image(engine, image, out, "php artisan migrate --force", **app)
+    in_image(engine, image, out, "php produce.php 24", **app)
+    keys = ("database.connections.sqlite.password", "queue.connections.sqs.queue")
+    in_image(
+        engine, image, out, f"php produce.php 1 'App\\Jobs\\ConfigJob' {' '.join(keys)}", **app
+    )
+    in_image(engine, image, out, "php produce.php 1 'App\\Jobs\\UntriedThrowJob'", **app)
+    fleet = start_php_fleet(
+        image,
         "--volume",
         f"{out}:/out",
+        **{**environment, **FAST},
         QUEUE_URL=pair.url,
         DEAD_LETTER_QUEUE_URL=pair.dlq_url,
-        WORKER_HANDLER="php /app/bin/queue-worker/run-job.php",
-        LARAVEL_BASE_PATH="/srv/php-tests/laravel-app",
+        SQS_QUEUE=pair.url,
+        DB_DATABASE="/out/app.sqlite",
         TEST_OUTPUT_DIR="/out",
     )
-    fleet.wait_for(lambda: len(fleet.jobs()) == len(ids), 180)
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 25 and fleet.jobs("dead_letter"), 240)
+    fleet.wait_for(lambda: queue_depth(sqs_client, pair.url) == 0, 30)
     assert fleet.stop(60) == 0
-    assert sorted(j["message_id"] for j in fleet.jobs("done")) == sorted(ids)
-    jobs = handled(out)
-    assert sorted(r["note"] for r in jobs) == sorted(notes)  # each handled exactly once
-    assert {(r["job"], r["attempts"]) for r in jobs} == {("App\\Jobs\\RecordJob", 1)}
-    assert queue_depth(sqs_client, pair.url) == 0
+    handled = records(out, "handled")
+    assert sorted(r["note"] for r in handled) == sorted(f"produced-{n}" for n in range(1, 25))
+    assert len({j["process"] for j in fleet.jobs()}) >= 4  # the 8 slots shared the work
+    # The task's settings and secret reach config(), though the image cached its config.
+    [seen] = records(out, "config")
+    assert seen["values"] == {keys[0]: "secret-db_password", keys[1]: pair.url}
+    # Laravel's default tries are the queue's max_receive_count: its last failure is final.
+    [dead] = fleet.jobs("dead_letter")
+    assert (dead["receive_count"], dead["error"]) == (5, "RuntimeException: still broken")
+    [copy] = drain(sqs_client, pair.dlq_url)
+    assert copy["MessageAttributes"]["worker_failure_reason"]["StringValue"] == dead["error"]
+    failed_rows = in_image(
+        engine, image, out,
+        "php -r '$db = new PDO(\"sqlite:/out/app.sqlite\");"
+        " echo json_encode($db->query(\"select queue, exception from failed_jobs\")"
+        "->fetchAll(PDO::FETCH_ASSOC));'",
+        endpoint=moto_endpoint,
+    )  # fmt: skip
+    [row] = json.loads(failed_rows)
+    assert row["queue"] == pair.url and row["exception"].startswith("RuntimeException: still")
 
 
-@pytest.mark.parametrize(
-    ("serializer", "service"),
-    [
-        ("json", "app.json_serializer"),  # type and headers travel as message attributes
-        ("php", ""),  # the default: Messenger's native PHP serializer, built by the runner
-    ],
-)
-def test_symfony_messages_of_either_serializer_run_once_each(
+@pytest.mark.parametrize("serializer", ["php", "json"])
+def test_the_symfony_tutorial_runs_messages_of_either_serializer_at_8_processes(
     serializer: str,
-    service: str,
     engine: str,
-    php_image: str,
-    php_fleet: Callable[..., Fleet],
+    build_php_image: Callable[[str], str],
+    start_php_fleet: Callable[..., Fleet],
     make_queue_pair: Callable[..., Any],
     sqs_client: Any,
+    moto_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    texts = [f"ping-{n}" for n in range(16)]
-    made = php_lines(
-        engine,
-        php_image,
-        "cd /srv/php-tests/symfony-app && for n in "
-        + " ".join(texts)
-        + f" ; do php make-message.php {serializer} 'App\\Message\\Ping' $n; echo; done",
-    )
+    """docs/frameworks.md as a Symfony team follows it: the image of step 1 (its container
+    cache warmed as root at build time, under /tmp), the settings of step 2, messages
+    dispatched on Messenger's bus through the Amazon SQS transport, the real Symfony 6.4
+    handling them. `json`: Messenger's JSON serializer, type and headers as attributes."""
+    image = build_php_image("symfony-app")
+    environment = tutorial_environment("run-message.php")
     pair = make_queue_pair(max_receive_count=5)
-    ids = []
-    for message in map(json.loads, made):
-        if serializer == "json":
-            assert "type" in message["attributes"]  # the JSON serializer's type is one
-        else:
-            assert "O:36:" in message["body"]  # a serialized Envelope, nothing in attributes
-        sent = sqs_client.send_message(
-            QueueUrl=pair.url, MessageBody=message["body"], MessageAttributes=message["attributes"]
-        )
-        ids.append(sent["MessageId"])
     out = shared_dir(tmp_path)
-    fleet = php_fleet(
+    host, path = pair.url.removeprefix("http://").split("/", 1)
+    dsn = f"sqs://{host}/{path}?sslmode=disable&auto_setup=false&region=ap-northeast-1"
+    dsn += "&access_key=testing&secret_key=testing"
+    # Where the warm-up put the cache; a producer of another environment builds its own there.
+    app = {
+        "MESSENGER_TRANSPORT_DSN": dsn,
+        "APP_CACHE_DIR": "/tmp/symfony-cache",
+        "APP_LOG_DIR": "/tmp",
+    }
+    texts = [f"ping-{n}" for n in range(20)]
+    messages = [{"message": "Ping", "argument": text, "trace": text} for text in texts]
+    producer_env = "json" if serializer == "json" else "prod"
+    sent = in_image(
+        engine, image, out,
+        f"echo '{json.dumps(messages)}' | php produce.php",
+        endpoint=moto_endpoint, APP_ENV=producer_env, **app,
+    )  # fmt: skip
+    assert sent.split() == [str(len(texts))]
+    serializer_setting = (
+        {} if serializer == "php" else {"SYMFONY_SERIALIZER_SERVICE": "queue_worker_kit.serializer"}
+    )
+    fleet = start_php_fleet(
+        image,
         "--volume",
         f"{out}:/out",
+        **{**environment, **FAST, **app, **serializer_setting},
         QUEUE_URL=pair.url,
         DEAD_LETTER_QUEUE_URL=pair.dlq_url,
-        WORKER_HANDLER="php /app/bin/queue-worker/run-message.php",
-        SYMFONY_PROJECT_DIR="/srv/php-tests/symfony-app",
-        SYMFONY_SERIALIZER_SERVICE=service,
         TEST_OUTPUT_DIR="/out",
     )
-    fleet.wait_for(lambda: len(fleet.jobs()) == len(ids), 180)
+    fleet.wait_for(lambda: len(fleet.jobs()) == len(texts), 240)
     assert fleet.stop(60) == 0
-    assert sorted(j["message_id"] for j in fleet.jobs("done")) == sorted(ids)
-    assert sorted(r["text"] for r in handled(out)) == sorted(texts)
+    assert [j["outcome"] for j in fleet.jobs()] == ["done"] * len(texts)
+    assert sorted(r["text"] for r in records(out, "handled")) == sorted(texts)
     assert queue_depth(sqs_client, pair.url) == 0
+
+
+@pytest.mark.parametrize("app", ["laravel-app", "symfony-app"])
+def test_nothing_the_build_left_in_tmp_is_closed_to_the_tasks_user(
+    app: str, engine: str, build_php_image: Callable[[str], str]
+) -> None:
+    """`VOLUME ["/tmp"]` copies the image's /tmp into the task's: what a warm-up wrote there as
+    root must stay writable for the task's user (the kit's own sources need not be)."""
+    image = build_php_image(app)
+    unwritable, listing = run(
+        engine, "run", "--rm", *as_ecs(engine), "--entrypoint", "sh", image, "-c",
+        "find /tmp -mindepth 1 -path /tmp/queue-worker-kit -prune -o ! -writable -print;"
+        " echo ---; ls /tmp",
+    ).split("---\n")  # fmt: skip
+    assert unwritable.split() == []
+    if app == "symfony-app":  # its warm-up wrote the container cache there as root
+        assert "symfony-cache" in listing.split()
