@@ -35,3 +35,19 @@ def environment_block(runner: str) -> dict[str, Any]:
     assert len(found) == 1, f"docs/frameworks.md step 2 has {len(found)} blocks naming {runner}"
     [(_, environment)] = json.loads("{" + found[0] + "}").items()
     return dict(environment)
+
+
+# Prints the columns of docs/frameworks.md's version table as installed where it runs.
+INSTALLED_VERSIONS_SCRIPT = """. /etc/os-release && echo "$VERSION_CODENAME"
+php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION, "\\n";'
+for package in php-laravel-framework php-symfony-messenger php-async-aws-sqs; do
+  dpkg-query -W -f='${Version}\\n' "$package" | cut -d. -f1,2
+done"""
+
+
+def documented_versions(where: str) -> list[str]:
+    """The row of docs/frameworks.md's version table ("What was run for real") whose first cell
+    is `where`: Debian, PHP, Laravel, Symfony, async-aws SQS."""
+    text = FRAMEWORKS_DOC.read_text()
+    [row] = [line for line in text.splitlines() if line.startswith(f"| {where} |")]
+    return [cell.strip() for cell in row.strip("|").split("|")][1:]

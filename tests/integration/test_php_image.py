@@ -30,7 +30,12 @@ from tests.integration.containers import (
 )
 from tests.integration.fleet import ROOT, WORKER_IMAGE, Fleet, queue_depth
 from tests.sqs_helpers import drain
-from tests.tutorial import environment_block, image_stage
+from tests.tutorial import (
+    INSTALLED_VERSIONS_SCRIPT,
+    documented_versions,
+    environment_block,
+    image_stage,
+)
 
 PHP_APP = Path(__file__).resolve().parent / "php_app"
 PHP_TESTS = ROOT / "tests" / "php"  # the Laravel and Symfony test applications
@@ -142,6 +147,14 @@ def test_the_kit_is_installed_into_the_teams_image_as_documented(
     assert "pip" not in installed and {"boto3", "supervisor"} <= set(installed)
     version = run(engine, "run", "--rm", "--entrypoint", "php", php_image, "-r", "echo PHP_OS;")
     assert version == "Linux"
+
+
+def test_the_docs_name_the_framework_versions_the_image_runs(engine: str, php_image: str) -> None:
+    installed = run(
+        engine, "run", "--rm", "--entrypoint", "sh", php_image, "-c", INSTALLED_VERSIONS_SCRIPT
+    ).split()
+
+    assert documented_versions("the PHP image test") == installed
 
 
 def test_install_sh_runs_again_and_says_what_to_do_without_python_or_apt(

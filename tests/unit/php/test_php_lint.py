@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tutorial import INSTALLED_VERSIONS_SCRIPT, documented_versions
 from tests.unit.php.conftest import LARAVEL_RUNNER, RECIPES, SYMFONY_RUNNER
 
 RECIPE_FILES = sorted(RECIPES.rglob("*.php"))
@@ -23,3 +24,12 @@ def test_php_lint(php: str, path: Path) -> None:
     done = subprocess.run([php, "-l", str(path)], capture_output=True, text=True, check=False)
 
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_docs_name_the_framework_versions_these_tests_run(php: str) -> None:
+    """docs/frameworks.md's version table says which frameworks the runners' tests ran on."""
+    installed = subprocess.run(
+        ["sh", "-c", INSTALLED_VERSIONS_SCRIPT], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert documented_versions("the runners' tests on the test host") == installed
