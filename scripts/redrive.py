@@ -6,7 +6,10 @@
 
 Method `move` runs the SQS message move task (StartMessageMoveTask) and polls its progress.
 Method `copy` receives from the DLQ, sends to the queue (same body and message attributes) and
-deletes from the DLQ only what was sent: a failure can duplicate a message, never lose one.
+deletes from the DLQ only what was sent: a failure can duplicate a message, never lose one. It
+copies only the messages the DLQ held when it started (at most its count then): what reaches
+the DLQ while it runs, such as the copies a worker dead-letters again at once, stays there, so
+it ends even while the fleet runs, and says how many it left.
 `auto` (the default) uses the move task and falls back to copy where the move task is not
 supported (e.g. an emulator), or when --limit is given (the move task cannot stop at a count).
 """
@@ -17,9 +20,11 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+from worker.contract import SOURCE_MESSAGE_ID_ATTRIBUTE
 
 from scripts import _cli
 from scripts._aws import (
@@ -100,52 +105,106 @@ def is_unsupported(error: Exception) -> bool:
     return isinstance(error, ClientError) and error_code(error) in MOVE_TASK_UNSUPPORTED
 
 
+@dataclass(frozen=True)
+class Copied:
+    """What a copy did: `moved` messages to the queue; `left` in the DLQ because they reached it
+    after the copy started (among them copies it had moved that failed again at once)."""
+
+    moved: int
+    left: int
+
+
 def copy_messages(
     sqs: Any,
     dlq_url: str,
     queue_url: str,
     limit: int | None = None,
     rate: float = 0,
-    expected: int | None = None,
-) -> int:
-    """Copy-then-delete DLQ -> queue, 10 at a time, until the DLQ looks empty or `limit` moved.
+    at_start: int | None = None,
+) -> Copied:
+    """Copy-then-delete DLQ -> queue, 10 at a time, the messages the DLQ held when it started.
 
-    Defaults: no limit, no rate limit (`rate` messages a second). `expected` (the DLQ's
-    approximate count) is the progress total. Returns messages moved.
+    At most `at_start` (the DLQ's approximate visible count at the start; counted here when
+    None) and `limit` messages; `rate` messages a second at most (0: no limit). A message sent
+    after the start, or the DLQ copy of a message this copy moved (its id, or the source id a
+    worker's copy names), is left in the DLQ: a worker that dead-letters at once (exit 65)
+    would otherwise get it back round and round, and the copy would never end. It ends at the
+    count, at a receive that is empty or holds only messages left before, and then makes the
+    messages it left visible again.
     """
-    total = min(limit, expected) if limit and expected is not None else (limit or expected)
+    if at_start is None:
+        at_start = _visible(sqs, dlq_url)
+    total = min(limit, at_start) if limit else at_start
+    copy = _Copy(sqs, dlq_url, queue_url)
     with progress("redrive (copy)", total) as bar:
         try:
-            return _copy_loop(sqs, dlq_url, queue_url, limit, rate, bar)
+            copy.run(total, rate, bar)
         except KeyboardInterrupt:
             raise Interrupted(f"moved {bar.of_total()} (the rest stay in the DLQ)") from None
+        finally:
+            release(sqs, dlq_url, list(copy.left.values()))
+    return Copied(copy.moved, len(copy.left))
 
 
-def _copy_loop(
-    sqs: Any, dlq_url: str, queue_url: str, limit: int | None, rate: float, bar: Any
-) -> int:
-    pacer = Pacer(rate)
-    moved = 0
-    while limit is None or moved < limit:
-        pacer.wait(moved)
-        response = sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=10 if limit is None else min(10, limit - moved),
-            VisibilityTimeout=COPY_VISIBILITY_SECONDS,
-            WaitTimeSeconds=1,
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            break
-        with uninterrupted():
-            batch = _copy_batch(sqs, dlq_url, queue_url, messages)
-            moved += batch
-            bar.advance(batch)
-    return moved
+def _visible(sqs: Any, url: str) -> int:
+    """The approximate number of visible messages in queue `url`."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
 
 
-def _copy_batch(sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str, Any]]) -> int:
+class _Copy:
+    """The copy loop's state: the ids it sent to the queue, the messages it leaves."""
+
+    def __init__(self, sqs: Any, dlq_url: str, queue_url: str) -> None:
+        self.sqs, self.dlq_url, self.queue_url = sqs, dlq_url, queue_url
+        self.started_ms = int(time.time() * 1000)
+        self.moved = 0
+        self.sent_ids: set[str] = set()  # the new ids on the queue of what it moved
+        self.left: dict[str, str] = {}  # message id -> receipt handle, hidden while it runs
+
+    def run(self, total: int, rate: float, bar: Any) -> None:
+        pacer = Pacer(rate)
+        while self.moved < total:
+            pacer.wait(self.moved)
+            messages = self.sqs.receive_message(
+                QueueUrl=self.dlq_url,
+                MaxNumberOfMessages=min(10, total - self.moved),
+                VisibilityTimeout=COPY_VISIBILITY_SECONDS,
+                WaitTimeSeconds=1,
+                AttributeNames=["SentTimestamp"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not any(m["MessageId"] not in self.left for m in messages):
+                return  # empty, or only messages it left before: nothing older is there
+            wanted = []
+            for message in messages:
+                if self._arrived_since(message):
+                    self.left[message["MessageId"]] = message["ReceiptHandle"]
+                else:
+                    wanted.append(message)
+            if wanted:
+                with uninterrupted():
+                    sent = _copy_batch(self.sqs, self.dlq_url, self.queue_url, wanted)
+                    self.sent_ids.update(sent)
+                    self.moved += len(sent)
+                    bar.advance(len(sent))
+
+    def _arrived_since(self, message: dict[str, Any]) -> bool:
+        """Whether `message` reached the DLQ after the copy started: sent since, or a copy
+        of (SQS's redrive keeps the id) or by a worker (its source id) of one it moved."""
+        source = message.get("MessageAttributes", {}).get(SOURCE_MESSAGE_ID_ATTRIBUTE, {})
+        if {message["MessageId"], source.get("StringValue")} & self.sent_ids:
+            return True
+        sent_ms = message.get("Attributes", {}).get("SentTimestamp")
+        return sent_ms is not None and int(sent_ms) >= self.started_ms
+
+
+def _copy_batch(
+    sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str, Any]]
+) -> list[str]:
+    """Send `messages` to the queue, delete from the DLQ what was sent; the ids it got there."""
     entries = []
     for index, message in enumerate(messages):
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
@@ -156,7 +215,8 @@ def _copy_batch(sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str,
             }
         entries.append(entry)
     response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-    sent = [messages[int(ok["Id"])] for ok in response.get("Successful", [])]
+    successful = response.get("Successful", [])
+    sent = [messages[int(ok["Id"])] for ok in successful]
     if sent:
         deleted = sqs.delete_message_batch(
             QueueUrl=dlq_url,
@@ -175,7 +235,7 @@ def _copy_batch(sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str,
             f"could not send {len(failed)} message(s) to the queue; they stay in the DLQ "
             f"({first['Code']}: {first.get('Message', '')})"
         )
-    return len(sent)
+    return [ok["MessageId"] for ok in successful]
 
 
 def add_arguments(parser: Parser) -> None:
@@ -236,10 +296,11 @@ def execute(args: argparse.Namespace) -> int:
         else:
             print(f"moved {moved} messages from {route} (move task)")
             return 0
-    moved = copy_messages(
+    copied = copy_messages(
         target.sqs, dlq_url, queue_url, args.limit, args.max_per_second or 0, waiting
     )
-    print(f"moved {moved} messages from {route} (copy)")
+    left = f"; left {copied.left} that reached the DLQ after it started" if copied.left else ""
+    print(f"moved {copied.moved} messages from {route} (copy){left}")
     return 0
 
 

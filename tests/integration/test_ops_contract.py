@@ -17,20 +17,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.integration.fleet import ROOT, send_jobs
+from worker.contract import SOURCE_MESSAGE_ID_ATTRIBUTE
+
+from tests.integration.fleet import ROOT, queue_depth, send_jobs
 from tests.sqs_helpers import drain, queue_counts
 
 REGION = "ap-northeast-1"
 
 
-def command(verb: str, *args: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+def command(
+    verb: str, *args: str, endpoint: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """`python -m scripts VERB ...` as typed in a terminal, against moto."""
     return subprocess.run(
         [sys.executable, "-m", "scripts", verb, *args, "--endpoint-url", endpoint],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
@@ -107,3 +111,48 @@ def test_a_redriven_message_reaches_the_handler_with_every_attribute_it_was_sent
     assert again["type"]["StringValue"] == "App\\Message\\Ping"
     assert again["blob"]["BinaryValue"] == "AP9yYXc="  # base64 of b"\x00\xffraw"
     assert len(again) == 10
+
+
+def test_redrive_copy_next_to_a_fleet_that_dead_letters_at_once_copies_each_message_once(
+    make_fleet: Any, make_queue_pair: Any, sqs_client: Any, moto_endpoint: str
+) -> None:
+    """8 processes in command mode whose command exits 65 (EX_DATAERR): each message they get
+    goes straight back to the DLQ as a new copy. `redrive --method copy` without `--limit` used
+    to copy those copies again and again and never end (a `fail()` job went round 1,179 times
+    in 3 minutes): it must end, having copied each message the DLQ held at its start once."""
+    pair = make_queue_pair(max_receive_count=3)
+    bodies = [json.dumps({"job": n}) for n in range(25)]
+    for body in bodies:
+        sqs_client.send_message(QueueUrl=pair.dlq_url, MessageBody=body)
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=8,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER="exit 65",
+    )
+    fleet.wait_for(lambda: len(fleet.worker_pids()) == 8)
+
+    queue = pair.url.rsplit("/", 1)[-1]
+    redriven = command(
+        "redrive", "--queue", queue, "--region", REGION, "--method", "copy",
+        endpoint=moto_endpoint, timeout=60,
+    )  # fmt: skip
+    assert redriven.returncode == 0, redriven.stderr
+    dlq_name = pair.dlq_url.rsplit("/", 1)[-1]
+    assert redriven.stdout.startswith(f"moved 25 messages from {dlq_name} to {queue} (copy)")
+
+    # The fleet dead-letters every copy once more; then nothing moves any more.
+    fleet.wait_for(
+        lambda: (
+            queue_counts(sqs_client, pair.dlq_url) == (25, 0)
+            and queue_depth(sqs_client, pair.url) == 0
+        )
+    )
+    assert fleet.stop() == 0
+    jobs = fleet.jobs()
+    assert [j["outcome"] for j in jobs] == ["dead_letter"] * 25
+    back = drain(sqs_client, pair.dlq_url)
+    assert sorted(m["Body"] for m in back) == sorted(bodies)  # each original once, none lost
+    sources = {m["MessageAttributes"][SOURCE_MESSAGE_ID_ATTRIBUTE]["StringValue"] for m in back}
+    assert sources == {j["message_id"] for j in jobs}

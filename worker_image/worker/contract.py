@@ -46,7 +46,9 @@ REASON = "reason"
 JOB_EVENT = "job"
 """The ``event`` of the line written after every job; it carries ``outcome``."""
 JOB_OUTPUT_EVENT = "job_output"
-"""The ``event`` of a line a command wrote (fields ``stream``, ``line``, ``message_id``)."""
+"""The ``event`` of a burst of lines a command wrote to one stream (fields ``stream``,
+``line``: the lines joined by newlines, at most 8 KiB, ``message_id``; ``truncated`` and
+``continued`` where a longer line goes on in the next event)."""
 JOB_ORPHAN_KILLED_EVENT = "job_orphan_killed"
 """Command mode: a restarted process killed the job (process group ``pgid``) its killed
 predecessor left running; a simple command dies with its worker and never needs it."""

@@ -31,6 +31,7 @@ import json
 import multiprocessing
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -54,8 +55,14 @@ _POLL_SECONDS = 0.05
 _PR_SET_PDEATHSIG = 1
 # A running command is checked (exit, abort, deadline, memory) at least this often.
 SAMPLE_SECONDS = 1.0
-# A command's output line longer than this is cut (and logged with "truncated": true).
-MAX_OUTPUT_LINE_BYTES = 8192
+# A command's output is logged in bursts (`read_bursts`): the lines it writes to one stream
+# together make one `job_output` event of at most this many bytes (more goes on in the next).
+MAX_OUTPUT_EVENT_BYTES = 8192
+# A burst ends when its stream has been quiet this long...
+OUTPUT_QUIET_SECONDS = 0.1
+# ...or, for a stream that is never quiet, at its last line end after this long.
+OUTPUT_BURST_SECONDS = 1.0
+_READ_BYTES = 65536  # a pipe's default capacity
 # After a command ends, how long its output may take to reach the log.
 _OUTPUT_DRAIN_SECONDS = 5.0
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -276,7 +283,8 @@ class CommandRunner:
     of the worker plus WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT, WORKER_QUEUE_URL,
     WORKER_MESSAGE_ATTRIBUTES (JSON, SQS's shape) and WORKER_RESULT_FILE (where the command may
     write {"reason": ..., "retry_after_seconds": ...}); the exit code decides (module doc).
-    Each line the command writes is logged as a `job_output` JSON line. The job's process
+    What the command writes is logged in `job_output` JSON lines, one a burst (`read_bursts`:
+    the lines it writes to one stream together, a stack trace whole). The job's process
     group is sampled about once a second: above `memory_limit_mib` it is stopped.
     """
 
@@ -384,16 +392,16 @@ class CommandRunner:
         return rss
 
     def _pump(self, pipe: IO[bytes], stream: str, message_id: str) -> None:
-        """Log each line the command writes to `pipe` as a `job_output` line. A line that
+        """Log each burst the command writes to `pipe` as a `job_output` line. A burst that
         cannot be logged is dropped, never the pipe: the command must not block on a full one."""
         with pipe:
-            for line, truncated in read_lines(pipe):
-                fields = {"truncated": True} if truncated else {}
+            for piece in read_bursts(pipe):
+                fields = {name: True for name in ("truncated", "continued") if getattr(piece, name)}
                 with contextlib.suppress(Exception):
                     self.log.info(
                         contract.JOB_OUTPUT_EVENT,
                         stream=stream,
-                        line=line,
+                        line=piece.text,
                         message_id=message_id,
                         **fields,
                     )
@@ -543,16 +551,99 @@ def sqs_attributes(attributes: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return shaped
 
 
-def read_lines(pipe: IO[bytes], limit: int = MAX_OUTPUT_LINE_BYTES) -> Iterator[tuple[str, bool]]:
-    """(line, truncated) for each line of `pipe`; a line longer than `limit` bytes is cut."""
-    while chunk := pipe.readline(limit):
-        line, truncated = chunk, False
-        while not chunk.endswith(b"\n"):
-            chunk = pipe.readline(limit)  # the rest of an over-long line: dropped
-            if not chunk:
-                break
-            truncated = True
-        yield line.rstrip(b"\r\n").decode("utf-8", "replace"), truncated
+@dataclass(frozen=True)
+class OutputPiece:
+    """One `job_output` event's text: whole lines joined by newlines (without the last one).
+    `truncated`: a line longer than the cap was cut, it goes on in the next piece, which is
+    `continued`."""
+
+    text: str
+    truncated: bool = False
+    continued: bool = False
+
+
+def read_bursts(
+    pipe: IO[bytes],
+    limit: int = MAX_OUTPUT_EVENT_BYTES,
+    quiet: float = OUTPUT_QUIET_SECONDS,
+    longest: float = OUTPUT_BURST_SECONDS,
+) -> Iterator[OutputPiece]:
+    """The pieces of what is written to `pipe`, one a burst: what one read returns and what
+    follows until the pipe has been quiet for `quiet` seconds (a stack trace that PHP writes in
+    one go or line by line is one piece; prints seconds apart are not). A burst is split at
+    line ends only: at `limit` bytes, and after `longest` seconds of a stream that is never
+    quiet; a line longer than `limit` is cut (at a character) and goes on in the next piece.
+    Nothing is dropped; bytes that are not UTF-8 are replaced."""
+    fd = pipe.fileno()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    burst = _Burst(limit)
+    while True:
+        if burst.has_lines():  # else nothing to log before more comes: wait for it
+            wait = min(quiet, burst.began + longest - time.monotonic())
+            if wait <= 0 or not poller.poll(wait * 1000):
+                yield from burst.take_lines()
+                continue
+        chunk = os.read(fd, _READ_BYTES)  # blocks until the command writes or exits
+        if not chunk:
+            yield from burst.take_lines(final=True)
+            return
+        yield from burst.add(chunk)
+
+
+class _Burst:
+    """The bytes of a burst not logged yet, cut into `OutputPiece`s of at most `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.began = 0.0  # when the oldest byte held arrived
+        self._continued = False  # the next piece goes on with a line cut in the last one
+
+    def add(self, chunk: bytes) -> Iterator[OutputPiece]:
+        """Hold `chunk`; the pieces of `limit` bytes that are full now."""
+        if not self.data:
+            self.began = time.monotonic()
+        self.data += chunk
+        while len(self.data) > self.limit:
+            end = self.data.rfind(b"\n", 0, self.limit + 1)
+            if end >= 0:
+                yield self._take(end)
+            else:  # one line longer than the limit: cut it between two characters
+                yield self._take(_character_start(self.data, self.limit), cut=True)
+
+    def has_lines(self) -> bool:
+        """Whether a complete line is held."""
+        return b"\n" in self.data
+
+    def take_lines(self, final: bool = False) -> Iterator[OutputPiece]:
+        """The complete lines held as one piece; `final` (end of stream): all that is held."""
+        end = self.data.rfind(b"\n")
+        if final and end < len(self.data) - 1:
+            end = len(self.data)
+        if end >= 0:
+            yield self._take(end)
+        self.began = time.monotonic()
+
+    def _take(self, end: int, cut: bool = False) -> OutputPiece:
+        """The piece of the first `end` bytes, and the line end after them unless the line
+        was `cut` there (it goes on in the next piece)."""
+        raw = bytes(self.data[:end])
+        del self.data[: end if cut else end + 1]
+        text = raw.decode("utf-8", "replace").replace("\r\n", "\n")  # CRLF line ends too
+        if not cut:
+            text = text.removesuffix("\r")
+        piece = OutputPiece(text, truncated=cut, continued=self._continued)
+        self._continued = cut
+        return piece
+
+
+def _character_start(data: bytearray, index: int) -> int:
+    """`index`, or up to 3 bytes before it, so that no UTF-8 character is cut in two."""
+    for start in range(index, max(index - 3, 1) - 1, -1):
+        if data[start] & 0xC0 != 0x80:  # not a continuation byte
+            return start
+    return index
 
 
 def _feed(stdin: IO[bytes], body: bytes) -> None:

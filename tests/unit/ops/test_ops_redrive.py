@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from ops_helpers import send
-from worker.contract import FAILURE_REASON_ATTRIBUTE
+from worker.contract import FAILURE_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE
 
 from scripts import redrive
 from scripts._cli import OpsError
@@ -105,6 +105,60 @@ def test_copy_keeps_what_it_could_not_send(sqs_client: Any, make_queue_pair: Any
     assert sorted(m["Body"] for m in drain(sqs_client, pair.url)) == ["good 1", "good 2"]
     # The unsent ones are back in the DLQ and visible at once.
     assert sorted(m["Body"] for m in drain(sqs_client, pair.dlq_url)) == ["bad 1", "bad 2"]
+
+
+class DeadLetteringAtOnce:
+    """An SQS client whose every message sent to the work queue comes straight back to the DLQ
+    as a worker's copy does (exit 65 in command mode: a new message, its source id in
+    `worker_source_message_id`), as soon as it is sent: a fleet without its timing."""
+
+    def __init__(self, sqs: Any, dlq_url: str) -> None:
+        self._sqs = sqs
+        self._dlq_url = dlq_url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+        response = self._sqs.send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+        bodies = {entry["Id"]: entry["MessageBody"] for entry in Entries}
+        for sent in response.get("Successful", []):
+            source = {"DataType": "String", "StringValue": sent["MessageId"]}
+            self._sqs.send_message(
+                QueueUrl=self._dlq_url,
+                MessageBody=bodies[sent["Id"]],
+                MessageAttributes={SOURCE_MESSAGE_ID_ATTRIBUTE: source},
+            )
+        return response
+
+
+def test_copy_leaves_what_reached_the_dlq_after_it_started(
+    sqs_client: Any, make_queue_pair: Any
+) -> None:
+    """The DLQ's count at the start is approximate: here it says 50 where 3 wait. The copies
+    that come back while the redrive runs are left in the DLQ (visible again), not copied round
+    and round until the count is reached."""
+    pair = make_queue_pair()
+    send(sqs_client, pair.dlq_url, ["a", "b", "c"])
+    copied = redrive.copy_messages(
+        DeadLetteringAtOnce(sqs_client, pair.dlq_url), pair.dlq_url, pair.url, at_start=50
+    )
+    assert (copied.moved, copied.left) == (3, 3)
+    assert sorted(m["Body"] for m in drain(sqs_client, pair.url)) == ["a", "b", "c"]  # once each
+    back = drain(sqs_client, pair.dlq_url)  # visible at once: released, not hidden
+    assert sorted(m["Body"] for m in back) == ["a", "b", "c"]
+    assert all(SOURCE_MESSAGE_ID_ATTRIBUTE in m["MessageAttributes"] for m in back)
+
+
+def test_copy_stops_at_the_count_the_dlq_had_at_the_start(
+    sqs_client: Any, make_queue_pair: Any
+) -> None:
+    pair = make_queue_pair()
+    send(sqs_client, pair.dlq_url, [f"job {n}" for n in range(12)])
+    copied = redrive.copy_messages(sqs_client, pair.dlq_url, pair.url, at_start=7)
+    assert (copied.moved, copied.left) == (7, 0)
+    assert counts(sqs_client, pair.url) == (7, 0)
+    assert counts(sqs_client, pair.dlq_url) == (5, 0)
 
 
 def stubbed_sqs() -> tuple[Any, Stubber]:

@@ -18,7 +18,7 @@ import pytest
 from worker import contract
 from worker.app import main
 from worker.handlers import (
-    MAX_OUTPUT_LINE_BYTES,
+    MAX_OUTPUT_EVENT_BYTES,
     CommandRunner,
     HandlerError,
     JobContext,
@@ -184,23 +184,78 @@ def test_deaths_by_signal_are_reported_as_such(command: str, error: str) -> None
     assert (result.outcome, result.error) == ("retry", error)
 
 
-def test_output_lines_are_logged_as_json_with_the_message_id() -> None:
-    long_line = "y" * (MAX_OUTPUT_LINE_BYTES * 3)
-    command = f"echo 'PHP Fatal error: boom'; echo warn >&2; echo {long_line}; printf last"
+def output_text(lines: list[dict[str, Any]], stream: str) -> str:
+    """What the command wrote to `stream`, rebuilt from its `job_output` events as
+    docs/frameworks.md ("Output") says: an event cut at the cap (`truncated`) goes on in the
+    next one of its stream; every other event ends at a line end."""
+    return "".join(
+        e["line"] + ("" if e.get("truncated") else "\n") for e in lines if e["stream"] == stream
+    )
+
+
+def test_output_is_logged_as_json_with_the_message_id() -> None:
+    command = "echo 'PHP Fatal error: boom'; echo warn >&2; printf 'bad \\377 byte\\n'; printf last"
     runner, stream = logged_runner(command)
     assert runner.run("", CTX, 10, never).outcome == "done"
     lines = events(stream, "job_output")
-    by_stream = {(e["stream"], e["line"][:30]) for e in lines}
-    assert by_stream == {
-        ("stdout", "PHP Fatal error: boom"),
-        ("stderr", "warn"),
-        ("stdout", "y" * 30),
-        ("stdout", "last"),
-    }
-    assert all(e["message_id"] == "m-1" and e["process"] == "worker_test" for e in lines)
-    [cut] = [e for e in lines if e["line"].startswith("y")]
-    assert len(cut["line"]) == MAX_OUTPUT_LINE_BYTES and cut["truncated"] is True
-    assert "truncated" not in next(e for e in lines if e["line"] == "last")
+    assert output_text(lines, "stdout") == "PHP Fatal error: boom\nbad \ufffd byte\nlast\n"
+    assert output_text(lines, "stderr") == "warn\n"
+    assert all(
+        (e["level"], e["message_id"], e["process"]) == ("info", "m-1", "worker_test")
+        and "truncated" not in e
+        for e in lines
+    )
+
+
+# A Laravel-like exception report: 40 lines that PHP's stderr logger writes at once.
+TRACE = "RuntimeException: payment API said no in /app/app/Jobs/Charge.php:31\n" + "".join(
+    f"#{n} /app/vendor/laravel/framework/src/Illuminate/Pipeline/Pipeline.php({n}): handle()\n"
+    for n in range(39)
+)
+
+
+def test_a_stack_trace_written_at_once_is_one_event_with_all_its_lines(tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    trace.write_text(TRACE)
+    write_at_once = f"import sys; sys.stderr.write(open({str(trace)!r}).read())"
+    runner, stream = logged_runner(f'{PY} -c "{write_at_once}"; exit 65')
+    assert runner.run("", CTX, 10, never).outcome == "dead_letter"
+    [event] = events(stream, "job_output")
+    assert (event["stream"], event["message_id"], event["level"]) == ("stderr", "m-1", "info")
+    assert event["line"].split("\n") == TRACE.splitlines()
+    assert len(TRACE.splitlines()) == 40
+
+
+def test_output_written_apart_is_logged_apart() -> None:
+    runner, stream = logged_runner("printf 'a\\nb\\n'; sleep 0.5; printf 'c\\nd\\n'")
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    assert [e["line"] for e in events(stream, "job_output")] == ["a\nb", "c\nd"]
+
+
+def test_a_burst_above_the_cap_goes_on_in_the_next_events_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        "short",
+        "y" * (MAX_OUTPUT_EVENT_BYTES * 2 + 100),  # one line of three events
+        "\u00e9" * MAX_OUTPUT_EVENT_BYTES,  # two bytes each: cut between characters, not in one
+        *(f"line {n} " * 30 for n in range(100)),  # 24 KB of short lines: cut at line ends
+    ]
+    text = "\n".join(lines) + "\n"
+    written = tmp_path / "out"
+    written.write_text(text)
+    runner, stream = logged_runner(f"cat {written}")
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    out = events(stream, "job_output")
+    assert output_text(out, "stdout") == text  # every byte, in order, no character broken
+    assert all(len(e["line"].encode()) <= MAX_OUTPUT_EVENT_BYTES for e in out)
+    cut = [e for e in out if e.get("truncated")]
+    assert [e["line"][0] for e in cut] == ["y", "y", "\u00e9"]
+    # Each event after a cut one says it goes on with that line.
+    assert [bool(e.get("continued")) for e in out] == [False] + [
+        bool(e.get("truncated")) for e in out[:-1]
+    ]
+    assert len(out) >= 7
 
 
 def test_processes_a_command_leaves_behind_are_killed_when_it_exits(tmp_path: Path) -> None:
