@@ -89,7 +89,10 @@ QUERIES = {
         limit=1000,
     ),
     "message-story": logs.QueryString(
-        fields=[f"{STORY_FIELDS}, {c.OUTCOME}, {c.DURATION_SECONDS}, {c.ERROR}"],
+        fields=[
+            f"{STORY_FIELDS}, {c.OUTCOME}, {c.DURATION_SECONDS}, {c.ERROR}, "
+            f"{c.OUTPUT_STREAM}, {c.OUTPUT_TEXT}"  # a command's output, beside its job line
+        ],
         filter_statements=[f'{c.MESSAGE_ID} = "MESSAGE-ID"'],
         sort="@timestamp asc",
         limit=1000,

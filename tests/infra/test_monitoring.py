@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
+from worker.handlers import CommandRunner, JobContext
+from worker.logs import EventLog
 
 from stacks.constructs.monitoring import oldest_message_age_seconds
 from tests.infra.conftest import Synthesized, synthesize
@@ -323,3 +326,22 @@ def test_saved_queries_are_grouped_under_the_stack(
     assert log_group["Ref"].startswith("WorkerLogs")
     for text in contains:
         assert text in query["Properties"]["QueryString"]
+
+
+def test_the_message_story_query_shows_what_a_command_printed(prod: Synthesized) -> None:
+    """Across the worker and the stack: the fields of a real job_output line (a command run by
+    the worker's CommandRunner) are among the message-story query's fields."""
+    stream = io.StringIO()
+    runner = CommandRunner("echo 'Uncaught RuntimeException'", EventLog("worker_00", stream))
+    result = runner.run("", JobContext(message_id="m-1", receive_count=1), 10, lambda: False)
+    assert result.outcome == "done"
+    [output] = [
+        line for line in map(json.loads, stream.getvalue().splitlines())
+        if line["event"] == "job_output"
+    ]  # fmt: skip
+    (query,) = prod.worker.find_resources(
+        "AWS::Logs::QueryDefinition",
+        {"Properties": {"Name": "QueueWorker-prod-Worker/message-story"}},
+    ).values()
+    fields = query["Properties"]["QueryString"].split("\n")[0].removeprefix("fields ").split(", ")
+    assert set(output) - {"time", "level"} <= set(fields), (sorted(output), fields)

@@ -396,15 +396,13 @@ class CommandRunner:
         cannot be logged is dropped, never the pipe: the command must not block on a full one."""
         with pipe:
             for piece in read_bursts(pipe):
-                fields = {name: True for name in ("truncated", "continued") if getattr(piece, name)}
+                fields: dict[str, Any] = {contract.OUTPUT_STREAM: stream}
+                fields[contract.OUTPUT_TEXT] = piece.text
+                fields.update(
+                    {name: True for name in ("truncated", "continued") if getattr(piece, name)}
+                )
                 with contextlib.suppress(Exception):
-                    self.log.info(
-                        contract.JOB_OUTPUT_EVENT,
-                        stream=stream,
-                        line=piece.text,
-                        message_id=message_id,
-                        **fields,
-                    )
+                    self.log.info(contract.JOB_OUTPUT_EVENT, message_id=message_id, **fields)
 
     def _fresh_result_file(self) -> str:
         if self._result_dir is None:
