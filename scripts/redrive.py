@@ -114,6 +114,10 @@ class Copied:
     left: int
 
 
+# How much later than the copy's start SQS may date a message that was there before it.
+CLOCK_MARGIN_MS = 1000
+
+
 def copy_messages(
     sqs: Any,
     dlq_url: str,
@@ -198,7 +202,10 @@ class _Copy:
         if {message["MessageId"], source.get("StringValue")} & self.sent_ids:
             return True
         sent_ms = message.get("Attributes", {}).get("SentTimestamp")
-        return sent_ms is not None and int(sent_ms) >= self.started_ms
+        # SQS's clock against this machine's: a message of the last second before the start may
+        # carry a later time. Within the margin it is copied (the start count still bounds the
+        # copy; the ids above catch every copy of what it moved).
+        return sent_ms is not None and int(sent_ms) > self.started_ms + CLOCK_MARGIN_MS
 
 
 def _copy_batch(

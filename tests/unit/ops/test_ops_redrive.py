@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -223,3 +224,34 @@ def test_main_prefers_the_move_task(
     assert redrive.main(argv) == 0
     assert calls == [(pair.dlq_arn, pair.arn, 5, 1.0)]
     assert "moved 7 messages" in capsys.readouterr().out
+
+
+class OtherFailureArrives:
+    """An SQS client with which another job's failure reaches the DLQ while the copy runs,
+    past the clock margin: a message this copy never saw at its start."""
+
+    def __init__(self, sqs: Any, dlq_url: str) -> None:
+        self._sqs, self._dlq_url, self._sent = sqs, dlq_url, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+        if not self._sent:
+            time.sleep(redrive.CLOCK_MARGIN_MS / 1000 + 0.2)
+            self._sqs.send_message(QueueUrl=self._dlq_url, MessageBody="later")
+            self._sent = True
+        return self._sqs.send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+
+
+def test_copy_leaves_a_message_sent_to_the_dlq_after_it_started(
+    sqs_client: Any, make_queue_pair: Any
+) -> None:
+    pair = make_queue_pair()
+    send(sqs_client, pair.dlq_url, ["a", "b"])
+    copied = redrive.copy_messages(
+        OtherFailureArrives(sqs_client, pair.dlq_url), pair.dlq_url, pair.url, at_start=3
+    )
+    assert (copied.moved, copied.left) == (2, 1)
+    assert sorted(m["Body"] for m in drain(sqs_client, pair.url)) == ["a", "b"]
+    assert [m["Body"] for m in drain(sqs_client, pair.dlq_url)] == ["later"]

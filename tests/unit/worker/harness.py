@@ -99,12 +99,14 @@ class FakeAgent:
         self.bodies: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.stall = stall or {}
+        self.arrived: list[bool] = []  # each call's state when it reaches the agent
         agent = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_PUT(self) -> None:
                 length = int(self.headers["Content-Length"])
                 body = json.loads(self.rfile.read(length))
+                agent.arrived.append(body["ProtectionEnabled"])
                 time.sleep(agent.stall.get(body["ProtectionEnabled"], 0.0))
                 agent.bodies.append(body)
                 agent.paths.append(self.path)

@@ -161,9 +161,12 @@ def test_a_stalled_agent_stalls_no_process(tmp_path: Path) -> None:
     members = [Member(agent.uri, tmp_path) for _ in range(3)]
     try:
         took = [member.do("busy!") for member in members]
+        deadline = time.monotonic() + 15
+        while not agent.arrived:  # the protection call is in the stalled agent now
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         took += [member.do("idle!") for member in members]
         assert max(took) < 0.5, took  # none waited for the agent, nor for each other
-        deadline = time.monotonic() + 15
         while agent.enabled()[-1:] != [False]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
