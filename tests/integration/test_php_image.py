@@ -420,6 +420,15 @@ def test_the_laravel_tutorial_runs_real_laravel_jobs_at_8_processes(
     )  # fmt: skip
     [row] = json.loads(failed_rows)
     assert row["queue"] == pair.url and row["exception"].startswith("RuntimeException: still")
+    # Laravel reports each exception to stderr with its stack trace: one event a run, not a
+    # line of the trace each.
+    reports = [
+        e["line"]
+        for e in fleet.events("job_output")
+        if e["message_id"] == dead["message_id"] and e["stream"] == "stderr"
+    ]
+    assert len(reports) == 5, reports  # one a receive
+    assert all("still broken" in r and "#0 " in r and r.count("\n") > 5 for r in reports)
 
 
 @pytest.mark.parametrize("serializer", ["php", "json"])
