@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.tutorial import INSTALLED_VERSIONS_SCRIPT, documented_versions
+from tests.tutorial import (
+    INSTALLED_VERSIONS_SCRIPT,
+    documented_versions,
+    environment_block,
+    image_stage,
+)
 from tests.unit.php.conftest import LARAVEL_RUNNER, RECIPES, SYMFONY_RUNNER
 
 RECIPE_FILES = sorted(RECIPES.rglob("*.php"))
@@ -33,3 +39,18 @@ def test_the_docs_name_the_framework_versions_these_tests_run(php: str) -> None:
     ).stdout.split()
 
     assert documented_versions("the runners' tests on the test host") == installed
+
+
+@pytest.mark.parametrize("runner", [LARAVEL_RUNNER, SYMFONY_RUNNER], ids=lambda p: p.name)
+def test_one_runner_path_across_the_tutorial_and_the_recipes(runner: Path) -> None:
+    """The handler of docs/frameworks.md step 2 and of recipes/README.md is the same path, and
+    the stage of step 1 copies the runner there."""
+    documented = environment_block(runner.name)["worker"]["handler"]
+    readme = (RECIPES / "README.md").read_text()
+    handlers = set(re.findall(r'"handler": "([^"]*' + re.escape(runner.name) + ')"', readme))
+    assert handlers == {documented}
+    script = Path(documented.split()[-1])
+    copies = re.findall(r"^COPY --from=queue-worker-kit (recipes/.*)$", image_stage(), re.M)
+    [(sources, target)] = [(c.split()[:-1], c.split()[-1]) for c in copies]
+    assert script.parent == Path(target)
+    assert f"recipes/{runner.parent.name}/" in sources
