@@ -118,8 +118,8 @@ def test_a_consumer_that_leaks_mid_job_is_killed_at_the_hard_ceiling(tmp_path: P
     code, lines = watched.wait()
     assert time.monotonic() - started < 10  # not the 20-s grace
     assert code == 0  # a recycle: supervisord starts a fresh consumer
-    [recycle] = [e for e in lines if e["event"] == "recycle_memory"]
-    assert recycle["limit_mib"] == 100
+    # Usually first asked to stop above the limit (unless one sample jumped past the ceiling).
+    assert [e["limit_mib"] for e in lines if e["event"] == "recycle_memory"] in ([100], [])
     [killed] = [e for e in lines if e["event"] == "kill_memory"]
     assert killed["level"] == "error" and killed["ceiling_mib"] == 150
     assert 150 < killed["rss_mib"] < 200  # sampled every 0.25 s above the limit
