@@ -12,6 +12,14 @@ the consumer has gone, so supervisord starts a fresh one. A consumer still runni
 WORKER_STOP_GRACE_SECONDS after that SIGTERM gets SIGKILL. SIGTERM/SIGINT to the watcher are
 forwarded to the consumer (its own graceful stop); the consumer's exit status is the watcher's.
 
+The hard ceiling: the consumer ends its current job after that SIGTERM, and a job that leaks
+goes on leaking until it ends. Once the consumer is above the limit the watcher samples every
+0.25 s, and above MEMORY_CEILING_FACTOR x the limit (before or after the SIGTERM) it SIGKILLs
+the consumer's process group at once and logs `kill_memory`; the watcher then exits 0 like a
+recycle. The job it was running is not deleted: SQS delivers it again after its visibility
+timeout (and its receives count toward the redrive to the DLQ). So one leaking consumer cannot
+take the memory of the task's other processes.
+
 What this mode does not do (the docs' table): no visibility heartbeat, no task scale-in
 protection, no hand-back on SIGTERM, no `job` lines (hence no job metrics): the framework
 consumer receives and deletes the messages itself.
@@ -27,12 +35,16 @@ import subprocess
 import time
 from types import FrameType
 
-from worker.handlers import SAMPLE_SECONDS, ExitWatch, group_rss_bytes
+from worker.handlers import SAMPLE_SECONDS, ExitWatch, group_members, group_rss_bytes
 from worker.logs import EventLog
 from worker.settings import Settings
 
 # supervisord counts a process that exits within `startsecs` (1 s) as a failed start.
 MIN_LIFETIME_SECONDS = 1.5
+# Above this multiple of MAX_MEMORY_MIB_PER_PROCESS the consumer is killed at once, mid-job.
+MEMORY_CEILING_FACTOR = 1.5
+# How often memory is sampled once the consumer is above the limit (else SAMPLE_SECONDS).
+HOT_SAMPLE_SECONDS = 0.25
 _PR_SET_PDEATHSIG = 1
 
 
@@ -66,6 +78,36 @@ class ConsumerWatcher:
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signum)
 
+    def _kill_for_memory(self, rss: int, limit: int) -> None:
+        """SIGKILL the consumer's process group mid-job: it is above the hard ceiling."""
+        if self.process is None or self.stop_reason == "kill_memory":
+            return
+        ceiling = limit * MEMORY_CEILING_FACTOR
+        rss_mib = round(rss / 2**20, 1)
+        self.log.error(
+            "kill_memory",
+            rss_mib=rss_mib,
+            limit_mib=limit,
+            ceiling_mib=round(ceiling, 1),
+            reason=f"killed mid-job: the consumer used {rss_mib:g} MiB, above"
+            f" {MEMORY_CEILING_FACTOR:g} x MAX_MEMORY_MIB_PER_PROCESS={limit} ({ceiling:g} MiB)",
+        )
+        self.stop_reason = "kill_memory"
+        self._stop_sent_at = self._stop_sent_at or time.monotonic()
+        self._kill_consumer_group()
+
+    def _kill_consumer_group(self) -> None:
+        """SIGKILL the consumer and what it started: the watcher's process group but the
+        watcher, when the watcher leads it (supervisord's setpgrp), else the consumer alone."""
+        assert self.process is not None
+        if os.getpgid(0) != os.getpid():
+            self.process.kill()
+            return
+        for pid, _ in group_members(os.getpgid(0)):
+            if int(pid) != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+
     def run(self) -> int:
         """Run the consumer to its end; returns the exit status for the watcher."""
         started = time.monotonic()
@@ -82,10 +124,15 @@ class ConsumerWatcher:
         )
         limit = self.settings.max_memory_mib_per_process
         exited = ExitWatch(self.process)
-        while not exited.wait(SAMPLE_SECONDS):
+        interval = SAMPLE_SECONDS
+        while not exited.wait(interval):
             rss = group_rss_bytes(os.getpgid(0), exclude=os.getpid())
             self.peak_rss = max(self.peak_rss, rss)
-            if limit and rss > limit * 2**20 and self._stop_sent_at is None:
+            above = bool(limit) and rss > limit * 2**20
+            interval = HOT_SAMPLE_SECONDS if above else SAMPLE_SECONDS
+            if above and rss > limit * MEMORY_CEILING_FACTOR * 2**20:
+                self._kill_for_memory(rss, limit)
+            elif above and self._stop_sent_at is None:
                 self.log.warning("recycle_memory", rss_mib=round(rss / 2**20, 1), limit_mib=limit)
                 self._stop("recycle_memory")
             sent = self._stop_sent_at
@@ -93,7 +140,10 @@ class ConsumerWatcher:
                 self.process.kill()
         code = self.process.returncode
         asked = self._stop_sent_at is not None
-        status = 0 if asked and code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+        clean: tuple[int, ...] = (0, -signal.SIGTERM, -signal.SIGINT)
+        if self.stop_reason == "kill_memory":
+            clean = (*clean, -signal.SIGKILL)  # a recycle, not a failure: start a fresh one
+        status = 0 if asked and code in clean else code
         status = status if status >= 0 else 128 - status
         if status == 0:  # a clean stop must not look like a failed start to supervisord
             time.sleep(max(0.0, started + MIN_LIFETIME_SECONDS - time.monotonic()))

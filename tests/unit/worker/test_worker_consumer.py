@@ -102,3 +102,28 @@ def test_a_consumer_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Pat
     code, _ = watched.wait()
     assert code == 128 + signal.SIGKILL
     assert time.monotonic() - started < 5
+
+
+def test_a_consumer_that_leaks_mid_job_is_killed_at_the_hard_ceiling(tmp_path: Path) -> None:
+    """A consumer that goes on growing after the SIGTERM (its current job leaks) is killed at
+    1.5 x the limit, not left to grow until the grace ends."""
+    watched = Watched(
+        tmp_path,
+        "10",  # 50 MiB/s
+        "ignore",  # as a consumer finishing a leaking job: the SIGTERM changes nothing
+        MAX_MEMORY_MIB_PER_PROCESS="100",
+        WORKER_STOP_GRACE_SECONDS="20",
+    )
+    started = time.monotonic()
+    code, lines = watched.wait()
+    assert time.monotonic() - started < 10  # not the 20-s grace
+    assert code == 0  # a recycle: supervisord starts a fresh consumer
+    # Usually first asked to stop above the limit (unless one sample jumped past the ceiling).
+    assert [e["limit_mib"] for e in lines if e["event"] == "recycle_memory"] in ([100], [])
+    [killed] = [e for e in lines if e["event"] == "kill_memory"]
+    assert killed["level"] == "error" and killed["ceiling_mib"] == 150
+    assert 150 < killed["rss_mib"] < 200  # sampled every 0.25 s above the limit
+    assert "above 1.5 x MAX_MEMORY_MIB_PER_PROCESS=100 (150 MiB)" in killed["reason"]
+    [stopped] = [e for e in lines if e["event"] == "worker_stopped"]
+    assert stopped["reason"] == "kill_memory" and stopped["exit_code"] == -signal.SIGKILL
+    assert stopped["max_rss_mib"] < 200

@@ -3,9 +3,13 @@
 namespace App;
 
 use App\Handler\ExplodeHandler;
+use App\Handler\LeakHandler;
 use App\Handler\PingHandler;
+use App\Handler\SlowHandler;
 use App\Message\Explode;
+use App\Message\Leak;
 use App\Message\Ping;
+use App\Message\Slow;
 use App\Middleware\RecordEnvelope;
 use Symfony\Bundle\FrameworkBundle\FrameworkBundle;
 use Symfony\Bundle\FrameworkBundle\Kernel\MicroKernelTrait;
@@ -28,6 +32,10 @@ use Symfony\Component\Routing\Loader\Configurator\RoutingConfigurator;
  *   is given (RecordEnvelope) and the handlers what they got, to $TEST_OUTPUT_DIR/record.jsonl.
  *   As the recipe tells a team with several buses, the routable bus (which picks the bus by
  *   BusNameStamp, as messenger:consume does) has the public alias queue_worker_kit.bus.
+ * - In the environment `consumer` (tests/integration/test_php_consumer.py: `messenger:consume`
+ *   under the kit), the failure transport is the kit's DLQ at MESSENGER_FAILURE_DSN: a message
+ *   that fails after Messenger's retries goes there, its error in an ErrorDetailsStamp.
+ *   Slow and Leak messages (consumer mode's tests) are routed to `async` in every environment.
  * - Cache in var/cache/<env> (warmed by `bin/console cache:warmup` at image build time), or
  *   under $APP_CACHE_DIR (MicroKernelTrait); logs go nowhere (no Monolog): stderr.
  */
@@ -64,25 +72,33 @@ final class Kernel extends BaseKernel
         if ('json' === $container->env()) {
             $async['serializer'] = 'messenger.transport.symfony_serializer';
         }
+        $messenger = [
+            'transports' => ['async' => $async],
+            'routing' => [Ping::class => 'async', Explode::class => 'async'],
+            'default_bus' => 'messenger.bus.default',
+            'buses' => [
+                'messenger.bus.default' => ['middleware' => [self::recorder('messenger.bus.default')]],
+                'messenger.bus.events' => ['middleware' => [self::recorder('messenger.bus.events')]],
+            ],
+        ];
+        $messenger['routing'] += [Slow::class => 'async', Leak::class => 'async'];
+        if ('consumer' === $container->env()) {
+            $messenger['transports']['failed'] = '%env(MESSENGER_FAILURE_DSN)%';
+            $messenger['failure_transport'] = 'failed';
+        }
         $container->extension('framework', [
             'secret' => 'queue-worker-kit-tests',
             'http_method_override' => false,
             'serializer' => ['enabled' => true],
-            'messenger' => [
-                'transports' => ['async' => $async],
-                'routing' => [Ping::class => 'async', Explode::class => 'async'],
-                'default_bus' => 'messenger.bus.default',
-                'buses' => [
-                    'messenger.bus.default' => ['middleware' => [self::recorder('messenger.bus.default')]],
-                    'messenger.bus.events' => ['middleware' => [self::recorder('messenger.bus.events')]],
-                ],
-            ],
+            'messenger' => $messenger,
         ]);
 
         $services = $container->services();
         $services->set(RecordEnvelope::class)->abstract(); // one per bus, with its name
         $services->set(PingHandler::class)->tag('messenger.message_handler');
         $services->set(ExplodeHandler::class)->tag('messenger.message_handler');
+        $services->set(SlowHandler::class)->tag('messenger.message_handler');
+        $services->set(LeakHandler::class)->tag('messenger.message_handler');
         $services->alias('queue_worker_kit.serializer', 'messenger.transport.symfony_serializer')->public();
         $services->alias('queue_worker_kit.bus', 'messenger.routable_message_bus')->public();
         $services->alias('app.events_bus', 'messenger.bus.events')->public(); // for produce.php
