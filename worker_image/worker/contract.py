@@ -29,6 +29,18 @@ MAX_RECEIVE_COUNT_VARIABLE = "WORKER_MAX_RECEIVE_COUNT"
 """The work queue's maxReceiveCount (queue.max_receive_count): the receive on which a failure is
 final. recipes/laravel/run-job.php takes it as its default --tries."""
 
+# -- What a command gets (command mode, per message; docs/frameworks.md "The command contract")
+
+MESSAGE_ATTRIBUTES_FILE_VARIABLE = "WORKER_MESSAGE_ATTRIBUTES_FILE"
+"""The path of a file (in the job's private directory, fresh for each job) that holds the
+message's attributes as one JSON object in SQS's shape: always set, whatever their size."""
+MESSAGE_ATTRIBUTES_VARIABLE = "WORKER_MESSAGE_ATTRIBUTES"
+"""The same JSON in the environment, for commands written before the file: set only when it
+is at most ``MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES`` long, absent above."""
+MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES = 65_536
+"""64 KiB: half of what Linux accepts in one environment string (128 KiB, MAX_ARG_STRLEN),
+while SQS allows attributes up to the message's size (256 KiB, or 1 MiB)."""
+
 # -- Log lines: one JSON object per line -------------------------------------------------------
 
 TIME = "time"

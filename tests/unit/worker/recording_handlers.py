@@ -4,14 +4,16 @@ count starts, completions and overlapping runs per message (`<message_id> <what>
 Body: JSON {"record": path, "duration_seconds": float, "fail": bool, "permanent": bool,
 "hang_on_first": bool (sleeps an hour on receive 1), "leak_mib": int (kept forever),
 "child_seconds": float (on receive 1 only, the job shells out to a child that sleeps this long
-and then records `child_done`; the job waits for it)}.
+and then records `child_done`; the job waits for it), "attribute_chars": int (the job fails
+unless its attribute `payload` holds a string of this many characters)}.
 
 Every run holds an exclusive lock on `<record>.<message_id>.lock` for as long as it or any
 process it started lives (the child inherits the descriptor): a run that finds the lock taken
 records `overlap`, i.e. two runs of one message at once. The kernel drops the lock only when
 the last process holding it is gone, so a child that outlived its killed job is caught too.
 `python -m tests.unit.worker.recording_handlers` runs the same job as a command (body on
-stdin, the message in WORKER_MESSAGE_ID / WORKER_RECEIVE_COUNT).
+stdin, the message in WORKER_MESSAGE_ID / WORKER_RECEIVE_COUNT, its attributes read from
+WORKER_MESSAGE_ATTRIBUTES_FILE).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from worker import contract
 from worker.handlers import EX_DATAERR, JobContext, PermanentFailure
 
 _LEAKED: list[bytes] = []
@@ -58,6 +61,10 @@ def recorded_job(body: str, context: JobContext) -> None:
     lock = _take_run_lock(record, context.message_id)
     try:
         _record(record, context.message_id, "start")
+        if "attribute_chars" in job:
+            payload = context.attributes.get("payload", {}).get("StringValue", "")
+            if len(payload) != int(job["attribute_chars"]):
+                raise RuntimeError(f"attribute payload of {len(payload)} characters")
         if job.get("hang_on_first") and context.receive_count == 1:
             time.sleep(3600)
         if job.get("child_seconds") and context.receive_count == 1:
@@ -90,7 +97,15 @@ def runs(path: Path) -> dict[str, dict[str, int]]:
 
 def main() -> int:
     """The recorded job as a command: exit 0 done, 65 permanent, 1 failed."""
-    context = JobContext(os.environ["WORKER_MESSAGE_ID"], int(os.environ["WORKER_RECEIVE_COUNT"]))
+    path = os.environ.get(contract.MESSAGE_ATTRIBUTES_FILE_VARIABLE)
+    if path:
+        with open(path, encoding="utf-8") as file:
+            attributes = json.load(file)
+    else:  # a kit before the file
+        attributes = json.loads(os.environ.get(contract.MESSAGE_ATTRIBUTES_VARIABLE, "{}"))
+    context = JobContext(
+        os.environ["WORKER_MESSAGE_ID"], int(os.environ["WORKER_RECEIVE_COUNT"]), attributes
+    )
     try:
         recorded_job(sys.stdin.read(), context)
     except PermanentFailure:

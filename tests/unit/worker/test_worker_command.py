@@ -3,10 +3,12 @@ deaths, the executable checked at start, its memory watched, no busy waiting."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -15,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker import contract
+from worker import contract, handlers
 from worker.app import main
 from worker.handlers import (
     MAX_OUTPUT_EVENT_BYTES,
     CommandRunner,
     HandlerError,
     JobContext,
+    JobResult,
     check_command,
 )
 from worker.logs import EventLog
 
 from tests.sqs_helpers import queue_counts
 from tests.unit.worker.harness import Harness
+from tests.unit.worker.recording_handlers import RECORDED_COMMAND
 
 Make = Callable[..., Harness]
 CTX = JobContext(message_id="m-1", receive_count=2)
@@ -70,11 +74,15 @@ def test_message_attributes_reach_the_command_in_sqs_shape(
     h.wait_for(lambda: len(h.jobs("done")) == 1)
     h.stop()
     env = json.loads(out.read_text())
-    assert json.loads(env["WORKER_MESSAGE_ATTRIBUTES"]) == {
+    shaped = {
         "type": {"DataType": "String", "StringValue": "App\\Message\\SendEmail"},
         "attempt": {"DataType": "Number", "StringValue": "3"},
         "blob": {"DataType": "Binary", "BinaryValue": "AP9raXQ="},  # base64 of the bytes
     }
+    assert json.loads(env[contract.MESSAGE_ATTRIBUTES_VARIABLE]) == shaped
+    attributes_file = Path(env[contract.MESSAGE_ATTRIBUTES_FILE_VARIABLE])
+    assert attributes_file.parent == Path(env["WORKER_RESULT_FILE"]).parent  # the private dir
+    assert not attributes_file.exists()  # removed after the job
     assert env["WORKER_MESSAGE_ID"] == sent
     assert env["WORKER_RECEIVE_COUNT"] == "1"
     assert env["WORKER_QUEUE_URL"] == queue
@@ -83,9 +91,116 @@ def test_message_attributes_reach_the_command_in_sqs_shape(
 
 def test_a_message_without_attributes_gets_an_empty_object(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    runner, _ = logged_runner(f'printf %s "$WORKER_MESSAGE_ATTRIBUTES" > {out}')
+    command = f'printf %s "$WORKER_MESSAGE_ATTRIBUTES" > {out}'
+    command += f'; cat "$WORKER_MESSAGE_ATTRIBUTES_FILE" >> {out}'
+    runner, _ = logged_runner(command)
     assert runner.run("", CTX, 10, never).outcome == "done"
-    assert out.read_text() == "{}"
+    assert out.read_text() == "{}{}"
+
+
+def big_attributes(size: int) -> dict[str, Any]:
+    """Attributes as boto3 returns them: one String value of `size` characters, one binary."""
+    return {
+        "payload": {"DataType": "String", "StringValue": "x" * size},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("size", "in_variable"),
+    [
+        (contract.MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES - 200, True),  # fits: both
+        (contract.MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES, False),  # its JSON is above 64 KiB
+        (250 * 1024, False),  # above Linux's 128 KiB for one environment string
+    ],
+)
+def test_attributes_of_any_size_reach_the_command_in_their_file(
+    size: int, in_variable: bool, tmp_path: Path
+) -> None:
+    """The file always holds them; the variable only up to 64 KiB (before, a 250-KiB attribute
+    made Popen raise E2BIG out of the runner: the worker died)."""
+    out = tmp_path / "out"
+    dump = f"{PY} -c 'import json, os; print(json.dumps(dict(os.environ)))' > {out}.env"
+    runner, _ = logged_runner(f'cat "$WORKER_MESSAGE_ATTRIBUTES_FILE" > {out}; {dump}')
+    context = JobContext("m-big", 1, big_attributes(size))
+    assert runner.run("", context, 10, never) == JobResult("done")
+    shaped = {
+        "payload": {"DataType": "String", "StringValue": "x" * size},
+        "blob": {"DataType": "Binary", "BinaryValue": "AP8="},
+    }
+    assert json.loads(out.read_text()) == shaped
+    env = json.loads(Path(f"{out}.env").read_text())
+    assert (contract.MESSAGE_ATTRIBUTES_VARIABLE in env) is in_variable
+    if in_variable:
+        assert json.loads(env[contract.MESSAGE_ATTRIBUTES_VARIABLE]) == shaped
+
+
+@pytest.mark.parametrize("code", [errno.E2BIG, errno.ENOMEM, errno.EAGAIN, errno.ENOENT])
+def test_a_command_that_cannot_be_started_is_its_messages_retry_with_the_reason(
+    code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    runner, _ = logged_runner("true")
+    monkeypatch.setattr(handlers.subprocess, "Popen", refused)
+    result = runner.run("", CTX, 10, never)
+    assert result == JobResult(
+        "retry", f"could not start the command: [Errno {code}] {os.strerror(code)}"
+    )
+    monkeypatch.undo()
+    assert runner.run("", CTX, 10, never) == JobResult("done")  # the runner goes on
+    assert runner._job_dir is not None and os.listdir(runner._job_dir) == []  # nothing left
+
+
+def test_a_message_whose_command_cannot_start_fails_alone_and_the_worker_goes_on(
+    make_worker: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Popen refuses one message's command (ENOMEM) in a batch of 5: that message is retried
+    with the reason, the 4 others run on their first receive (none handed back having spent
+    one) and the worker keeps going; the failed one is done on its next receive. Before, the
+    OSError left the loop, its `finally` handed the batch back and the process exited."""
+    h = make_worker(
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=RECORDED_COMMAND,
+        PREFETCH_SECONDS="100",
+        RETRY_BACKOFF_BASE_SECONDS="0",
+    )
+    h.worker.durations.append(1.0)  # as if it had run a job: it receives 10 at a time
+    ids = [h.send(duration_seconds=0) for _ in range(5)]
+    popen = subprocess.Popen
+    refused: list[str] = []
+
+    def flaky(*args: Any, env: dict[str, str], **kwargs: Any) -> Any:
+        if env["WORKER_MESSAGE_ID"] == ids[2] and not refused:
+            refused.append(env["WORKER_MESSAGE_ID"])
+            raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+        return popen(*args, env=env, **kwargs)
+
+    monkeypatch.setattr(handlers.subprocess, "Popen", flaky)
+    h.start()
+    h.wait_for(lambda: len(h.jobs("done")) == 5)
+    assert h.thread is not None and h.thread.is_alive()  # the worker kept running
+    h.stop()
+    [failed] = h.jobs("retry")
+    assert failed["message_id"] == ids[2] and failed["receive_count"] == 1
+    assert failed["error"] == "could not start the command: [Errno 12] Cannot allocate memory"
+    receives = {j["message_id"]: j["receive_count"] for j in h.jobs("done")}
+    assert {i: receives[i] for i in ids} == {**dict.fromkeys(ids, 1), ids[2]: 2}
+    assert all(r == {"start": 1, "done": 1} for r in h.runs().values())
+
+
+def test_a_missing_workdir_fails_the_job_not_the_runner(tmp_path: Path) -> None:
+    """A real start failure: Popen's child cannot chdir (the volume went away)."""
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    runner, _ = logged_runner("true", cwd=str(workdir))
+    workdir.rmdir()
+    result = runner.run("", CTX, 10, never)
+    assert result.outcome == "retry"
+    assert result.error.startswith("could not start the command: [Errno 2]")
+    workdir.mkdir()
+    assert runner.run("", CTX, 10, never) == JobResult("done")
 
 
 def write_result(data: str) -> str:
