@@ -65,6 +65,12 @@ JOB_OUTPUT_EVENT = "job_output"
 """The ``event`` of a burst of lines a command wrote to one stream (fields ``stream``,
 ``line``: the lines joined by newlines, at most 8 KiB, ``message_id``; ``truncated`` and
 ``continued`` where a longer line goes on in the next event)."""
+JOB_OUTPUT_TRUNCATED_EVENT = "job_output_truncated"
+"""Command mode: the one line after a job whose output went past its limit
+(OUTPUT_MAX_BYTES_PER_JOB, OUTPUT_MAX_EVENTS_PER_JOB): ``message_id``, ``dropped_bytes`` and
+``dropped_events`` (what was read from the command's pipes and not logged), the limits."""
+DROPPED_BYTES = "dropped_bytes"
+DROPPED_EVENTS = "dropped_events"
 JOB_ORPHAN_KILLED_EVENT = "job_orphan_killed"
 """Command mode: a restarted process killed the job (process group ``pgid``) its killed
 predecessor left running; a simple command dies with its worker and never needs it."""

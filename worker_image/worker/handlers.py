@@ -310,8 +310,10 @@ class CommandRunner:
         memory_limit_mib: int = 0,
         cwd: str | None = None,
         job_file: str | None = None,
+        output_limit: OutputLimit | None = None,
     ) -> None:
         self.command = command
+        self.output_limit = output_limit or OutputLimit()
         self._script = exec_script(command)  # what `sh -c` runs for every job
         self.cwd = cwd
         self.job_file = job_file  # holds the running job's process group id
@@ -377,11 +379,12 @@ class CommandRunner:
         )
         assert process.stdin and process.stdout and process.stderr
         note_job(self.job_file, process.pid)
+        budget = _OutputBudget(self.output_limit)  # shared by both streams
         threads = [
             threading.Thread(target=_feed, args=(process.stdin, body.encode()), daemon=True),
             *(
                 threading.Thread(
-                    target=self._pump, args=(pipe, name, context.message_id), daemon=True
+                    target=self._pump, args=(pipe, name, context.message_id, budget), daemon=True
                 )
                 for pipe, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
             ),
@@ -399,6 +402,18 @@ class CommandRunner:
         for thread in threads:
             if thread.ident is not None:
                 thread.join(_OUTPUT_DRAIN_SECONDS)
+        if budget.dropped_events:
+            with contextlib.suppress(Exception):
+                self.log.warning(
+                    contract.JOB_OUTPUT_TRUNCATED_EVENT,
+                    message_id=context.message_id,
+                    **{
+                        contract.DROPPED_BYTES: budget.dropped_bytes,
+                        contract.DROPPED_EVENTS: budget.dropped_events,
+                    },
+                    max_bytes=self.output_limit.max_bytes,
+                    max_events=self.output_limit.max_events,
+                )
         return stopped or _command_result(process.returncode, _read_result(result_file))
 
     def _wait(
@@ -429,11 +444,14 @@ class CommandRunner:
         self._peak_rss = max(self._peak_rss, rss)
         return rss
 
-    def _pump(self, pipe: IO[bytes], stream: str, message_id: str) -> None:
-        """Log each burst the command writes to `pipe` as a `job_output` line. A burst that
-        cannot be logged is dropped, never the pipe: the command must not block on a full one."""
+    def _pump(self, pipe: IO[bytes], stream: str, message_id: str, budget: _OutputBudget) -> None:
+        """Log each burst the command writes to `pipe` as a `job_output` line, while the job's
+        output budget lasts (then only counted). A burst that cannot be logged is dropped,
+        never the pipe: the command must not block on a full one."""
         with pipe:
             for piece in read_bursts(pipe):
+                if not budget.take(piece):
+                    continue
                 fields: dict[str, Any] = {contract.OUTPUT_STREAM: stream}
                 fields[contract.OUTPUT_TEXT] = piece.text
                 fields.update(
@@ -608,6 +626,40 @@ def attributes_environment(attributes: Mapping[str, Any], path: str) -> dict[str
 
 
 @dataclass(frozen=True)
+class OutputLimit:
+    """What one job's output may log: `max_bytes` of text and `max_events` job_output lines
+    (OUTPUT_MAX_BYTES_PER_JOB, OUTPUT_MAX_EVENTS_PER_JOB; 0: no limit)."""
+
+    max_bytes: int = 1_048_576
+    max_events: int = 1000
+
+
+class _OutputBudget:
+    """One job's output budget, shared by its two streams: once a piece would go past either
+    limit, it and every later piece are dropped and counted (the pipes are still drained)."""
+
+    def __init__(self, limit: OutputLimit) -> None:
+        self.limit = limit
+        self.bytes = self.events = 0
+        self.dropped_bytes = self.dropped_events = 0
+        self._lock = threading.Lock()
+
+    def take(self, piece: OutputPiece) -> bool:
+        """Whether `piece` may be logged; else it is counted as dropped."""
+        size = piece.size()
+        with self._lock:
+            over_bytes = self.limit.max_bytes and self.bytes + size > self.limit.max_bytes
+            over_events = self.limit.max_events and self.events + 1 > self.limit.max_events
+            if self.dropped_events or over_bytes or over_events:
+                self.dropped_bytes += size
+                self.dropped_events += 1
+                return False
+            self.bytes += size
+            self.events += 1
+            return True
+
+
+@dataclass(frozen=True)
 class OutputPiece:
     """One `job_output` event's text: whole lines joined by newlines (without the last one).
     `truncated`: a line longer than the cap was cut, it goes on in the next piece, which is
@@ -616,6 +668,10 @@ class OutputPiece:
     text: str
     truncated: bool = False
     continued: bool = False
+
+    def size(self) -> int:
+        """The bytes of the stream it stands for: its text and, unless cut, its line end."""
+        return len(self.text.encode()) + (0 if self.truncated else 1)
 
 
 def read_bursts(

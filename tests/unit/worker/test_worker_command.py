@@ -25,6 +25,7 @@ from worker.handlers import (
     HandlerError,
     JobContext,
     JobResult,
+    OutputLimit,
     check_command,
 )
 from worker.logs import EventLog
@@ -371,6 +372,60 @@ def test_a_burst_above_the_cap_goes_on_in_the_next_events_and_nothing_is_lost(
         bool(e.get("truncated")) for e in out[:-1]
     ]
     assert len(out) >= 7
+
+
+TEN_MB = 10 * 2**20
+# 10 MiB of 64-byte lines as fast as the pipe takes them (`yes` repeats its line).
+FLOOD = f"yes {'x' * 63} | head -c {TEN_MB}"
+
+
+def test_a_command_that_prints_10_mb_logs_at_most_its_limit_and_one_summary(
+    make_worker: Make,
+) -> None:
+    """At the default limit (1 MiB, 1,000 lines a job) the job logs at most 1 MiB of its
+    output, then one `job_output_truncated` line counts the rest; its pipes are drained, so it
+    is not slowed: done within seconds. Before: about 1,300 job_output lines, all 10 MiB."""
+    h = make_worker(WORKER_HANDLER_MODE="command", WORKER_HANDLER=FLOOD)
+    h.send("{}")
+    started = time.monotonic()
+    h.start()
+    h.wait_for(lambda: len(h.jobs()) == 1)
+    elapsed = time.monotonic() - started
+    h.stop()
+    [job] = h.jobs()
+    assert job["outcome"] == "done"
+    assert job["duration_seconds"] < 5 and elapsed < 8
+    output = h.events(contract.JOB_OUTPUT_EVENT)
+    logged = sum(len(e["line"]) + (0 if e.get("truncated") else 1) for e in output)
+    assert logged <= 2**20 and len(output) <= 1000
+    [summary] = h.events(contract.JOB_OUTPUT_TRUNCATED_EVENT)
+    assert summary["message_id"] == job["message_id"]
+    assert summary[contract.DROPPED_BYTES] + logged == TEN_MB  # every byte logged or counted
+    assert summary[contract.DROPPED_EVENTS] >= (TEN_MB - 2**20) // MAX_OUTPUT_EVENT_BYTES
+    assert (summary["max_bytes"], summary["max_events"]) == (2**20, 1000)
+    assert summary["level"] == "warning"
+    lines = h.stream.getvalue().splitlines()  # the summary comes before the job line
+    assert lines.index(json.dumps(summary)) < lines.index(json.dumps(job))
+
+
+def test_output_past_the_line_limit_is_counted_not_logged() -> None:
+    """Bursts apart (0.15 s quiet between) from both streams share one budget of 4 lines."""
+    command = "for i in 1 2 3 4 5 6; do echo out$i; echo err$i >&2; sleep 0.15; done"
+    runner, stream = logged_runner(command, output_limit=OutputLimit(max_bytes=0, max_events=4))
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    output = events(stream, contract.JOB_OUTPUT_EVENT)
+    assert sorted(e["line"] for e in output) == ["err1", "err2", "out1", "out2"]
+    [summary] = events(stream, contract.JOB_OUTPUT_TRUNCATED_EVENT)
+    assert (summary[contract.DROPPED_EVENTS], summary[contract.DROPPED_BYTES]) == (8, 8 * 5)
+
+
+def test_without_limits_nothing_is_dropped_and_no_summary_is_logged() -> None:
+    runner, stream = logged_runner(
+        "yes line | head -c 300000", output_limit=OutputLimit(max_bytes=0, max_events=0)
+    )
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    assert len(output_text(events(stream, contract.JOB_OUTPUT_EVENT), "stdout")) == 300000
+    assert events(stream, contract.JOB_OUTPUT_TRUNCATED_EVENT) == []
 
 
 def test_processes_a_command_leaves_behind_are_killed_when_it_exits(tmp_path: Path) -> None:
