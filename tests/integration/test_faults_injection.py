@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 from worker import contract
+from worker.handlers import sqs_attributes
 
 from tests.conftest import REGION, free_port
 from tests.integration.fleet import Fleet, queue_depth, send_jobs
@@ -480,6 +481,15 @@ PROD = {
 SQS_MAX_MESSAGE_BYTES = 256 * 1024
 
 
+def shell_recorded(record: Path) -> str:
+    """A recorded command in the shell alone (no Python to start, so 200 jobs take seconds):
+    it appends `start`, `attributes_<size of its attributes file>` and `done`, as `runs()`
+    reads them."""
+    say = f'echo "$WORKER_MESSAGE_ID {{}} $$" >> {record}'
+    size = 'attributes_$(wc -c < "$WORKER_MESSAGE_ATTRIBUTES_FILE")'
+    return f"{say.format('start')}; {say.format(size)}; {say.format('done')}"
+
+
 def test_a_message_with_attributes_at_sqs_maximum_never_takes_its_worker_down(
     make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
 ) -> None:
@@ -488,31 +498,31 @@ def test_a_message_with_attributes_at_sqs_maximum_never_takes_its_worker_down(
     128 KiB, Popen raised E2BIG, the worker died on every receive and handed the rest of its
     batch back (good messages spent receives, some reached the DLQ without running). Now they
     reach the command in WORKER_MESSAGE_ATTRIBUTES_FILE: no worker exits, every message is done
-    once on its first receive, the big one included (its job checks the attribute's length)."""
+    once on its first receive, the big one included (its job read the whole attributes file)."""
     pair = make_queue_pair(max_receive_count=5, visibility_timeout=120)
     record = tmp_path / "record"
     chars = SQS_MAX_MESSAGE_BYTES - 1024  # the body and the attribute's name and type: < 1 KiB
+    attributes = {"payload": {"DataType": "String", "StringValue": "x" * chars}}
     short = send_jobs(sqs_client, pair.url, record, 100, duration_seconds=0)
-    [big] = [
-        sqs_client.send_message(
-            QueueUrl=pair.url,
-            MessageBody=json.dumps({"record": str(record), "attribute_chars": chars}),
-            MessageAttributes={"payload": {"DataType": "String", "StringValue": "x" * chars}},
-        )["MessageId"]
-    ]
+    big = sqs_client.send_message(
+        QueueUrl=pair.url, MessageBody="{}", MessageAttributes=attributes
+    )["MessageId"]
     short += send_jobs(sqs_client, pair.url, record, 100, duration_seconds=0)
     fleet = make_fleet(
         QUEUE_URL=pair.url,
         DEAD_LETTER_QUEUE_URL=pair.dlq_url,
         WORKER_HANDLER_MODE="command",
-        WORKER_HANDLER=RECORDED_COMMAND,
+        WORKER_HANDLER=shell_recorded(record),
         **PROD,
     )
-    fleet.wait_for(lambda: len(fleet.jobs()) >= 201, timeout=50)
+    fleet.wait_for(lambda: len(fleet.jobs()) >= 201, timeout=40)
     assert fleet.stop(timeout=30) == 0
     assert len(fleet.worker_pids()) == PROD_PROCESSES  # none died, none was restarted
     assert {(j["outcome"], j["receive_count"]) for j in fleet.jobs()} == {("done", 1)}
     assert {j["message_id"] for j in fleet.jobs()} == {big, *short}
+    size = len(json.dumps(sqs_attributes(attributes)))
+    assert runs(record)[big] == {"start": 1, f"attributes_{size}": 1, "done": 1}
+    assert all(runs(record)[i] == {"start": 1, "attributes_2": 1, "done": 1} for i in short)
     assert_nothing_lost(sqs_client, pair, record, [big, *short])
 
 
@@ -533,7 +543,7 @@ def test_commands_that_cannot_start_fail_alone_and_no_worker_goes_down(
         QUEUE_URL=pair.url,
         DEAD_LETTER_QUEUE_URL=pair.dlq_url,
         WORKER_HANDLER_MODE="command",
-        WORKER_HANDLER=RECORDED_COMMAND,
+        WORKER_HANDLER=shell_recorded(record),
         WORKER_WORKDIR=workdir,
         **PROD,
     )

@@ -4,8 +4,7 @@ count starts, completions and overlapping runs per message (`<message_id> <what>
 Body: JSON {"record": path, "duration_seconds": float, "fail": bool, "permanent": bool,
 "hang_on_first": bool (sleeps an hour on receive 1), "leak_mib": int (kept forever),
 "child_seconds": float (on receive 1 only, the job shells out to a child that sleeps this long
-and then records `child_done`; the job waits for it), "attribute_chars": int (the job fails
-unless its attribute `payload` holds a string of this many characters)}.
+and then records `child_done`; the job waits for it)}.
 
 Every run holds an exclusive lock on `<record>.<message_id>.lock` for as long as it or any
 process it started lives (the child inherits the descriptor): a run that finds the lock taken
@@ -61,10 +60,6 @@ def recorded_job(body: str, context: JobContext) -> None:
     lock = _take_run_lock(record, context.message_id)
     try:
         _record(record, context.message_id, "start")
-        if "attribute_chars" in job:
-            payload = context.attributes.get("payload", {}).get("StringValue", "")
-            if len(payload) != int(job["attribute_chars"]):
-                raise RuntimeError(f"attribute payload of {len(payload)} characters")
         if job.get("hang_on_first") and context.receive_count == 1:
             time.sleep(3600)
         if job.get("child_seconds") and context.receive_count == 1:
