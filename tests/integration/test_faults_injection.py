@@ -7,7 +7,9 @@ the work queue is empty.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 from worker import contract
+from worker.handlers import sqs_attributes
 
 from tests.conftest import REGION, free_port
 from tests.integration.fleet import Fleet, queue_depth, send_jobs
@@ -456,3 +459,150 @@ def test_recycles_never_spend_a_receive_of_a_message_that_did_not_run(
     assert max(j["receive_count"] for j in fleet.jobs()) == 1  # no receive spent before a run
     assert_once_never_concurrent(record, ids)
     assert_nothing_lost(sqs_client, pair, record, ids)
+
+
+# -- Issue 17: no message takes a worker down (prod shape: 8 processes) ----------------------
+
+PROD = {
+    "WORKER_PROCESSES": PROD_PROCESSES,
+    "VISIBILITY_TIMEOUT_SECONDS": 120,
+    "HEARTBEAT_INTERVAL_SECONDS": 30,
+    "RECEIVE_WAIT_SECONDS": 20,
+    "RETRY_BACKOFF_BASE_SECONDS": 10,
+    "RETRY_BACKOFF_MAX_SECONDS": 600,
+    "WORKER_STOP_GRACE_SECONDS": 100,
+    "SUPERVISOR_STOPWAITSECS": 110,
+    "JOB_TIMEOUT_SECONDS": 900,
+    "MAX_JOBS_PER_PROCESS": 200,
+    "MAX_MEMORY_MIB_PER_PROCESS": 200,
+}
+"""The prod environment's worker settings (cdk.json, the contract's defaults)."""
+# SQS's maximum message size (body + attributes), before its 1-MiB raise: 256 KiB.
+SQS_MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def shell_recorded(record: Path) -> str:
+    """A recorded command in the shell alone (no Python to start, so 200 jobs take seconds):
+    it appends `start`, `attributes_<size of its attributes file>` and `done`, as `runs()`
+    reads them."""
+    say = f'echo "$WORKER_MESSAGE_ID {{}} $$" >> {record}'
+    size = 'attributes_$(wc -c < "$WORKER_MESSAGE_ATTRIBUTES_FILE")'
+    return f"{say.format('start')}; {say.format(size)}; {say.format('done')}"
+
+
+def test_a_message_with_attributes_at_sqs_maximum_never_takes_its_worker_down(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """One command-mode message whose attribute fills SQS's 256 KiB, among 200 short jobs, at
+    the prod settings. Before: its attributes went in one environment variable above Linux's
+    128 KiB, Popen raised E2BIG, the worker died on every receive and handed the rest of its
+    batch back (good messages spent receives, some reached the DLQ without running). Now they
+    reach the command in WORKER_MESSAGE_ATTRIBUTES_FILE: no worker exits, every message is done
+    once on its first receive, the big one included (its job read the whole attributes file)."""
+    pair = make_queue_pair(max_receive_count=5, visibility_timeout=120)
+    record = tmp_path / "record"
+    chars = SQS_MAX_MESSAGE_BYTES - 1024  # the body and the attribute's name and type: < 1 KiB
+    attributes = {"payload": {"DataType": "String", "StringValue": "x" * chars}}
+    short = send_jobs(sqs_client, pair.url, record, 100, duration_seconds=0)
+    big = sqs_client.send_message(
+        QueueUrl=pair.url, MessageBody="{}", MessageAttributes=attributes
+    )["MessageId"]
+    short += send_jobs(sqs_client, pair.url, record, 100, duration_seconds=0)
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=shell_recorded(record),
+        **PROD,
+    )
+    fleet.wait_for(lambda: len(fleet.jobs()) >= 201, timeout=40)
+    assert fleet.stop(timeout=30) == 0
+    assert len(fleet.worker_pids()) == PROD_PROCESSES  # none died, none was restarted
+    assert {(j["outcome"], j["receive_count"]) for j in fleet.jobs()} == {("done", 1)}
+    assert {j["message_id"] for j in fleet.jobs()} == {big, *short}
+    size = len(json.dumps(sqs_attributes(attributes)))
+    assert runs(record)[big] == {"start": 1, f"attributes_{size}": 1, "done": 1}
+    assert all(runs(record)[i] == {"start": 1, "attributes_2": 1, "done": 1} for i in short)
+    assert_nothing_lost(sqs_client, pair, record, [big, *short])
+
+
+def test_commands_that_cannot_start_fail_alone_and_no_worker_goes_down(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """A real start failure at the prod settings: the commands' WORKER_WORKDIR goes away (a
+    volume unmounted) while 40 messages arrive, so Popen fails for each (its child cannot
+    chdir: FileNotFoundError). Each is that message's `retry` with the reason, after the prod
+    backoff (10 s); no worker exits; once the directory is back every message is done on its
+    second receive, exactly once, none in the DLQ. Before, each failure left the loop and
+    ended its worker, handing the rest of its batch back."""
+    pair = make_queue_pair(max_receive_count=5, visibility_timeout=120)
+    record = tmp_path / "record"
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=shell_recorded(record),
+        WORKER_WORKDIR=workdir,
+        **PROD,
+    )
+    fleet.wait_for(lambda: len(fleet.events("worker_started")) == PROD_PROCESSES)
+    workdir.rmdir()
+    ids = send_jobs(sqs_client, pair.url, record, 40, duration_seconds=0)
+    fleet.wait_for(lambda: len(fleet.jobs("retry")) == 40, timeout=20)
+    workdir.mkdir()
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 40, timeout=30)
+    assert fleet.stop(timeout=30) == 0
+    assert len(fleet.worker_pids()) == PROD_PROCESSES
+    failed = fleet.jobs("retry")
+    assert {(j["receive_count"], j["error"].split(":")[0]) for j in failed} == {
+        (1, "could not start the command")
+    }
+    assert all("[Errno 2]" in j["error"] for j in failed)
+    assert {j["receive_count"] for j in fleet.jobs("done")} == {2}
+    assert not runs(record).keys() - set(ids)
+    assert_nothing_lost(sqs_client, pair, record, ids)
+
+
+def test_jobs_that_print_10_mb_each_log_at_most_their_limit_and_are_done(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """8 command jobs at once, each printing 10 MiB, at the prod settings and the default
+    output limit (1 MiB, 1,000 lines a job): each logs at most 1 MiB, then one
+    `job_output_truncated` line counting the rest, and is done in seconds (its pipes drained,
+    never blocked). The fleet's whole log stays under 8 x 1.5 MiB. Before: 80 MiB of
+    job_output, about 1,300 lines a job.
+
+    Read from the log's raw text, not only its parsed lines: with 8 processes flooding at once,
+    supervisord relays each process's output in chunks, and a chunk that ends inside a long
+    line lets another process's output land in it, so some long lines no longer parse (a
+    problem of the relay, older than this limit). The short summary lines stay whole."""
+    pair = make_queue_pair(max_receive_count=5, visibility_timeout=120)
+    flood = f"yes {'x' * 63} | head -c {10 * 2**20}"
+    ids = [
+        sqs_client.send_message(QueueUrl=pair.url, MessageBody="{}")["MessageId"]
+        for _ in range(PROD_PROCESSES)
+    ]
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=flood,
+        **PROD,
+    )
+    fleet.wait_for(lambda: len(fleet.jobs()) == PROD_PROCESSES, timeout=40)
+    assert fleet.stop(timeout=30) == 0
+    assert {(j["message_id"], j["outcome"]) for j in fleet.jobs()} == {(i, "done") for i in ids}
+    assert max(j["duration_seconds"] for j in fleet.jobs()) < 10
+    raw = fleet.log_path.read_text(errors="replace")
+    summary = re.compile(
+        r'\{"time": "[^"]+", "level": "warning", "event": "job_output_truncated", '
+        r'"process": "[^"]+", "pid": \d+, "message_id": "([^"]+)", "dropped_bytes": (\d+), '
+        r'"dropped_events": (\d+), "max_bytes": 1048576, "max_events": 1000\}'
+    )
+    found = summary.findall(raw)
+    assert sorted(m[0] for m in found) == sorted(ids)  # one summary a job
+    assert all(int(m[1]) >= 9 * 2**20 for m in found)  # at least 9 of its 10 MiB dropped
+    assert len(raw) < PROD_PROCESSES * 1.5 * 2**20
+    assert queue_depth(sqs_client, pair.url) == 0

@@ -13,6 +13,7 @@ from worker.handlers import (
     CallableRunner,
     CommandRunner,
     HandlerError,
+    OutputLimit,
     Runner,
     check_command,
     kill_orphan,
@@ -81,6 +82,9 @@ def make_runner(settings: Settings, log: EventLog) -> Runner:
             memory_limit_mib=settings.max_memory_mib_per_process,
             cwd=settings.workdir,
             job_file=job_file,
+            output_limit=OutputLimit(
+                settings.output_max_bytes_per_job, settings.output_max_events_per_job
+            ),
         )
         command.check()
         return command

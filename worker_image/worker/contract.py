@@ -29,6 +29,18 @@ MAX_RECEIVE_COUNT_VARIABLE = "WORKER_MAX_RECEIVE_COUNT"
 """The work queue's maxReceiveCount (queue.max_receive_count): the receive on which a failure is
 final. recipes/laravel/run-job.php takes it as its default --tries."""
 
+# -- What a command gets (command mode, per message; docs/frameworks.md "The command contract")
+
+MESSAGE_ATTRIBUTES_FILE_VARIABLE = "WORKER_MESSAGE_ATTRIBUTES_FILE"
+"""The path of a file (in the job's private directory, fresh for each job) that holds the
+message's attributes as one JSON object in SQS's shape: always set, whatever their size."""
+MESSAGE_ATTRIBUTES_VARIABLE = "WORKER_MESSAGE_ATTRIBUTES"
+"""The same JSON in the environment, for commands written before the file: set only when it
+is at most ``MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES`` long, absent above."""
+MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES = 65_536
+"""64 KiB: half of what Linux accepts in one environment string (128 KiB, MAX_ARG_STRLEN),
+while SQS allows attributes up to the message's size (256 KiB, or 1 MiB)."""
+
 # -- Log lines: one JSON object per line -------------------------------------------------------
 
 TIME = "time"
@@ -53,6 +65,12 @@ JOB_OUTPUT_EVENT = "job_output"
 """The ``event`` of a burst of lines a command wrote to one stream (fields ``stream``,
 ``line``: the lines joined by newlines, at most 8 KiB, ``message_id``; ``truncated`` and
 ``continued`` where a longer line goes on in the next event)."""
+JOB_OUTPUT_TRUNCATED_EVENT = "job_output_truncated"
+"""Command mode: the one line after a job whose output went past its limit
+(OUTPUT_MAX_BYTES_PER_JOB, OUTPUT_MAX_EVENTS_PER_JOB): ``message_id``, ``dropped_bytes`` and
+``dropped_events`` (what was read from the command's pipes and not logged), the limits."""
+DROPPED_BYTES = "dropped_bytes"
+DROPPED_EVENTS = "dropped_events"
 JOB_ORPHAN_KILLED_EVENT = "job_orphan_killed"
 """Command mode: a restarted process killed the job (process group ``pgid``) its killed
 predecessor left running; a simple command dies with its worker and never needs it."""

@@ -11,7 +11,9 @@ idempotency guard skipped it; deleted, logged as `duplicate`); raising Permanent
 the message to the DLQ at once; any other exception is retried with backoff.
 
 Commands (docs/frameworks.md): the body on stdin; env WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT,
-WORKER_QUEUE_URL, WORKER_MESSAGE_ATTRIBUTES, WORKER_RESULT_FILE. Exit codes:
+WORKER_QUEUE_URL, WORKER_MESSAGE_ATTRIBUTES_FILE (and WORKER_MESSAGE_ATTRIBUTES while at most
+64 KiB), WORKER_RESULT_FILE. A command that cannot be started (fork or exec refused) is its
+message's failure, retried. Exit codes:
     0   done, message deleted
     65  permanent failure (EX_DATAERR): sent to the DLQ at once
     75  temporary failure (EX_TEMPFAIL): retried after the backoff
@@ -215,8 +217,13 @@ class CallableRunner:
         process = self._context.Process(
             target=_executor_main, args=(child_conn, self.spec), name="executor", daemon=True
         )
-        process.start()
-        child_conn.close()
+        try:
+            process.start()
+        except BaseException:  # no fork (EAGAIN, ENOMEM): no pipe left open either
+            parent_conn.close()
+            raise
+        finally:
+            child_conn.close()
         try:
             status, detail = parent_conn.recv()
         except EOFError:
@@ -230,14 +237,17 @@ class CallableRunner:
     def run(
         self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool | str]
     ) -> JobResult:
-        if self._conn is None:
-            self.start()
-        assert self._conn is not None
         try:
+            if self._conn is None:  # the first job, or the one after a kill: a fresh executor
+                self.start()
+            assert self._conn is not None
             self._conn.send((body, context))
-        except OSError:  # the executor died between jobs
+        except OSError as failure:  # the executor died between jobs, or could not be forked
             self._kill()
-            return JobResult("retry", "executor process died")
+            return JobResult(contract.RETRY, f"could not start the job: executor: {failure}")
+        except Exception as failure:  # the handler cannot be loaded now, the job not pickled
+            self._kill()
+            return JobResult(contract.RETRY, f"could not start the job: {failure}")
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -281,8 +291,11 @@ class CommandRunner:
 
     The contract (docs/frameworks.md, docs/contract.md): the body on stdin; the environment
     of the worker plus WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT, WORKER_QUEUE_URL,
-    WORKER_MESSAGE_ATTRIBUTES (JSON, SQS's shape) and WORKER_RESULT_FILE (where the command may
-    write {"reason": ..., "retry_after_seconds": ...}); the exit code decides (module doc).
+    WORKER_MESSAGE_ATTRIBUTES_FILE (a file of JSON in SQS's shape; the same JSON in
+    WORKER_MESSAGE_ATTRIBUTES while at most 64 KiB: `attributes_environment`) and
+    WORKER_RESULT_FILE (where the command may write {"reason": ..., "retry_after_seconds":
+    ...}); the exit code decides (module doc). A command that cannot be started is a `retry`
+    of its message with the reason, never an exception out of `run`.
     What the command writes is logged in `job_output` JSON lines, one a burst (`read_bursts`:
     the lines it writes to one stream together, a stack trace whole). The job's process
     group is sampled about once a second: above `memory_limit_mib` it is stopped.
@@ -297,8 +310,10 @@ class CommandRunner:
         memory_limit_mib: int = 0,
         cwd: str | None = None,
         job_file: str | None = None,
+        output_limit: OutputLimit | None = None,
     ) -> None:
         self.command = command
+        self.output_limit = output_limit or OutputLimit()
         self._script = exec_script(command)  # what `sh -c` runs for every job
         self.cwd = cwd
         self.job_file = job_file  # holds the running job's process group id
@@ -307,7 +322,7 @@ class CommandRunner:
         self.memory_limit_mib = memory_limit_mib
         self._peak_rss = 0
         self._jobs = 0
-        self._result_dir: str | None = None
+        self._job_dir: str | None = None
 
     def check(self) -> None:
         """Fail at start (HandlerError naming WORKER_HANDLER) when the executable is missing."""
@@ -320,16 +335,38 @@ class CommandRunner:
     def run(
         self, body: str, context: JobContext, timeout: float, abort: Callable[[], bool | str]
     ) -> JobResult:
-        result_file = self._fresh_result_file()
+        self._peak_rss = 0
+        paths: tuple[str, ...] = ()
+        try:
+            paths = self._fresh_job_files()
+            return self._run(body, context, timeout, abort, *paths)
+        except (OSError, RuntimeError) as error:
+            # The command could not be started: fork or exec refused (E2BIG, ENOMEM, EAGAIN),
+            # the working directory gone, a file or a thread the kernel refused. That is this
+            # message's failure (retried after the backoff), never its worker's.
+            return JobResult(contract.RETRY, f"could not start the command: {error}")
+        finally:
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+    def _run(
+        self,
+        body: str,
+        context: JobContext,
+        timeout: float,
+        abort: Callable[[], bool | str],
+        result_file: str,
+        attributes_file: str,
+    ) -> JobResult:
         env = {
             **os.environ,
             "WORKER_MESSAGE_ID": context.message_id,
             "WORKER_RECEIVE_COUNT": str(context.receive_count),
             "WORKER_QUEUE_URL": self.queue_url,
-            "WORKER_MESSAGE_ATTRIBUTES": json.dumps(sqs_attributes(context.attributes)),
             "WORKER_RESULT_FILE": result_file,
+            **attributes_environment(context.attributes, attributes_file),
         }
-        self._peak_rss = 0
         process = subprocess.Popen(
             ["/bin/sh", "-c", self._script],
             stdin=subprocess.PIPE,
@@ -342,26 +379,42 @@ class CommandRunner:
         )
         assert process.stdin and process.stdout and process.stderr
         note_job(self.job_file, process.pid)
+        budget = _OutputBudget(self.output_limit)  # shared by both streams
         threads = [
             threading.Thread(target=_feed, args=(process.stdin, body.encode()), daemon=True),
             *(
                 threading.Thread(
-                    target=self._pump, args=(pipe, name, context.message_id), daemon=True
+                    target=self._pump, args=(pipe, name, context.message_id, budget), daemon=True
                 )
                 for pipe, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))
             ),
         ]
-        for thread in threads:
-            thread.start()
-        stopped = self._wait(process, timeout, abort)
+        try:
+            for thread in threads:
+                thread.start()
+            stopped = self._wait(process, timeout, abort)
+        except BaseException:  # no thread for its pipes (RuntimeError), SIGTERM in a test
+            _kill_group(process, grace=0)
+            note_job(self.job_file, None)
+            raise
         _kill_group(process, grace=0 if stopped is None else 2.0)  # nothing outlives its job
         note_job(self.job_file, None)
         for thread in threads:
-            thread.join(_OUTPUT_DRAIN_SECONDS)
-        written = _read_result(result_file)
-        with contextlib.suppress(OSError):
-            os.unlink(result_file)
-        return stopped or _command_result(process.returncode, written)
+            if thread.ident is not None:
+                thread.join(_OUTPUT_DRAIN_SECONDS)
+        if budget.dropped_events:
+            with contextlib.suppress(Exception):
+                self.log.warning(
+                    contract.JOB_OUTPUT_TRUNCATED_EVENT,
+                    message_id=context.message_id,
+                    **{
+                        contract.DROPPED_BYTES: budget.dropped_bytes,
+                        contract.DROPPED_EVENTS: budget.dropped_events,
+                    },
+                    max_bytes=self.output_limit.max_bytes,
+                    max_events=self.output_limit.max_events,
+                )
+        return stopped or _command_result(process.returncode, _read_result(result_file))
 
     def _wait(
         self, process: subprocess.Popen[bytes], timeout: float, abort: Callable[[], bool | str]
@@ -391,11 +444,14 @@ class CommandRunner:
         self._peak_rss = max(self._peak_rss, rss)
         return rss
 
-    def _pump(self, pipe: IO[bytes], stream: str, message_id: str) -> None:
-        """Log each burst the command writes to `pipe` as a `job_output` line. A burst that
-        cannot be logged is dropped, never the pipe: the command must not block on a full one."""
+    def _pump(self, pipe: IO[bytes], stream: str, message_id: str, budget: _OutputBudget) -> None:
+        """Log each burst the command writes to `pipe` as a `job_output` line, while the job's
+        output budget lasts (then only counted). A burst that cannot be logged is dropped,
+        never the pipe: the command must not block on a full one."""
         with pipe:
             for piece in read_bursts(pipe):
+                if not budget.take(piece):
+                    continue
                 fields: dict[str, Any] = {contract.OUTPUT_STREAM: stream}
                 fields[contract.OUTPUT_TEXT] = piece.text
                 fields.update(
@@ -404,14 +460,20 @@ class CommandRunner:
                 with contextlib.suppress(Exception):
                     self.log.info(contract.JOB_OUTPUT_EVENT, message_id=message_id, **fields)
 
-    def _fresh_result_file(self) -> str:
-        if self._result_dir is None:
-            self._result_dir = tempfile.mkdtemp(prefix="worker-results-")  # mode 0700
+    def _fresh_job_files(self) -> tuple[str, str]:
+        """Fresh paths of this job's result file and attributes file, in a directory only the
+        worker's user can read (made once per runner, removed by `close`)."""
+        if self._job_dir is None:
+            self._job_dir = tempfile.mkdtemp(prefix="worker-results-")  # mode 0700
         self._jobs += 1
-        path = os.path.join(self._result_dir, f"result-{self._jobs}.json")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return path
+        paths = tuple(
+            os.path.join(self._job_dir, f"{kind}-{self._jobs}.json")
+            for kind in ("result", "attributes")
+        )
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return paths[0], paths[1]
 
     def rss_bytes(self) -> int:
         """None: the command and its memory are gone between jobs, so no recycle of the loop
@@ -423,9 +485,9 @@ class CommandRunner:
         return self._peak_rss
 
     def close(self) -> None:
-        if self._result_dir is not None:
-            shutil.rmtree(self._result_dir, ignore_errors=True)
-            self._result_dir = None
+        if self._job_dir is not None:
+            shutil.rmtree(self._job_dir, ignore_errors=True)
+            self._job_dir = None
 
 
 def note_job(job_file: str | None, pgid: int | None) -> None:
@@ -549,6 +611,54 @@ def sqs_attributes(attributes: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return shaped
 
 
+def attributes_environment(attributes: Mapping[str, Any], path: str) -> dict[str, str]:
+    """Write the attributes (JSON, SQS's shape) to `path`; the variables that name them: the
+    file always, the JSON itself too while it is at most
+    contract.MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES long (Linux refuses an environment string
+    over 128 KiB, SQS allows attributes up to the message's size)."""
+    encoded = json.dumps(sqs_attributes(attributes))
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(encoded)
+    variables = {contract.MESSAGE_ATTRIBUTES_FILE_VARIABLE: path}
+    if len(encoded.encode()) <= contract.MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES:
+        variables[contract.MESSAGE_ATTRIBUTES_VARIABLE] = encoded
+    return variables
+
+
+@dataclass(frozen=True)
+class OutputLimit:
+    """What one job's output may log: `max_bytes` of text and `max_events` job_output lines
+    (OUTPUT_MAX_BYTES_PER_JOB, OUTPUT_MAX_EVENTS_PER_JOB; 0: no limit)."""
+
+    max_bytes: int = 1_048_576
+    max_events: int = 1000
+
+
+class _OutputBudget:
+    """One job's output budget, shared by its two streams: once a piece would go past either
+    limit, it and every later piece are dropped and counted (the pipes are still drained)."""
+
+    def __init__(self, limit: OutputLimit) -> None:
+        self.limit = limit
+        self.bytes = self.events = 0
+        self.dropped_bytes = self.dropped_events = 0
+        self._lock = threading.Lock()
+
+    def take(self, piece: OutputPiece) -> bool:
+        """Whether `piece` may be logged; else it is counted as dropped."""
+        size = piece.size()
+        with self._lock:
+            over_bytes = self.limit.max_bytes and self.bytes + size > self.limit.max_bytes
+            over_events = self.limit.max_events and self.events + 1 > self.limit.max_events
+            if self.dropped_events or over_bytes or over_events:
+                self.dropped_bytes += size
+                self.dropped_events += 1
+                return False
+            self.bytes += size
+            self.events += 1
+            return True
+
+
 @dataclass(frozen=True)
 class OutputPiece:
     """One `job_output` event's text: whole lines joined by newlines (without the last one).
@@ -558,6 +668,10 @@ class OutputPiece:
     text: str
     truncated: bool = False
     continued: bool = False
+
+    def size(self) -> int:
+        """The bytes of the stream it stands for: its text and, unless cut, its line end."""
+        return len(self.text.encode()) + (0 if self.truncated else 1)
 
 
 def read_bursts(

@@ -296,7 +296,12 @@ class Worker:
                 return contract.LEASE_LOST
             return self._grace_spent()
 
-        result = self.runner.run(message.body, context, self.settings.job_timeout_seconds, abort)
+        try:
+            result = self.runner.run(
+                message.body, context, self.settings.job_timeout_seconds, abort
+            )
+        except Exception as error:  # a job that cannot start fails alone, never its worker
+            result = JobResult(contract.RETRY, f"could not run the handler: {error!r}")
         duration = time.monotonic() - started
         self.jobs_run += 1
         if result.outcome != "handed_back":

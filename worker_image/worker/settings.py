@@ -52,6 +52,9 @@ class Settings:
     process_name: str = LOCAL_PROCESS_NAME
     region: str | None = None
     workdir: str | None = None  # where commands and consumers run (None: the process's own)
+    # Command mode: what one job's output may log (job_output lines); 0: no limit.
+    output_max_bytes_per_job: int = 1_048_576
+    output_max_events_per_job: int = 1000
 
     @property
     def task_protection_active(self) -> bool:
@@ -104,6 +107,10 @@ class Settings:
             process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or LOCAL_PROCESS_NAME,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
             workdir=env.get("WORKER_WORKDIR", "").strip() or None,
+            output_max_bytes_per_job=reader.number(
+                "OUTPUT_MAX_BYTES_PER_JOB", int, 1_048_576, low=0
+            ),
+            output_max_events_per_job=reader.number("OUTPUT_MAX_EVENTS_PER_JOB", int, 1000, low=0),
         )
         if settings.workdir and not os.path.isdir(settings.workdir):
             reader.fail("WORKER_WORKDIR", settings.workdir, "must be an existing directory")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from worker.handlers import attributes_environment
 
 from tests.host_setup import host_setup_lock
 
@@ -108,14 +109,23 @@ class Run:
 
 
 def kit_env(
-    *, message_id: str, receive_count: int, attributes: Mapping[str, Any], result_file: Path
+    *,
+    message_id: str,
+    receive_count: int,
+    attributes: Mapping[str, Any],
+    result_file: Path,
+    attributes_file: Path | None = None,
 ) -> dict[str, str]:
-    """The variables the kit's command mode gives a command (docs/frameworks.md)."""
+    """The variables the kit's command mode gives a command (docs/frameworks.md): the
+    attributes (SQS's shape) written by the kit's own code to `attributes_file` (default:
+    beside `result_file`, as the kit keeps both in the job's private directory),
+    WORKER_MESSAGE_ATTRIBUTES_FILE naming it, WORKER_MESSAGE_ATTRIBUTES while they fit."""
+    attributes_file = attributes_file or result_file.with_name("attributes.json")
     return {
         "WORKER_MESSAGE_ID": message_id,
         "WORKER_RECEIVE_COUNT": str(receive_count),
         "WORKER_QUEUE_URL": QUEUE_URL,
-        "WORKER_MESSAGE_ATTRIBUTES": json.dumps(attributes),
+        **attributes_environment(attributes, str(attributes_file)),
         "WORKER_RESULT_FILE": str(result_file),
     }
 

@@ -6,7 +6,8 @@ on the app's default bus, which routes them to its Amazon SQS transport (async-a
 server, encoded by the native PHP serializer (APP_ENV=prod) or the JSON one (APP_ENV=json).
 They are received once per module with boto3 as the kit receives them (all message
 attributes, shaped by the kit's own `sqs_attributes`) and handed to the runner: body on stdin,
-attributes in WORKER_MESSAGE_ATTRIBUTES.
+attributes in WORKER_MESSAGE_ATTRIBUTES_FILE (and WORKER_MESSAGE_ATTRIBUTES while they fit), as
+the kit's `attributes_environment` writes them.
 """
 
 from __future__ import annotations
@@ -246,6 +247,45 @@ def test_a_json_message_without_x_symfony_messenger_is_handled_without_stamps(
         "ConsumedByWorkerStamp": 1,
         "ReceivedStamp": 1,
         "TransportMessageIdStamp": 1,
+    }
+
+
+def test_a_message_with_attributes_above_the_environments_limit_is_decoded_from_the_file(
+    run_message: Callable[..., Run], made: Made
+) -> None:
+    """A JSON message whose attributes (its type, its stamps, and a 200-KiB header a producer
+    added) are above what one environment variable may hold: the kit names them in
+    WORKER_MESSAGE_ATTRIBUTES_FILE only, and the runner decodes the message from it (reading
+    WORKER_MESSAGE_ATTRIBUTES alone, it found no type and dead-lettered the message)."""
+    attributes = dict(made[("json", "traced")]["attributes"])
+    attributes["padding"] = {"DataType": "String", "StringValue": "p" * (200 * 1024)}
+    run = run_message("json", "traced", attributes=attributes)
+
+    assert run.exit_code == EXIT_DONE, run.stderr
+    assert run.of_kind("handled") == [{"kind": "handled", "text": "traced"}]
+    assert dispatched(run)["trace"] == "t-42"  # the stamp header came through the file
+
+
+def test_a_kit_without_the_attributes_file_still_gives_them_in_the_variable(
+    run_message: Callable[..., Run],
+) -> None:
+    """An image whose kit predates WORKER_MESSAGE_ATTRIBUTES_FILE: the runner reads the
+    variable."""
+    run = run_message("json", "traced", settings={"WORKER_MESSAGE_ATTRIBUTES_FILE": ""})
+
+    assert run.exit_code == EXIT_DONE, run.stderr
+    assert dispatched(run)["trace"] == "t-42"
+
+
+def test_an_attributes_file_that_cannot_be_read_is_retried_with_a_reason_naming_it(
+    run_message: Callable[..., Run], tmp_path: Path
+) -> None:
+    missing = tmp_path / "gone.json"
+    run = run_message("json", "traced", settings={"WORKER_MESSAGE_ATTRIBUTES_FILE": str(missing)})
+
+    assert run.exit_code == EXIT_RETRY
+    assert run.result == {
+        "reason": f"LogicException: WORKER_MESSAGE_ATTRIBUTES_FILE={missing}: cannot be read"
     }
 
 
@@ -499,6 +539,8 @@ def run_as_task(
                 receive_count=1,
                 attributes=message["attributes"],
                 result_file=writable / "result.json",
+                # The kit's private directory, not the command's temp dir (readable by the uid).
+                attributes_file=writable.parent / f"attributes-{serializer}.json",
             ),
             **settings,
         ),

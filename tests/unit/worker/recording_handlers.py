@@ -11,7 +11,8 @@ process it started lives (the child inherits the descriptor): a run that finds t
 records `overlap`, i.e. two runs of one message at once. The kernel drops the lock only when
 the last process holding it is gone, so a child that outlived its killed job is caught too.
 `python -m tests.unit.worker.recording_handlers` runs the same job as a command (body on
-stdin, the message in WORKER_MESSAGE_ID / WORKER_RECEIVE_COUNT).
+stdin, the message in WORKER_MESSAGE_ID / WORKER_RECEIVE_COUNT, its attributes read from
+WORKER_MESSAGE_ATTRIBUTES_FILE).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from worker import contract
 from worker.handlers import EX_DATAERR, JobContext, PermanentFailure
 
 _LEAKED: list[bytes] = []
@@ -90,7 +92,15 @@ def runs(path: Path) -> dict[str, dict[str, int]]:
 
 def main() -> int:
     """The recorded job as a command: exit 0 done, 65 permanent, 1 failed."""
-    context = JobContext(os.environ["WORKER_MESSAGE_ID"], int(os.environ["WORKER_RECEIVE_COUNT"]))
+    path = os.environ.get(contract.MESSAGE_ATTRIBUTES_FILE_VARIABLE)
+    if path:
+        with open(path, encoding="utf-8") as file:
+            attributes = json.load(file)
+    else:  # a kit before the file
+        attributes = json.loads(os.environ.get(contract.MESSAGE_ATTRIBUTES_VARIABLE, "{}"))
+    context = JobContext(
+        os.environ["WORKER_MESSAGE_ID"], int(os.environ["WORKER_RECEIVE_COUNT"]), attributes
+    )
     try:
         recorded_job(sys.stdin.read(), context)
     except PermanentFailure:

@@ -3,10 +3,12 @@ deaths, the executable checked at start, its memory watched, no busy waiting."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -15,19 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker import contract
+from worker import contract, handlers
 from worker.app import main
 from worker.handlers import (
     MAX_OUTPUT_EVENT_BYTES,
     CommandRunner,
     HandlerError,
     JobContext,
+    JobResult,
+    OutputLimit,
     check_command,
 )
 from worker.logs import EventLog
 
 from tests.sqs_helpers import queue_counts
 from tests.unit.worker.harness import Harness
+from tests.unit.worker.recording_handlers import RECORDED_COMMAND
 
 Make = Callable[..., Harness]
 CTX = JobContext(message_id="m-1", receive_count=2)
@@ -70,11 +75,15 @@ def test_message_attributes_reach_the_command_in_sqs_shape(
     h.wait_for(lambda: len(h.jobs("done")) == 1)
     h.stop()
     env = json.loads(out.read_text())
-    assert json.loads(env["WORKER_MESSAGE_ATTRIBUTES"]) == {
+    shaped = {
         "type": {"DataType": "String", "StringValue": "App\\Message\\SendEmail"},
         "attempt": {"DataType": "Number", "StringValue": "3"},
         "blob": {"DataType": "Binary", "BinaryValue": "AP9raXQ="},  # base64 of the bytes
     }
+    assert json.loads(env[contract.MESSAGE_ATTRIBUTES_VARIABLE]) == shaped
+    attributes_file = Path(env[contract.MESSAGE_ATTRIBUTES_FILE_VARIABLE])
+    assert attributes_file.parent == Path(env["WORKER_RESULT_FILE"]).parent  # the private dir
+    assert not attributes_file.exists()  # removed after the job
     assert env["WORKER_MESSAGE_ID"] == sent
     assert env["WORKER_RECEIVE_COUNT"] == "1"
     assert env["WORKER_QUEUE_URL"] == queue
@@ -83,9 +92,116 @@ def test_message_attributes_reach_the_command_in_sqs_shape(
 
 def test_a_message_without_attributes_gets_an_empty_object(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    runner, _ = logged_runner(f'printf %s "$WORKER_MESSAGE_ATTRIBUTES" > {out}')
+    command = f'printf %s "$WORKER_MESSAGE_ATTRIBUTES" > {out}'
+    command += f'; cat "$WORKER_MESSAGE_ATTRIBUTES_FILE" >> {out}'
+    runner, _ = logged_runner(command)
     assert runner.run("", CTX, 10, never).outcome == "done"
-    assert out.read_text() == "{}"
+    assert out.read_text() == "{}{}"
+
+
+def big_attributes(size: int) -> dict[str, Any]:
+    """Attributes as boto3 returns them: one String value of `size` characters, one binary."""
+    return {
+        "payload": {"DataType": "String", "StringValue": "x" * size},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("size", "in_variable"),
+    [
+        (contract.MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES - 200, True),  # fits: both
+        (contract.MESSAGE_ATTRIBUTES_VARIABLE_MAX_BYTES, False),  # its JSON is above 64 KiB
+        (250 * 1024, False),  # above Linux's 128 KiB for one environment string
+    ],
+)
+def test_attributes_of_any_size_reach_the_command_in_their_file(
+    size: int, in_variable: bool, tmp_path: Path
+) -> None:
+    """The file always holds them; the variable only up to 64 KiB (before, a 250-KiB attribute
+    made Popen raise E2BIG out of the runner: the worker died)."""
+    out = tmp_path / "out"
+    dump = f"{PY} -c 'import json, os; print(json.dumps(dict(os.environ)))' > {out}.env"
+    runner, _ = logged_runner(f'cat "$WORKER_MESSAGE_ATTRIBUTES_FILE" > {out}; {dump}')
+    context = JobContext("m-big", 1, big_attributes(size))
+    assert runner.run("", context, 10, never) == JobResult("done")
+    shaped = {
+        "payload": {"DataType": "String", "StringValue": "x" * size},
+        "blob": {"DataType": "Binary", "BinaryValue": "AP8="},
+    }
+    assert json.loads(out.read_text()) == shaped
+    env = json.loads(Path(f"{out}.env").read_text())
+    assert (contract.MESSAGE_ATTRIBUTES_VARIABLE in env) is in_variable
+    if in_variable:
+        assert json.loads(env[contract.MESSAGE_ATTRIBUTES_VARIABLE]) == shaped
+
+
+@pytest.mark.parametrize("code", [errno.E2BIG, errno.ENOMEM, errno.EAGAIN, errno.ENOENT])
+def test_a_command_that_cannot_be_started_is_its_messages_retry_with_the_reason(
+    code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    runner, _ = logged_runner("true")
+    monkeypatch.setattr(handlers.subprocess, "Popen", refused)
+    result = runner.run("", CTX, 10, never)
+    assert result == JobResult(
+        "retry", f"could not start the command: [Errno {code}] {os.strerror(code)}"
+    )
+    monkeypatch.undo()
+    assert runner.run("", CTX, 10, never) == JobResult("done")  # the runner goes on
+    assert runner._job_dir is not None and os.listdir(runner._job_dir) == []  # nothing left
+
+
+def test_a_message_whose_command_cannot_start_fails_alone_and_the_worker_goes_on(
+    make_worker: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Popen refuses one message's command (ENOMEM) in a batch of 5: that message is retried
+    with the reason, the 4 others run on their first receive (none handed back having spent
+    one) and the worker keeps going; the failed one is done on its next receive. Before, the
+    OSError left the loop, its `finally` handed the batch back and the process exited."""
+    h = make_worker(
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=RECORDED_COMMAND,
+        PREFETCH_SECONDS="100",
+        RETRY_BACKOFF_BASE_SECONDS="0",
+    )
+    h.worker.durations.append(1.0)  # as if it had run a job: it receives 10 at a time
+    ids = [h.send(duration_seconds=0) for _ in range(5)]
+    popen = subprocess.Popen
+    refused: list[str] = []
+
+    def flaky(*args: Any, env: dict[str, str], **kwargs: Any) -> Any:
+        if env["WORKER_MESSAGE_ID"] == ids[2] and not refused:
+            refused.append(env["WORKER_MESSAGE_ID"])
+            raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+        return popen(*args, env=env, **kwargs)
+
+    monkeypatch.setattr(handlers.subprocess, "Popen", flaky)
+    h.start()
+    h.wait_for(lambda: len(h.jobs("done")) == 5)
+    assert h.thread is not None and h.thread.is_alive()  # the worker kept running
+    h.stop()
+    [failed] = h.jobs("retry")
+    assert failed["message_id"] == ids[2] and failed["receive_count"] == 1
+    assert failed["error"] == "could not start the command: [Errno 12] Cannot allocate memory"
+    receives = {j["message_id"]: j["receive_count"] for j in h.jobs("done")}
+    assert {i: receives[i] for i in ids} == {**dict.fromkeys(ids, 1), ids[2]: 2}
+    assert all(r == {"start": 1, "done": 1} for r in h.runs().values())
+
+
+def test_a_missing_workdir_fails_the_job_not_the_runner(tmp_path: Path) -> None:
+    """A real start failure: Popen's child cannot chdir (the volume went away)."""
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    runner, _ = logged_runner("true", cwd=str(workdir))
+    workdir.rmdir()
+    result = runner.run("", CTX, 10, never)
+    assert result.outcome == "retry"
+    assert result.error.startswith("could not start the command: [Errno 2]")
+    workdir.mkdir()
+    assert runner.run("", CTX, 10, never) == JobResult("done")
 
 
 def write_result(data: str) -> str:
@@ -256,6 +372,60 @@ def test_a_burst_above_the_cap_goes_on_in_the_next_events_and_nothing_is_lost(
         bool(e.get("truncated")) for e in out[:-1]
     ]
     assert len(out) >= 7
+
+
+TEN_MB = 10 * 2**20
+# 10 MiB of 64-byte lines as fast as the pipe takes them (`yes` repeats its line).
+FLOOD = f"yes {'x' * 63} | head -c {TEN_MB}"
+
+
+def test_a_command_that_prints_10_mb_logs_at_most_its_limit_and_one_summary(
+    make_worker: Make,
+) -> None:
+    """At the default limit (1 MiB, 1,000 lines a job) the job logs at most 1 MiB of its
+    output, then one `job_output_truncated` line counts the rest; its pipes are drained, so it
+    is not slowed: done within seconds. Before: about 1,300 job_output lines, all 10 MiB."""
+    h = make_worker(WORKER_HANDLER_MODE="command", WORKER_HANDLER=FLOOD)
+    h.send("{}")
+    started = time.monotonic()
+    h.start()
+    h.wait_for(lambda: len(h.jobs()) == 1)
+    elapsed = time.monotonic() - started
+    h.stop()
+    [job] = h.jobs()
+    assert job["outcome"] == "done"
+    assert job["duration_seconds"] < 5 and elapsed < 8
+    output = h.events(contract.JOB_OUTPUT_EVENT)
+    logged = sum(len(e["line"]) + (0 if e.get("truncated") else 1) for e in output)
+    assert logged <= 2**20 and len(output) <= 1000
+    [summary] = h.events(contract.JOB_OUTPUT_TRUNCATED_EVENT)
+    assert summary["message_id"] == job["message_id"]
+    assert summary[contract.DROPPED_BYTES] + logged == TEN_MB  # every byte logged or counted
+    assert summary[contract.DROPPED_EVENTS] >= (TEN_MB - 2**20) // MAX_OUTPUT_EVENT_BYTES
+    assert (summary["max_bytes"], summary["max_events"]) == (2**20, 1000)
+    assert summary["level"] == "warning"
+    lines = h.stream.getvalue().splitlines()  # the summary comes before the job line
+    assert lines.index(json.dumps(summary)) < lines.index(json.dumps(job))
+
+
+def test_output_past_the_line_limit_is_counted_not_logged() -> None:
+    """Bursts apart (0.15 s quiet between) from both streams share one budget of 4 lines."""
+    command = "for i in 1 2 3 4 5 6; do echo out$i; echo err$i >&2; sleep 0.15; done"
+    runner, stream = logged_runner(command, output_limit=OutputLimit(max_bytes=0, max_events=4))
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    output = events(stream, contract.JOB_OUTPUT_EVENT)
+    assert sorted(e["line"] for e in output) == ["err1", "err2", "out1", "out2"]
+    [summary] = events(stream, contract.JOB_OUTPUT_TRUNCATED_EVENT)
+    assert (summary[contract.DROPPED_EVENTS], summary[contract.DROPPED_BYTES]) == (8, 8 * 5)
+
+
+def test_without_limits_nothing_is_dropped_and_no_summary_is_logged() -> None:
+    runner, stream = logged_runner(
+        "yes line | head -c 300000", output_limit=OutputLimit(max_bytes=0, max_events=0)
+    )
+    assert runner.run("", CTX, 10, never).outcome == "done"
+    assert len(output_text(events(stream, contract.JOB_OUTPUT_EVENT), "stdout")) == 300000
+    assert events(stream, contract.JOB_OUTPUT_TRUNCATED_EVENT) == []
 
 
 def test_processes_a_command_leaves_behind_are_killed_when_it_exits(tmp_path: Path) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
+import multiprocessing.process
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -100,6 +103,65 @@ def test_callable_outcomes_and_a_fresh_executor_after_a_kill(tmp_path: Path) -> 
         assert runner.run('{"duration_seconds": 0}', CTX, 10, never).outcome == "done"
         assert runner._process.pid != first_pid
         assert runner.rss_bytes() > 0
+    finally:
+        runner.close()
+
+
+def test_a_callable_whose_executor_cannot_be_forked_fails_its_job_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork of a fresh executor refused (EAGAIN: a process limit): that job is retried with
+    the reason; the runner starts one for the next job."""
+    runner = CallableRunner(RECORDED)
+    refused = OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", _raise(refused))
+    try:
+        result = runner.run('{"duration_seconds": 0}', CTX, 10, never)
+        assert result == JobResult(
+            "retry",
+            "could not start the job: executor: [Errno 11] Resource temporarily unavailable",
+        )
+        monkeypatch.undo()
+        body = json.dumps({"record": str(tmp_path / "record")})
+        assert runner.run(body, CTX, 10, never).outcome == "done"
+    finally:
+        runner.close()
+
+
+def _raise(error: BaseException) -> Callable[..., None]:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    return fail
+
+
+def test_a_callable_that_cannot_be_loaded_after_a_kill_fails_its_job_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler raises on import once its config is gone: the executor that replaces a
+    killed one cannot start. That job is a retry with the reason, not an exception that would
+    take the worker (and the rest of its batch) down."""
+    marker = tmp_path / "config-gone"
+    (tmp_path / "fragile_handler.py").write_text(
+        "import os\n"
+        f"if os.path.exists({str(marker)!r}):\n"
+        "    raise RuntimeError('config is gone')\n"
+        "def job(body, context):\n"
+        "    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner = CallableRunner("fragile_handler:job")
+    try:
+        assert runner.run("{}", CTX, 10, never).outcome == "done"
+        marker.touch()
+        runner._kill()  # as after a timeout: the next job starts a fresh executor
+        result = runner.run("{}", CTX, 10, never)
+        assert result.outcome == "retry"
+        assert result.error.startswith(
+            "could not start the job: WORKER_HANDLER='fragile_handler:job'"
+        )
+        marker.unlink()
+        assert runner.run("{}", CTX, 10, never).outcome == "done"
     finally:
         runner.close()
 

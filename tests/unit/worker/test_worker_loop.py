@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from worker.contract import (
@@ -14,7 +16,7 @@ from worker.contract import (
     ORIGINAL_ATTRIBUTES_ATTRIBUTE,
     SOURCE_MESSAGE_ID_ATTRIBUTE,
 )
-from worker.handlers import JobResult
+from worker.handlers import JobContext, JobResult, Runner
 from worker.loop import dead_letter_attributes, producer_attributes
 
 from tests.sqs_helpers import drain
@@ -240,18 +242,61 @@ def test_job_lines_carry_the_contract_fields(make_worker: Make) -> None:
 
 
 class ExplodingRunner:
-    """A runner with a bug: the loop dies, but must not sit on the messages it holds."""
+    """A runner with a bug after its job: the loop dies, but must not sit on the messages it
+    holds."""
 
     def run(self, *args: object) -> JobResult:
-        raise RuntimeError("bug in a runner")
+        return JobResult("done")
 
     def rss_bytes(self) -> int:
         return 0
 
-    job_rss_bytes = rss_bytes
+    def job_rss_bytes(self) -> int:
+        raise RuntimeError("bug in a runner")
 
     def close(self) -> None:
         pass
+
+
+class RefusingRunner:
+    """A runner whose job cannot start for one message: it raises out of `run`."""
+
+    def __init__(self, refused: str, inner: Runner) -> None:
+        self.refused, self.inner = refused, inner
+
+    def run(self, body: str, context: JobContext, *args: Any) -> JobResult:
+        if context.message_id == self.refused and context.receive_count == 1:
+            raise OSError(errno.EAGAIN, "fork refused")
+        return self.inner.run(body, context, *args)
+
+    def rss_bytes(self) -> int:
+        return self.inner.rss_bytes()
+
+    def job_rss_bytes(self) -> int:
+        return self.inner.job_rss_bytes()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_handler_that_raises_before_it_starts_fails_its_message_alone(
+    make_worker: Make,
+) -> None:
+    """Whatever a runner raises for one message is that message's `retry` with the reason:
+    the batch's other messages run on their first receive, the worker keeps going."""
+    h = make_worker(PREFETCH_SECONDS="100", RETRY_BACKOFF_BASE_SECONDS="0")
+    ids = [h.send(duration_seconds=0) for _ in range(5)]
+    h.worker.runner = RefusingRunner(ids[1], h.worker.runner)
+    h.worker.durations.append(1.0)  # receives 10 at a time
+    h.start()
+    h.wait_for(lambda: len(h.jobs("done")) == 5)
+    assert h.thread is not None and h.thread.is_alive()
+    h.stop()
+    [failed] = h.jobs("retry")
+    assert (failed["message_id"], failed["receive_count"]) == (ids[1], 1)
+    assert failed["error"] == "could not run the handler: BlockingIOError(11, 'fork refused')"
+    receives = {j["message_id"]: j["receive_count"] for j in h.jobs("done")}
+    assert receives == {**dict.fromkeys(ids, 1), ids[1]: 2}
 
 
 def test_an_unexpected_error_hands_the_batch_back_before_the_process_dies(

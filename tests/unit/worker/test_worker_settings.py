@@ -107,3 +107,21 @@ def test_workdir_is_where_commands_run_and_must_exist(tmp_path: Path) -> None:
     assert Settings.from_env({"QUEUE_URL": QUEUE}).workdir is None
     with pytest.raises(SettingsError, match="WORKER_WORKDIR='/no/such/app'"):
         Settings.from_env({"QUEUE_URL": QUEUE, "WORKER_WORKDIR": "/no/such/app"})
+
+
+def test_a_jobs_output_is_bounded_by_default_and_the_bounds_are_validated() -> None:
+    default = Settings.from_env({"QUEUE_URL": QUEUE})
+    assert (default.output_max_bytes_per_job, default.output_max_events_per_job) == (
+        1_048_576,
+        1000,
+    )
+    unlimited = Settings.from_env(
+        {"QUEUE_URL": QUEUE, "OUTPUT_MAX_BYTES_PER_JOB": "0", "OUTPUT_MAX_EVENTS_PER_JOB": "0"}
+    )
+    assert (unlimited.output_max_bytes_per_job, unlimited.output_max_events_per_job) == (0, 0)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {"QUEUE_URL": QUEUE, "OUTPUT_MAX_BYTES_PER_JOB": "-1", "OUTPUT_MAX_EVENTS_PER_JOB": "x"}
+        )
+    assert "OUTPUT_MAX_BYTES_PER_JOB='-1'" in str(raised.value)
+    assert "OUTPUT_MAX_EVENTS_PER_JOB='x'" in str(raised.value)

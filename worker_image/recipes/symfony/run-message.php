@@ -20,7 +20,9 @@
  * Messenger's retry_strategy and failure_transport.
  *
  * Input (set by the kit): the SQS body on stdin, WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT,
- * WORKER_MESSAGE_ATTRIBUTES, WORKER_RESULT_FILE. Settings (all optional):
+ * WORKER_MESSAGE_ATTRIBUTES_FILE (the attributes as JSON in a file, whatever their size; a kit
+ * before it: WORKER_MESSAGE_ATTRIBUTES, which the kit now sets only up to 64 KiB),
+ * WORKER_RESULT_FILE. Settings (all optional):
  *   SYMFONY_PROJECT_DIR         the project directory (default: the working directory)
  *   SYMFONY_KERNEL_CLASS        the kernel class (default: App\Kernel)
  *   APP_ENV, APP_DEBUG          as for bin/console (defaults: prod, and debug off in prod);
@@ -86,7 +88,7 @@ function main(): int
     try {
         $serializer = transportSerializer($container);
         $bus = $container->get(getenv('SYMFONY_BUS') ?: 'messenger.default_bus');
-        $attributes = json_decode(getenv('WORKER_MESSAGE_ATTRIBUTES') ?: '{}', true, 512, JSON_THROW_ON_ERROR);
+        $attributes = json_decode(messageAttributes(), true, 512, JSON_THROW_ON_ERROR);
     } catch (Throwable $error) {
         return finish(EXIT_RETRY, ['reason' => describe($error)]);
     }
@@ -118,6 +120,25 @@ function main(): int
     }
 
     return finish(EXIT_DONE, []);
+}
+
+/**
+ * The message attributes' JSON (SQS's shape): from the file the kit names in
+ * WORKER_MESSAGE_ATTRIBUTES_FILE (any size), else from WORKER_MESSAGE_ATTRIBUTES (a kit before
+ * the file; the kit sets it only while it is at most 64 KiB), else none.
+ */
+function messageAttributes(): string
+{
+    $file = getenv('WORKER_MESSAGE_ATTRIBUTES_FILE');
+    if ($file === false || $file === '') {
+        return getenv('WORKER_MESSAGE_ATTRIBUTES') ?: '{}';
+    }
+    $json = file_get_contents($file);
+    if ($json === false) {
+        throw new LogicException("WORKER_MESSAGE_ATTRIBUTES_FILE=$file: cannot be read");
+    }
+
+    return $json;
 }
 
 /** Boots the kernel as bin/console does and returns its container. */
