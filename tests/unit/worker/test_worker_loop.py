@@ -87,8 +87,9 @@ def test_batch_size_adapts_to_the_mean_duration(make_worker: Make) -> None:
 
 
 def test_a_job_longer_than_the_visibility_is_heartbeated_not_run_twice(make_worker: Make) -> None:
-    h = make_worker(VISIBILITY_TIMEOUT_SECONDS="1", HEARTBEAT_INTERVAL_SECONDS="0.3")
-    message_id = h.send(duration_seconds=3)
+    # 2 s: a beat may come late by 1.7 s on a loaded machine (1 s failed under load in CI).
+    h = make_worker(VISIBILITY_TIMEOUT_SECONDS="2", HEARTBEAT_INTERVAL_SECONDS="0.3")
+    message_id = h.send(duration_seconds=5)
     h.start()
     h.wait_for(lambda: message_id in h.runs())
     while not h.jobs():
