@@ -42,8 +42,13 @@ class WorkerStack(Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         self._network_config = config.network
+        # The key and the log groups it encrypts are retained together (retain_data) or not.
         self.key = KitKey(
-            self, "Key", prefix=config.stack_prefix, encrypt_logs=config.worker.encrypt_logs
+            self,
+            "Key",
+            prefix=config.stack_prefix,
+            encrypt_logs=config.worker.encrypt_logs,
+            retain=config.retain_data,
         ).key
         self.network = Network(
             self,
@@ -51,6 +56,7 @@ class WorkerStack(Stack):
             config=config.network,
             log_key=self.key if config.worker.encrypt_logs else None,
             log_retention=RETENTION[config.worker.log_retention_days],
+            retain_logs=config.retain_data,
             secret_kinds=frozenset(ref.partition(":")[0] for ref in config.worker.secrets.values()),
             dynamodb=idempotency_table is not None,
             ecs_exec=config.worker.ecs_exec,

@@ -46,9 +46,10 @@ class Network(Construct):
 
     Prices of the three: docs/security.md. Nothing can connect in: the task security group has
     no inbound rule. Rejected traffic is logged (flow log kept ``log_retention``, default 30
-    days, encrypted with ``log_key`` when given). An existing VPC (``vpc_id``) is used as it
-    is: ``nat`` and ``endpoints`` both mean tasks without a public IP, the VPC provides the
-    way out.
+    days, encrypted with ``log_key`` when given; the group is deleted with the stack unless
+    ``retain_logs``, default false, which must match the key's removal policy). An existing
+    VPC (``vpc_id``) is used as it is: ``nat`` and ``endpoints`` both mean tasks without a
+    public IP, the VPC provides the way out.
 
     Attributes: ``vpc``, ``subnets`` (a SubnetSelection), ``assign_public_ip``,
     ``security_group``, ``endpoints`` (construct id -> endpoint; empty unless ``endpoints``).
@@ -62,6 +63,7 @@ class Network(Construct):
         config: NetworkConfig,
         log_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        retain_logs: bool = False,
         secret_kinds: frozenset[str] = frozenset(),
         dynamodb: bool = False,
         ecs_exec: bool = False,
@@ -88,7 +90,7 @@ class Network(Construct):
                 "nat": ec2.SubnetType.PRIVATE_WITH_EGRESS,
                 "endpoints": ec2.SubnetType.PRIVATE_ISOLATED,
             }[config.egress]
-            self.vpc = self._new_vpc(config, subnet_type, log_key, log_retention)
+            self.vpc = self._new_vpc(config, subnet_type, log_key, log_retention, retain_logs)
             self.subnets = ec2.SubnetSelection(subnet_type=subnet_type)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -106,6 +108,7 @@ class Network(Construct):
         subnet_type: ec2.SubnetType,
         log_key: kms.IKey | None,
         log_retention: logs.RetentionDays,
+        retain_logs: bool,
     ) -> ec2.Vpc:
         public = ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)
         private = ec2.SubnetConfiguration(name="Private", subnet_type=subnet_type)
@@ -128,7 +131,7 @@ class Network(Construct):
             "RejectedTraffic",
             traffic_type=ec2.FlowLogTrafficType.REJECT,
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-                encrypted_log_group(self, "FlowLogs", log_retention, log_key)
+                encrypted_log_group(self, "FlowLogs", log_retention, log_key, retain=retain_logs)
             ),
         )
         return vpc

@@ -114,7 +114,8 @@ class WorkerService(Construct):
     on a read-only root filesystem with one writable task volume at ``/tmp``, the task's memory
     as its hard limit, and a health check (``python -m worker.health``: supervisord runs, no
     program went FATAL, a worker made progress recently). Its log group is encrypted with
-    ``key`` unless ``worker.encrypt_logs`` is false. With ``worker.ecs_exec`` the service
+    ``key`` unless ``worker.encrypt_logs`` is false, and retained on delete with
+    ``retain_data`` only, as the key is. With ``worker.ecs_exec`` the service
     allows ECS Exec, the task role may open SSM Session Manager channels, nothing more, and the
     root filesystem stays writable (the SSM agent writes to it).
 
@@ -153,7 +154,11 @@ class WorkerService(Construct):
             ),
         )
         self.log_group = encrypted_log_group(
-            self, "Logs", RETENTION[worker.log_retention_days], key if worker.encrypt_logs else None
+            self,
+            "Logs",
+            RETENTION[worker.log_retention_days],
+            key if worker.encrypt_logs else None,
+            retain=config.retain_data,
         )
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
