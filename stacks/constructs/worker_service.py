@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -204,6 +204,7 @@ class WorkerService(Construct):
         if idempotency_table is not None:
             idempotency_table.grant_read_write_data(self.task_definition.task_role)
         self._allow_task_protection(cluster)
+        self._allow_secret_keys(worker.secrets_kms_key_arns, worker.secrets.values())
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
@@ -318,6 +319,22 @@ class WorkerService(Construct):
                 )
                 secrets[name] = ecs.Secret.from_secrets_manager(secret, json_key or None)
         return secrets
+
+    def _allow_secret_keys(self, key_arns: Sequence[str], refs: Iterable[str]) -> None:
+        """The execution role may decrypt with ``key_arns`` (``worker.secrets_kms_key_arns``,
+        the customer-managed keys of ``worker.secrets``): ``kms:Decrypt`` only, on those keys
+        only, and only through the services the secrets come from (``kms:ViaService``)."""
+        if not key_arns:
+            return
+        region = Stack.of(self).region
+        services = sorted({f"{ref.partition(':')[0]}.{region}.amazonaws.com" for ref in refs})
+        self.task_definition.obtain_execution_role().add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=list(key_arns),
+                conditions={"StringEquals": {"kms:ViaService": services}},
+            )
+        )
 
     def _allow_ecs_exec(self) -> None:
         """ECS Exec: CDK grants the task role the four ssmmessages channel actions."""

@@ -233,6 +233,68 @@ def test_without_retain_data_the_log_groups_and_their_key_go_with_the_stack(
     assert retained == []
 
 
+# -- secrets encrypted with customer-managed keys -------------------------------------------
+
+SECRETS_KEY = "arn:aws:kms:ap-northeast-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def kms_statements(s: Synthesized) -> dict[str, list[dict[str, Any]]]:
+    """Policy logical id -> its statements that allow a ``kms:`` action."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for logical_id, policy in resources(s.worker_json, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            if any(a.startswith("kms:") or a == "*" for a in actions):
+                found.setdefault(logical_id, []).append(statement)
+    return found
+
+
+def test_secrets_kms_key_arns_let_the_execution_role_decrypt_through_the_secrets_services() -> None:
+    s = synthesize(
+        "prod",
+        worker={
+            "secrets": {"DB_PASSWORD": "ssm:/app/db", "API_TOKEN": "secretsmanager:app/api"},
+            "secrets_kms_key_arns": [SECRETS_KEY],
+        },
+    )
+    s.worker.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("WorkerTaskDefinitionExecutionRole")}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "kms:Decrypt",
+                            "Effect": "Allow",
+                            "Resource": SECRETS_KEY,
+                            "Condition": {
+                                "StringEquals": {
+                                    "kms:ViaService": [
+                                        "secretsmanager.ap-northeast-1.amazonaws.com",
+                                        "ssm.ap-northeast-1.amazonaws.com",
+                                    ]
+                                }
+                            },
+                        }
+                    ]
+                )
+            },
+        },
+    )
+    (policy,) = kms_statements(s)  # no other policy may use a KMS key
+    assert "ExecutionRole" in policy and len(kms_statements(s)[policy]) == 1
+    (nag,) = [r for r in s.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["violations"] == []  # no wildcard: the keys are named
+
+
+def test_secrets_without_kms_keys_grant_no_kms_action() -> None:
+    s = variant("prod-endpoints")
+    assert s.config.worker.secrets and not s.config.worker.secrets_kms_key_arns
+    assert kms_statements(s) == {}
+
+
 # -- the alarm topic ------------------------------------------------------------------------------
 
 
