@@ -34,8 +34,8 @@ class Network(Construct):
     ``egress`` (config.network.egress) chooses how tasks reach AWS APIs and job targets:
 
     * ``public`` (default, cheapest): a new VPC with public subnets only; tasks get a public IP
-      and go out through the internet gateway. The subnets auto-assign public IPs and the
-      service assigns one: an acknowledged finding of the compliance scans (docs/security.md).
+      and go out through the internet gateway. The service assigns the IP (an acknowledged
+      finding of the compliance scans, docs/security.md); no subnet auto-assigns one.
     * ``nat``: private subnets behind one NAT gateway (a fixed egress IP for allow-listing
       external APIs), public subnets for the NAT gateway only.
     * ``endpoints``: isolated private subnets, no NAT gateway, no internet gateway: VPC
@@ -110,7 +110,11 @@ class Network(Construct):
         log_retention: logs.RetentionDays,
         retain_logs: bool,
     ) -> ec2.Vpc:
-        public = ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)
+        # No subnet hands out public IPs (CT.EC2.PR.11): with public egress each task gets its
+        # own from the service (assignPublicIp), the NAT gateway has its Elastic IP.
+        public = ec2.SubnetConfiguration(
+            name="Public", subnet_type=ec2.SubnetType.PUBLIC, map_public_ip_on_launch=False
+        )
         private = ec2.SubnetConfiguration(name="Private", subnet_type=subnet_type)
         subnets = {
             "public": [public],

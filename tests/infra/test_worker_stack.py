@@ -59,6 +59,35 @@ def test_nat_egress_puts_tasks_in_private_subnets() -> None:
     )
 
 
+@pytest.mark.parametrize("egress", ["public", "nat"])
+def test_public_subnets_do_not_auto_assign_public_ips(egress: str) -> None:
+    """CT.EC2.PR.11: the public subnets (public egress: the tasks'; nat: the NAT gateway's)
+    map no public IP on launch; tasks get theirs from the service, the NAT gateway its EIP."""
+    s = synthesize("prod", network={"egress": egress})
+    public = {
+        route["Properties"]["RouteTableId"]["Ref"]
+        for route in s.worker.find_resources(
+            "AWS::EC2::Route", {"Properties": {"GatewayId": Match.any_value()}}
+        ).values()
+    }
+    associations = s.worker.find_resources("AWS::EC2::SubnetRouteTableAssociation").values()
+    public_subnets = {
+        a["Properties"]["SubnetId"]["Ref"]
+        for a in associations
+        if a["Properties"]["RouteTableId"]["Ref"] in public
+    }
+    assert len(public_subnets) == 2
+    subnets = s.worker.find_resources("AWS::EC2::Subnet")
+    for logical_id in public_subnets:
+        assert subnets[logical_id]["Properties"]["MapPublicIpOnLaunch"] is False
+    if egress == "nat":
+        s.worker.has_resource_properties("AWS::EC2::EIP", {"Domain": "vpc"})
+        s.worker.has_resource_properties(
+            "AWS::EC2::NatGateway",
+            {"AllocationId": {"Fn::GetAtt": [Match.any_value(), "AllocationId"]}},
+        )
+
+
 def zone(index: int) -> dict[str, Any]:
     """The ``index``-th availability zone of the region, resolved at deploy time."""
     return {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
