@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import time
 from functools import cache
+from itertools import pairwise
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -446,8 +447,124 @@ def _handler_form(v: Values) -> Iterator[Problem]:
         yield "handler", f"{handler!r} must be module:function in callable mode"
 
 
+# Whole words (``_``-separated) of a variable name that say it holds a secret: one word, or
+# two in a row. A name of the team's that is not a secret goes in worker.environment_not_secret.
+SECRET_WORDS = frozenset(
+    "PASSWORD PASSWD PASS PASSPHRASE SECRET SECRETS TOKEN TOKENS CREDENTIAL CREDENTIALS "  # noqa: SIM905
+    "APIKEY PRIVATEKEY".split()
+)
+SECRET_WORD_PAIRS = frozenset(
+    {
+        ("API", "KEY"),
+        ("PRIVATE", "KEY"),
+        ("ACCESS", "KEY"),
+        ("SIGNING", "KEY"),
+        ("ENCRYPTION", "KEY"),
+        ("MASTER", "KEY"),
+        ("CLIENT", "KEY"),
+        ("APP", "KEY"),  # Laravel's encryption key
+    }
+)
+# AWS credentials never go in the task's variables (the task role gives the worker its own).
+AWS_CREDENTIAL_NAMES = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ECS_ENGINE_AUTH_DATA"}
+)
+AWS_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+# 40 characters of base64 in both cases (not a 40-hex-digit hash).
+AWS_SECRET_KEY = re.compile(r"(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9/+]{40}")
+URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.IGNORECASE)
+KmsKeyArn = Annotated[
+    str,
+    _matches(
+        r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})",
+        "a KMS key ARN such as 'arn:aws:kms:REGION:ACCOUNT:key/KEY-ID' (not an alias: IAM "
+        "grants kms:Decrypt on the key itself)",
+    ),
+]
+
+
+def secret_words(name: str) -> list[str]:
+    """The words of ``name`` that say it holds a secret (``DB_PASSWORD`` -> ``['PASSWORD']``,
+    ``STRIPE_API_KEY`` -> ``['API_KEY']``); none for ``TOKENIZER`` or ``KEY_PREFIX``."""
+    words = name.split("_")
+    found = [w for w in words if w in SECRET_WORDS]
+    found += [f"{a}_{b}" for a, b in pairwise(words) if (a, b) in SECRET_WORD_PAIRS]
+    return found
+
+
+def _masked(value: str) -> str:
+    return f"(value masked, {len(value)} characters)"
+
+
+def _aws_credential(name: str, value: str, others: Mapping[str, str]) -> str | None:
+    """What AWS credential ``name``=``value`` looks like, or None."""
+    if name in AWS_CREDENTIAL_NAMES:
+        return f"{name} is an AWS credential variable"
+    if AWS_ACCESS_KEY_ID.search(value):
+        return "the value holds an AWS access key id (AKIA... or ASIA...)"
+    keyish = {"AWS", "KEY", "ACCESS", "SECRET", "CREDENTIAL", "CREDENTIALS"} & set(name.split("_"))
+    near_key_id = any(AWS_ACCESS_KEY_ID.search(other) for other in others.values())
+    if AWS_SECRET_KEY.fullmatch(value) and (keyish or near_key_id):
+        return "the value has the shape of an AWS secret access key (40 characters)"
+    return None
+
+
+def _no_secrets_in_environment(v: Values) -> Iterator[Problem]:
+    """Plain variables are readable by anyone who may describe the task definition and are in
+    every synthesized template: secrets go in ``secrets`` (SSM / Secrets Manager)."""
+    environment, exempt = v("environment"), set(v("environment_not_secret"))
+    for name in sorted(exempt - set(environment)):
+        yield (
+            "environment_not_secret",
+            f"{name!r} is not a key of worker.environment; allowed: names of worker.environment",
+        )
+    for name, value in environment.items():
+        key = f"environment.{name}"
+        instead = (
+            f'write it in worker.secrets instead: "{name}": "ssm:/PARAMETER/NAME" or '
+            f'"{name}": "secretsmanager:SECRET-NAME[:json-key]"'
+        )
+        if credential := _aws_credential(name, value, environment):
+            yield (
+                key,
+                f"{_masked(value)} refused: {credential}. The worker gets AWS credentials from "
+                "its task role; grant the task role what the handler needs (or, for another "
+                f"account's keys, {instead})",
+            )
+        elif name in exempt:
+            continue
+        elif words := secret_words(name):
+            yield (
+                key,
+                f"{_masked(value)} refused: the name says it is a secret ({', '.join(words)}); "
+                f"{instead}. Not a secret? List {name!r} in worker.environment_not_secret",
+            )
+        elif URL_PASSWORD.search(value):
+            yield (
+                key,
+                f"{_masked(value)} refused: a URL with a password (scheme://user:password@); "
+                f"{instead}. Not a secret? List {name!r} in worker.environment_not_secret",
+            )
+
+
+def _secrets_keys_need_secrets(v: Values) -> Iterator[Problem]:
+    if v("secrets_kms_key_arns") and not v("secrets"):
+        yield (
+            "secrets_kms_key_arns",
+            "set, but worker.secrets is empty: there is nothing to decrypt; remove it",
+        )
+
+
 class WorkerConfig(Model):
-    """One Fargate task: its shape and the supervisord fleet of worker processes it runs."""
+    """One Fargate task: its shape and the supervisord fleet of worker processes it runs.
+
+    ``environment`` holds plain variables: synth refuses secret-looking names (whole words such
+    as PASSWORD, SECRET, TOKEN, API_KEY: ``SECRET_WORDS``), URLs with a password and AWS
+    credentials, and says to use ``secrets`` instead; ``environment_not_secret`` (default
+    empty) lists names that only look secret (never AWS credentials). ``secrets_kms_key_arns``
+    (default empty: AWS managed keys) are the customer-managed keys that encrypt ``secrets``:
+    the execution role may ``kms:Decrypt`` with them, through SSM or Secrets Manager only.
+    """
 
     processes: int = Field(2, ge=1)
     cpu: Annotated[int, _one_of(tuple(VALID_MEMORY_MIB), "a Fargate CPU")] = 256
@@ -468,8 +585,17 @@ class WorkerConfig(Model):
     ecs_exec: bool = False
     environment: Mapping[EnvName, str] = Field(default_factory=dict)
     secrets: Mapping[EnvName, SecretRef] = Field(default_factory=dict)
+    environment_not_secret: Strings = ()
+    secrets_kms_key_arns: Annotated[tuple[KmsKeyArn, ...], Strict(False)] = ()
 
-    rules = (_fargate_pair, _memory_holds_processes, _spot_replaced, _handler_form)
+    rules = (
+        _fargate_pair,
+        _memory_holds_processes,
+        _spot_replaced,
+        _handler_form,
+        _no_secrets_in_environment,
+        _secrets_keys_need_secrets,
+    )
 
     @property
     def supervisor_stopwait_seconds(self) -> int:
@@ -661,6 +787,17 @@ def _window_floors(v: Values) -> Iterator[Problem]:
             yield f"{key}.min_tasks", f"{window.min_tasks} exceeds scaling.max_tasks {max_tasks}"
 
 
+def _secrets_keys_in_region(v: Values) -> Iterator[Problem]:
+    region = v("region")
+    for index, arn in enumerate(v("worker.secrets_kms_key_arns")):
+        if arn.split(":")[3] != region:
+            yield (
+                f"worker.secrets_kms_key_arns.{index}",
+                f"{arn!r} is in region {arn.split(':')[3]!r}; allowed: a key of region {region!r}, "
+                "where the secrets it encrypts are",
+            )
+
+
 def _provider_in_account(v: Values) -> Iterator[Problem]:
     ci, account = v("ci"), v("account")
     provider = ci.oidc_provider_arn if ci else None
@@ -696,6 +833,7 @@ class EnvironmentBlock(Model):
         _job_timeout,
         _window_floors,
         _provider_in_account,
+        _secrets_keys_in_region,
     )
 
     @property

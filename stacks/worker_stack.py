@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
@@ -41,8 +41,14 @@ class WorkerStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
+        self._network_config = config.network
+        # The key and the log groups it encrypts are retained together (retain_data) or not.
         self.key = KitKey(
-            self, "Key", prefix=config.stack_prefix, encrypt_logs=config.worker.encrypt_logs
+            self,
+            "Key",
+            prefix=config.stack_prefix,
+            encrypt_logs=config.worker.encrypt_logs,
+            retain=config.retain_data,
         ).key
         self.network = Network(
             self,
@@ -50,6 +56,7 @@ class WorkerStack(Stack):
             config=config.network,
             log_key=self.key if config.worker.encrypt_logs else None,
             log_retention=RETENTION[config.worker.log_retention_days],
+            retain_logs=config.retain_data,
             secret_kinds=frozenset(ref.partition(":")[0] for ref in config.worker.secrets.values()),
             dynamodb=idempotency_table is not None,
             ecs_exec=config.worker.ecs_exec,
@@ -131,3 +138,14 @@ class WorkerStack(Stack):
             ],
             scaling_alarms=[self.scaling.scale_out_alarm, self.scaling.scale_in_alarm],
         )
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The zones of the VPC: an existing VPC's ``network.availability_zones``, else the
+        first ``network.max_azs`` (default 2) zones of the region, resolved at deploy time
+        (``Fn::GetAZs``). The CDK's default looks the zones up at synth when ``account`` is set
+        (a call to AWS, or dummy zones offline): the kit never does."""
+        network = self._network_config
+        if network.availability_zones:
+            return list(network.availability_zones)
+        return [Fn.select(index, Fn.get_azs()) for index in range(network.max_azs)]

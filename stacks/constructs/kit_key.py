@@ -50,8 +50,10 @@ LOGS_ACTIONS = (
 class KitKey(Construct):
     """One key for the stack: the alarm topic, and the log groups when ``encrypt_logs``.
 
-    Rotated yearly; deleted 7 days after the stack (it protects notifications in transit and
-    logs that expire anyway). Key policy, statement by statement:
+    Rotated yearly. It lives as long as the log groups it encrypts (:func:`removal_policy`):
+    with ``retain`` (``retain_data``, prod) the key and the log groups are kept when the stack
+    is deleted, so retained logs stay readable; without it (default) all are deleted with the
+    stack, the key 7 days later. Key policy, statement by statement:
 
     * ``AccountAdministration``: the account's IAM policies may administer and use the key,
       but not create grants (no ``kms:*``);
@@ -74,7 +76,9 @@ class KitKey(Construct):
     Attributes: ``key``, ``log_group_arns`` (the pattern the logs statement allows).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, prefix: str, encrypt_logs: bool) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, prefix: str, encrypt_logs: bool, retain: bool = False
+    ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
         region, account = stack.region, stack.account
@@ -137,7 +141,7 @@ class KitKey(Construct):
             description=f"{prefix}: alarm topic" + (" and log groups" if encrypt_logs else ""),
             enable_key_rotation=True,
             pending_window=Duration.days(7),
-            removal_policy=RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(retain),
             policy=iam.PolicyDocument(statements=statements),
         )
 
@@ -155,12 +159,27 @@ class KitKey(Construct):
         )
 
 
+def removal_policy(retain: bool) -> RemovalPolicy:
+    """What happens to the kit's key and log groups when their stack is deleted: RETAIN with
+    ``retain`` (``retain_data``), else DESTROY. One policy for both, so that no retained log
+    group is encrypted with a key that is deleted before it."""
+    return RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+
+
 def encrypted_log_group(
-    scope: Construct, id_: str, retention: logs.RetentionDays, key: kms.IKey | None
+    scope: Construct,
+    id_: str,
+    retention: logs.RetentionDays,
+    key: kms.IKey | None,
+    *,
+    retain: bool = False,
 ) -> logs.LogGroup:
-    """A log group encrypted with ``key``; without a key (``worker.encrypt_logs: false``) the
-    checkov finding is skipped with that setting as its reason."""
-    group = logs.LogGroup(scope, id_, retention=retention, encryption_key=key)
+    """A log group encrypted with ``key``, kept on stack deletion only with ``retain`` (the
+    key's own policy: :func:`removal_policy`); without a key (``worker.encrypt_logs: false``)
+    the checkov finding is skipped with that setting as its reason."""
+    group = logs.LogGroup(
+        scope, id_, retention=retention, encryption_key=key, removal_policy=removal_policy(retain)
+    )
     if key is None:
         skip(
             group,

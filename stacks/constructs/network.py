@@ -34,8 +34,8 @@ class Network(Construct):
     ``egress`` (config.network.egress) chooses how tasks reach AWS APIs and job targets:
 
     * ``public`` (default, cheapest): a new VPC with public subnets only; tasks get a public IP
-      and go out through the internet gateway. The subnets auto-assign public IPs and the
-      service assigns one: an acknowledged finding of the compliance scans (docs/security.md).
+      and go out through the internet gateway. The service assigns the IP (an acknowledged
+      finding of the compliance scans, docs/security.md); no subnet auto-assigns one.
     * ``nat``: private subnets behind one NAT gateway (a fixed egress IP for allow-listing
       external APIs), public subnets for the NAT gateway only.
     * ``endpoints``: isolated private subnets, no NAT gateway, no internet gateway: VPC
@@ -46,9 +46,10 @@ class Network(Construct):
 
     Prices of the three: docs/security.md. Nothing can connect in: the task security group has
     no inbound rule. Rejected traffic is logged (flow log kept ``log_retention``, default 30
-    days, encrypted with ``log_key`` when given). An existing VPC (``vpc_id``) is used as it
-    is: ``nat`` and ``endpoints`` both mean tasks without a public IP, the VPC provides the
-    way out.
+    days, encrypted with ``log_key`` when given; the group is deleted with the stack unless
+    ``retain_logs``, default false, which must match the key's removal policy). An existing
+    VPC (``vpc_id``) is used as it is: ``nat`` and ``endpoints`` both mean tasks without a
+    public IP, the VPC provides the way out.
 
     Attributes: ``vpc``, ``subnets`` (a SubnetSelection), ``assign_public_ip``,
     ``security_group``, ``endpoints`` (construct id -> endpoint; empty unless ``endpoints``).
@@ -62,6 +63,7 @@ class Network(Construct):
         config: NetworkConfig,
         log_key: kms.IKey | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        retain_logs: bool = False,
         secret_kinds: frozenset[str] = frozenset(),
         dynamodb: bool = False,
         ecs_exec: bool = False,
@@ -88,7 +90,7 @@ class Network(Construct):
                 "nat": ec2.SubnetType.PRIVATE_WITH_EGRESS,
                 "endpoints": ec2.SubnetType.PRIVATE_ISOLATED,
             }[config.egress]
-            self.vpc = self._new_vpc(config, subnet_type, log_key, log_retention)
+            self.vpc = self._new_vpc(config, subnet_type, log_key, log_retention, retain_logs)
             self.subnets = ec2.SubnetSelection(subnet_type=subnet_type)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -106,8 +108,13 @@ class Network(Construct):
         subnet_type: ec2.SubnetType,
         log_key: kms.IKey | None,
         log_retention: logs.RetentionDays,
+        retain_logs: bool,
     ) -> ec2.Vpc:
-        public = ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)
+        # No subnet hands out public IPs (CT.EC2.PR.11): with public egress each task gets its
+        # own from the service (assignPublicIp), the NAT gateway has its Elastic IP.
+        public = ec2.SubnetConfiguration(
+            name="Public", subnet_type=ec2.SubnetType.PUBLIC, map_public_ip_on_launch=False
+        )
         private = ec2.SubnetConfiguration(name="Private", subnet_type=subnet_type)
         subnets = {
             "public": [public],
@@ -128,7 +135,7 @@ class Network(Construct):
             "RejectedTraffic",
             traffic_type=ec2.FlowLogTrafficType.REJECT,
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-                encrypted_log_group(self, "FlowLogs", log_retention, log_key)
+                encrypted_log_group(self, "FlowLogs", log_retention, log_key, retain=retain_logs)
             ),
         )
         return vpc

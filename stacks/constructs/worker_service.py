@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -114,7 +114,8 @@ class WorkerService(Construct):
     on a read-only root filesystem with one writable task volume at ``/tmp``, the task's memory
     as its hard limit, and a health check (``python -m worker.health``: supervisord runs, no
     program went FATAL, a worker made progress recently). Its log group is encrypted with
-    ``key`` unless ``worker.encrypt_logs`` is false. With ``worker.ecs_exec`` the service
+    ``key`` unless ``worker.encrypt_logs`` is false, and retained on delete with
+    ``retain_data`` only, as the key is. With ``worker.ecs_exec`` the service
     allows ECS Exec, the task role may open SSM Session Manager channels, nothing more, and the
     root filesystem stays writable (the SSM agent writes to it).
 
@@ -153,7 +154,11 @@ class WorkerService(Construct):
             ),
         )
         self.log_group = encrypted_log_group(
-            self, "Logs", RETENTION[worker.log_retention_days], key if worker.encrypt_logs else None
+            self,
+            "Logs",
+            RETENTION[worker.log_retention_days],
+            key if worker.encrypt_logs else None,
+            retain=config.retain_data,
         )
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
@@ -199,6 +204,7 @@ class WorkerService(Construct):
         if idempotency_table is not None:
             idempotency_table.grant_read_write_data(self.task_definition.task_role)
         self._allow_task_protection(cluster)
+        self._allow_secret_keys(worker.secrets_kms_key_arns, worker.secrets.values())
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
@@ -313,6 +319,22 @@ class WorkerService(Construct):
                 )
                 secrets[name] = ecs.Secret.from_secrets_manager(secret, json_key or None)
         return secrets
+
+    def _allow_secret_keys(self, key_arns: Sequence[str], refs: Iterable[str]) -> None:
+        """The execution role may decrypt with ``key_arns`` (``worker.secrets_kms_key_arns``,
+        the customer-managed keys of ``worker.secrets``): ``kms:Decrypt`` only, on those keys
+        only, and only through the services the secrets come from (``kms:ViaService``)."""
+        if not key_arns:
+            return
+        region = Stack.of(self).region
+        services = sorted({f"{ref.partition(':')[0]}.{region}.amazonaws.com" for ref in refs})
+        self.task_definition.obtain_execution_role().add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=list(key_arns),
+                conditions={"StringEquals": {"kms:ViaService": services}},
+            )
+        )
 
     def _allow_ecs_exec(self) -> None:
         """ECS Exec: CDK grants the task role the four ssmmessages channel actions."""

@@ -45,12 +45,10 @@ EXCEPTIONS = {
         "logs stay encrypted by CloudWatch Logs' own keys; the kit's key is the default",
     ),
 }
-# control id -> when a variant's settings choose to fail it (the EXCEPTIONS above, and
-# CT.EC2.PR.11: the public subnets of public egress and of the NAT gateway map public IPs).
+# control id -> when a variant's settings choose to fail it (the EXCEPTIONS above).
 FAILS_WHEN: dict[str, Callable[[EnvironmentConfig], bool]] = {
     "CT.ECS.PR.6": lambda c: c.worker.ecs_exec,
     "CT.ECS.PR.9": lambda c: c.network.egress == "public",
-    "CT.EC2.PR.11": lambda c: c.network.egress in ("public", "nat"),
     "CT.CLOUDWATCH.PR.2": lambda c: c.worker.log_retention_days < 365,
     "CT.CLOUDWATCH.PR.3": lambda c: not c.worker.encrypt_logs,
 }
@@ -342,10 +340,10 @@ def test_ct_ec2_pr_3_and_4_no_security_group_admits_the_internet(name: str) -> N
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_subnets_auto_assign_public_ips_only_with_public_egress(name: str) -> None:
-    """CT.EC2.PR.11 (subnets do not auto-assign public IPs): public subnets exist only for
-    public egress (tasks) or nat (the NAT gateway)."""
-    egress = variant(name).config.network.egress
-    for subnet in resources(name, "AWS::EC2::Subnet"):
-        if subnet["MapPublicIpOnLaunch"]:
-            assert egress in ("public", "nat")
+def test_ct_ec2_pr_11_no_subnet_auto_assigns_public_ips(name: str) -> None:
+    """Public subnets too: with public egress the service assigns each task its IP, the NAT
+    gateway has an Elastic IP."""
+    subnets = resources(name, "AWS::EC2::Subnet")
+    assert subnets or variant(name).config.network.vpc_id
+    for subnet in subnets:
+        assert subnet["MapPublicIpOnLaunch"] is False

@@ -4,15 +4,17 @@ policy and the private egress through VPC endpoints."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 from worker.settings import Settings
 from worker.supervise import DEFAULTS
 
 from stacks.constructs.worker_service import HEALTH_MODULE, IMAGE_USER, WRITABLE_PATH
-from tests.infra.conftest import ROOT, Synthesized, synthesize
+from tests.infra.conftest import ROOT, VARIANTS, Synthesized, synthesize, variant
 
 DOCKERFILE = (ROOT / "worker_image" / "Dockerfile").read_text()
 
@@ -148,6 +150,149 @@ def test_without_encrypt_logs_the_groups_use_cloudwatchs_keys_and_say_why() -> N
         (skipped,) = group["Metadata"]["checkov"]["skip"]
         assert skipped["id"] == "CKV_AWS_158" and "worker.encrypt_logs" in skipped["comment"]
     assert all("logs." not in str(st["Principal"]) for st in key_statements(s))
+
+
+# -- keys and logs live and die together ----------------------------------------------------
+
+
+def key_references(
+    value: Any, template: dict[str, Any], kms_property: bool = False
+) -> Iterator[Any]:
+    """Every KMS key ``value`` refers to: a key of ``template`` by its logical id (a ``Ref`` or
+    ``Fn::GetAtt``), or, under a property that names a KMS key (``KmsKeyId``,
+    ``KmsMasterKeyId``, ``KMSMasterKeyID``, ``KmsKeyArn``, ...), whatever else is there (an
+    ARN, an import, an alias)."""
+    if isinstance(value, dict):
+        target = value.get("Ref") or (value.get("Fn::GetAtt") or [None])[0]
+        if isinstance(target, str) and target in template["Resources"]:
+            if template["Resources"][target]["Type"] == "AWS::KMS::Key":
+                yield target
+            elif kms_property:
+                yield value
+            return
+        for name, inner in value.items():
+            named = re.fullmatch(r"kms\w*key(id|arn)", name, re.IGNORECASE) is not None
+            yield from key_references(inner, template, kms_property or named)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from key_references(inner, template, kms_property)
+    elif kms_property and value not in ("", None):
+        yield value
+
+
+def retained_key_references(s: Synthesized) -> Iterator[tuple[str, str, Any]]:
+    """(stack, retained resource, key it refers to) over both templates."""
+    for stack, template in (("Queue", s.queue_json), ("Worker", s.worker_json)):
+        for logical_id, resource in template["Resources"].items():
+            if resource.get("DeletionPolicy") == "Retain":
+                for key in key_references(resource.get("Properties", {}), template):
+                    yield stack, logical_id, key
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_nothing_retained_is_encrypted_with_a_key_deleted_before_it(name: str) -> None:
+    """Every retained resource that refers to a KMS key refers to a key of its own template
+    that is retained too (on delete and on replacement): its data stays readable."""
+    s = variant(name)
+    for stack, logical_id, key in retained_key_references(s):
+        template = s.queue_json if stack == "Queue" else s.worker_json
+        assert isinstance(key, str), f"{stack}/{logical_id} refers to a key it cannot keep: {key}"
+        policies = {
+            p: template["Resources"][key].get(p) for p in ("DeletionPolicy", "UpdateReplacePolicy")
+        }
+        assert policies == {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}, (
+            f"{stack}/{logical_id} is retained, its key {key} is not: {policies}"
+        )
+
+
+def test_retain_data_keeps_the_log_groups_and_their_key(prod: Synthesized) -> None:
+    retained = {logical_id for _, logical_id, _ in retained_key_references(prod)}
+    assert retained == set(resources(prod.worker_json, "AWS::Logs::LogGroup"))
+    prod.worker.has_resource(
+        "AWS::KMS::Key", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    )
+    prod.worker.all_resources(
+        "AWS::Logs::LogGroup", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    )
+
+
+def test_without_retain_data_the_log_groups_and_their_key_go_with_the_stack(
+    dev: Synthesized,
+) -> None:
+    """Nothing of the worker stack outlives it (no orphaned log group, no orphaned key)."""
+    assert not dev.config.retain_data
+    dev.worker.has_resource(
+        "AWS::KMS::Key",
+        {"DeletionPolicy": "Delete", "Properties": Match.object_like({"PendingWindowInDays": 7})},
+    )
+    dev.worker.resource_count_is("AWS::Logs::LogGroup", 2)
+    dev.worker.all_resources("AWS::Logs::LogGroup", {"DeletionPolicy": "Delete"})
+    retained = [
+        r for r in dev.worker_json["Resources"].values() if r.get("DeletionPolicy") == "Retain"
+    ]
+    assert retained == []
+
+
+# -- secrets encrypted with customer-managed keys -------------------------------------------
+
+SECRETS_KEY = "arn:aws:kms:ap-northeast-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def kms_statements(s: Synthesized) -> dict[str, list[dict[str, Any]]]:
+    """Policy logical id -> its statements that allow a ``kms:`` action."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for logical_id, policy in resources(s.worker_json, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            if any(a.startswith("kms:") or a == "*" for a in actions):
+                found.setdefault(logical_id, []).append(statement)
+    return found
+
+
+def test_secrets_kms_key_arns_let_the_execution_role_decrypt_through_the_secrets_services() -> None:
+    s = synthesize(
+        "prod",
+        worker={
+            "secrets": {"DB_PASSWORD": "ssm:/app/db", "API_TOKEN": "secretsmanager:app/api"},
+            "secrets_kms_key_arns": [SECRETS_KEY],
+        },
+    )
+    s.worker.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("WorkerTaskDefinitionExecutionRole")}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Action": "kms:Decrypt",
+                            "Effect": "Allow",
+                            "Resource": SECRETS_KEY,
+                            "Condition": {
+                                "StringEquals": {
+                                    "kms:ViaService": [
+                                        "secretsmanager.ap-northeast-1.amazonaws.com",
+                                        "ssm.ap-northeast-1.amazonaws.com",
+                                    ]
+                                }
+                            },
+                        }
+                    ]
+                )
+            },
+        },
+    )
+    (policy,) = kms_statements(s)  # no other policy may use a KMS key
+    assert "ExecutionRole" in policy and len(kms_statements(s)[policy]) == 1
+    (nag,) = [r for r in s.validation_report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["violations"] == []  # no wildcard: the keys are named
+
+
+def test_secrets_without_kms_keys_grant_no_kms_action() -> None:
+    s = variant("prod-endpoints")
+    assert s.config.worker.secrets and not s.config.worker.secrets_kms_key_arns
+    assert kms_statements(s) == {}
 
 
 # -- the alarm topic ------------------------------------------------------------------------------

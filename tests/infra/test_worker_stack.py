@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 from worker import contract
 
 from stacks.config import RESERVED_ENV
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import ENVIRONMENTS, Synthesized, synthesize
 
 
 def environment(s: Synthesized) -> dict[str, Any]:
@@ -55,6 +57,63 @@ def test_nat_egress_puts_tasks_in_private_subnets() -> None:
             }
         },
     )
+
+
+@pytest.mark.parametrize("egress", ["public", "nat"])
+def test_public_subnets_do_not_auto_assign_public_ips(egress: str) -> None:
+    """CT.EC2.PR.11: the public subnets (public egress: the tasks'; nat: the NAT gateway's)
+    map no public IP on launch; tasks get theirs from the service, the NAT gateway its EIP."""
+    s = synthesize("prod", network={"egress": egress})
+    public = {
+        route["Properties"]["RouteTableId"]["Ref"]
+        for route in s.worker.find_resources(
+            "AWS::EC2::Route", {"Properties": {"GatewayId": Match.any_value()}}
+        ).values()
+    }
+    associations = s.worker.find_resources("AWS::EC2::SubnetRouteTableAssociation").values()
+    public_subnets = {
+        a["Properties"]["SubnetId"]["Ref"]
+        for a in associations
+        if a["Properties"]["RouteTableId"]["Ref"] in public
+    }
+    assert len(public_subnets) == 2
+    subnets = s.worker.find_resources("AWS::EC2::Subnet")
+    for logical_id in public_subnets:
+        assert subnets[logical_id]["Properties"]["MapPublicIpOnLaunch"] is False
+    if egress == "nat":
+        s.worker.has_resource_properties("AWS::EC2::EIP", {"Domain": "vpc"})
+        s.worker.has_resource_properties(
+            "AWS::EC2::NatGateway",
+            {"AllocationId": {"Fn::GetAtt": [Match.any_value(), "AllocationId"]}},
+        )
+
+
+def zone(index: int) -> dict[str, Any]:
+    """The ``index``-th availability zone of the region, resolved at deploy time."""
+    return {"Fn::Select": [index, {"Fn::GetAZs": ""}]}
+
+
+@pytest.mark.parametrize("env", sorted(ENVIRONMENTS))
+def test_synth_with_an_account_needs_no_lookup(env: str) -> None:
+    """With ``account`` set, a fresh App (no cdk.context.json) synthesizes without asking the
+    CLI for any context (no availability-zone lookup: offline synth works) and the VPC takes
+    the region's first zones at deploy time."""
+    s = synthesize(env, account="123456789012")
+    manifest = json.loads((s.outdir / "manifest.json").read_text())
+    assert manifest.get("missing", []) == []
+    for index in range(2):
+        s.worker.has_resource_properties("AWS::EC2::Subnet", {"AvailabilityZone": zone(index)})
+    assert "dummy" not in json.dumps(s.worker_json)
+
+
+@pytest.mark.parametrize("account", [None, "123456789012"])
+def test_max_azs_is_the_number_of_zones_with_or_without_an_account(account: str | None) -> None:
+    """``network.max_azs: 3`` gives three subnets in three zones (the CDK's default gives an
+    environment without ``account`` two zones whatever max_azs says)."""
+    s = synthesize("prod", account=account, network={"max_azs": 3})
+    s.worker.resource_count_is("AWS::EC2::Subnet", 3)
+    for index in range(3):
+        s.worker.has_resource_properties("AWS::EC2::Subnet", {"AvailabilityZone": zone(index)})
 
 
 def test_existing_vpc_by_id_uses_its_subnets() -> None:
