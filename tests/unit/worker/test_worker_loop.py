@@ -99,7 +99,7 @@ def test_a_job_longer_than_the_visibility_is_heartbeated_not_run_twice(make_work
         time.sleep(0.2)
     h.stop()
     assert h.runs() == {message_id: {"start": 1, "done": 1}}
-    assert h.sqs.calls["change_message_visibility_batch"] >= 5
+    assert h.sqs.calls["change_message_visibility_batch"] >= 2  # 5 s outlive 2 s twice
 
 
 def test_failures_back_off_then_sqs_moves_the_message_to_the_dlq(make_worker: Make) -> None:
