@@ -50,6 +50,12 @@ PROTECTION_EXIT_WAIT_SECONDS = 3.0
 _DELETE_BACKOFF_MAX_SECONDS = 8.0
 
 
+# What a dead-letter send came to (`Worker._dead_letter`).
+_SENT, _FAILED, _TOO_LARGE = "sent", "failed", "too_large"
+# Error codes of a send refused for its size (SQS: "Message must be shorter than N bytes").
+_TOO_LARGE_CODES = frozenset({"InvalidParameterValue", "MessageTooLong"})
+
+
 class StopRequested(BaseException):
     """Raised by the signal handler to abandon a long poll (botocore does not catch it)."""
 
@@ -89,6 +95,7 @@ class Worker:
         self._delete_failures = 0  # consecutive failed delete attempts
         self._delete_retry_at = 0.0  # time.monotonic() before which no delete is retried
         self._job_growth_mib = 0.0  # the largest RSS growth one job caused so far
+        self._job_fields: dict[str, Any] = {}  # what settling the job adds to its `job` line
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -289,6 +296,7 @@ class Worker:
         """Run one job and settle its message; True when it is done and awaits deletion."""
         context = JobContext(message.message_id, message.receive_count, message.attributes)
         started = time.monotonic()
+        self._job_fields = {}
 
         def abort() -> bool | str:
             """Stop the job when its lease is lost or when the SIGTERM grace is spent."""
@@ -308,6 +316,7 @@ class Worker:
             self.durations.append(duration)
         outcome = self._settle(message, result)
         fields: dict[str, Any] = {"error": result.error} if result.error else {}
+        fields.update(self._job_fields)
         rss = self.runner.job_rss_bytes()
         if rss:
             fields["max_rss_mib"] = round(rss / 2**20, 1)
@@ -330,8 +339,12 @@ class Worker:
         if result.outcome in (contract.HANDED_BACK, contract.LEASE_LOST):
             self._hand_back([message])  # after a lost lease this may fail: SQS redelivers it
             return result.outcome
-        if result.outcome == "dead_letter" and self._dead_letter(message, result.error):
-            return "dead_letter"
+        if result.outcome == "dead_letter":
+            sent = self._dead_letter(message, result.error)
+            if sent == _SENT:
+                return "dead_letter"
+            if sent == _TOO_LARGE:  # left to SQS's redrive, after the backoff
+                self._job_fields[contract.DEAD_LETTER_FALLBACK] = "redrive"
         self.heartbeat.release([message])
         backoff = result.retry_after_seconds
         if backoff is None:
@@ -342,29 +355,40 @@ class Worker:
 
     # -- SQS calls -----------------------------------------------------------------------------
 
-    def _dead_letter(self, message: Held, reason: str) -> bool:
-        """Send to DEAD_LETTER_QUEUE_URL with the reason, then delete; False if that failed."""
+    def _dead_letter(self, message: Held, reason: str) -> str:
+        """Send a copy to DEAD_LETTER_QUEUE_URL with the reason, then delete the message.
+
+        A copy the DLQ refuses as too large (SQS counts the body and every attribute's name,
+        type and value against its MaximumMessageSize) is sent again without the original
+        attributes (counted in contract.DROPPED_ATTRIBUTES_ATTRIBUTE) and with the reason
+        shortened; when even that does not fit, the message is left to SQS's redrive
+        (`_TOO_LARGE`: made visible again after its backoff, moved with its own attributes
+        after maxReceiveCount receives). The message is deleted only once a copy landed."""
         if not self.settings.dead_letter_queue_url:
-            return False
-        attributes = {
-            **dead_letter_attributes(message.attributes),
-            contract.FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]},
-            contract.SOURCE_MESSAGE_ID_ATTRIBUTE: {
-                "DataType": "String",
-                "StringValue": message.message_id,
-            },
-        }
-        try:
-            self.sqs.send_message(
-                QueueUrl=self.settings.dead_letter_queue_url,
-                MessageBody=message.body,
-                MessageAttributes=attributes,
-            )
-        except Exception as error:
-            self.log.warning("dead_letter_error", message_id=message.message_id, error=repr(error))
-            return False
-        self._delete([message])
-        return True
+            return _FAILED
+        copies = dead_letter_copies(message, reason)
+        for attributes in copies:
+            try:
+                self.sqs.send_message(
+                    QueueUrl=self.settings.dead_letter_queue_url,
+                    MessageBody=message.body,
+                    MessageAttributes=attributes,
+                )
+            except Exception as error:
+                if too_large(error):
+                    continue  # the next, smaller copy
+                self.log.warning(
+                    "dead_letter_error", message_id=message.message_id, error=repr(error)
+                )
+                return _FAILED
+            self._delete([message])
+            return _SENT
+        self.log.warning(
+            contract.DEAD_LETTER_TOO_LARGE_EVENT,
+            message_id=message.message_id,
+            copy_bytes=message_size(message.body, copies[-1]),
+        )
+        return _TOO_LARGE
 
     def _delete(self, messages: list[Held]) -> list[Held]:
         """DeleteMessageBatch (10 at a time); returns the messages to retry: those whose delete
@@ -446,10 +470,59 @@ def dead_letter_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE: {"DataType": "String", "StringValue": folded}}
 
 
+def dead_letter_copies(message: Held, reason: str) -> list[dict[str, Any]]:
+    """The attributes of a message's DLQ copy, largest first: the original ones (as
+    `dead_letter_attributes` keeps them), the reason (1,000 characters at most) and the
+    original id; then, for a DLQ that refuses that as too large, the reason shortened to
+    contract.SHORT_REASON_CHARS, the original id and how many original attributes were left
+    out (contract.DROPPED_ATTRIBUTES_ATTRIBUTE, when any)."""
+
+    def kit(reason_chars: int) -> dict[str, Any]:
+        return {
+            contract.FAILURE_REASON_ATTRIBUTE: _string(reason[:reason_chars]),
+            contract.SOURCE_MESSAGE_ID_ATTRIBUTE: _string(message.message_id),
+        }
+
+    full = {**dead_letter_attributes(message.attributes), **kit(1000)}
+    short = kit(contract.SHORT_REASON_CHARS)
+    if message.attributes:
+        short[contract.DROPPED_ATTRIBUTES_ATTRIBUTE] = {
+            "DataType": "Number",
+            "StringValue": str(len(message.attributes)),
+        }
+    return [full, short]
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value or "-"}  # SQS refuses an empty value
+
+
+def message_size(body: str, attributes: dict[str, Any]) -> int:
+    """A message's size as SQS counts it against MaximumMessageSize: the body's bytes and, for
+    each attribute, the bytes of its name, its data type and its value."""
+    size = len(body.encode())
+    for name, value in attributes.items():
+        raw = value.get("BinaryValue", value.get("StringValue", ""))
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        size += len(name.encode()) + len(str(value["DataType"]).encode()) + len(data)
+    return size
+
+
+def too_large(error: Exception) -> bool:
+    """Whether a SendMessage was refused for the message's size."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    text = str(response.get("Error", {}).get("Message", "")).lower()
+    return code in _TOO_LARGE_CODES and ("shorter than" in text or "too long" in text)
+
+
 _KIT_DLQ_ATTRIBUTES = (
     contract.FAILURE_REASON_ATTRIBUTE,
     contract.SOURCE_MESSAGE_ID_ATTRIBUTE,
     contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE,
+    contract.DROPPED_ATTRIBUTES_ATTRIBUTE,
 )
 
 
