@@ -103,10 +103,11 @@ def test_a_stop_hands_every_message_back_when_sqs_takes_12_s_a_call(
 ) -> None:
     """8 processes at the prod settings, but the grace and the stop wait halved (50 s, 55 s
     instead of 100 s, 110 s) to keep the test near a minute; SQS answers every call 12 s late
-    from the SIGTERM on. 8 warm-up jobs teach the processes a short mean duration, so the 30
-    long jobs (10 min) that follow are received in batches: each process runs one and holds
-    the rest unstarted. The stop must hand every one of them back (visible at once, not after
-    the 120-s visibility) before supervisord's stop wait kills anyone, and run none twice.
+    from the SIGTERM on. 24 warm-up jobs teach the processes a short mean duration, so the 30
+    long jobs (10 min) that follow are received in batches: a process runs the first of its
+    batch and holds the rest unstarted. The stop must hand every one of them back (visible
+    at once, not after the 120-s visibility) before supervisord's stop wait kills anyone,
+    and run none twice.
     Before: the hand-back began at the grace's end and its calls (up to 3 attempts of 30 s)
     outlasted the stop wait: workers SIGKILLed, messages left in flight."""
     proxy = SlowProxy(moto_endpoint)
@@ -121,8 +122,8 @@ def test_a_stop_hands_every_message_back_when_sqs_takes_12_s_a_call(
             WORKER_HANDLER=compound_job(record),
             **{**PROD, "WORKER_STOP_GRACE_SECONDS": 50, "SUPERVISOR_STOPWAITSECS": 55},
         )
-        warm = send(sqs_client, pair.url, 0, PROD_PROCESSES)
-        fleet.wait_for(lambda: len(fleet.jobs("done")) == PROD_PROCESSES, timeout=60)
+        warm = send(sqs_client, pair.url, 0, 3 * PROD_PROCESSES)
+        fleet.wait_for(lambda: len(fleet.jobs("done")) == 3 * PROD_PROCESSES, timeout=60)
         long = [
             sqs_client.send_message_batch(
                 QueueUrl=pair.url,
@@ -131,11 +132,16 @@ def test_a_stop_hands_every_message_back_when_sqs_takes_12_s_a_call(
             for _ in range(3)
         ]
         long_ids = [entry["MessageId"] for batch in long for entry in batch]
-        fleet.wait_for(lambda: len(runs(record)) == 2 * PROD_PROCESSES, timeout=30)
-        time.sleep(1)  # every process runs a long job: no receive is in flight
+
+        def settled() -> bool:  # every message taken, or every process in a long job
+            started = len([i for i in long_ids if i in runs(record)])
+            return queue_counts(sqs_client, pair.url)[0] == 0 or started == PROD_PROCESSES
+
+        fleet.wait_for(settled, timeout=30)
+        time.sleep(1)  # each holder has started the first long job of its batch
         running = [i for i in long_ids if i in runs(record)]
-        _visible, held = queue_counts(sqs_client, pair.url)
-        assert held > PROD_PROCESSES  # some held unstarted behind a running job
+        held = queue_counts(sqs_client, pair.url)[1]
+        assert held > len(running)  # some are held unstarted behind a running job
         proxy.delay = SLOW_SECONDS
         stopped_at = time.monotonic()
         assert fleet.stop(timeout=90) == 0
