@@ -19,7 +19,6 @@ from worker.handlers import (
     kill_orphan,
 )
 from worker.logs import EventLog
-from worker.loop import STOP_CONNECT_SECONDS, STOP_READ_SECONDS, Worker
 from worker.protection import TaskProtection
 from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
 from worker.supervise import job_file, write_line
@@ -69,6 +68,8 @@ def stop_sqs_client(settings: Settings) -> Any:
     stop ends within supervisord's stop wait (docs/reliability.md, "Stops under a slow SQS")."""
     import boto3
     from botocore.config import Config
+
+    from worker.loop import STOP_CONNECT_SECONDS, STOP_READ_SECONDS
 
     config = Config(
         retries={"mode": "standard", "max_attempts": 1},
@@ -170,6 +171,8 @@ def main(env: Mapping[str, str] = os.environ) -> int:
         write_line(str(error))
         return EX_CONFIG
     protection = task_protection(settings, log)
+    from worker.loop import Worker  # loop modes only: a consumer's watcher never loads it
+
     try:
         worker = Worker(settings, sqs, runner, log, protection, stop_sqs_client(settings))
         worker.install_signal_handlers()
