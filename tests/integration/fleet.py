@@ -26,7 +26,7 @@ FAST = {
     "RETRY_BACKOFF_BASE_SECONDS": "0",
     "RETRY_BACKOFF_MAX_SECONDS": "2",
     "WORKER_STOP_GRACE_SECONDS": "5",
-    "SUPERVISOR_STOPWAITSECS": "10",
+    "SUPERVISOR_STOPWAITSECS": "30",  # leaves the stop path its 22 s after the 5-s grace
     "JOB_TIMEOUT_SECONDS": "30",
     "MAX_JOBS_PER_PROCESS": "0",
     "MAX_MEMORY_MIB_PER_PROCESS": "0",

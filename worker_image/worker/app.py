@@ -19,10 +19,9 @@ from worker.handlers import (
     kill_orphan,
 )
 from worker.logs import EventLog
-from worker.loop import Worker
 from worker.protection import TaskProtection
 from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
-from worker.supervise import write_line
+from worker.supervise import job_file, write_line
 
 EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the task is replaced
 QUEUE_CHECK_ATTEMPTS = 3
@@ -63,17 +62,34 @@ def sqs_client(settings: Settings) -> Any:
     return boto3.client("sqs", region_name=settings.region, config=config)
 
 
+def stop_sqs_client(settings: Settings) -> Any:
+    """The SQS client of the stop path (after SIGTERM): short timeouts and no retry, so each
+    hand-back, backoff or delete of a stopping process takes at most STOP_CALL_SECONDS and the
+    stop ends within supervisord's stop wait (docs/reliability.md, "Stops under a slow SQS")."""
+    import boto3
+    from botocore.config import Config
+
+    from worker.loop import STOP_CONNECT_SECONDS, STOP_READ_SECONDS
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 1},
+        connect_timeout=STOP_CONNECT_SECONDS,
+        read_timeout=STOP_READ_SECONDS,
+    )
+    return boto3.client("sqs", region_name=settings.region, config=config)
+
+
 def make_runner(settings: Settings, log: EventLog) -> Runner:
     """The runner of the handler mode, checked now: a callable's executor is started, a
     command's executable must exist (HandlerError otherwise)."""
     # Under supervisord: one file per process name of the task (a local run has none) names
     # the running job's process group, for the process supervisord starts after a kill -9.
-    job_file = (
-        os.path.join(settings.task_dir, f"{settings.process_name}.job")
+    job_path = (
+        str(job_file(settings.task_dir, settings.process_name))
         if settings.process_name != LOCAL_PROCESS_NAME
         else None
     )
-    kill_orphan(job_file, log)
+    kill_orphan(job_path, log)
     if settings.handler_mode == "command":
         command = CommandRunner(
             settings.handler,
@@ -81,14 +97,14 @@ def make_runner(settings: Settings, log: EventLog) -> Runner:
             queue_url=settings.queue_url,
             memory_limit_mib=settings.max_memory_mib_per_process,
             cwd=settings.workdir,
-            job_file=job_file,
+            job_file=job_path,
             output_limit=OutputLimit(
                 settings.output_max_bytes_per_job, settings.output_max_events_per_job
             ),
         )
         command.check()
         return command
-    runner = CallableRunner(settings.handler, job_file)
+    runner = CallableRunner(settings.handler, job_path)
     runner.start()
     return runner
 
@@ -155,8 +171,10 @@ def main(env: Mapping[str, str] = os.environ) -> int:
         write_line(str(error))
         return EX_CONFIG
     protection = task_protection(settings, log)
+    from worker.loop import Worker  # loop modes only: a consumer's watcher never loads it
+
     try:
-        worker = Worker(settings, sqs, runner, log, protection)
+        worker = Worker(settings, sqs, runner, log, protection, stop_sqs_client(settings))
         worker.install_signal_handlers()
         worker.run()
     finally:

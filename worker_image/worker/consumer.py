@@ -35,9 +35,10 @@ import subprocess
 import time
 from types import FrameType
 
-from worker.handlers import SAMPLE_SECONDS, ExitWatch, group_members, group_rss_bytes
+from worker.handlers import SAMPLE_SECONDS, ExitWatch, group_rss_bytes
 from worker.logs import EventLog
 from worker.settings import Settings
+from worker.supervise import group_members
 
 # supervisord counts a process that exits within `startsecs` (1 s) as a failed start.
 MIN_LIFETIME_SECONDS = 1.5

@@ -22,6 +22,12 @@ SQS's shape (``{"name": {"DataType": ..., "StringValue"|"BinaryValue": ...}}``, 
 values base64)."""
 DLQ_KEPT_ATTRIBUTES = 8
 """A dead-lettered copy keeps up to this many original attributes as they were."""
+DROPPED_ATTRIBUTES_ATTRIBUTE = "worker_dropped_attributes"
+"""Set (a Number) on a dead-lettered copy that did not fit the DLQ's maximum message size with
+the original attributes: how many of them it left out (the reason is shortened to
+``SHORT_REASON_CHARS`` too). Only the body, the reason and the original id travel then."""
+SHORT_REASON_CHARS = 200
+"""The reason's length on a copy sent again without the original attributes."""
 
 # -- Variables the task sets for the runners (recipes/) --------------------------------------
 
@@ -69,6 +75,13 @@ JOB_OUTPUT_TRUNCATED_EVENT = "job_output_truncated"
 """Command mode: the one line after a job whose output went past its limit
 (OUTPUT_MAX_BYTES_PER_JOB, OUTPUT_MAX_EVENTS_PER_JOB): ``message_id``, ``dropped_bytes`` and
 ``dropped_events`` (what was read from the command's pipes and not logged), the limits."""
+DEAD_LETTER_TOO_LARGE_EVENT = "dead_letter_too_large"
+"""A dead-letter copy the DLQ refused as too large even without the original attributes:
+``message_id``, ``copy_bytes`` (its size as SQS counts it); the message is made visible again
+after its backoff and SQS's redrive moves it (with its original attributes) after
+maxReceiveCount receives. Its ``job`` line has outcome ``retry`` and ``dead_letter_fallback``."""
+DEAD_LETTER_FALLBACK = "dead_letter_fallback"
+"""A ``job`` field: ``redrive`` when the worker's own dead-letter copy did not fit (above)."""
 DROPPED_BYTES = "dropped_bytes"
 DROPPED_EVENTS = "dropped_events"
 JOB_ORPHAN_KILLED_EVENT = "job_orphan_killed"

@@ -49,11 +49,14 @@ from typing import IO, Any, Protocol
 from worker import contract
 from worker.logs import EventLog
 from worker.settings import LOCAL_PROCESS_NAME, SQS_MAX_VISIBILITY_SECONDS
+from worker.supervise import group_members
 
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
 DUPLICATE = "duplicate"
 _POLL_SECONDS = 0.05
+# A stopped command gets this long between SIGTERM and SIGKILL of its process group.
+STOP_TERM_GRACE_SECONDS = 2.0
 _PR_SET_PDEATHSIG = 1
 # A running command is checked (exit, abort, deadline, memory) at least this often.
 SAMPLE_SECONDS = 1.0
@@ -397,7 +400,9 @@ class CommandRunner:
             _kill_group(process, grace=0)
             note_job(self.job_file, None)
             raise
-        _kill_group(process, grace=0 if stopped is None else 2.0)  # nothing outlives its job
+        _kill_group(
+            process, grace=0 if stopped is None else STOP_TERM_GRACE_SECONDS
+        )  # nothing outlives its job
         note_job(self.job_file, None)
         for thread in threads:
             if thread.ident is not None:
@@ -817,26 +822,12 @@ class ExitWatch:
         return not self._thread.is_alive()
 
 
-def group_members(pgid: int) -> Iterator[tuple[str, str]]:
-    """(pid, state) of each process in process group `pgid`, from /proc ("Z": a zombie)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid):  # state, ppid, pgrp
-            yield entry.name, fields[0]
-
-
 def group_rss_bytes(pgid: int, exclude: int = 0) -> int:
     """The summed RSS of the processes in process group `pgid` (but `exclude`), from /proc."""
     return sum(rss_bytes(pid) for pid, _ in group_members(pgid) if int(pid) != exclude)
 
 
-def _kill_group(process: subprocess.Popen[bytes], grace: float = 2.0) -> None:
+def _kill_group(process: subprocess.Popen[bytes], grace: float = STOP_TERM_GRACE_SECONDS) -> None:
     """SIGTERM the command's process group, SIGKILL whatever is left after `grace` seconds.
 
     With grace 0 (the command exited by itself) only what it left behind remains: killed."""

@@ -83,14 +83,30 @@ class Heartbeat:
         self._settled = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        # Set by `stopping` (SIGTERM): from `_quiet_from` on, a beat extends only the messages
+        # whose visibility would run out before `_needed_until`.
+        self._quiet_from = float("inf")
+        self._needed_until = float("inf")
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """End the beats; wait for a beat in flight (at most `timeout` seconds: the thread is
+        a daemon, a stopping process does not wait for a slow call past its budget)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout)
+
+    def stopping(self, sqs: Any, quiet_from: float, needed_until: float) -> None:
+        """The process is stopping: later beats use `sqs` (the stop path's bounded client), and
+        from `quiet_from` (time.monotonic()) on a beat starts only for the messages that would
+        turn visible before `needed_until` (when their job is surely stopped), so no extension
+        is in flight when the stop hands the messages back. Called from a signal handler:
+        plain assignments, no lock."""
+        self.sqs = sqs
+        self._needed_until = needed_until
+        self._quiet_from = quiet_from
 
     def hold(self, messages: list[Held]) -> None:
         with self._lock:
@@ -98,8 +114,10 @@ class Heartbeat:
                 self._held[message.message_id] = message
                 self._visible_at[message.message_id] = message.received_at + self.visibility_seconds
 
-    def release(self, messages: list[Held]) -> None:
-        """Stop extending `messages`; returns once no extension of theirs is in flight."""
+    def release(self, messages: list[Held], wait_until: float | None = None) -> None:
+        """Stop extending `messages`; returns once no extension of theirs is in flight, or at
+        `wait_until` (time.monotonic()) at the latest: a stopping process does not wait past
+        its budget (an extension landing after the hand-back delays it, it loses nothing)."""
         ids = {m.message_id for m in messages}
         with self._lock:
             for message_id in ids:
@@ -107,7 +125,10 @@ class Heartbeat:
                 self._visible_at.pop(message_id, None)
                 self._lost.discard(message_id)
             while ids & self._in_flight:
-                self._settled.wait()
+                if wait_until is None:
+                    self._settled.wait()
+                elif not self._settled.wait(max(0.0, wait_until - time.monotonic())):
+                    break
 
     def held(self) -> list[Held]:
         with self._lock:
@@ -131,11 +152,15 @@ class Heartbeat:
         """Extend the held messages that would become visible before the beat after next
         (ChangeMessageVisibilityBatch, 10 at a time), with no lock held across the calls."""
         now = time.monotonic()
+        quiet = now >= self._quiet_from
         with self._lock:
             entries = []
             for message in self._held.values():
-                if self._visible_at[message.message_id] - now > 2 * self.interval_seconds:
+                visible_at = self._visible_at[message.message_id]
+                if visible_at - now > 2 * self.interval_seconds:
                     continue
+                if quiet and visible_at - self.interval_seconds / 2 > self._needed_until:
+                    continue  # lasts until its job is stopped: handed back, not extended
                 left = (
                     SQS_MAX_VISIBILITY_SECONDS - (now - message.received_at) - _CAP_MARGIN_SECONDS
                 )

@@ -20,13 +20,21 @@ import collections
 import contextlib
 import json
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 from worker import contract
-from worker.handlers import JobContext, JobResult, Runner, rss_bytes, sqs_attributes
+from worker.handlers import (
+    STOP_TERM_GRACE_SECONDS,
+    JobContext,
+    JobResult,
+    Runner,
+    rss_bytes,
+    sqs_attributes,
+)
 from worker.health import mark_alive
 from worker.heartbeat import Heartbeat, Held, chunks
 from worker.logs import EventLog
@@ -45,9 +53,29 @@ _RECEIVE_BACKOFF_MAX_SECONDS = 30.0
 # if it does not land, the protection expires by itself; SUPERVISOR_STOPWAITSECS leaves 10 s
 # past the grace).
 PROTECTION_EXIT_WAIT_SECONDS = 3.0
+# The stop path (after SIGTERM): every SQS call goes through a client of its own with these
+# bounds and no retry (worker.app.stop_sqs_client), so one call takes at most
+# STOP_CALL_SECONDS however slow SQS is.
+STOP_CONNECT_SECONDS = 2
+STOP_READ_SECONDS = 15
+STOP_CALL_SECONDS = STOP_CONNECT_SECONDS + STOP_READ_SECONDS
+HANDBACK_RESERVE_SECONDS = (
+    STOP_TERM_GRACE_SECONDS + STOP_CALL_SECONDS + PROTECTION_EXIT_WAIT_SECONDS
+)
+"""What a stop needs after its running job is stopped, within supervisord's stopwaitsecs: the
+job's TERM grace (2 s), one round of SQS calls made in parallel (the hand-backs, the backoffs
+and the deletes, 10 messages a call: 17 s) and the task-protection release (3 s): 22 s. A
+job is stopped at min(WORKER_STOP_GRACE_SECONDS, SUPERVISOR_STOPWAITSECS - this), i.e. 88 s
+after SIGTERM at the prod values (100 s, 110 s)."""
 # A failed delete is retried after 1, 2, 4 ... s (at most this), while the heartbeat still
 # holds the message; it is given up only when its lease is lost (SQS redelivers it then).
 _DELETE_BACKOFF_MAX_SECONDS = 8.0
+
+
+# What a dead-letter send came to (`Worker._dead_letter`).
+_SENT, _FAILED, _TOO_LARGE = "sent", "failed", "too_large"
+# Error codes of a send refused for its size (SQS: "Message must be shorter than N bytes").
+_TOO_LARGE_CODES = frozenset({"InvalidParameterValue", "MessageTooLong"})
 
 
 class StopRequested(BaseException):
@@ -64,9 +92,11 @@ class Worker:
         runner: Runner,
         log: EventLog,
         protection: TaskProtection | None = None,
+        stop_sqs: Any = None,
     ) -> None:
         self.settings = settings
         self.sqs = sqs
+        self.stop_sqs = stop_sqs or sqs  # the bounded client of the stop path
         self.runner = runner
         self.log = log
         self.protection = protection
@@ -89,6 +119,9 @@ class Worker:
         self._delete_failures = 0  # consecutive failed delete attempts
         self._delete_retry_at = 0.0  # time.monotonic() before which no delete is retried
         self._job_growth_mib = 0.0  # the largest RSS growth one job caused so far
+        self._job_fields: dict[str, Any] = {}  # what settling the job adds to its `job` line
+        # While stopping: visibility changes (hand-backs 0, backoffs) made by `_finish_stop`.
+        self._deferred: list[tuple[list[Held], int]] = []
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -102,14 +135,31 @@ class Worker:
             raise StopRequested
 
     def request_stop(self) -> None:
-        """Stop receiving; the running job gets WORKER_STOP_GRACE_SECONDS from now."""
+        """Stop receiving; the running job gets `job_stop_seconds` from now. Later SQS calls
+        use the stop path's bounded client (the heartbeat's too). Runs in a signal handler:
+        no lock is taken."""
         if self.stop_requested_at is None:
-            self.stop_requested_at = time.monotonic()
+            now = time.monotonic()
+            self.stop_requested_at = now
+            job_stop_at = now + self.job_stop_seconds
+            self.heartbeat.stopping(
+                self.stop_sqs,
+                quiet_from=job_stop_at - STOP_CALL_SECONDS,
+                needed_until=job_stop_at + STOP_TERM_GRACE_SECONDS,
+            )
+
+    @property
+    def job_stop_seconds(self) -> float:
+        """How long after SIGTERM a running job may go on: WORKER_STOP_GRACE_SECONDS, less
+        when supervisord's stop wait would not leave HANDBACK_RESERVE_SECONDS after it."""
+        settings = self.settings
+        budget = settings.stop_wait_seconds - HANDBACK_RESERVE_SECONDS
+        return max(0.0, min(settings.stop_grace_seconds, budget))
 
     def _grace_spent(self) -> bool:
         return (
             self.stop_requested_at is not None
-            and time.monotonic() - self.stop_requested_at >= self.settings.stop_grace_seconds
+            and time.monotonic() - self.stop_requested_at >= self.job_stop_seconds
         )
 
     def _fits_in_grace(self) -> bool:
@@ -118,7 +168,7 @@ class Worker:
         has spent its receive on work; one handed back unstarted would have spent it on none."""
         if self.stop_requested_at is None:
             return True
-        left = self.settings.stop_grace_seconds - (time.monotonic() - self.stop_requested_at)
+        left = self.job_stop_seconds - (time.monotonic() - self.stop_requested_at)
         return 0 < self.mean_duration() < left
 
     # -- the loop ------------------------------------------------------------------------------
@@ -140,11 +190,15 @@ class Worker:
                 if batch:
                     reason = self._work(batch)
         finally:
-            self._flush_deletes(force=True, final=True)
-            self.heartbeat.stop()
+            if self.protection:
+                self.protection.idle()  # sent on its own thread while SQS is answered
+            if self.stop_requested_at is not None:
+                self._finish_stop()
+            else:
+                self._flush_deletes(force=True, final=True)
+                self.heartbeat.stop()
             self.runner.close()
             if self.protection:
-                self.protection.idle()
                 self.protection.wait(PROTECTION_EXIT_WAIT_SECONDS)  # its release sent
         reason = reason or "sigterm"
         if reason != "sigterm":
@@ -257,8 +311,9 @@ class Worker:
         finally:
             # Only an unexpected error leaves unfinished messages of the batch held: hand
             # them back (done ones keep waiting for their delete).
-            done = {m.message_id for m in self._done}
-            self._hand_back([m for m in self.heartbeat.held() if m.message_id not in done])
+            settled = {m.message_id for m in self._done}
+            settled |= {m.message_id for messages, _ in self._deferred for m in messages}
+            self._hand_back([m for m in self.heartbeat.held() if m.message_id not in settled])
             if self.protection:
                 self.protection.idle()  # runs nothing now
         return reason
@@ -269,8 +324,8 @@ class Worker:
         a failed attempt, not before its backoff (unless ``final``: the process is stopping).
 
         Short jobs share one DeleteMessageBatch; a slow job's message is deleted at once."""
-        if not self._done:
-            return
+        if not self._done or (self.stop_requested_at is not None and not final):
+            return  # stopping: deleted by `_finish_stop` (the heartbeat holds them meanwhile)
         now = time.monotonic()
         if self._delete_failures and now < self._delete_retry_at and not final:
             return  # the last attempt failed: wait for its backoff (the heartbeat holds them)
@@ -289,6 +344,7 @@ class Worker:
         """Run one job and settle its message; True when it is done and awaits deletion."""
         context = JobContext(message.message_id, message.receive_count, message.attributes)
         started = time.monotonic()
+        self._job_fields = {}
 
         def abort() -> bool | str:
             """Stop the job when its lease is lost or when the SIGTERM grace is spent."""
@@ -308,6 +364,7 @@ class Worker:
             self.durations.append(duration)
         outcome = self._settle(message, result)
         fields: dict[str, Any] = {"error": result.error} if result.error else {}
+        fields.update(self._job_fields)
         rss = self.runner.job_rss_bytes()
         if rss:
             fields["max_rss_mib"] = round(rss / 2**20, 1)
@@ -330,41 +387,55 @@ class Worker:
         if result.outcome in (contract.HANDED_BACK, contract.LEASE_LOST):
             self._hand_back([message])  # after a lost lease this may fail: SQS redelivers it
             return result.outcome
-        if result.outcome == "dead_letter" and self._dead_letter(message, result.error):
-            return "dead_letter"
-        self.heartbeat.release([message])
+        if result.outcome == "dead_letter":
+            sent = self._dead_letter(message, result.error)
+            if sent == _SENT:
+                return "dead_letter"
+            if sent == _TOO_LARGE:  # left to SQS's redrive, after the backoff
+                self._job_fields[contract.DEAD_LETTER_FALLBACK] = "redrive"
         backoff = result.retry_after_seconds
         if backoff is None:
             backoff = self.settings.backoff_seconds(message.receive_count)
-        self._change_visibility([message], backoff)
+        self._set_visibility([message], backoff)
         stopped = (contract.TIMEOUT, contract.MEMORY_EXCEEDED)
         return result.outcome if result.outcome in stopped else contract.RETRY
 
     # -- SQS calls -----------------------------------------------------------------------------
 
-    def _dead_letter(self, message: Held, reason: str) -> bool:
-        """Send to DEAD_LETTER_QUEUE_URL with the reason, then delete; False if that failed."""
+    def _dead_letter(self, message: Held, reason: str) -> str:
+        """Send a copy to DEAD_LETTER_QUEUE_URL with the reason, then delete the message.
+
+        A copy the DLQ refuses as too large (SQS counts the body and every attribute's name,
+        type and value against its MaximumMessageSize) is sent again without the original
+        attributes (counted in contract.DROPPED_ATTRIBUTES_ATTRIBUTE) and with the reason
+        shortened; when even that does not fit, the message is left to SQS's redrive
+        (`_TOO_LARGE`: made visible again after its backoff, moved with its own attributes
+        after maxReceiveCount receives). The message is deleted only once a copy landed."""
         if not self.settings.dead_letter_queue_url:
-            return False
-        attributes = {
-            **dead_letter_attributes(message.attributes),
-            contract.FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]},
-            contract.SOURCE_MESSAGE_ID_ATTRIBUTE: {
-                "DataType": "String",
-                "StringValue": message.message_id,
-            },
-        }
-        try:
-            self.sqs.send_message(
-                QueueUrl=self.settings.dead_letter_queue_url,
-                MessageBody=message.body,
-                MessageAttributes=attributes,
-            )
-        except Exception as error:
-            self.log.warning("dead_letter_error", message_id=message.message_id, error=repr(error))
-            return False
-        self._delete([message])
-        return True
+            return _FAILED
+        copies = dead_letter_copies(message, reason)
+        for attributes in copies:
+            try:
+                self._client().send_message(
+                    QueueUrl=self.settings.dead_letter_queue_url,
+                    MessageBody=message.body,
+                    MessageAttributes=attributes,
+                )
+            except Exception as error:
+                if too_large(error):
+                    continue  # the next, smaller copy
+                self.log.warning(
+                    "dead_letter_error", message_id=message.message_id, error=repr(error)
+                )
+                return _FAILED
+            self._delete([message])
+            return _SENT
+        self.log.warning(
+            contract.DEAD_LETTER_TOO_LARGE_EVENT,
+            message_id=message.message_id,
+            copy_bytes=message_size(message.body, copies[-1]),
+        )
+        return _TOO_LARGE
 
     def _delete(self, messages: list[Held]) -> list[Held]:
         """DeleteMessageBatch (10 at a time); returns the messages to retry: those whose delete
@@ -378,11 +449,11 @@ class Worker:
             failed: list[Held] = []
             try:
                 if len(entries) == 1:
-                    self.sqs.delete_message(
+                    self._client().delete_message(
                         QueueUrl=self.settings.queue_url, ReceiptHandle=entries[0]["ReceiptHandle"]
                     )
                 else:
-                    response = self.sqs.delete_message_batch(
+                    response = self._client().delete_message_batch(
                         QueueUrl=self.settings.queue_url, Entries=entries
                     )
                     for entry in response.get("Failed", []):
@@ -402,8 +473,52 @@ class Worker:
 
     def _hand_back(self, messages: list[Held]) -> None:
         """Make messages visible again at once (visibility 0); they were not finished."""
+        self._set_visibility(messages, 0)
+
+    def _set_visibility(self, messages: list[Held], seconds: int) -> None:
+        """Stop extending `messages` and make them visible in `seconds`; while stopping, left
+        to `_finish_stop` (the heartbeat holds them until then), so that a stop makes one
+        round of calls whatever the number of jobs that ended during it."""
+        if not messages:
+            return
+        if self.stop_requested_at is not None:
+            self._deferred.append((list(messages), seconds))
+            return
         self.heartbeat.release(messages)
-        self._change_visibility(messages, 0)
+        self._change_visibility(messages, seconds)
+
+    def _finish_stop(self) -> None:
+        """The stop's SQS calls, all at once on the bounded client, each on a thread: the
+        visibility changes deferred since SIGTERM (the hand-backs first of all) and the deletes
+        of the done messages, 10 messages a call. They end within STOP_CALL_SECONDS (a call
+        still running then is left behind: its messages come back after their visibility)."""
+        self.heartbeat.stop(timeout=0)  # no new beat; one in flight is waited for below
+        job_stop_at = (self.stop_requested_at or 0.0) + self.job_stop_seconds
+        wait_until = max(time.monotonic() + 1.0, job_stop_at + STOP_TERM_GRACE_SECONDS)
+        calls: list[tuple[Any, tuple[Any, ...]]] = []
+        deferred, self._deferred = self._deferred, []
+        by_seconds: dict[int, list[Held]] = {}
+        for messages, seconds in deferred:
+            self.heartbeat.release(messages, wait_until=wait_until)
+            by_seconds.setdefault(seconds, []).extend(messages)
+        for seconds, messages in sorted(by_seconds.items()):
+            calls += [(self._change_visibility, (batch, seconds)) for batch in chunks(messages)]
+        done, self._done = self._done, []
+        calls += [(self._delete, (batch,)) for batch in chunks(done)]
+        threads = [
+            threading.Thread(target=call, args=args, name="stop-call", daemon=True)
+            for call, args in calls
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + STOP_CALL_SECONDS + 0.5
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.heartbeat.stop(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _client(self) -> Any:
+        """The SQS client of a call: the stop path's bounded one once stopping."""
+        return self.stop_sqs if self.stop_requested_at is not None else self.sqs
 
     def _change_visibility(self, messages: list[Held], seconds: int) -> None:
         for batch in chunks(messages):
@@ -412,7 +527,7 @@ class Worker:
                 for i, m in enumerate(batch)
             ]
             try:
-                self.sqs.change_message_visibility_batch(
+                self._client().change_message_visibility_batch(
                     QueueUrl=self.settings.queue_url, Entries=entries
                 )
             except Exception as error:  # the message comes back after its visibility anyway
@@ -446,10 +561,59 @@ def dead_letter_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE: {"DataType": "String", "StringValue": folded}}
 
 
+def dead_letter_copies(message: Held, reason: str) -> list[dict[str, Any]]:
+    """The attributes of a message's DLQ copy, largest first: the original ones (as
+    `dead_letter_attributes` keeps them), the reason (1,000 characters at most) and the
+    original id; then, for a DLQ that refuses that as too large, the reason shortened to
+    contract.SHORT_REASON_CHARS, the original id and how many original attributes were left
+    out (contract.DROPPED_ATTRIBUTES_ATTRIBUTE, when any)."""
+
+    def kit(reason_chars: int) -> dict[str, Any]:
+        return {
+            contract.FAILURE_REASON_ATTRIBUTE: _string(reason[:reason_chars]),
+            contract.SOURCE_MESSAGE_ID_ATTRIBUTE: _string(message.message_id),
+        }
+
+    full = {**dead_letter_attributes(message.attributes), **kit(1000)}
+    short = kit(contract.SHORT_REASON_CHARS)
+    if message.attributes:
+        short[contract.DROPPED_ATTRIBUTES_ATTRIBUTE] = {
+            "DataType": "Number",
+            "StringValue": str(len(message.attributes)),
+        }
+    return [full, short]
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value or "-"}  # SQS refuses an empty value
+
+
+def message_size(body: str, attributes: dict[str, Any]) -> int:
+    """A message's size as SQS counts it against MaximumMessageSize: the body's bytes and, for
+    each attribute, the bytes of its name, its data type and its value."""
+    size = len(body.encode())
+    for name, value in attributes.items():
+        raw = value.get("BinaryValue", value.get("StringValue", ""))
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        size += len(name.encode()) + len(str(value["DataType"]).encode()) + len(data)
+    return size
+
+
+def too_large(error: Exception) -> bool:
+    """Whether a SendMessage was refused for the message's size."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    text = str(response.get("Error", {}).get("Message", "")).lower()
+    return code in _TOO_LARGE_CODES and ("shorter than" in text or "too long" in text)
+
+
 _KIT_DLQ_ATTRIBUTES = (
     contract.FAILURE_REASON_ATTRIBUTE,
     contract.SOURCE_MESSAGE_ID_ATTRIBUTE,
     contract.ORIGINAL_ATTRIBUTES_ATTRIBUTE,
+    contract.DROPPED_ATTRIBUTES_ATTRIBUTE,
 )
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from worker.supervise import DEFAULTS
+
 # SQS never keeps a message invisible longer than 12 hours after it was received.
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 HANDLER_MODES = ("callable", "command", "consumer")
@@ -43,6 +45,8 @@ class Settings:
     max_jobs_per_process: int = 200
     max_memory_mib_per_process: int = 256
     stop_grace_seconds: float = 100.0
+    # supervisord's stopwaitsecs: a stopping process must be gone by then (else SIGKILL).
+    stop_wait_seconds: float = 110.0
     task_protection: bool = True
     ecs_agent_uri: str | None = None
     task_dir: str = "/tmp/worker-task"
@@ -96,9 +100,12 @@ class Settings:
             max_jobs_per_process=reader.number("MAX_JOBS_PER_PROCESS", int, 200, low=0),
             max_memory_mib_per_process=reader.number("MAX_MEMORY_MIB_PER_PROCESS", int, 256, low=0),
             stop_grace_seconds=reader.number("WORKER_STOP_GRACE_SECONDS", float, 100.0, low=0),
+            stop_wait_seconds=reader.number(
+                "SUPERVISOR_STOPWAITSECS", float, float(DEFAULTS["SUPERVISOR_STOPWAITSECS"]), low=0
+            ),
             task_protection=reader.choice("TASK_PROTECTION", ("on", "off"), "on") == "on",
             ecs_agent_uri=env.get("ECS_AGENT_URI", "").strip().rstrip("/") or None,
-            task_dir=env.get("WORKER_TASK_DIR", "").strip() or "/tmp/worker-task",
+            task_dir=env.get("WORKER_TASK_DIR", "").strip() or DEFAULTS["WORKER_TASK_DIR"],
             run_dir=env.get("WORKER_RUN_DIR", "").strip() or "/tmp/worker-run",
             task_protection_expires_minutes=reader.number(
                 "TASK_PROTECTION_EXPIRES_MINUTES", int, expires_default, low=1, high=2880

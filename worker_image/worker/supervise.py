@@ -20,10 +20,12 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+
+from worker.contract import JOB_ORPHAN_KILLED_EVENT
 
 # No typing at run time (module docstring); mypy reads the block below.
 TYPE_CHECKING = False
@@ -35,7 +37,11 @@ DEFAULTS = {
     "SUPERVISOR_STOPWAITSECS": "110",
     "WORKER_RUN_DIR": "/tmp/worker-run",
     "WORKER_START_TIMEOUT_SECONDS": "60",
+    "WORKER_TASK_DIR": "/tmp/worker-task",
 }
+JOB_FILE_SUFFIX = ".job"
+"""`WORKER_TASK_DIR/<process><suffix>` holds the process group of the job a command-mode worker
+runs (worker.handlers.note_job): read by its successor and by this entrypoint at the end."""
 FATAL_MARKER = "fatal"
 CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 EX_CONFIG = 78
@@ -114,11 +120,50 @@ def run_supervisord(environ: dict[str, str]) -> int:
         if child == pid:
             break
     code = os.waitstatus_to_exitcode(status)
+    kill_left_jobs(Path(env["WORKER_TASK_DIR"]))
     if (run_dir / FATAL_MARKER).exists():
         reason = fleet_failure(run_dir) or "a worker process cannot work"
         _say("error", "fleet_failed", reason=reason, supervisord_exit=code)
         return 1
     return code if code >= 0 else 128 - code
+
+
+def job_file(task_dir: str | Path, process_name: str) -> Path:
+    """Where process ``process_name`` records the process group of the job it runs."""
+    return Path(task_dir) / f"{process_name}{JOB_FILE_SUFFIX}"
+
+
+def group_members(pgid: int) -> Iterator[tuple[str, str]]:
+    """(pid, state) of each process in process group `pgid`, from /proc ("Z": a zombie)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid):  # state, ppid, pgrp
+            yield entry.name, fields[0]
+
+
+def kill_left_jobs(task_dir: Path) -> None:
+    """Kill the jobs that killed workers left running: each process group still named in a
+    job file once supervisord has exited. A worker that stopped in time removed its file;
+    one SIGKILLed mid-job (past the stop wait, or by hand while the fleet was stopping) has no
+    successor to kill its job, and a compound command's children (`sh -c 'a; b'`) do not die
+    with the worker (only the shell has the parent-death signal)."""
+    for path in sorted(task_dir.glob(f"*{JOB_FILE_SUFFIX}")):
+        try:
+            pgid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        running = any(state != "Z" for _, state in group_members(pgid))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+            if running:
+                _say("warning", JOB_ORPHAN_KILLED_EVENT, pgid=pgid, program=path.stem)
+        path.unlink(missing_ok=True)
 
 
 def mark_fleet_failed(run_dir: Path, program: str, reason: str) -> None:

@@ -11,13 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from worker.contract import (
+    DEAD_LETTER_FALLBACK,
+    DEAD_LETTER_TOO_LARGE_EVENT,
+    DROPPED_ATTRIBUTES_ATTRIBUTE,
     FAILURE_REASON_ATTRIBUTE,
     ORIGINAL_ATTRIBUTES_ATTRIBUTE,
+    SHORT_REASON_CHARS,
     SOURCE_MESSAGE_ID_ATTRIBUTE,
 )
 from worker.handlers import JobContext, JobResult, Runner
-from worker.loop import dead_letter_attributes, producer_attributes
+from worker.loop import dead_letter_attributes, message_size, producer_attributes
 
 from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as sqs_counts
@@ -471,3 +476,132 @@ def test_a_redriven_dlq_copy_reaches_the_handler_with_the_producers_attributes(
     }
     assert producer_attributes(copy) == sent
     assert producer_attributes(sent) == sent  # a producer's message is left as it is
+
+
+# -- Issue 17: dead-letter copies that do not fit the DLQ's maximum message size -------------
+
+SQS_CLASSIC_MAX_BYTES = 262_144  # 256 KiB: SQS's default MaximumMessageSize before 1 MiB
+
+
+class FullSizeRule:
+    """Wraps the worker's SQS client so that SendMessage to `dlq_url` is refused as SQS refuses
+    it: when the body plus every attribute's name, data type and value is above the queue's
+    MaximumMessageSize (moto's server checks the body alone)."""
+
+    def __init__(self, client: Any, dlq_url: str) -> None:
+        self.client = client
+        self.dlq_url = dlq_url
+        self.refused: list[int] = []  # the size of each copy refused
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def send_message(self, **call: Any) -> Any:
+        if call["QueueUrl"] == self.dlq_url:
+            limit = int(
+                self.client.get_queue_attributes(
+                    QueueUrl=self.dlq_url, AttributeNames=["MaximumMessageSize"]
+                )["Attributes"]["MaximumMessageSize"]
+            )
+            total = len(call["MessageBody"].encode("utf-8"))
+            for name, attribute in call.get("MessageAttributes", {}).items():
+                value = attribute.get("StringValue")
+                raw = value.encode("utf-8") if value is not None else attribute["BinaryValue"]
+                total += len(name.encode()) + len(attribute["DataType"].encode()) + len(raw)
+            if total > limit:
+                self.refused.append(total)
+                reason = f"Reason: Message must be shorter than {limit} bytes."
+                raise ClientError(
+                    {"Error": {"Code": "InvalidParameterValue", "Message": reason}},
+                    "SendMessage",
+                )
+        return self.client.send_message(**call)
+
+
+def limited_worker(make: Make, **env: str) -> tuple[Harness, FullSizeRule]:
+    """A worker whose queues have SQS's classic 256-KiB maximum, enforced in full on the DLQ."""
+    h = make(**env)
+    for url in (h.worker.settings.queue_url, h.worker.settings.dead_letter_queue_url):
+        h.sqs.client.set_queue_attributes(
+            QueueUrl=url, Attributes={"MaximumMessageSize": str(SQS_CLASSIC_MAX_BYTES)}
+        )
+    assert h.worker.settings.dead_letter_queue_url is not None
+    rule = FullSizeRule(h.worker.sqs, h.worker.settings.dead_letter_queue_url)
+    h.worker.sqs = rule
+    return h, rule
+
+
+def permanent_body(h: Harness, size: int) -> str:
+    """A recorded job that fails permanently, padded to `size` bytes."""
+    body = json.dumps({"record": str(h.record), "permanent": True, "pad": ""})
+    return body.replace('"pad": ""', '"pad": "' + "p" * (size - len(body)) + '"')
+
+
+def test_a_dlq_copy_too_large_with_its_attributes_goes_without_them(make_worker: Make) -> None:
+    """A body of 255 KiB with 968 bytes of attributes fits the work queue; its copy with
+    the kit's reason and id does not: it is sent again without the original attributes
+    (counted), with the reason shortened, and the message deleted once that copy landed."""
+    h, rule = limited_worker(make_worker)
+    attributes = {
+        "kind": {"DataType": "String", "StringValue": "k" * 470},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00" * 470},
+        "n": {"DataType": "Number", "StringValue": "7"},
+    }
+    body = permanent_body(h, SQS_CLASSIC_MAX_BYTES - 1024)
+    assert message_size(body, attributes) <= SQS_CLASSIC_MAX_BYTES  # SQS takes the original
+    sent = h.sqs.client.send_message(
+        QueueUrl=h.worker.settings.queue_url, MessageBody=body, MessageAttributes=attributes
+    )["MessageId"]
+    h.start()
+    h.wait_for(lambda: len(h.jobs()) == 1)
+    h.stop()
+    assert [j["outcome"] for j in h.jobs()] == ["dead_letter"]
+    assert len(rule.refused) == 1 and rule.refused[0] > SQS_CLASSIC_MAX_BYTES
+    [copy] = drain(h.sqs.client, h.worker.settings.dead_letter_queue_url)
+    assert copy["Body"] == body
+    got = copy["MessageAttributes"]
+    assert set(got) == {
+        FAILURE_REASON_ATTRIBUTE,
+        SOURCE_MESSAGE_ID_ATTRIBUTE,
+        DROPPED_ATTRIBUTES_ATTRIBUTE,
+    }
+    assert got[SOURCE_MESSAGE_ID_ATTRIBUTE]["StringValue"] == sent
+    assert got[DROPPED_ATTRIBUTES_ATTRIBUTE]["StringValue"] == "3"
+    assert "asked to fail permanently" in got[FAILURE_REASON_ATTRIBUTE]["StringValue"]
+    assert len(got[FAILURE_REASON_ATTRIBUTE]["StringValue"]) <= SHORT_REASON_CHARS
+    assert queue_counts(h) == (0, 0)
+    assert producer_attributes(got) == {}  # redriven, the kit's attributes are dropped
+
+
+def test_a_dlq_copy_that_never_fits_is_left_to_sqs_redrive(make_worker: Make) -> None:
+    """A body 40 bytes under the maximum: no copy with the kit's reason and id fits. The
+    message is never deleted: a `dead_letter_too_large` line, the `job` line a `retry` with its
+    reason and `dead_letter_fallback: redrive`, visible again after its backoff; after
+    maxReceiveCount (2) receives SQS's redrive moves it, body intact and original id kept."""
+    h, rule = limited_worker(make_worker, max_receive_count=2)
+    body = permanent_body(h, SQS_CLASSIC_MAX_BYTES - 40)
+    sent = h.send(body)
+    h.start()
+    h.wait_for(lambda: len(h.jobs()) == 2)
+    h.wait_for(lambda: queue_counts(h, dlq=True)[0] == 1)  # moved on the 3rd receive
+    h.stop()
+    assert len(rule.refused) == 4  # 2 copies refused on each of the 2 receives
+    assert [(j["outcome"], j["receive_count"]) for j in h.jobs()] == [("retry", 1), ("retry", 2)]
+    for job in h.jobs():
+        assert job[DEAD_LETTER_FALLBACK] == "redrive"
+        assert "asked to fail permanently" in job["error"]
+    too_large = h.events(DEAD_LETTER_TOO_LARGE_EVENT)
+    assert [(e["message_id"], e["level"]) for e in too_large] == [(sent, "warning")] * 2
+    assert all(e["copy_bytes"] > SQS_CLASSIC_MAX_BYTES for e in too_large)
+    assert h.events("delete_error") == []
+    [moved] = drain(h.sqs.client, h.worker.settings.dead_letter_queue_url)
+    assert (moved["MessageId"], moved["Body"]) == (sent, body)
+    assert queue_counts(h) == (0, 0)
+
+
+def test_message_size_counts_what_sqs_counts() -> None:
+    attributes = {
+        "a": {"DataType": "String", "StringValue": "xyz"},
+        "bin": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+    }
+    assert message_size("héllo", attributes) == 6 + (1 + 6 + 3) + (3 + 6 + 2)
