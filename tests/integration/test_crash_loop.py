@@ -95,7 +95,10 @@ def test_the_start_errors_of_8_processes_stay_one_line_each(
     assert fleet.wait(BOUND + 30) == 1
     lines = fleet.log_path.read_text().splitlines()
     errors = [line for line in lines if "WORKER_HANDLER=" in line and "{" not in line]
-    assert len(errors) >= 8 * 2  # every process, at least two of its starts
+    # Each start that exited 78 printed its error first; how many starts the 8 processes make
+    # before one of them ends the fleet depends on the machine's load (15 to 20 seen).
+    exits = [line for line in lines if "(exit status 78" in line]
+    assert len(errors) >= len(exits) >= 8 + 2  # every process once, the failing one 3 times
     assert all(line.startswith(f"WORKER_HANDLER={handler!r}: ") for line in errors)
     assert all(line.count("WORKER_HANDLER=") <= 1 for line in lines)
     assert len(fleet.events("process_fatal")) == 1
