@@ -12,7 +12,10 @@ the scheduled actions' timezone or Asia/Tokyo). `--batch COUNT@HH:MM[-HH:MM]` ad
 (repeat it). With Spot in the template's strategy, `--spot-interruptions-per-hour RATE`
 (per Spot task-hour) sends each Spot task a 2-minute warning (SIGTERM) at random, and
 `--spot-capacity N` lets ECS place at most N Spot tasks; the report counts jobs interrupted
-and re-run, and the cost by capacity type. The deadline is --deadline, else the template's
+and re-run, and the cost by capacity type. `--sqs-lag`, `--ecs-lag` and `--job-lag` set
+how late each source's datapoints arrive (a range draws each one's delay), `--metric-gap`
+drops a source's datapoints for a while, `--first-attempt-failures` fails that share of first
+runs. The deadline is --deadline, else the template's
 metadata or output naming it (the kit's `Deadline0400To0900`: the window's end minus its
 margin), else 08:30. Exit 0 whatever the outcome (read the report), unless --fail-on-miss
 and the deadline was missed (exit 1); 2 on bad input.
@@ -31,13 +34,18 @@ from pathlib import Path
 from scripts import _cli
 from scripts._cli import OpsError, Parser
 from scripts.sim import report
-from scripts.sim.engine import Batch, SimConfig, Simulation
+from scripts.sim.engine import Batch, Gap, SimConfig, Simulation
 from scripts.sim.inputs import Problems, add_spot_arguments
 from scripts.sim.template import Model, TemplateError, find_templates, read_model
 
 DEFAULT_DEADLINE = "08:30"
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_TIMEZONE = "Asia/Tokyo"
+LAG_SOURCES = {
+    "sqs": "the queue's (AWS/SQS)",
+    "ecs": "Container Insights'",
+    "job": "the kit's job metric",
+}
 HELP = "simulate one day of the synthesized templates (scaling, cost, deadline)"
 DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
 
@@ -86,6 +94,28 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument(
         "--wake-lag", type=int, default=600, help="extra SQS metric lag after a long idle, s"
     )
+    for lag_source, published_by in LAG_SOURCES.items():
+        parser.add_argument(
+            f"--{lag_source}-lag",
+            default="60",
+            metavar="S[-S]",
+            help=f"seconds {published_by} datapoints take to publish, or a range drawn from "
+            "uniformly",
+        )
+    parser.add_argument(
+        "--metric-gap",
+        action="append",
+        default=[],
+        metavar="SOURCE@HH:MM-HH:MM",
+        help=f"datapoints of SOURCE ({', '.join(LAG_SOURCES)}) for those minutes never arrive "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--first-attempt-failures",
+        type=float,
+        default=0.0,
+        help="share of messages whose first run fails after its duration (then retried)",
+    )
     parser.add_argument("--processes", type=int, help="what-if: override WORKER_PROCESSES")
     add_spot_arguments(
         parser, 0.0, "each Spot task gets its 2-minute warning (SIGTERM) at this rate"
@@ -118,8 +148,15 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
     problems.at_least("--start-latency", args.start_latency, 0)
     problems.at_least("--seeds", args.seeds, 1)
     problems.at_least("--wake-lag", args.wake_lag, 0)
-    if not 0 <= args.poison_fraction <= 1:
-        problems.add("--poison-fraction", args.poison_fraction, "must be between 0 and 1")
+    for flag in ("--poison-fraction", "--first-attempt-failures"):
+        share = getattr(args, flag[2:].replace("-", "_"))
+        if not 0 <= share <= 1:
+            problems.add(flag, share, "must be between 0 and 1")
+    lags = {
+        source: _lag(f"--{source}-lag", getattr(args, f"{source}_lag"), problems)
+        for source in LAG_SOURCES
+    }
+    gaps = tuple(_gap(text, problems) for text in args.metric_gap)
     if args.processes is not None:
         problems.at_least("--processes", args.processes, 1)
     problems.spot(args)
@@ -168,8 +205,38 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
         spot_capacity=spot_capacity,
         spot_short=spot_short,
         spot_discount=args.spot_discount,
+        sqs_lag=lags["sqs"],
+        ecs_lag=lags["ecs"],
+        job_lag=lags["job"],
+        gaps=gaps,
+        first_attempt_failures=args.first_attempt_failures,
     )
     return config, source
+
+
+def _lag(flag: str, text: str, problems: Problems) -> tuple[int, int]:
+    """S or LOW-HIGH seconds, 0 <= LOW <= HIGH."""
+    low, _, high = text.partition("-")
+    if not low.isdigit() or not (high or low).isdigit() or int(high or low) < int(low):
+        problems.add(flag, text, "expected SECONDS or LOW-HIGH seconds, LOW <= HIGH")
+        return (60, 60)
+    return (int(low), int(high or low))
+
+
+def _gap(text: str, problems: Problems) -> Gap:
+    """SOURCE@HH:MM-HH:MM."""
+    source, _, window = text.partition("@")
+    start_text, _, end_text = window.partition("-")
+    if source not in LAG_SOURCES or not end_text:
+        problems.add(
+            "--metric-gap", text, f"expected SOURCE@HH:MM-HH:MM, SOURCE one of {list(LAG_SOURCES)}"
+        )
+        return Gap("sqs", 0, 0)
+    start = problems.clock("--metric-gap", start_text)
+    end = problems.clock("--metric-gap", end_text)
+    if end <= start:
+        problems.add("--metric-gap", text, "the end must be after the start")
+    return Gap("jobs" if source == "job" else source, start, end)
 
 
 def _spot_capacity(text: str | None, problems: Problems) -> tuple[int | None, tuple[int, int]]:

@@ -48,7 +48,7 @@ from stacks.sizing import kit_memory_mib, task_memory_need_mib
 # SQS keeps a message invisible for at most 12 hours after it was received, heartbeat or not.
 SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # CloudWatch Logs accepts only these retention periods.
-# Each window adds an expression to the scale-out alarm; CloudWatch allows 10 an alarm.
+# Each window adds an expression to the fleet-size alarm; CloudWatch allows 10 an alarm.
 MAX_BATCH_WINDOWS = 6
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
 # Variables the kit sets in the container; the team's environment and secrets may not use them.
@@ -649,6 +649,7 @@ class ScalingConfig(Model):
     scale_in_cooldown_seconds: int = Field(60, ge=0, le=3600)
     scale_in_after_minutes: int = Field(3, ge=1, le=60)
     mean_job_seconds: int = Field(165, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
+    deadline_headroom_percent: int = Field(50, ge=0, le=90)
 
     rules = (_min_below_max,)
 
@@ -720,7 +721,7 @@ def _one_window_form(v: Values) -> Iterator[Problem]:
             "batch_windows",
             (
                 f"{len(v('windows'))} windows; at most {MAX_BATCH_WINDOWS} (each adds an "
-                "expression to the scale-out alarm, which CloudWatch limits to 10)"
+                "expression to the fleet-size alarm, which CloudWatch limits to 10)"
             ),
         )
 

@@ -6,10 +6,12 @@ import typing
 from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from worker import contract
 
 from stacks.config import EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
@@ -92,6 +94,9 @@ class WorkerStack(Stack):
             service=self.worker.service,
             cluster=self.cluster,
             queue=queue,
+            job_duration=cloudwatch.Metric(
+                namespace=contract.metric_namespace(config.name), metric_name=contract.JOB_DURATION
+            ),
             processes=config.worker.processes,
             config=config.scaling,
             windows=config.batch_windows,
@@ -136,7 +141,7 @@ class WorkerStack(Stack):
                 *self.batch_windows.deadline_alarms,
                 self.scaling.backlog_beyond_max_alarm,
             ],
-            scaling_alarms=[self.scaling.scale_out_alarm, self.scaling.scale_in_alarm],
+            scaling_alarms=[self.scaling.fleet_size_alarm],
         )
 
     @property

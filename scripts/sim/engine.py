@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from worker import contract
+
 from scripts import pricing
 from scripts.sim.mathexpr import Expression, Value
 from scripts.sim.schedule import fire_times
@@ -29,11 +31,29 @@ SPOT = "spot"
 CPU_PER_BUSY_PROCESS = 0.05  # vCPU of an I/O-bound busy worker process
 IDLE_AFTER_SECONDS = 6 * 3600  # SQS treats a queue without activity this long as inactive
 
+JOB_NAMESPACE_PREFIX = contract.metric_namespace("")
+JOB_METRIC = contract.JOB_DURATION
 SQS_METRICS = (
     "ApproximateNumberOfMessagesVisible",
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateAgeOfOldestMessage",
 )
+
+
+Lag = tuple[int, int]
+SOURCES = ("sqs", "ecs", "jobs")  # who publishes a metric: SQS, Container Insights, the kit's
+# How many periods before the newest an alarm looks back for real datapoints (CloudWatch's
+# "evaluation range" is wider than the evaluation periods; it evaluates the newest real ones).
+EVALUATION_RANGE_EXTRA = 3
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Datapoints of `source` (one of SOURCES) for the minutes in [start, end) never arrive."""
+
+    source: str
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -63,8 +83,10 @@ class SimConfig:
     timezone: str = "Asia/Tokyo"
     region: str = "ap-northeast-1"
     poison_fraction: float = 0.0
-    sqs_lag: int = 60
-    ecs_lag: int = 60
+    sqs_lag: Lag = (60, 60)  # seconds a datapoint takes to publish, uniform low..high
+    ecs_lag: Lag = (60, 60)  # Container Insights: AWS documents no latency
+    job_lag: Lag = (60, 60)  # the kit's job metric: log delivery plus the metric filter
+    gaps: tuple[Gap, ...] = ()  # minutes whose datapoints of one source never arrive
     wake_lag: int = 600
     deadline: int = 8 * 3600 + 30 * 60
     processes: int | None = None  # override WORKER_PROCESSES (what-if)
@@ -73,6 +95,7 @@ class SimConfig:
     spot_capacity: int | None = None  # Spot tasks that can run at once; None: no shortfall
     spot_short: tuple[int, int] = (0, DAY)  # when spot_capacity holds (seconds after midnight)
     spot_discount: float = pricing.SPOT_DISCOUNT
+    first_attempt_failures: float = 0.0  # share of messages whose first run fails (then retried)
 
     @property
     def batches(self) -> tuple[Batch, ...]:
@@ -88,6 +111,7 @@ class Message:
     sent: int
     duration: int
     poison: bool
+    fails_first: bool = False  # the first run fails (retry), the next ones succeed
     state: str = "pending"  # pending | visible | inflight | deleted | dlq
     receives: int = 0
     receipt: int = 0
@@ -195,37 +219,63 @@ class _Alarm:
         self.expressions = {
             q.id: Expression(q.expression) for q in spec.queries if q.expression is not None
         }
-        self.statistics = {q.id: q.statistic for q in spec.queries}
+        # A job datapoint is stored as its statistic already (Sum, SampleCount): add them up.
+        self.statistics = {
+            q.id: "Sum" if self.keys.get(q.id, ("",))[0] == "jobs" else q.statistic
+            for q in spec.queries
+        }
         self.order = _dependency_order(self.expressions)
+
+    def values(
+        self, metrics: _Metrics, indices: range, now: int, midnight: datetime | None = None
+    ) -> list[Value]:
+        """The returned query's value for each period of `indices` (oldest first), as
+        published by `now`; `midnight` (aware, local) dates them. FILL(id, REPEAT) takes the
+        newest earlier real value of `id` among these periods, as CloudWatch does within the
+        alarm's query range."""
+        minutes = self.spec.period // 60
+        previous: dict[str, float] = {}
+        returned: list[Value] = []
+        for period_index in indices:
+            first = period_index * minutes
+            # Seconds since midnight are elapsed seconds: add them in UTC (a DST day has 23 or
+            # 25 h).
+            stamp = (
+                None if midnight is None else midnight.astimezone(UTC) + timedelta(minutes=first)
+            )
+            values: dict[str, Value] = {}
+            for query_id, key in self.keys.items():
+                points = [metrics.get(key, m, now) for m in range(first, first + minutes)]
+                present = [p for p in points if p is not None]
+                values[query_id] = _aggregate(present, self.statistics[query_id])
+            # Expressions may read each other: evaluate each after the ids it reads.
+            for query_id in self.order:
+                try:
+                    values[query_id] = self.expressions[query_id].evaluate(values, stamp, previous)
+                except ValueError:
+                    values[query_id] = None
+            previous.update({k: v for k, v in values.items() if v is not None})
+            returned.append(values.get(self.spec.returned))
+        return returned
 
     def value(
         self, metrics: _Metrics, period_index: int, now: int, midnight: datetime | None = None
     ) -> Value:
-        """The returned query's value for one period; `midnight` (aware, local) dates it."""
-        minutes = self.spec.period // 60
-        first = period_index * minutes
-        # Seconds since midnight are elapsed seconds: add them in UTC (a DST day has 23 or 25 h).
-        stamp = None if midnight is None else midnight.astimezone(UTC) + timedelta(minutes=first)
-        values: dict[str, Value] = {}
-        for query_id, key in self.keys.items():
-            points = [metrics.get(key, m, now) for m in range(first, first + minutes)]
-            present = [p for p in points if p is not None]
-            values[query_id] = _aggregate(present, self.statistics[query_id])
-        # Expressions may read each other: evaluate each after the ids it reads.
-        for query_id in self.order:
-            try:
-                values[query_id] = self.expressions[query_id].evaluate(values, stamp)
-            except ValueError:
-                values[query_id] = None
-        return values.get(self.spec.returned)
+        """The returned query's value for one period (see :meth:`values`)."""
+        return self.values(metrics, range(period_index, period_index + 1), now, midnight)[0]
 
     def evaluate(self, metrics: _Metrics, now: int, midnight: datetime | None = None) -> str:
+        """CloudWatch's evaluation: it reads a range of periods wider than the evaluation
+        periods (EVALUATION_RANGE_EXTRA more) and, when that range holds enough real
+        datapoints, evaluates the newest of them (a late newest datapoint delays the alarm, it
+        is not "missing"); otherwise the newest periods, missing ones as `treat_missing` says."""
         spec = self.spec
         latest = now // spec.period - 1
-        window = [
-            self.value(metrics, index, now, midnight)
-            for index in range(latest, latest - spec.evaluation_periods, -1)
-        ]
+        wanted = spec.evaluation_periods
+        span = range(latest - wanted - EVALUATION_RANGE_EXTRA + 1, latest + 1)
+        found = self.values(metrics, span, now, midnight)[::-1]  # newest first
+        present = [v for v in found if v is not None]
+        window = present[:wanted] if len(present) >= wanted else found[:wanted]
         present = [v for v in window if v is not None]
         self.last_value = present[0] if present else None
         missing = len(window) - len(present)
@@ -281,6 +331,9 @@ class Simulation:
         self.interruptions = random.Random(config.seed + 1)  # apart from the arrivals' draws
         self.fallback_desired = 0
         self.fallback_streaks = (0, 0)  # minutes in a row: (out, in) alarm breaching
+        # The worker service's unplaced tasks per minute, with when Container Insights
+        # publishes them (None: a gap swallowed it).
+        self.unplaced_seen: list[tuple[int | None, int]] = []
         self.events: list[tuple[int, int, int, Callable[..., None], tuple[Any, ...]]] = []
         self.sequence = 0
         self.now = 0
@@ -297,6 +350,8 @@ class Simulation:
         self.peak_max_capacity = model.max_capacity
         self.desired = 0
         self.metrics = _Metrics()
+        self.lags = random.Random(config.seed + 2)  # publishing delays, apart from the rest
+        self.jobs_done: dict[int, tuple[float, int]] = {}  # minute -> (job seconds, jobs)
         self.stats = Stats()
         self.last_active = -10 * DAY  # the queue has been idle for long before the day
         self.wake_until = -1
@@ -335,6 +390,7 @@ class Simulation:
         config = self.config
         total = config.total_messages
         poison = set(self.rng.sample(range(total), round(total * config.poison_fraction)))
+        failing = self.rng.sample(range(total), round(total * config.first_attempt_failures))
         times = sorted(
             batch.start + self.rng.randrange(max(batch.end - batch.start, 0) + 1)
             for batch in config.batches
@@ -344,6 +400,8 @@ class Simulation:
             duration = self.rng.randint(config.duration_low, config.duration_high)
             self.messages.append(Message(sent=sent, duration=duration, poison=index in poison))
             self.at(sent, self._make_visible, index, 0)
+        for index in failing:
+            self.messages[index].fails_first = True
 
     def _make_visible(self, index: int, receipt: int) -> None:
         """The message (at this receipt) becomes visible: new, expired, handed back, failed."""
@@ -416,7 +474,7 @@ class Simulation:
             return
         message = self.messages[run.message]
         latest = message.receipt == run.receipt and message.state in ("inflight", "visible")
-        if message.poison:
+        if message.poison or (message.fails_first and message.runs == 1):
             self.stats.retries += 1
             if latest:
                 message.release = "retry"
@@ -436,6 +494,8 @@ class Simulation:
                 self.inflight -= 1
             message.state = "deleted"
             message.settled = self.now
+            seconds, count = self.jobs_done.get(self.now // 60, (0.0, 0))
+            self.jobs_done[self.now // 60] = (seconds + self.now - run.start, count + 1)
         self._free_slot(task, slot)
 
     # ---- ECS ----------------------------------------------------------------------------
@@ -507,30 +567,43 @@ class Simulation:
         self._reconcile()  # ECS starts a replacement (on Spot, if it can place one)
 
     def _fallback_tick(self) -> None:
-        """The fallback's two alarms (Container Insights each minute, ``unplaced`` as published)
-        and their step policies (steps relative to the alarm's threshold, as in AWS); the
-        fallback's own count is its current one, which is what a cooldown amounts to here."""
+        """The fallback's two alarms on ``unplaced`` (Container Insights each minute, as
+        published: late, or never in a gap) and their ExactCapacity policies: out sets the
+        fallback to the unplaced count (the policy's step), in sets it to 0; a missing minute
+        does not breach the out alarm and breaches the in alarm (the template says which)."""
         spec = self.model.fallback
         if spec is None:
             return
-        lag = self.config.ecs_lag // 60
-        series = self.stats.series.get("unplaced", [])
-        seen = series[-1 - lag] if len(series) > lag else 0.0
-        difference = seen - self.fallback_desired
+        seen = self._newest_published(self.unplaced_seen)
         out, back = self.fallback_streaks
-        out = out + 1 if _breaches(difference, spec.out.threshold, spec.out.comparison) else 0
-        back = back + 1 if _breaches(-difference, spec.back.threshold, spec.back.comparison) else 0
+        out_breach = seen is not None and _breaches(seen, spec.out.threshold, spec.out.comparison)
+        back_breach = (
+            _breaches(seen, spec.back.threshold, spec.back.comparison)
+            if seen is not None
+            else spec.back.treat_missing == "breaching"
+        )
+        out, back = (out + 1 if out_breach else 0), (back + 1 if back_breach else 0)
         self.fallback_streaks = (out, back)
-        step = None
-        if out >= spec.out_minutes:
-            step = _step_for(spec.out_policy, difference - spec.out.threshold)
+        wanted = self.fallback_desired
+        if out >= spec.out_minutes and seen is not None:
+            step = _step_for(spec.out_policy, seen - spec.out.threshold)
+            wanted = _adjusted(spec.out_policy, self.fallback_desired, step or 0)
         elif back >= spec.in_minutes:
-            step = _step_for(spec.back_policy, -difference - spec.back.threshold)
-        wanted = max(0, min(spec.max_tasks, self.fallback_desired + (step or 0)))
+            step = _step_for(spec.back_policy, (seen or 0) - spec.back.threshold)
+            wanted = _adjusted(spec.back_policy, self.fallback_desired, step or 0)
+        wanted = max(0, min(spec.max_tasks, wanted))
         if wanted != self.fallback_desired:
             self.stats.scaling_actions.append((self.now, "fallback", self.fallback_desired, wanted))
             self.fallback_desired = wanted
             self._reconcile()
+
+    def _newest_published(self, points: list[tuple[int | None, int]]) -> int | None:
+        """The newest value published by now among the last few minutes (CloudWatch's
+        evaluation range); None when none is."""
+        for published, value in reversed(points[-1 - EVALUATION_RANGE_EXTRA :]):
+            if published is not None and published <= self.now:
+                return value
+        return None
 
     def _task_running(self, task: Task) -> None:
         if task.state != "pending":
@@ -635,7 +708,25 @@ class Simulation:
         if namespace == "AWS/SQS":
             queue = next((v for k, v in query.dimensions if k == "QueueName"), "")
             return (self.model.queue_names.get(queue, "work"), query.metric_name or "")
+        if namespace.startswith(JOB_NAMESPACE_PREFIX):  # one datapoint per statistic
+            return ("jobs", f"{query.metric_name}:{query.statistic}")
         return ("ecs", query.metric_name or "")
+
+    def _published(self, source: str, minute: int, base: int) -> int | None:
+        """When the datapoint of `minute` from `source` arrives (`base`: when it is complete,
+        plus the source's lag); None when a gap swallows it."""
+        if any(g.source == source and g.start <= minute * 60 < g.end for g in self.config.gaps):
+            return None
+        low, high = {"sqs": self.config.sqs_lag, "ecs": self.config.ecs_lag}.get(
+            source, self.config.job_lag
+        )
+        return base + self.lags.randint(low, high)
+
+    def _put(self, source: str, key: tuple[str, str], minute: int, value: float) -> None:
+        base = max(self.now, self.wake_until) if source == "sqs" else self.now
+        published = self._published(source, minute, base)
+        if published is not None:
+            self.metrics.put(key, minute, value, published)
 
     def _tick(self) -> None:
         minute = self.now // 60
@@ -652,23 +743,27 @@ class Simulation:
             if self.now - self.last_active >= IDLE_AFTER_SECONDS:
                 self.wake_until = self.now + self.config.wake_lag
             self.last_active = self.now
-        sqs_published = max(self.now, self.wake_until) + self.config.sqs_lag
         if self.now - self.last_active < IDLE_AFTER_SECONDS:
             oldest = self._oldest_age()
             for name, value in zip(
                 SQS_METRICS, (self.visible_count, self.inflight, oldest), strict=True
             ):
-                self.metrics.put(("work", name), minute, float(value), sqs_published)
-            self.metrics.put(("dlq", SQS_METRICS[0]), minute, float(self.dlq), sqs_published)
-        ecs_published = self.now + self.config.ecs_lag
-        self.metrics.put(("ecs", "DesiredTaskCount"), minute, float(self.desired), ecs_published)
-        self.metrics.put(("ecs", "RunningTaskCount"), minute, float(len(running)), ecs_published)
+                self._put("sqs", ("work", name), minute, float(value))
+            self._put("sqs", ("dlq", SQS_METRICS[0]), minute, float(self.dlq))
+        self._put("ecs", ("ecs", "DesiredTaskCount"), minute, float(self.desired))
+        self._put("ecs", ("ecs", "RunningTaskCount"), minute, float(len(running)))
+        self.unplaced_seen.append((self._published("ecs", minute, self.now), unplaced))
         if running:
             vcpu = self.model.task.cpu / 1024
             busy = sum(t.busy() for t in running)
             cpu = 100 * busy * CPU_PER_BUSY_PROCESS / vcpu / len(running)
-            self.metrics.put(("ecs", "CPUUtilization"), minute, cpu, ecs_published)
-        for name, value in (
+            self._put("ecs", ("ecs", "CPUUtilization"), minute, cpu)
+        # The job lines of the minute that just ended (their metric filter's datapoint).
+        seconds, count = self.jobs_done.pop(minute - 1, (0.0, 0))
+        if count:
+            for statistic, total in (("Sum", seconds), ("SampleCount", float(count))):
+                self._put("jobs", ("jobs", f"{JOB_METRIC}:{statistic}"), minute - 1, total)
+        counts: tuple[tuple[str, float], ...] = (
             ("visible", self.visible_count),
             ("in_flight", self.inflight),
             ("running", len(running)),
@@ -678,8 +773,9 @@ class Simulation:
             ("spot", sum(t.state == "running" and t.capacity == SPOT for t in self.tasks)),
             ("desired", self.desired),
             ("max_tasks", self.max_capacity),
-        ):
-            self.stats.series.setdefault(name, []).append(float(value))
+        )
+        for name, number in counts:
+            self.stats.series.setdefault(name, []).append(float(number))
         self._fallback_tick()
         self._evaluate_alarms()
 
@@ -756,17 +852,24 @@ class Simulation:
             return
         wanted = _adjusted(policy, self.desired, step)
         self._change(
-            policy.logical_id, wanted, "out" if wanted > self.desired else "in", policy.cooldown
+            policy.logical_id,
+            wanted,
+            "out" if wanted > self.desired else "in",
+            policy.cooldown,
+            exact=policy.adjustment_type == "ExactCapacity",
         )
 
-    def _change(self, policy_id: str, wanted: int, way: str, cooldown: int) -> None:
+    def _change(
+        self, policy_id: str, wanted: int, way: str, cooldown: int, *, exact: bool = False
+    ) -> None:
         """Apply with Application Auto Scaling's cooldown rules: during a scale-out cooldown a
         new scale-out only adds what goes beyond the one that started the cooldown (its base
-        is the capacity before that one); a scale-in is blocked during its own cooldown."""
+        is the capacity before that one; an exact capacity is what it says); a scale-in is
+        blocked during its own cooldown."""
         until, anchor, last_way = self.cooldowns.get(policy_id, (-1, 0, ""))
         in_cooldown = self.now < until and last_way == way
         if way == "out":
-            if in_cooldown:
+            if in_cooldown and not exact:
                 wanted = anchor + (wanted - self.desired)
             if wanted <= self.desired:
                 return

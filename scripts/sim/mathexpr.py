@@ -1,7 +1,8 @@
 """CloudWatch metric math on one datapoint at a time, parsed safely with `ast` (no eval).
 
 Supported: numbers, metric ids, + - * /, unary minus, parentheses, comparisons
-(< <= > >= == !=), AND/OR (also && ||), CEIL, FLOOR, ABS, FILL(x, value), IF(cond, a, b),
+(< <= > >= == !=), AND/OR (also && ||), CEIL, FLOOR, ABS, FILL(x, value), FILL(id, REPEAT)
+(the newest earlier real value of a metric id, given by the caller), IF(cond, a, b),
 MAX([..]) and MIN([..]), and the time functions of a datapoint's timestamp, in UTC as
 CloudWatch computes them: MINUTE, HOUR, DAY (day of the week, 1 = Monday .. 7 = Sunday), DATE
 (day of the month), MONTH. A missing datapoint is None: arithmetic on it is missing, a time
@@ -66,6 +67,7 @@ class Expression:
             raise MathError(f"cannot parse metric math {text!r}: {error.msg}") from None
         self.ids: set[str] = set()
         self._timestamp: datetime | None = None
+        self._previous: Mapping[str, float] = {}
         self._check(self._tree)
 
     def _check(self, node: ast.expr) -> None:
@@ -108,12 +110,23 @@ class Expression:
             raise MathError(f"{self.text!r}: {name} takes {arity[name]} argument(s)")
         if name in ("MAX", "MIN") and isinstance(args[0], ast.List):
             return list(args[0].elts)
+        if name == "FILL" and _is_repeat(args[1]):
+            if not isinstance(args[0], ast.Name):
+                raise MathError(f"{self.text!r}: FILL(x, REPEAT) needs a metric id as x")
+            return args[:1]
         return args
 
-    def evaluate(self, values: Mapping[str, Value], timestamp: datetime | None = None) -> Value:
+    def evaluate(
+        self,
+        values: Mapping[str, Value],
+        timestamp: datetime | None = None,
+        previous: Mapping[str, float] | None = None,
+    ) -> Value:
         """The expression's value for one datapoint; `values` maps ids to values (or None),
-        `timestamp` is the datapoint's (aware; needed only by the time functions)."""
+        `timestamp` is the datapoint's (aware; needed only by the time functions), `previous`
+        the newest earlier real value of each id (what FILL(id, REPEAT) repeats)."""
         self._timestamp = timestamp
+        self._previous = previous or {}
         return self._eval(self._tree, values)
 
     def _eval(self, node: ast.expr, values: Mapping[str, Value]) -> Value:
@@ -164,7 +177,12 @@ class Expression:
             return max(present) if name == "MAX" else min(present)
         if name == "FILL":
             value = self._eval(args[0], values)
-            return self._eval(args[1], values) if value is None else value
+            if value is not None:
+                return value
+            if _is_repeat(args[1]):
+                assert isinstance(args[0], ast.Name)  # checked at parse time
+                return self._previous.get(args[0].id)
+            return self._eval(args[1], values)
         if name == "IF":
             condition = self._eval(args[0], values)
             if condition is None:
@@ -178,6 +196,10 @@ class Expression:
                 raise MathError(f"{self.text!r}: {name} needs the datapoint's timestamp")
             return float(_TIME_FUNCTIONS[name](self._timestamp.astimezone(UTC)))
         return float(_UNARY_FUNCTIONS[name](value))
+
+
+def _is_repeat(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "REPEAT"
 
 
 def _binary(op: ast.operator, left: Value, right: Value) -> Value:

@@ -62,14 +62,16 @@ def clock(seconds: float) -> str:
 def tasks_needed(sim: Simulation) -> int | None:
     """A lower bound of the tasks any scaling needs to finish by the deadline.
 
-    For each batch, the work of it and of every later batch must fit between its first
-    arrival plus one task start and the deadline: ceil(job-seconds / (processes x seconds)).
-    None when that leaves no time.
+    For each batch, the work of it and of every later batch (a first run that fails counts
+    twice) must fit between its first arrival plus the reaction of a scaling that reads the
+    queue (its first datapoint published, at the slowest of --sqs-lag, and one task start)
+    and the deadline: ceil(job-seconds / (processes x seconds)). None when that leaves no time.
     """
-    deadline = sim.config.deadline - sim.config.start_latency
+    reaction = sim.config.sqs_lag[1] + sim.config.start_latency
+    deadline = sim.config.deadline - reaction
     needed = 0
     for batch in sim.config.batches:
-        work = sum(m.duration for m in sim.messages if m.sent >= batch.start)
+        work = sum(m.duration * (1 + m.fails_first) for m in sim.messages if m.sent >= batch.start)
         if work == 0:
             continue
         if batch.start >= deadline:
@@ -105,7 +107,8 @@ def build(sim: Simulation, label: str, deadline_source: str) -> Report:
         by_capacity["fallback" if ran.fallback else ran.capacity] += (
             seconds * sim.prices[ran.capacity]
         )
-    job_seconds = sum(m.duration for m in messages)
+    # Every run the day needs: a message whose first run fails runs twice.
+    job_seconds = sum(m.duration * (1 + m.fails_first) for m in messages)
     processes = sim.processes
     ideal_cost = job_seconds * sim.price_per_second / processes
     cost = sum(by_capacity.values())

@@ -88,9 +88,8 @@ class CapacityStrategy:
 @dataclass(frozen=True)
 class FallbackSpec:
     """An on-demand service that runs the tasks the worker service could not place: its
-    scale-out alarm (``unplaced - fallback``, ``out``) and scale-in alarm (``fallback -
-    unplaced``, ``back``) drive their step policies, between 0 and ``max_tasks`` (its
-    scalable target)."""
+    scale-out alarm (``unplaced >= 1``, ``out``) and scale-in alarm (``unplaced <= 0``,
+    ``back``) drive their step policies, between 0 and ``max_tasks`` (its scalable target)."""
 
     logical_id: str
     max_tasks: int
@@ -609,10 +608,10 @@ def _strings_and_refs(node: Any) -> set[str]:
 def _fallback(
     logical_id: str, *, targets_of: Json, alarms: list[AlarmSpec], policies: dict[str, PolicySpec]
 ) -> FallbackSpec:
-    """The fallback's bounds, its two alarms and their policies: the scale-out alarm's metric
-    grows with the unplaced tasks (``unplaced - fallback``), the scale-in alarm's shrinks."""
-    out = [a for a in alarms if any("unplaced -" in (q.expression or "") for q in a.queries)]
-    back = [a for a in alarms if a not in out]
+    """The fallback's bounds, its two alarms and their policies: the scale-out alarm fires
+    when the unplaced tasks are many (>=), the scale-in alarm when they are few (<=)."""
+    out = [a for a in alarms if a.comparison.startswith("Greater")]
+    back = [a for a in alarms if a.comparison.startswith("Less")]
     if len(out) != 1 or len(back) != 1 or not all(len(a.actions) == 1 for a in alarms):
         raise TemplateError(
             f"fallback service {logical_id}: expected a scale-out and a scale-in alarm, one "

@@ -79,7 +79,7 @@ class BatchWindowSchedule(Construct):
     * The template's metadata ``Deadline<start>To<end>`` holds the deadline as HH:MM local time,
       for scripts/simulate.py and operators.
 
-    Deadline-aware scaling itself lives in the scale-out alarm (``QueueScaling``), which reads
+    Deadline-aware scaling itself lives in the fleet-size alarm (``QueueScaling``), which reads
     each window's :func:`window_clock`. Attributes: ``deadline_alarms``.
     """
 

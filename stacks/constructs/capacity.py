@@ -12,13 +12,15 @@ Application Auto Scaling the actuator, as for the queue; nothing runs when Spot 
 
 from __future__ import annotations
 
+from aws_cdk import Duration
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
 from stacks.config import CapacityConfig, ScalingConfig
-from stacks.constructs.queue_scaling import MINUTE, step_policy
+from stacks.constructs.queue_scaling import MINUTE, exact_capacity_policy
 
 ON_DEMAND = "FARGATE"
 SPOT = "FARGATE_SPOT"
@@ -54,17 +56,19 @@ def _task_count(cluster: ecs.ICluster, service: ecs.FargateService, name: str) -
 
 
 class SpotFallback(Construct):
-    """Scales ``fallback`` (an on-demand service of the worker's task definition) to the tasks
+    """Sets ``fallback`` (an on-demand service of the worker's task definition) to the tasks
     ``service`` wants but could not place.
 
-    ``unplaced`` = desired - running - pending of ``service`` (Container Insights, each minute):
-    a task waiting for a start is pending, one ECS could not place is in none of them. Two step
-    policies on the fallback's scalable target (0 to ``max_tasks``), built like the queue's:
+    ``unplaced`` = desired - running - pending of ``service`` (Container Insights, each minute,
+    no FILL: when any of the three is missing the minute is missing, never 0): a task waiting
+    for a start is pending, one ECS could not place is in none of them. Two ``ExactCapacity``
+    step policies on the fallback's scalable target (0 to ``max_tasks``):
 
-    * scale out by ``unplaced - fallback desired`` when it is 1 or more for
-      ``fallback_after_minutes`` minutes in a row (3: longer than a normal start);
-    * scale in by ``fallback desired - unplaced`` when it is 1 or more for
-      ``scale_in_after_minutes`` minutes: Spot is back, the worker service's tasks start again.
+    * when ``unplaced >= 1`` for ``fallback_after_minutes`` minutes in a row (3: longer than a
+      normal start), the fallback runs ``unplaced`` tasks (rounded up to the policy's steps);
+    * when ``unplaced <= 0`` for ``scale_in_after_minutes`` minutes (Spot is back, the worker
+      service's tasks start again), or Container Insights says nothing for that long, the
+      fallback goes to 0: a late or missing count can only stop the fallback, never grow it.
       Fallback tasks keep task scale-in protection while busy, so no job is killed.
 
     The worker service's own scaling does not see the fallback: its desired count (the work's
@@ -94,46 +98,42 @@ class SpotFallback(Construct):
             min_capacity=0,
             max_capacity=max_tasks,
         )
-        counts = {
-            name: _task_count(cluster, service, name) for name in ("desired", "running", "pending")
-        }
         self.unplaced_metric = cloudwatch.MathExpression(
-            expression="FILL(desired, 0) - FILL(running, 0) - FILL(pending, 0)",
-            using_metrics=counts,
+            expression="desired - running - pending",
+            using_metrics={
+                name: _task_count(cluster, service, name)
+                for name in ("desired", "running", "pending")
+            },
             label="Worker tasks not placed (no Spot capacity)",
             period=MINUTE,
         )
-        using: dict[str, cloudwatch.IMetric] = {
-            "unplaced": self.unplaced_metric,
-            "fallback": _task_count(cluster, fallback, "desired"),
-        }
-        self.scale_out_alarm = step_policy(
+        self.scale_out_alarm = exact_capacity_policy(
             self,
             "ScaleOut",
             target=self.scalable_target,
-            metric=cloudwatch.MathExpression(
-                expression="unplaced - FILL(fallback, 0)",
-                using_metrics=using,
-                label="Unplaced worker tasks the fallback does not run yet",
-                period=MINUTE,
-            ),
-            direction=+1,
+            metric=self.unplaced_metric,
             max_tasks=max_tasks,
             cooldown_seconds=scaling.scale_out_cooldown_seconds,
             minutes=after_minutes,
+            threshold=1,
         )
-        self.scale_in_alarm = step_policy(
+        back = appscaling.StepScalingAction(
             self,
-            "ScaleIn",
-            target=self.scalable_target,
-            metric=cloudwatch.MathExpression(
-                expression="FILL(fallback, 0) - unplaced",
-                using_metrics=using,
-                label="Fallback tasks beyond the unplaced worker tasks",
-                period=MINUTE,
-            ),
-            direction=-1,
-            max_tasks=max_tasks,
-            cooldown_seconds=scaling.scale_in_cooldown_seconds,
-            minutes=scaling.scale_in_after_minutes,
+            "ScaleInPolicy",
+            scaling_target=self.scalable_target,
+            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
+            cooldown=Duration.seconds(scaling.scale_in_cooldown_seconds),
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
         )
+        back.add_adjustment(adjustment=0, upper_bound=0)
+        self.scale_in_alarm = cloudwatch.Alarm(
+            self,
+            "ScaleInAlarm",
+            metric=self.unplaced_metric,
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=scaling.scale_in_after_minutes,
+            datapoints_to_alarm=scaling.scale_in_after_minutes,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self.scale_in_alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(back))

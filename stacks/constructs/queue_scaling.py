@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from aws_cdk import Duration
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -21,18 +23,23 @@ BACKLOG_BEYOND_MAX_MINUTES = 5
 # Seconds of the time left that deadline-aware scaling keeps in hand: the alarm's newest
 # datapoint is one to two minutes old and a new task needs about a minute to start.
 REACTION_SECONDS = 180
+# How many jobs the configured mean_job_seconds weighs in the measured mean: with about 30 jobs
+# finishing a minute in prod's batch the measured value leads; with none, the configured one.
+PRIOR_JOBS = 10
 
 
 def deadline_tasks_expression(
-    window: BatchWindow, *, processes: int, mean_job_seconds: int, year: int | None = None
+    window: BatchWindow, *, processes: int, headroom_percent: int = 0, year: int | None = None
 ) -> str:
     """Tasks that finish the work left by ``window``'s deadline; 0 outside the window.
 
-    ``ceil(work / (processes x time_left))`` with ``work`` (an expression id: visible plus
-    in-flight messages times the mean job seconds) and ``utc_minute`` (the datapoint's UTC
-    minute of the day). ``time_left`` = seconds to the deadline minus one mean job (the last
-    job must start one job before the deadline) and REACTION_SECONDS, never less than one mean
-    job: a job cannot be split, so the rule never asks for more than one process per message.
+    ``ceil(work / (processes x time_left))`` with the expression ids ``work`` (visible plus
+    in-flight messages times the mean job), ``mean_job`` (seconds) and ``utc_minute`` (the
+    datapoint's UTC minute of the day). ``time_left`` = seconds to the deadline minus one mean
+    job (the last job must start one job before the deadline) and REACTION_SECONDS, less
+    ``headroom_percent`` of it (kept in reserve for work nobody announced: a later batch,
+    longer jobs, retries), never less than one mean job: a job cannot be split, so the rule
+    never asks for more than one process per message.
     """
     clock = window_clock(window, year)
     # Minutes since the window opened, on the UTC clock (a window may cross UTC midnight).
@@ -40,53 +47,69 @@ def deadline_tasks_expression(
         f"IF(utc_minute < {clock.start_utc}, utc_minute + {DAY_MINUTES - clock.start_utc}, "
         f"utc_minute - {clock.start_utc})"
     )
-    reserve = mean_job_seconds + REACTION_SECONDS
-    left = f"(({clock.deadline} - {since}) * 60 - {reserve})"
-    time_left = f"IF({left} > {mean_job_seconds}, {left}, {mean_job_seconds})"
+    left = f"(({clock.deadline} - {since}) * 60 - mean_job - {REACTION_SECONDS})"
+    if headroom_percent:
+        left = f"({left} * {(100 - headroom_percent) / 100:g})"
+    time_left = f"IF({left} > mean_job, {left}, mean_job)"
     return f"IF({since} < {clock.span}, CEIL(work / ({processes} * {time_left})), 0)"
 
 
-def step_sizes(max_tasks: int) -> list[int]:
-    """Task counts a step may add or remove: 1..6 one by one, then about x1.5 up to max_tasks.
+def repeat(metric_id: str) -> str:
+    """The metric's value, else its newest earlier one in the alarm's range, else 0: a minute
+    in which no job finished, or whose datapoint is late, keeps the last measured jobs."""
+    return f"FILL(FILL({metric_id}, REPEAT), 0)"
 
-    Each step covers the gap up to the next size, so one step adds (or removes) at least two
-    thirds of what is missing; the next evaluation corrects the rest.
-    """
-    sizes = [1, 2, 3, 4, 5, 6]
-    while sizes[-1] < max_tasks and len(sizes) < MAX_STEPS:
-        sizes.append(sizes[-1] * 3 // 2)
-    return [size for size in sizes if size <= max(max_tasks, 1)]
+
+def capacity_steps(max_tasks: int) -> list[int]:
+    """The task counts the scaling policy can set, 0 first: one by one while the 20 step
+    adjustments a policy takes allow it, then growing by the smallest ratio that still reaches
+    ``max_tasks`` (for 40: 0..12, then 14, 17, 20, 24, 29, 34, 40)."""
+    top = max(max_tasks, 1)
+    if top < MAX_STEPS:
+        return list(range(top + 1))
+    ratio = 1.0
+    while True:
+        ratio += 0.01
+        sizes = [0]
+        while sizes[-1] < top:
+            sizes.append(min(top, max(sizes[-1] + 1, math.ceil(sizes[-1] * ratio))))
+        if len(sizes) <= MAX_STEPS:
+            return sizes
 
 
 class QueueScaling(Construct):
-    """Scales the worker service between ``min_tasks`` and ``max_tasks`` on queue depth.
+    """Sets the worker service's task count from the queue each minute, between ``min_tasks``
+    and ``max_tasks``, with no task count read back from CloudWatch.
 
-    * Scale out when tasks are missing: ``needed - desired >= 1``, checked every minute (SQS
-      publishes once a minute), adding about the missing count in one step; cooldown
-      ``scale_out_cooldown_seconds`` (120 s: a task takes about a minute to start and the
-      next datapoint to show it). ``needed`` is the backlog rule ``CEIL(visible /
-      (target_backlog_per_process x processes))`` and, inside each batch window, the larger
-      deadline rule ``CEIL((visible + in_flight) x mean_job_seconds / (processes x
-      time_left))`` (:func:`deadline_tasks_expression`): a late or larger batch gets the
-      tasks that finish it by the deadline, up to ``max_tasks`` (the scalable target's bound).
-    * Scale in when tasks are surplus: ``desired - (visible + in_flight) / processes >= 1``
-      for ``scale_in_after_minutes`` (3) minutes in a row. In-flight messages count, so a
-      queue that looks empty while 5-minute jobs run keeps its tasks; when the queue and
-      in-flight are both empty the service goes down to its floor. ECS stops only tasks
-      whose workers cleared task scale-in protection, so a busy task is never stopped.
-    * No CPU target tracking: the jobs are I/O bound, CPU says nothing about the backlog and
-      such a policy would fight this one.
+    One step policy of type ``ExactCapacity`` sets the desired count to ``fleet_size`` (rounded
+    up to :func:`capacity_steps`), the larger of:
 
-    A third alarm, ``backlog_beyond_max_alarm``, warns (no scaling action) when ``needed``
-    exceeds ``max_tasks`` for 5 minutes: the deadline will be missed unless the limits rise.
+    * the backlog rule ``CEIL(visible / (target_backlog_per_process x processes))``;
+    * inside each batch window, the deadline rule ``CEIL((visible + in_flight) x mean_job /
+      (processes x time_left))`` (:func:`deadline_tasks_expression`: ``time_left`` keeps
+      ``deadline_headroom_percent`` of the time in reserve), where ``mean_job`` is the
+      measured mean job duration (the kit's ``JobDuration`` metric, from the ``job`` log
+      lines) weighed against ``mean_job_seconds`` as PRIOR_JOBS jobs: the configured value
+      until jobs finish, the measured one once many have (a minute without a datapoint keeps
+      the newest measured one, :func:`repeat`);
+    * the busy floor ``CEIL(in_flight / processes)``: the tasks the messages being worked need,
+      so a queue that looks empty while 5-minute jobs run keeps its tasks.
 
-    The two policies never fight: with ``n = (visible + in_flight) / processes``, scale-in
-    needs ``desired >= n + 1`` and scale-out ``desired <= needed - 1``, so both at once need
-    ``needed >= n + 2``. Yet the backlog rule is at most ``ceil(visible / processes) < n + 1``
-    (target >= 1) and the deadline rule at most ``ceil(n) < n + 1`` (``time_left`` is never
-    below one mean job), so ``needed < n + 1``.
-    Attributes: ``scalable_target``, ``needed_metric``, ``scale_out_metric``/
-    ``scale_out_alarm``, ``scale_in_metric``/``scale_in_alarm``, ``backlog_beyond_max_alarm``.
+    Every input is an SQS metric (or the job metric, where missing means "no job finished"
+    or "late": the estimate keeps the newest measured jobs, else the prior). A late or missing
+    queue datapoint therefore leaves the alarm on its newest complete datapoint (CloudWatch
+    evaluates the most recent real datapoints) or, with none, in OK: the count stays as it
+    is, it never grows because a metric is late.
+    Setting an exact count is idempotent, so the policy needs no cooldown to avoid adding the
+    same tasks twice; the alarm stays in ALARM while the queue publishes (threshold 0), which
+    is how Application Auto Scaling applies the policy each minute. Scaling in lowers the
+    count only: ECS stops only tasks whose workers cleared task scale-in protection, so a
+    busy task is never stopped. No CPU target tracking: the jobs are I/O bound.
+
+    A second alarm, ``backlog_beyond_max_alarm``, warns (no scaling action) when the rules ask
+    for more than ``max_tasks`` for 5 minutes: the deadline will be missed unless the limits
+    rise. Attributes: ``scalable_target``, ``needed_metric``, ``mean_job_metric``,
+    ``fleet_size_metric``, ``fleet_size_alarm``, ``backlog_beyond_max_alarm``.
     """
 
     def __init__(
@@ -97,6 +120,7 @@ class QueueScaling(Construct):
         service: ecs.FargateService,
         cluster: ecs.ICluster,
         queue: sqs.IQueue,
+        job_duration: cloudwatch.Metric,
         processes: int,
         config: ScalingConfig,
         windows: tuple[BatchWindow, ...] = (),
@@ -111,39 +135,38 @@ class QueueScaling(Construct):
             min_capacity=config.min_tasks,
             max_capacity=config.max_tasks,
         )
-        metrics = {
-            "visible": queue.metric_approximate_number_of_messages_visible(
-                period=MINUTE, statistic="Maximum"
-            ),
-            "in_flight": queue.metric_approximate_number_of_messages_not_visible(
-                period=MINUTE, statistic="Maximum"
-            ),
-            "desired": cloudwatch.Metric(
-                namespace="ECS/ContainerInsights",
-                metric_name="DesiredTaskCount",
-                dimensions_map={
-                    "ClusterName": cluster.cluster_name,
-                    "ServiceName": service.service_name,
-                },
-                period=MINUTE,
-                statistic="Maximum",
-            ),
-        }
-        per_task = config.target_backlog_per_process * processes
-        backlog = f"CEIL(visible / {per_task})"
-        self.needed_metric = self._needed(
-            backlog, metrics=metrics, processes=processes, config=config, windows=windows
+        visible = queue.metric_approximate_number_of_messages_visible(
+            period=MINUTE, statistic="Maximum"
         )
-        self.scale_out_metric = cloudwatch.MathExpression(
-            expression="needed - FILL(desired, 0)",
-            using_metrics={"needed": self.needed_metric, "desired": metrics["desired"]},
-            label="Tasks missing for the backlog and the deadline",
+        in_flight = queue.metric_approximate_number_of_messages_not_visible(
+            period=MINUTE, statistic="Maximum"
+        )
+        self.mean_job_metric = cloudwatch.MathExpression(
+            expression=(
+                f"({PRIOR_JOBS} * {config.mean_job_seconds} + {repeat('job_seconds')}) "
+                f"/ ({PRIOR_JOBS} + {repeat('jobs')})"
+            ),
+            using_metrics={
+                "job_seconds": job_duration.with_(statistic="Sum", period=MINUTE),
+                "jobs": job_duration.with_(statistic="SampleCount", period=MINUTE),
+            },
+            label="Mean job seconds (measured, the configured value as the prior)",
             period=MINUTE,
         )
-        self.scale_in_metric = cloudwatch.MathExpression(
-            expression=f"FILL(desired, 0) - (visible + in_flight) / {processes}",
-            using_metrics=metrics,
-            label="Tasks beyond the queued and in-flight work",
+        per_task = config.target_backlog_per_process * processes
+        self.needed_metric = self._needed(
+            f"CEIL(visible / {per_task})",
+            metrics={"visible": visible, "in_flight": in_flight, "mean_job": self.mean_job_metric},
+            processes=processes,
+            headroom_percent=config.deadline_headroom_percent,
+            windows=windows,
+        )
+        busy = f"CEIL(in_flight / {processes})"
+        self.fleet_size_metric = cloudwatch.MathExpression(
+            # IF, not MAX([..]): MAX skips a missing value, IF keeps the minute missing.
+            expression=f"IF(needed > {busy}, needed, {busy})",
+            using_metrics={"needed": self.needed_metric, "in_flight": in_flight},
+            label="Tasks for the backlog, the deadline and the jobs running",
             period=MINUTE,
         )
         self.backlog_beyond_max_alarm = cloudwatch.Alarm(
@@ -162,34 +185,22 @@ class QueueScaling(Construct):
                 "scaling.max_tasks (and max_total_processes) as scripts/plan says."
             ),
         )
-        self.scale_out_alarm = step_policy(
+        self.fleet_size_alarm = exact_capacity_policy(
             self,
-            "ScaleOut",
+            "FleetSize",
             target=self.scalable_target,
-            metric=self.scale_out_metric,
-            direction=+1,
-            max_tasks=config.max_tasks,
-            cooldown_seconds=config.scale_out_cooldown_seconds,
-            minutes=1,
-        )
-        self.scale_in_alarm = step_policy(
-            self,
-            "ScaleIn",
-            target=self.scalable_target,
-            metric=self.scale_in_metric,
-            direction=-1,
+            metric=self.fleet_size_metric,
             max_tasks=config.max_tasks,
             cooldown_seconds=config.scale_in_cooldown_seconds,
-            minutes=config.scale_in_after_minutes,
         )
 
     @staticmethod
     def _needed(
         backlog: str,
         *,
-        metrics: dict[str, cloudwatch.Metric],
+        metrics: dict[str, cloudwatch.IMetric],
         processes: int,
-        config: ScalingConfig,
+        headroom_percent: int,
         windows: tuple[BatchWindow, ...],
     ) -> cloudwatch.MathExpression:
         """Tasks the backlog rule and every window's deadline rule ask for, the larger."""
@@ -208,9 +219,10 @@ class QueueScaling(Construct):
                 label="UTC minute of the day",
                 period=MINUTE,
             ),
+            "mean_job": metrics["mean_job"],
             "work": cloudwatch.MathExpression(
-                expression=f"(visible + in_flight) * {config.mean_job_seconds}",
-                using_metrics={k: metrics[k] for k in ("visible", "in_flight")},
+                expression="(visible + in_flight) * mean_job",
+                using_metrics={k: metrics[k] for k in ("visible", "in_flight", "mean_job")},
                 label="Work left, job-seconds",
                 period=MINUTE,
             ),
@@ -218,9 +230,9 @@ class QueueScaling(Construct):
         for index, window in enumerate(windows):
             using[f"window{index}"] = cloudwatch.MathExpression(
                 expression=deadline_tasks_expression(
-                    window, processes=processes, mean_job_seconds=config.mean_job_seconds
+                    window, processes=processes, headroom_percent=headroom_percent
                 ),
-                using_metrics={k: using[k] for k in ("utc_minute", "work")},
+                using_metrics={k: using[k] for k in ("utc_minute", "work", "mean_job")},
                 label=f"Tasks to finish by {window.deadline:%H:%M} {window.timezone}",
                 period=MINUTE,
             )
@@ -233,42 +245,42 @@ class QueueScaling(Construct):
         )
 
 
-def step_policy(
+def exact_capacity_policy(
     scope: Construct,
     id_: str,
     *,
     target: appscaling.ScalableTarget,
     metric: cloudwatch.IMetric,
-    direction: int,
     max_tasks: int,
     cooldown_seconds: int,
-    minutes: int,
+    minutes: int = 1,
+    threshold: int = 0,
 ) -> cloudwatch.Alarm:
-    """An alarm at ``metric >= 1`` for ``minutes`` minutes driving a step policy of ``target``.
-
-    The metric counts tasks, so each step adds (``direction`` +1) or removes (-1) about as many
-    tasks as the metric says; bounds are relative to the threshold of 1.
-    """
+    """An alarm at ``metric >= threshold`` for ``minutes`` minutes driving an ``ExactCapacity``
+    step policy of ``target``: the count becomes ``metric`` rounded up to the next of
+    :func:`capacity_steps` (steps are relative to the threshold, as in AWS)."""
     action = appscaling.StepScalingAction(
         scope,
         f"{id_}Policy",
         scaling_target=target,
-        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+        adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
         cooldown=Duration.seconds(cooldown_seconds),
         metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
     )
-    sizes = step_sizes(max_tasks)
+    sizes = [size for size in capacity_steps(max_tasks) if size >= threshold]
+    lower = 0
     for size, next_size in zip(sizes, [*sizes[1:], None], strict=True):
         action.add_adjustment(
-            adjustment=direction * size,
-            lower_bound=size - 1,
-            upper_bound=None if next_size is None else next_size - 1,
+            adjustment=size,
+            lower_bound=lower,
+            upper_bound=None if next_size is None else size + 1 - threshold,
         )
+        lower = size + 1 - threshold
     alarm = cloudwatch.Alarm(
         scope,
         f"{id_}Alarm",
         metric=metric,
-        threshold=1,
+        threshold=threshold,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluation_periods=minutes,
         datapoints_to_alarm=minutes,

@@ -37,7 +37,7 @@ def fallback_alarm(s: Synthesized, name: str) -> dict[str, Any]:
     return dict(alarm)
 
 
-def value(alarm: dict[str, Any], **metrics: float) -> float | None:
+def value(alarm: dict[str, Any], **metrics: float | None) -> float | None:
     """The alarm's returned value through the simulator's metric math."""
     values: dict[str, float | None] = {
         m["Id"]: metrics[m["Id"]] for m in alarm["Metrics"] if "MetricStat" in m
@@ -99,17 +99,27 @@ def test_the_fallback_scales_between_zero_and_max_tasks_minus_the_base() -> None
 def test_the_fallback_scales_out_on_unplaced_tasks_after_the_configured_minutes() -> None:
     alarm = fallback_alarm(spot(), "ScaleOut")
     assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 3)
-    assert alarm["Threshold"] == 1
-    # 6 desired, 2 running, 1 starting: 3 could not be placed; the fallback runs 1 of them.
-    assert value(alarm, desired=6, running=2, pending=1, fallback=1) == 2
+    assert (alarm["Threshold"], alarm["TreatMissingData"]) == (1, "notBreaching")
+    # 6 desired, 2 running, 1 starting: 3 could not be placed.
+    assert value(alarm, desired=6, running=2, pending=1) == 3
     # Tasks that are starting are not missing: no fallback for them.
-    assert value(alarm, desired=6, running=2, pending=4, fallback=0) == 0
+    assert value(alarm, desired=6, running=2, pending=4) == 0
+
+
+def test_a_missing_task_count_is_never_read_as_zero() -> None:
+    """A late Container Insights datapoint makes the minute missing (no FILL): the scale-out
+    alarm does not breach on it, the scale-in alarm does (the fallback stops, never grows)."""
+    out, back = fallback_alarm(spot(), "ScaleOut"), fallback_alarm(spot(), "ScaleIn")
+    assert value(out, desired=6, running=None, pending=None) is None
+    assert "FILL" not in json.dumps(out["Metrics"]) + json.dumps(back["Metrics"])
+    assert back["TreatMissingData"] == "breaching"
 
 
 def test_the_fallback_scales_in_when_spot_is_back() -> None:
     alarm = fallback_alarm(spot(), "ScaleIn")
     assert alarm["EvaluationPeriods"] == 3  # scaling.scale_in_after_minutes
-    assert value(alarm, desired=6, running=4, pending=2, fallback=3) == 3
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "LessThanOrEqualToThreshold")
+    assert value(alarm, desired=6, running=4, pending=2) == 0
 
 
 def test_the_fallback_reads_the_services_task_counts() -> None:
@@ -120,26 +130,26 @@ def test_the_fallback_reads_the_services_task_counts() -> None:
         "RunningTaskCount",
         "PendingTaskCount",
     }
-    services_of = {
-        query_id: next(d["Value"] for d in s["Metric"]["Dimensions"] if d["Name"] == "ServiceName")
-        for query_id, s in stats.items()
-    }
-    assert "WorkerFallbackService" in str(services_of["fallback"])
-    assert "WorkerService" in str(services_of["desired"])
-    assert "Fallback" not in str(services_of["desired"])
+    for stat in stats.values():
+        service = next(
+            d["Value"] for d in stat["Metric"]["Dimensions"] if d["Name"] == "ServiceName"
+        )
+        assert "WorkerService" in str(service) and "Fallback" not in str(service)
 
 
-def test_the_fallback_policies_change_capacity_by_the_metric() -> None:
-    policies = [
-        p["Properties"]["StepScalingPolicyConfiguration"]
+def test_the_fallback_policies_set_the_unplaced_count_or_zero() -> None:
+    policies = {
+        key: p["Properties"]["StepScalingPolicyConfiguration"]
         for key, p in spot()
         .worker.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
         .items()
         if key.startswith("SpotFallback")
-    ]
-    assert len(policies) == 2
-    steps = sorted(step["ScalingAdjustment"] for p in policies for step in p["StepAdjustments"])
-    assert steps == [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5]
+    }
+    assert {p["AdjustmentType"] for p in policies.values()} == {"ExactCapacity"}
+    (out,) = [p for key, p in policies.items() if "ScaleOut" in key]
+    (back,) = [p for key, p in policies.items() if "ScaleIn" in key]
+    assert [step["ScalingAdjustment"] for step in out["StepAdjustments"]] == [1, 2, 3, 4, 5]
+    assert back["StepAdjustments"] == [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": 0}]
 
 
 def test_no_fallback_when_it_is_off() -> None:
@@ -180,9 +190,9 @@ def test_the_simulator_reads_the_strategy_and_the_fallback() -> None:
         3,
         3,
     )
-    # The steps it replays are the template's: 1..5 tasks either way.
+    # The steps it replays are the template's: 1..5 tasks out, 0 in.
     assert [step.adjustment for step in model.fallback.out_policy.steps] == [1, 2, 3, 4, 5]
-    assert [step.adjustment for step in model.fallback.back_policy.steps] == [-1, -2, -3, -4, -5]
+    assert [step.adjustment for step in model.fallback.back_policy.steps] == [0]
     assert model.max_capacity == 6  # the worker service's target, not the fallback's
 
 

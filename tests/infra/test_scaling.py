@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +16,12 @@ from aws_cdk.assertions import Match
 from scripts.sim.mathexpr import Expression
 from stacks.config import BatchWindow
 from stacks.constructs.batch_window import window_clock
-from stacks.constructs.queue_scaling import MAX_STEPS, REACTION_SECONDS, step_sizes
+from stacks.constructs.queue_scaling import (
+    MAX_STEPS,
+    PRIOR_JOBS,
+    REACTION_SECONDS,
+    capacity_steps,
+)
 from tests.infra.conftest import Synthesized, synthesize
 
 NEW_YORK = {"start": "04:00", "end": "09:00", "timezone": "America/New_York", "min_tasks": 2}
@@ -40,9 +47,10 @@ def policy(s: Synthesized, name_part: str) -> dict[str, Any]:
 
 def evaluate(alarm: dict[str, Any], moment: datetime, **metrics: float | None) -> float | None:
     """The alarm's returned value for one datapoint, through the simulator's metric math: the
-    template's expressions as CloudWatch would compute them (time functions in UTC)."""
+    template's expressions as CloudWatch would compute them (time functions in UTC). A metric
+    not given is missing (the job metric when no job finished)."""
     values: dict[str, float | None] = {
-        m["Id"]: metrics[m["Id"]] for m in alarm["Metrics"] if "MetricStat" in m
+        m["Id"]: metrics.get(m["Id"]) for m in alarm["Metrics"] if "MetricStat" in m
     }
     pending = {m["Id"]: Expression(m["Expression"]) for m in alarm["Metrics"] if "Expression" in m}
     while pending:
@@ -79,91 +87,158 @@ def test_no_cpu_target_tracking_fights_queue_scaling(prod: Synthesized) -> None:
         "AWS::ApplicationAutoScaling::ScalingPolicy", {"PolicyType": "TargetTrackingScaling"}, 0
     )
     prod.worker.resource_properties_count_is(
-        "AWS::ApplicationAutoScaling::ScalingPolicy", {"PolicyType": "StepScaling"}, 2
+        "AWS::ApplicationAutoScaling::ScalingPolicy", {"PolicyType": "StepScaling"}, 1
     )
 
 
-def test_outside_windows_scale_out_counts_missing_tasks_from_backlog_per_task(
+def test_outside_windows_the_fleet_is_the_backlog_rule_or_the_busy_floor(
     dev: Synthesized,
 ) -> None:
     per_task = dev.config.scaling.target_backlog_per_process * dev.config.worker.processes
-    alarm = alarm_expression(dev, "ScaleOutPolicy")
-    assert expressions(alarm) == {
-        "needed": f"CEIL(visible / {per_task})",
-        next(iter(set(expressions(alarm)) - {"needed"})): "needed - FILL(desired, 0)",
-    }
-    ids = {m["Id"]: m for m in alarm["Metrics"]}
-    assert (
-        ids["visible"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    )
-    assert ids["desired"]["MetricStat"]["Metric"]["Namespace"] == "ECS/ContainerInsights"
-    assert (alarm["Threshold"], alarm["EvaluationPeriods"]) == (1, 1)
+    processes = dev.config.worker.processes
+    alarm = alarm_expression(dev, "FleetSizePolicy")
+    found = expressions(alarm)
+    assert found.pop("needed") == f"CEIL(visible / {per_task})"
+    busy = f"CEIL(in_flight / {processes})"
+    assert list(found.values()) == [f"IF(needed > {busy}, needed, {busy})"]
+    ids = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert ids["visible"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert ids["in_flight"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"]) == (0, 1)
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
-def test_inside_the_window_scale_out_follows_work_left_and_time_left(prod: Synthesized) -> None:
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_scaling_reads_no_task_count_and_fills_only_the_job_metric(env: str) -> None:
+    """A late ECS datapoint cannot become capacity: the scaling alarms read the queue and the
+    kit's job metric only, and FILL stands only for "no job finished" (the prior then)."""
+    spot = {"capacity": {"spot_weight": 3, "on_demand_base": 1}}
+    s = synthesize(env, worker=spot, scaling={"max_tasks": 2 if env == "dev" else 6})
+    worker = s.worker.find_resources("AWS::CloudWatch::Alarm")
+    for key, resource in worker.items():
+        if not key.startswith("Scaling"):
+            continue
+        alarm = resource["Properties"]
+        namespaces = {
+            m["MetricStat"]["Metric"]["Namespace"] for m in alarm["Metrics"] if "MetricStat" in m
+        }
+        assert namespaces <= {"AWS/SQS", f"QueueWorkerKit/{env}"}, key
+        for expression in expressions(alarm).values():
+            for filled in re.findall(r"FILL\((?:FILL\()?(\w+)", expression):
+                assert filled in ("job_seconds", "jobs"), (key, expression)
+
+
+def test_inside_the_window_the_deadline_rule_follows_work_left_and_time_left(
+    prod: Synthesized,
+) -> None:
     """Tokyo 04:00-09:00, margin 30: the deadline is 08:30 JST = 23:30 UTC, 270 minutes after
-    the window opens at 19:00 UTC; 165 s a job, 8 processes a task."""
+    the window opens at 19:00 UTC; 8 processes a task; the mean job is measured; half the time
+    left is kept in reserve (deadline_headroom_percent 50, the default)."""
     per_task = prod.config.scaling.target_backlog_per_process * prod.config.worker.processes
-    alarm = alarm_expression(prod, "ScaleOutPolicy")
+    alarm = alarm_expression(prod, "FleetSizePolicy")
     found = expressions(alarm)
     assert found["needed"] == f"MAX([CEIL(visible / {per_task}), window0])"
     assert found["utc_minute"] == "HOUR(visible) * 60 + MINUTE(visible)"
-    assert found["work"] == "(visible + in_flight) * 165"
+    assert found["work"] == "(visible + in_flight) * mean_job"
+    assert found["mean_job"] == (
+        f"({PRIOR_JOBS} * 165 + FILL(FILL(job_seconds, REPEAT), 0)) "
+        f"/ ({PRIOR_JOBS} + FILL(FILL(jobs, REPEAT), 0))"
+    )
     since = "IF(utc_minute < 1140, utc_minute + 300, utc_minute - 1140)"
-    left = f"((270 - {since}) * 60 - {165 + REACTION_SECONDS})"
+    left = f"((270 - {since}) * 60 - mean_job - {REACTION_SECONDS})"
+    headroom = prod.config.scaling.deadline_headroom_percent
+    assert headroom == 50
+    left = f"({left} * 0.5)"
     assert found["window0"] == (
-        f"IF({since} < 270, CEIL(work / (8 * IF({left} > 165, {left}, 165))), 0)"
+        f"IF({since} < 270, CEIL(work / (8 * IF({left} > mean_job, {left}, mean_job))), 0)"
     )
-    ids = {m["Id"]: m for m in alarm["Metrics"]}
-    assert (
-        ids["in_flight"]["MetricStat"]["Metric"]["MetricName"]
-        == "ApproximateNumberOfMessagesNotVisible"
-    )
+    ids = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert ids["job_seconds"]["Metric"]["Namespace"] == "QueueWorkerKit/prod"
+    assert ids["job_seconds"]["Metric"]["MetricName"] == ids["jobs"]["Metric"]["MetricName"]
+    assert (ids["job_seconds"]["Stat"], ids["jobs"]["Stat"]) == ("Sum", "SampleCount")
+
+
+def test_the_job_metric_is_the_one_the_log_filter_writes(prod: Synthesized) -> None:
+    """The scaling reads the metric the monitoring's metric filter makes of `job` lines."""
+    alarm = alarm_expression(prod, "FleetSizePolicy")
+    ids = {m["Id"]: m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m}
+    filters = prod.worker.find_resources("AWS::Logs::MetricFilter")
+    written = {
+        (t["MetricNamespace"], t["MetricName"], t["MetricValue"])
+        for f in filters.values()
+        for t in f["Properties"]["MetricTransformations"]
+    }
+    read = (ids["jobs"]["Namespace"], ids["jobs"]["MetricName"])
+    assert [w for w in written if w[:2] == read and w[2].startswith("$.")], written
 
 
 def test_the_deadline_rule_sizes_a_late_batch_and_stops_at_the_deadline(
     prod: Synthesized,
 ) -> None:
-    alarm = alarm_expression(prod, "ScaleOutPolicy")
+    (alarm,) = [
+        a["Properties"]
+        for key, a in prod.worker.find_resources("AWS::CloudWatch::Alarm").items()
+        if key.startswith("ScalingBacklogBeyondMaxTasksAlarm")
+    ]  # it returns what the rules need, before the busy floor
     day = date(2026, 11, 24)
 
-    def missing(clock: str, visible: float, in_flight: float = 0, desired: float = 0) -> float:
+    def tasks(clock: str, visible: float, in_flight: float = 0, **jobs: float) -> float:
         moment = local(day, clock, "Asia/Tokyo")
-        value = evaluate(alarm, moment, visible=visible, in_flight=in_flight, desired=desired)
+        value = evaluate(alarm, moment, visible=visible, in_flight=in_flight, **jobs)
         assert value is not None
         return value
 
-    # 1,000 messages at 07:30: an hour left, minus one job and the reaction time.
-    assert missing("07:30", 1000) == math.ceil(1000 * 165 / (8 * (3600 - 165 - 180)))  # 7
-    # The backlog rule alone would ask for 2 (1000 / 640): the larger rule wins.
-    assert missing("07:30", 1000, desired=2) == 5
+    # Half of the time left is kept in reserve (deadline_headroom_percent 50).
+    assert prod.config.scaling.deadline_headroom_percent == 50
+
+    def expected(messages: float, mean: float, seconds_to_deadline: float) -> int:
+        time_left = max((seconds_to_deadline - mean - 180) * 0.5, mean)
+        return math.ceil(messages * mean / (8 * time_left))
+
+    # 1,000 messages at 07:30, no job finished yet: the configured 165 s a job.
+    assert tasks("07:30", 1000) == expected(1000, 165, 3600) == 13
+    # Jobs measured at 330 s (30 done in the minute): the prior weighs 10 of 40.
+    mean = (PRIOR_JOBS * 165 + 30 * 330) / (PRIOR_JOBS + 30)
+    measured = tasks("07:30", 1000, job_seconds=30 * 330, jobs=30)
+    assert measured == expected(1000, mean, 3600) == 24  # > 12: beyond max_tasks
     # Past the time a job can still start: one process per message (never more).
-    assert missing("08:27", 1000) == 1000 / 8
+    assert tasks("08:27", 1000) == 1000 / 8
     # Outside the window (before it, after the deadline): the backlog rule only.
-    assert missing("03:59", 1000) == missing("08:30", 1000) == 2
+    assert tasks("03:59", 1000) == tasks("08:30", 1000) == 2
     # In-flight messages are work left too.
-    assert missing("04:00", 0, in_flight=2000) == math.ceil(2000 * 165 / (8 * (16200 - 345)))
+    assert tasks("04:00", 0, in_flight=2000) == expected(2000, 165, 16200)
 
 
-def test_the_policies_never_fight(prod: Synthesized) -> None:
-    """Scale-out (needed - desired >= 1) and scale-in (desired - (visible + in_flight) /
-    processes >= 1) never hold at once, whatever the queue, the fleet and the clock."""
-    out_alarm = alarm_expression(prod, "ScaleOutPolicy")
-    in_alarm = alarm_expression(prod, "ScaleInPolicy")
+def test_a_late_queue_datapoint_changes_nothing(prod: Synthesized) -> None:
+    """Missing visible or in-flight: the minute is missing (the alarm, notBreaching, then
+    keeps to its newest complete datapoint or goes OK), never a count built on a zero."""
+    alarm = alarm_expression(prod, "FleetSizePolicy")
+    moment = local(date(2026, 11, 24), "05:00", "Asia/Tokyo")
+    assert evaluate(alarm, moment, visible=None, in_flight=40) is None
+    assert evaluate(alarm, moment, visible=400, in_flight=None) is None
+
+
+def test_the_fleet_is_never_below_the_busy_tasks_nor_above_one_process_a_message(
+    prod: Synthesized,
+) -> None:
+    """Whatever the queue, the measured jobs and the clock: ceil(in_flight / processes) <=
+    fleet size <= ceil((visible + in_flight) / processes). No task that runs a job is asked
+    away, and no task is asked for that would find nothing to do."""
+    alarm = alarm_expression(prod, "FleetSizePolicy")
+    processes = prod.config.worker.processes
     rng = random.Random(7)
     start = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
     for _ in range(3000):
         moment = start + timedelta(minutes=rng.randrange(8 * 60))  # around the Tokyo window
-        values = {
-            "visible": float(rng.choice([0, 1, 7, 63, 640, 2000, 20000, rng.randrange(5000)])),
-            "in_flight": float(rng.choice([0, 1, 8, 96, rng.randrange(500)])),
-            "desired": float(rng.randrange(0, 13)),
-        }
-        scale_out = evaluate(out_alarm, moment, **values)
-        scale_in = evaluate(in_alarm, moment, **values)
-        assert scale_out is not None and scale_in is not None
-        assert not (scale_out >= 1 and scale_in >= 1), (moment, values, scale_out, scale_in)
+        visible = float(rng.choice([0, 1, 7, 63, 640, 2000, 20000, rng.randrange(5000)]))
+        in_flight = float(rng.choice([0, 1, 8, 96, rng.randrange(500)]))
+        jobs = rng.choice([{}, {"jobs": 5.0, "job_seconds": 5.0 * rng.randrange(1, 3000)}])
+        size = evaluate(alarm, moment, visible=visible, in_flight=in_flight, **jobs)
+        assert size is not None
+        low = math.ceil(in_flight / processes)
+        high = math.ceil((visible + in_flight) / processes)
+        assert low <= size <= max(high, low), (moment, visible, in_flight, jobs, size)
 
 
 @pytest.mark.parametrize(
@@ -181,13 +256,13 @@ def test_a_daylight_saving_zone_keeps_its_window_in_both_seasons(
     """America/New_York: the rule is on for every minute of 04:00-08:30 local, winter and
     summer (the switch days too), and never promises more time than is left."""
     s = synthesize("prod", batch_window=NEW_YORK)
-    alarm = alarm_expression(s, "ScaleOutPolicy")
+    alarm = alarm_expression(s, "FleetSizePolicy")
     assert local(day, "12:00", "America/New_York").utcoffset() == timedelta(hours=offset_hours)
     deadline = local(day, "08:30", "America/New_York")
     for minute in range(4 * 60, 8 * 60 + 30):
         moment = deadline.replace(hour=minute // 60, minute=minute % 60)
         visible = 10_000.0
-        tasks = evaluate(alarm, moment, visible=visible, in_flight=0.0, desired=0.0)
+        tasks = evaluate(alarm, moment, visible=visible, in_flight=0.0)
         assert tasks is not None
         true_left = (deadline - moment).total_seconds() - 165 - REACTION_SECONDS
         honest = math.ceil(visible * 165 / (8 * max(true_left, 165)))
@@ -207,51 +282,30 @@ def test_window_clock_of_a_zone_without_daylight_saving_is_exact() -> None:
     assert (new_york.start_utc, new_york.deadline, new_york.span) == (8 * 60, 270, 330)
 
 
-def test_scale_out_steps_add_the_missing_tasks(prod: Synthesized) -> None:
-    config = policy(prod, "ScaleOutPolicy")["StepScalingPolicyConfiguration"]
-    assert config["AdjustmentType"] == "ChangeInCapacity"
-    assert config["Cooldown"] == prod.config.scaling.scale_out_cooldown_seconds
-    steps = config["StepAdjustments"]
-    # A deficit of d tasks (metric = d, threshold 1) falls in the step that adds about d.
-    assert steps[0] == {
-        "MetricIntervalLowerBound": 0,
-        "MetricIntervalUpperBound": 1,
-        "ScalingAdjustment": 1,
-    }
-    for step in steps:
-        assert step["ScalingAdjustment"] == step["MetricIntervalLowerBound"] + 1
-    assert "MetricIntervalUpperBound" not in steps[-1]
-    assert len(steps) <= MAX_STEPS
-
-
-def test_scale_in_counts_in_flight_messages_and_waits(prod: Synthesized) -> None:
-    alarm = alarm_expression(prod, "ScaleInPolicy")
-    (expression,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
-    processes = prod.config.worker.processes
-    assert expression["Expression"] == f"FILL(desired, 0) - (visible + in_flight) / {processes}"
-    ids = {m["Id"]: m for m in alarm["Metrics"]}
-    assert (
-        ids["in_flight"]["MetricStat"]["Metric"]["MetricName"]
-        == "ApproximateNumberOfMessagesNotVisible"
-    )
-    minutes = prod.config.scaling.scale_in_after_minutes
-    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (minutes, minutes)
-
-
-def test_scale_in_steps_remove_the_surplus(prod: Synthesized) -> None:
-    config = policy(prod, "ScaleInPolicy")["StepScalingPolicyConfiguration"]
+def test_the_policy_sets_the_fleet_size_rounded_up_to_its_steps(prod: Synthesized) -> None:
+    config = policy(prod, "FleetSizePolicy")["StepScalingPolicyConfiguration"]
+    assert config["AdjustmentType"] == "ExactCapacity"
     assert config["Cooldown"] == prod.config.scaling.scale_in_cooldown_seconds
-    for step in config["StepAdjustments"]:
-        assert step["ScalingAdjustment"] == -(step["MetricIntervalLowerBound"] + 1)
+    steps = config["StepAdjustments"]
+    assert len(steps) <= MAX_STEPS
+    assert steps[0]["MetricIntervalLowerBound"] == 0
+    for step, following in itertools.pairwise(steps):
+        # Contiguous intervals [lower, upper) of the fleet size (threshold 0); every size in
+        # one gets at least that many tasks.
+        assert step["MetricIntervalUpperBound"] == following["MetricIntervalLowerBound"]
+        assert step["ScalingAdjustment"] >= step["MetricIntervalUpperBound"] - 1
+    assert "MetricIntervalUpperBound" not in steps[-1]
+    assert steps[-1]["ScalingAdjustment"] == prod.config.scaling.max_tasks
 
 
-def test_step_sizes_reach_max_tasks_within_the_step_limit() -> None:
-    for max_tasks in (1, 2, 12, 60, 500):
-        sizes = step_sizes(max_tasks)
-        assert sizes[0] == 1 and len(sizes) <= MAX_STEPS
-        assert max(sizes) <= max(max_tasks, 1)
+def test_capacity_steps_reach_max_tasks_within_the_step_limit() -> None:
+    assert capacity_steps(12) == list(range(13))
+    for max_tasks in (1, 2, 12, 19, 20, 40, 60, 500):
+        sizes = capacity_steps(max_tasks)
+        assert sizes[0] == 0 and sizes[-1] == max_tasks and len(sizes) <= MAX_STEPS
         assert sizes == sorted(set(sizes))
-    assert step_sizes(60)[-1] >= 40
+        if max_tasks <= 60:  # rounding up asks for at most a quarter more than the rules
+            assert all(b <= 1.25 * (a + 1) for a, b in itertools.pairwise(sizes))
 
 
 def test_batch_window_raises_and_releases_the_floor_in_its_time_zone(prod: Synthesized) -> None:
@@ -329,10 +383,10 @@ def test_the_deadline_is_in_the_template_metadata_for_the_simulator(prod: Synthe
     assert later.worker_json["Metadata"]["Deadline0400To0900"] == "09:00"
 
 
-def test_mean_job_seconds_sets_the_work_left(prod: Synthesized) -> None:
+def test_mean_job_seconds_is_the_prior_of_the_measured_mean(prod: Synthesized) -> None:
     s = synthesize("prod", scaling={"mean_job_seconds": 60})
-    assert expressions(alarm_expression(s, "ScaleOutPolicy"))["work"] == (
-        "(visible + in_flight) * 60"
+    assert expressions(alarm_expression(s, "FleetSizePolicy"))["mean_job"].startswith(
+        f"({PRIOR_JOBS} * 60 + "
     )
 
 
@@ -344,10 +398,10 @@ def test_backlog_beyond_max_tasks_warns_the_topic(prod: Synthesized) -> None:
     ]
     # The same tasks-needed expression as scale-out: the backlog and the deadline rules.
     (expression,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
-    scale_out = expressions(alarm_expression(prod, "ScaleOutPolicy"))
+    scale_out = expressions(alarm_expression(prod, "FleetSizePolicy"))
     assert expression["Expression"] == scale_out["needed"]
     assert {k: v for k, v in expressions(alarm).items() if k != expression["Id"]} == {
-        k: v for k, v in scale_out.items() if k in ("utc_minute", "work", "window0")
+        k: v for k, v in scale_out.items() if k in ("utc_minute", "mean_job", "work", "window0")
     }
     assert alarm["Threshold"] == prod.config.scaling.max_tasks
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"

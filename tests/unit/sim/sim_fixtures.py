@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from stacks.constructs.queue_scaling import capacity_steps
+
 Json = dict[str, Any]
 
 
@@ -21,12 +23,54 @@ def _metric(metric_id: str, namespace: str, name: str, dimension: Json) -> Json:
     }
 
 
-def step_sizes(max_tasks: int) -> list[int]:
-    """1..6, then about x1.5 (as the kit's design), at most 20 steps."""
-    sizes = [1, 2, 3, 4, 5, 6]
-    while sizes[-1] < max_tasks and len(sizes) < 20:
-        sizes.append(sizes[-1] * 3 // 2)
-    return [size for size in sizes if size <= max(max_tasks, 1)]
+def exact_steps(max_tasks: int, threshold: int = 0) -> list[Json]:
+    """ExactCapacity steps over the metric (relative to the threshold), as
+    stacks/constructs/queue_scaling.py exact_capacity_policy: round up to the next size."""
+    sizes = [size for size in capacity_steps(max_tasks) if size >= threshold]
+    steps, lower = [], 0
+    for size, following in zip(sizes, [*sizes[1:], None], strict=True):
+        upper = {} if following is None else {"MetricIntervalUpperBound": size + 1 - threshold}
+        steps.append({"MetricIntervalLowerBound": lower, "ScalingAdjustment": size} | upper)
+        lower = size + 1 - threshold
+    return steps
+
+
+def _policy(target: str, steps: list[Json], cooldown: int = 0) -> Json:
+    return {
+        "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "Properties": {
+            "PolicyType": "StepScaling",
+            "ScalingTargetId": {"Ref": target},
+            "StepScalingPolicyConfiguration": {
+                "AdjustmentType": "ExactCapacity",
+                "Cooldown": cooldown,
+                "MetricAggregationType": "Maximum",
+                "StepAdjustments": steps,
+            },
+        },
+    }
+
+
+def _alarm(
+    policy: str,
+    comparison: str,
+    threshold: int,
+    minutes: int,
+    metrics: list[Json],
+    missing: str = "notBreaching",
+) -> Json:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmActions": [{"Ref": policy}],
+            "ComparisonOperator": comparison,
+            "EvaluationPeriods": minutes,
+            "DatapointsToAlarm": minutes,
+            "Threshold": threshold,
+            "TreatMissingData": missing,
+            "Metrics": metrics,
+        },
+    }
 
 
 def kit_template(
@@ -64,7 +108,6 @@ def kit_template(
         else:
             environment[key] = value
     queue_dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": ["WorkQueue", "QueueName"]}}
-    ecs_dimension = {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["Service", "Name"]}}
     resources: Json = {
         "DeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {}},
         "WorkQueue": {
@@ -134,67 +177,25 @@ def kit_template(
     in_flight = _metric(
         "in_flight", "AWS/SQS", "ApproximateNumberOfMessagesNotVisible", queue_dimension
     )
-    desired = _metric("desired", "ECS/ContainerInsights", "DesiredTaskCount", ecs_dimension)
-    sizes = step_sizes(max_tasks)
-    uppers: list[int | None] = [*sizes[1:], None]
-    out_steps = [
-        {"MetricIntervalLowerBound": size - 1, "ScalingAdjustment": size}
-        | ({} if upper is None else {"MetricIntervalUpperBound": upper - 1})
-        for size, upper in zip(sizes, uppers, strict=True)
-    ]
-    in_steps = [
-        {"MetricIntervalUpperBound": -(size - 1), "ScalingAdjustment": -size}
-        | ({} if upper is None else {"MetricIntervalLowerBound": -(upper - 1)})
-        for size, upper in zip(sizes, uppers, strict=True)
-    ]
-    expression_out = f"CEIL(visible / {target * processes}) - FILL(desired, 0)"
-    expression_in = f"(visible + in_flight) / {processes} - FILL(desired, 0)"
-    for name, expression, metrics, threshold, comparison, periods, steps, cooldown in (
-        (
-            "Out",
-            expression_out,
-            [visible, desired],
-            1,
-            "GreaterThanOrEqualToThreshold",
-            1,
-            out_steps,
-            120,
-        ),
-        (
-            "In",
-            expression_in,
-            [visible, in_flight, desired],
-            -1,
-            "LessThanOrEqualToThreshold",
-            3,
-            in_steps,
-            60,
-        ),
-    ):
-        resources[f"Policy{name}"] = {
-            "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
-            "Properties": {
-                "PolicyType": "StepScaling",
-                "ScalingTargetId": {"Ref": "Target"},
-                "StepScalingPolicyConfiguration": {
-                    "AdjustmentType": "ChangeInCapacity",
-                    "Cooldown": cooldown,
-                    "MetricAggregationType": "Maximum",
-                    "StepAdjustments": steps,
-                },
-            },
-        }
-        resources[f"Alarm{name}"] = {
-            "Type": "AWS::CloudWatch::Alarm",
-            "Properties": {
-                "AlarmActions": [{"Ref": f"Policy{name}"}],
-                "ComparisonOperator": comparison,
-                "EvaluationPeriods": periods,
-                "DatapointsToAlarm": periods,
-                "Threshold": threshold,
-                "Metrics": [*metrics, {"Id": "expr", "Expression": expression, "ReturnData": True}],
-            },
-        }
+    busy = f"CEIL(in_flight / {processes})"
+    fleet = {
+        "Id": "fleet",
+        "Expression": f"IF(needed > {busy}, needed, {busy})",
+        "ReturnData": True,
+    }
+    needed = {
+        "Id": "needed",
+        "Expression": f"CEIL(visible / {target * processes})",
+        "ReturnData": False,
+    }
+    resources["PolicyFleet"] = _policy("Target", exact_steps(max_tasks), cooldown=60)
+    resources["AlarmFleet"] = _alarm(
+        "PolicyFleet",
+        "GreaterThanOrEqualToThreshold",
+        0,
+        1,
+        [visible, in_flight, needed, fleet],
+    )
     return {"Resources": resources}
 
 
@@ -216,15 +217,9 @@ def _fallback(spec: Json) -> Json:
         )
         for name in ("desired", "running", "pending")
     ]
-    own = _metric(
-        "fallback",
-        "ECS/ContainerInsights",
-        "DesiredTaskCount",
-        {"Name": "ServiceName", "Value": {"Fn::GetAtt": ["FallbackService", "Name"]}},
-    )
     unplaced = {
         "Id": "unplaced",
-        "Expression": "FILL(desired, 0) - FILL(running, 0) - FILL(pending, 0)",
+        "Expression": "desired - running - pending",
         "ReturnData": False,
     }
     resources: Json = {
@@ -246,41 +241,20 @@ def _fallback(spec: Json) -> Json:
             },
         },
     }
-    sizes = step_sizes(spec["max"])
-    for name, expression, minutes, direction in (
-        ("Out", "unplaced - FILL(fallback, 0)", spec["out"], +1),
-        ("In", "FILL(fallback, 0) - unplaced", spec["in"], -1),
-    ):
-        steps = [  # as stacks/constructs/queue_scaling.py step_policy: about the metric's count
-            {"MetricIntervalLowerBound": size - 1, "ScalingAdjustment": direction * size}
-            | ({} if upper is None else {"MetricIntervalUpperBound": upper - 1})
-            for size, upper in zip(sizes, [*sizes[1:], None], strict=True)
-        ]
-        resources[f"Fallback{name}Policy"] = {
-            "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
-            "Properties": {
-                "PolicyType": "StepScaling",
-                "ScalingTargetId": {"Ref": "FallbackTarget"},
-                "StepScalingPolicyConfiguration": {
-                    "AdjustmentType": "ChangeInCapacity",
-                    "StepAdjustments": steps,
-                },
-            },
-        }
-        resources[f"Fallback{name}Alarm"] = {
-            "Type": "AWS::CloudWatch::Alarm",
-            "Properties": {
-                "AlarmActions": [{"Ref": f"Fallback{name}Policy"}],
-                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-                "EvaluationPeriods": minutes,
-                "DatapointsToAlarm": minutes,
-                "Threshold": 1,
-                "Metrics": [
-                    *counts,
-                    own,
-                    unplaced,
-                    {"Id": "expr", "Expression": expression, "ReturnData": True},
-                ],
-            },
-        }
+    resources["FallbackOutPolicy"] = _policy("FallbackTarget", exact_steps(spec["max"], 1))
+    resources["FallbackInPolicy"] = _policy(
+        "FallbackTarget", [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": 0}]
+    )
+    returned = {**unplaced, "ReturnData": True}
+    resources["FallbackOutAlarm"] = _alarm(
+        "FallbackOutPolicy", "GreaterThanOrEqualToThreshold", 1, spec["out"], [*counts, returned]
+    )
+    resources["FallbackInAlarm"] = _alarm(
+        "FallbackInPolicy",
+        "LessThanOrEqualToThreshold",
+        0,
+        spec["in"],
+        [*counts, returned],
+        missing="breaching",
+    )
     return resources

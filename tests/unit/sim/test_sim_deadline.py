@@ -3,6 +3,7 @@ CloudWatch computes them), expressions that read expressions, extra batches, the
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -45,18 +46,14 @@ def test_a_time_function_without_a_timestamp_is_an_error() -> None:
 
 
 def _with_out_expression(template: dict[str, Any], expression: str) -> dict[str, Any]:
-    """The kit template whose scale-out alarm returns `expression` through two intermediate
+    """The kit template whose fleet-size alarm returns `expression` through two intermediate
     expressions listed before the ones they read (template order is not evaluation order)."""
-    metrics = template["Resources"]["AlarmOut"]["Properties"]["Metrics"]
+    metrics = template["Resources"]["AlarmFleet"]["Properties"]["Metrics"]
     stats = [m for m in metrics if "MetricStat" in m]
     metrics[:] = [
-        {"Id": "out", "Expression": "gate * missing", "ReturnData": True},
+        {"Id": "out", "Expression": "gate * needed", "ReturnData": True},
         {"Id": "gate", "Expression": expression, "ReturnData": False},
-        {
-            "Id": "missing",
-            "Expression": "CEIL(visible / 80) - FILL(desired, 0)",
-            "ReturnData": False,
-        },
+        {"Id": "needed", "Expression": "CEIL(visible / 80)", "ReturnData": False},
         *stats,
     ]
     return template
@@ -78,7 +75,7 @@ def test_the_engine_dates_datapoints_in_utc_across_daylight_saving(
         wake_lag=0,
     )
     sim = Simulation(model, config).run()
-    first = next(t for t, reason, _, _ in sim.stats.scaling_actions if reason == "PolicyOut")
+    first = next(t for t, reason, _, _ in sim.stats.scaling_actions if reason == "PolicyFleet")
     # The 09:00 UTC datapoint is published a minute later and read at the next evaluation.
     assert local_hour * 3600 + 60 <= first <= local_hour * 3600 + 180
 
@@ -107,9 +104,13 @@ def test_tasks_needed_is_the_tightest_batch_suffix(tmp_path: Path) -> None:
         deadline=8 * 3600 + 600,
     )
     sim = Simulation(model, config).run()
-    # The late batch: 8,000 job-seconds in 540 s (600 s less a 60 s task start) on
-    # 4-process tasks need ceil(3.7) = 4.
-    assert report.tasks_needed(sim) == 4
+    # The late batch: 8,000 job-seconds in 480 s (600 s less the queue metric's 60 s to
+    # publish and a 60 s task start) on 4-process tasks need ceil(4.2) = 5.
+    assert report.tasks_needed(sim) == 5
+    # Each first run that fails counts twice.
+    for message in sim.messages[-10:]:
+        message.fails_first = True
+    assert report.tasks_needed(sim) == math.ceil(9000 / (4 * 480))
 
 
 @pytest.mark.parametrize(

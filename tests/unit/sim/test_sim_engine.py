@@ -155,7 +155,7 @@ def test_kit_design_scales_out_on_the_backlog_and_back_to_zero(tmp_path: Path) -
         arrival_start=3 * 3600 + 55 * 60,
     )
     result = report.build(sim, "kit", "default")
-    first = next(t for t, reason, _, _ in sim.stats.scaling_actions if reason == "PolicyOut")
+    first = next(t for t, reason, _, _ in sim.stats.scaling_actions if reason == "PolicyFleet")
     assert 3 * 3600 + 55 * 60 + 600 <= first <= 3 * 3600 + 55 * 60 + 600 + 180
     assert result.peak_tasks == 5  # ceil(400 / (20 x 4))
     assert sim.desired == 0 and result.remaining == 0

@@ -63,7 +63,7 @@ def test_template_reading(tmp_path: Path) -> None:
     )
     assert model.task.task_protection and model.task.stop_grace_seconds == 100
     assert model.region == "ap-northeast-1"
-    assert [a.returned for a in model.alarms] == ["expr", "expr"]
+    assert [a.returned for a in model.alarms] == ["fleet"]
 
 
 def test_cli_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

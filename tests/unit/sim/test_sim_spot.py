@@ -62,7 +62,8 @@ def test_the_template_strategy_and_fallback_are_read(tmp_path: Path) -> None:
     assert (fallback.logical_id, fallback.max_tasks) == ("FallbackService", 4)
     assert (fallback.out_minutes, fallback.in_minutes) == (3, 3)
     assert [s.adjustment for s in fallback.out_policy.steps] == [1, 2, 3, 4]
-    assert [s.adjustment for s in fallback.back_policy.steps] == [-1, -2, -3, -4]
+    assert [s.adjustment for s in fallback.back_policy.steps] == [0]
+    assert fallback.back.treat_missing == "breaching"
     # The fallback's alarms drive its own target: not the worker service's scaling.
     assert all("Fallback" not in a.logical_id for a in model.alarms + model.other_alarms)
 
