@@ -17,6 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 ENVS := $(shell python3 -c 'import json; print(*json.load(open("cdk.json"))["context"]["environments"])')
 ENV ?=
 ARGS ?=
+ACCOUNT ?=
 # Options of the simulator (make simulate), apart from ARGS, the synth overrides.
 SIM_ARGS ?=
 # What a synthesized assembly depends on: a change to any of these re-synthesizes.
@@ -30,7 +31,7 @@ QUIET_SYNTH = 2>&1 | { grep -v -e '^Successfully synthesized' -e '^Supply a stac
 # An assembly made with ARGS (overrides) is marked stale, so the next plain synth redoes it.
 MARK_STALE = $(if $(ARGS),touch -t 197001010000 $(OUT)/$(ENV)/manifest.json)
 
-.PHONY: help run test setup tools synth ls diff deploy deploy-role destroy lint plan simulate region \
+.PHONY: help run test setup tools synth ls diff deploy deploy-role bootstrap destroy lint plan simulate region \
   clean require-env
 
 ## help: list these targets
@@ -115,6 +116,12 @@ deploy-role: require-env $(TOOLS)
 	@echo "cdk deploy QueueWorker-$(ENV)-Deploy"
 	@$(CDK) deploy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) QueueWorker-$(ENV)-Deploy
 	@$(MARK_STALE)
+
+## bootstrap: bootstrap ENV's account and region with its qualifier and execution policies (after deploy-role; ACCOUNT=ID when cdk.json has none)
+bootstrap: require-env $(TOOLS) $(OUT)/$(ENV)/manifest.json
+	@args="$$($(PY) -m stacks.execution_policy --bootstrap-args $(OUT)/$(ENV) $(ENV) $(ACCOUNT))"; \
+	echo "cdk bootstrap $$args"; \
+	$(CDK) bootstrap -c env=$(ENV) -o $(OUT)/$(ENV) $$args
 
 ## destroy: delete ENV's queue and worker stacks (see the README's cost warning)
 destroy: require-env $(TOOLS)

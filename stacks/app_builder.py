@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import App, Environment, Stack, Tags, Validations
+from aws_cdk import App, DefaultStackSynthesizer, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import EnvironmentConfig
@@ -31,7 +31,12 @@ def add_environment(app: App, config: EnvironmentConfig) -> tuple[QueueStack, Wo
     """The queue (stateful) and worker (stateless) stacks of ``config``, plus the GitHub
     Actions deploy-role stack ``QueueWorker-ENV-Deploy`` when ``config.ci`` is set."""
     env = Environment(account=config.account, region=config.region)
-    queue_stack = QueueStack(app, f"{config.stack_prefix}-Queue", config=config, env=env)
+    qualifier = config.bootstrap.qualifier
+    # The environment's own bootstrap (cdk bootstrap --qualifier): its roles, bucket, registry.
+    synthesizer = DefaultStackSynthesizer(qualifier=qualifier)
+    queue_stack = QueueStack(
+        app, f"{config.stack_prefix}-Queue", config=config, env=env, synthesizer=synthesizer
+    )
     worker_stack = WorkerStack(
         app,
         f"{config.stack_prefix}-Worker",
@@ -40,6 +45,7 @@ def add_environment(app: App, config: EnvironmentConfig) -> tuple[QueueStack, Wo
         dead_letter_queue=queue_stack.dead_letter_queue,
         idempotency_table=queue_stack.idempotency_table,
         env=env,
+        synthesizer=DefaultStackSynthesizer(qualifier=qualifier),
     )
     stacks: list[Stack] = [queue_stack, worker_stack]
     if config.ci is not None:
@@ -49,6 +55,8 @@ def add_environment(app: App, config: EnvironmentConfig) -> tuple[QueueStack, Wo
                 f"{config.stack_prefix}-Deploy",
                 ci=config.ci,
                 environment_name=config.name,
+                qualifier=qualifier,
+                kit_stacks=[queue_stack, worker_stack],
                 env=env,
             )
         )

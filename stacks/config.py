@@ -705,12 +705,67 @@ class AlarmsConfig(Model):
     tasks_missing_minutes: int = Field(10, ge=1, le=60)
 
 
+BRANCH_REPLACED = (
+    "is no longer read: the deploy role trusts only its GitHub environment's subject, and the "
+    "environment's deployment branch rule names the branch (docs/ci-cd.md); set the rule to "
+    "this branch and remove branch"
+)
+
+
+def _branch_replaced(v: Values) -> Iterator[Problem]:
+    if v("branch") is not None:
+        yield "branch", f"{v('branch')!r} {BRANCH_REPLACED}"
+
+
+def _ids_with_ids_subject(v: Values) -> Iterator[Problem]:
+    ids = {"owner_id": v("owner_id"), "repository_id": v("repository_id")}
+    for key, value in ids.items():
+        if v("subject") == "ids" and value is None:
+            yield (
+                key,
+                "required with subject 'ids': the number GitHub puts in the token (docs/ci-cd.md)",
+            )
+        if v("subject") == "repo" and value is not None:
+            yield key, f"{value!r} is only read with subject 'ids'; allowed: unset"
+
+
 class CiConfig(Model):
     """The GitHub Actions deploy role (OIDC) of this environment."""
 
     github_repository: GitHubRepository
-    branch: GitBranch = "main"
+    branch: GitBranch | None = None
     oidc_provider_arn: OidcProviderArn | None = None
+    subject: Literal["repo", "ids"] = "repo"
+    owner_id: int | None = Field(None, ge=1)
+    repository_id: int | None = Field(None, ge=1)
+
+    rules = (_branch_replaced, _ids_with_ids_subject)
+
+    def subject_of(self, context: str) -> str:
+        """The token's ``sub`` for ``context`` (``environment:prod``, ``pull_request``)."""
+        if self.subject == "ids":
+            return (
+                f"repository_owner_id:{self.owner_id}:repository_id:{self.repository_id}:{context}"
+            )
+        return f"repo:{self.github_repository}:{context}"
+
+
+# CDK: a qualifier is at most 10 lowercase letters and digits (cdk bootstrap --qualifier).
+Qualifier = Annotated[str, _matches(r"[a-z0-9]{1,10}", "1 to 10 lowercase letters and digits")]
+DEFAULT_QUALIFIER = "hnb659fds"  # the CDK's own (DefaultStackSynthesizer.DEFAULT_QUALIFIER)
+
+
+class BootstrapConfig(Model):
+    """Which CDK bootstrap (`cdk bootstrap --qualifier`) deploys this environment."""
+
+    qualifier: Qualifier = DEFAULT_QUALIFIER
+
+    @property
+    def toolkit_stack_name(self) -> str:
+        """One bootstrap stack a qualifier: the CDK's own name for its default qualifier."""
+        return (
+            "CDKToolkit" if self.qualifier == DEFAULT_QUALIFIER else f"CDKToolkit-{self.qualifier}"
+        )
 
 
 def _one_window_form(v: Values) -> Iterator[Problem]:
@@ -826,6 +881,7 @@ class EnvironmentBlock(Model):
     windows: Annotated[tuple[BatchWindow, ...], Strict(False)] = Field((), alias="batch_windows")
     alarms: AlarmsConfig = AlarmsConfig()
     ci: CiConfig | None = None
+    bootstrap: BootstrapConfig = BootstrapConfig()
 
     rules = (
         _one_window_form,
@@ -882,8 +938,40 @@ def load_config(
         problems += [f"{prefix}{_path(e['loc'])}: {e['msg']}" for e in error.errors()]
     if problems:
         raise ConfigError(problems)
+    problems += _shared_bootstrap(environments, env_name, block)
+    if problems:
+        raise ConfigError(problems)
     config = EnvironmentConfig.model_construct(name=env_name, **dict(block))
     return _with_absolute_image_directory(config, project_dir)
+
+
+def _shared_bootstrap(
+    environments: Mapping[str, Any], env_name: str, block: EnvironmentBlock
+) -> list[str]:
+    """With ``ci``, no other environment that may share this one's account and region (the same
+    account, or either unset) may use its bootstrap qualifier: they would share the bootstrap
+    roles, and either pipeline could deploy the other's stacks (docs/ci-cd.md)."""
+    problems = []
+    for other, raw in environments.items():
+        if other == env_name or not isinstance(raw, Mapping):
+            continue
+        bootstrap = raw.get("bootstrap")
+        qualifier = bootstrap.get("qualifier") if isinstance(bootstrap, Mapping) else None
+        account = raw.get("account")
+        same_account = account is None or block.account is None or account == block.account
+        if (
+            (block.ci is not None or raw.get("ci") is not None)
+            and raw.get("region") == block.region
+            and same_account
+            and (qualifier or DEFAULT_QUALIFIER) == block.bootstrap.qualifier
+        ):
+            problems.append(
+                f"environments.{env_name}.bootstrap.qualifier: {block.bootstrap.qualifier!r} is "
+                f"also the qualifier of {other!r}, which may share account and region "
+                f"{block.region!r}; with ci, allowed: a qualifier of its own, e.g. "
+                f"{re.sub(r'[^a-z0-9]', '', 'qw' + env_name.lower())[:10]!r}"
+            )
+    return problems
 
 
 def _with_absolute_image_directory(

@@ -1,29 +1,60 @@
-"""The GitHub Actions deploy roles of one environment, in a stack of their own.
+"""The GitHub Actions deploy roles and the CloudFormation execution policy of one environment,
+in a stack of their own.
 
 Its own stack because its life differs from the kit's: it must exist before CI can deploy
 anything, so it is deployed once by hand (`make deploy-role ENV=...`, with administrator
 credentials), and the pipeline never deploys the stack that grants the pipeline its access.
+It is bootstrapless (no bootstrap role, no asset): CloudFormation deploys it with the
+administrator's own credentials, before the bootstrap that names its execution policies, and
+the bootstrap's execution role has no right on it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
-from constructs import Construct
+import jsii
+from aws_cdk import AspectPriority, Aspects, CfnOutput, IAspect, LegacyStackSynthesizer, Stack
+from constructs import Construct, IConstruct
 
 from stacks.config import CiConfig
 from stacks.constructs.deploy_role import GitHubDeployRoles
+from stacks.execution_policy import ExecutionPolicy
 
 
 class DeployRoleStack(Stack):
-    """Attributes: ``roles`` (a GitHubDeployRoles). Outputs both role ARNs."""
+    """Attributes: ``roles`` (a GitHubDeployRoles), ``execution`` (the ExecutionPolicy of
+    ``kit_stacks``). Outputs both role ARNs and the execution policies' ARNs."""
 
     def __init__(
-        self, scope: Construct, id_: str, *, ci: CiConfig, environment_name: str, **kwargs: Any
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        ci: CiConfig,
+        environment_name: str,
+        qualifier: str,
+        kit_stacks: Sequence[Stack],
+        **kwargs: Any,
     ) -> None:
-        super().__init__(scope, id_, **kwargs)
-        self.roles = GitHubDeployRoles(self, "GitHub", ci=ci, environment_name=environment_name)
+        super().__init__(
+            scope,
+            id_,
+            synthesizer=LegacyStackSynthesizer(),
+            termination_protection=True,
+            **kwargs,
+        )
+        self.roles = GitHubDeployRoles(
+            self, "GitHub", ci=ci, environment_name=environment_name, qualifier=qualifier
+        )
+        # After every other aspect (the ECS cluster adds its capacity provider associations in
+        # one): the policy covers the resource types the kit's templates end up with.
+        self.execution: ExecutionPolicy | None = None
+        Aspects.of(self).add(
+            _AddExecutionPolicy(environment_name, qualifier, kit_stacks),
+            priority=AspectPriority.READONLY,
+        )
         CfnOutput(
             self,
             "DeployRoleArn",
@@ -35,4 +66,33 @@ class DeployRoleStack(Stack):
             "DiffRoleArn",
             value=self.roles.diff_role.role_arn,
             description=f"Repository variable AWS_DIFF_ROLE_ARN_{environment_name.upper()}",
+        )
+
+
+@jsii.implements(IAspect)
+class _AddExecutionPolicy:
+    """Adds the ExecutionPolicy of ``kit_stacks`` and its output to the deploy-role stack."""
+
+    def __init__(self, environment_name: str, qualifier: str, kit_stacks: Sequence[Stack]) -> None:
+        self.environment_name, self.qualifier, self.kit_stacks = (
+            environment_name,
+            qualifier,
+            kit_stacks,
+        )
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, DeployRoleStack) or node.execution is not None:
+            return
+        node.execution = ExecutionPolicy(
+            node,
+            "CloudFormationExecution",
+            name=f"QueueWorker-{self.environment_name}-CloudFormationExecution",
+            stacks=self.kit_stacks,
+            qualifier=self.qualifier,
+        )
+        CfnOutput(
+            node,
+            "ExecutionPolicyArns",
+            value=",".join(p.managed_policy_arn for p in node.execution.policies),
+            description="cdk bootstrap --cloudformation-execution-policies (make bootstrap)",
         )

@@ -197,3 +197,16 @@ def test_make_simulate_without_overrides_uses_the_cached_assembly(tmp_path: Path
     lines = result.stdout.splitlines()
     assert [line for line in lines if "cdk synth -c env=prod -o" in line]  # the plain synth
     assert lines[-1].endswith(f"--cdk-out {tmp_path}/prod --json")
+
+
+def test_make_bootstrap_runs_cdk_bootstrap_with_the_environments_own_arguments() -> None:
+    """The qualifier, toolkit stack and execution policies come from the environment
+    (stacks/execution_policy.py bootstrap_args, tested in tests/infra/test_ci_cd.py)."""
+    result = make("-n", "bootstrap", "ENV=prod", "ACCOUNT=123456789012")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "-m stacks.execution_policy --bootstrap-args cdk.out/prod prod 123456789012"
+        in result.stdout
+    )
+    (bootstrap,) = [line for line in result.stdout.splitlines() if "cdk bootstrap -c" in line]
+    assert bootstrap.strip() == "node_modules/.bin/cdk bootstrap -c env=prod -o cdk.out/prod $args"

@@ -21,7 +21,10 @@ SECURITY_DOC = (ROOT / "docs" / "security.md").read_text()
 TABLE_TITLE = "### Wildcards in the policies"
 # Settings that add statements beyond the VARIANTS.
 EXTRA = {
-    "prod-ci": ("prod", {"ci": {"github_repository": "octo-org/queue-app"}}),
+    "prod-ci": (
+        "prod",
+        {"ci": {"github_repository": "octo-org/queue-app"}, "bootstrap": {"qualifier": "qwprod"}},
+    ),
     "prod-ecs-exec": ("prod", {"worker": {"ecs_exec": True}}),
     "prod-secrets-keys": (
         "prod",
@@ -103,7 +106,9 @@ def policies(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
     for logical_id, resource in resources.items():
         kind, properties = resource["Type"], resource.get("Properties", {})
-        if kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        if kind == "AWS::IAM::ManagedPolicy" and "CloudFormationExecution" in logical_id:
+            yield "execution policy", properties["PolicyDocument"]
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             roles = [role_name(r["Ref"]) for r in properties.get("Roles", [])] or [logical_id]
             for role in roles:
                 yield role, properties["PolicyDocument"]

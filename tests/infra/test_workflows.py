@@ -1,5 +1,7 @@
 """The team's GitHub Actions workflows: linted (actionlint + ShellCheck), running the README's
-test command, covering every environment of cdk.json, least privilege, pinned actions."""
+test command, covering every environment of cdk.json, least privilege, pinned actions kept
+current by Dependabot, concurrency per environment, cached dependencies, a diff beside the
+tests, one comment only the kit's workflow edits, a manual redeploy."""
 
 from __future__ import annotations
 
@@ -85,10 +87,9 @@ def test_the_test_job_runs_exactly_the_readmes_test_command() -> None:
 
 
 def test_pull_requests_and_pushes_to_main_run_the_tests_first() -> None:
-    for name, first_needed_by in (("pull-request.yml", "diff"), ("deploy.yml", "dev")):
-        jobs = workflow(name)["jobs"]
-        assert jobs["test"]["uses"] == "./.github/workflows/test.yml"
-        assert jobs[first_needed_by]["needs"] == "test"
+    for name in ("pull-request.yml", "deploy.yml"):
+        assert workflow(name)["jobs"]["test"]["uses"] == "./.github/workflows/test.yml"
+    assert workflow("deploy.yml")["jobs"]["dev"]["needs"] == "test"
     assert triggers(workflow("pull-request.yml")) == {"pull_request": {"branches": ["main"]}}
     assert triggers(workflow("deploy.yml")) == {"push": {"branches": ["main"]}}
 
@@ -131,6 +132,7 @@ def test_only_aws_jobs_get_an_oidc_token_and_only_the_comment_job_writes() -> No
         "deploy.dev": oidc,
         "deploy.stg": oidc,
         "deploy.prod": oidc,
+        "redeploy.deploy": oidc,
     }
 
 
@@ -141,7 +143,11 @@ def test_deploys_of_one_environment_never_overlap() -> None:
         "group": "deploy-${{ inputs.environment }}",
         "cancel-in-progress": False,
     }
-    assert workflow("deploy.yml")["concurrency"]["cancel-in-progress"] is False
+    # No workflow-wide group: a prod deploy waiting for its reviewers holds only prod's group,
+    # and the next push's dev and stg deploy meanwhile.
+    for path in WORKFLOWS.glob("*.yml"):
+        if path.name != "pull-request.yml":
+            assert "concurrency" not in workflow(path.name), path.name
 
 
 def test_credentials_are_short_lived_and_come_from_the_environments_role() -> None:
@@ -163,3 +169,77 @@ def test_actions_are_pinned_to_a_full_commit_with_its_version(path: Path) -> Non
             continue
         assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", action), action
         assert re.fullmatch(r" # v\d+\.\d+\.\d+", comment), (action, comment)
+
+
+def setup_steps() -> list[tuple[str, list[dict[str, Any]]]]:
+    """(workflow.job, steps) of every job that sets up the kit (make tools or make test)."""
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for name, job in workflow(path.name)["jobs"].items():
+            steps = job.get("steps", [])
+            if any(step.get("run", "").startswith(("make tools", "make test")) for step in steps):
+                found.append((f"{path.stem}.{name}", steps))
+    return found
+
+
+def test_every_job_that_sets_up_the_kit_caches_pip_and_npm() -> None:
+    jobs = setup_steps()
+    assert {name for name, _ in jobs} == {
+        "test.test",
+        "pull-request.diff",
+        "deploy-environment.deploy",
+    }
+    for name, steps in jobs:
+        (python,) = [s for s in steps if "actions/setup-python@" in s.get("uses", "")]
+        assert python["with"]["cache"] == "pip", name
+        assert python["with"]["cache-dependency-path"] == "pyproject.toml", name
+        (npm,) = [s for s in steps if "actions/cache@" in s.get("uses", "")]
+        assert npm["with"]["path"] == "~/.npm", name
+        assert "hashFiles('package-lock.json')" in npm["with"]["key"], name
+        setup = next(i for i, s in enumerate(steps) if s.get("run", "").startswith("make"))
+        assert steps.index(npm) < setup, name
+
+
+def test_the_diff_does_not_wait_for_the_whole_suite() -> None:
+    jobs = workflow("pull-request.yml")["jobs"]
+    assert "needs" not in jobs["diff"]
+    assert jobs["comment"]["needs"] == "diff"
+
+
+def test_only_the_kits_own_comment_is_edited() -> None:
+    (step,) = [
+        s
+        for s in workflow("pull-request.yml")["jobs"]["comment"]["steps"]
+        if "run" in s and "comment.md" in s["run"]
+    ]
+    marker = step["env"]["MARKER"]
+    assert re.fullmatch(r"<!-- queue-worker-kit:[\w-]+ -->", marker)
+    script = step["run"]
+    assert script.splitlines()[1].strip() == 'echo "$MARKER"'  # the body starts with it
+    assert '.user.login == "github-actions[bot]"' in script
+    assert "startswith($ENV.MARKER)" in script
+    assert "--edit-last" not in script  # would edit the bot's last comment, whoever wrote it
+
+
+def test_an_environment_can_be_redeployed_by_hand() -> None:
+    w = workflow("redeploy.yml")
+    (dispatch,) = triggers(w).values()
+    assert list(triggers(w)) == ["workflow_dispatch"]
+    choice = dispatch["inputs"]["environment"]
+    assert (choice["type"], choice["required"], choice["options"]) == (
+        "choice",
+        True,
+        list(ENVIRONMENTS),
+    )
+    (job,) = w["jobs"].values()
+    assert job["uses"] == DEPLOY_ONE
+    assert job["with"] == {"environment": "${{ inputs.environment }}"}
+
+
+def test_dependabot_keeps_the_pinned_actions_current() -> None:
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert config["version"] == 2
+    ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert {"github-actions", "pip", "npm"} <= set(ecosystems)
+    assert ecosystems["github-actions"]["directory"] == "/"
+    assert ecosystems["github-actions"]["schedule"]["interval"] in ("daily", "weekly")

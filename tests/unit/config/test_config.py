@@ -351,11 +351,11 @@ def test_endpoints_egress_is_accepted() -> None:
 
 
 def test_ci_section() -> None:
-    config = load_config(prod_with(ci={"github_repository": "team/app"}), "prod")
-    assert config.ci is not None and (config.ci.branch, config.ci.oidc_provider_arn) == (
-        "main",
-        None,
+    config = load_config(
+        prod_with(ci={"github_repository": "team/app"}, bootstrap={"qualifier": "qwprod"}), "prod"
     )
-    found = problems(prod_with(ci={"branch": "release", "oidc_provider_arn": "arn:x"}))
+    assert config.ci is not None
+    assert (config.ci.oidc_provider_arn, config.ci.subject) == (None, "repo")
+    found = problems(prod_with(ci={"oidc_provider_arn": "arn:x"}))
     assert any("prod.ci.github_repository: required" in p for p in found)
     assert any("prod.ci.oidc_provider_arn: 'arn:x' is not the ARN" in p for p in found)
