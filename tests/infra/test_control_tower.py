@@ -32,7 +32,7 @@ GUARD_PACKAGE = "cdklabs-cdk-validator-cfnguard"
 EXCEPTIONS = {
     "CT.ECS.PR.2": (
         "monitoring.container_insights: false",
-        "Container Insights costs 3-9 USD a month per environment, more than a small one's "
+        "Container Insights costs 3-5 USD a month per environment, more than a small one's "
         "compute; on where the Spot fallback reads it or the setting asks for it",
     ),
     "CT.ECS.PR.9": (
