@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from scripts import (
     _cli,
     bench,
+    bill,
     dlq,
     enqueue,
     local_run,
@@ -36,6 +37,7 @@ COMMANDS: dict[str, _cli.Command] = {
     "redrive": redrive,
     "purge": purge,
     "plan": plan,
+    "bill": bill,
     "simulate": simulate,
     "local-run": local_run,
     "bench": bench,

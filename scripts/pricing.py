@@ -83,3 +83,116 @@ def task_price_per_second(
 def billed_seconds(run_seconds: float) -> float:
     """Seconds billed for a task that ran `run_seconds` (one-minute minimum)."""
     return max(float(BILLING_MINIMUM_SECONDS), run_seconds)
+
+
+# -- The rest of the bill -------------------------------------------------------------------------
+# Everything an environment pays for besides Fargate, per region, each with where the figure comes
+# from and when it was seen. This machine has no internet: "seen" figures were read on
+# 2026-12-06 in stored copies of the pages named (the search corpus); "list" figures are the
+# AWS list prices as the kit's authors know them, not re-read here (check the page before
+# relying on them to the cent). scripts/bill.py applies them to synthesized templates.
+
+SEEN = "2026-12-06"
+CLOUDWATCH_PAGE = "https://aws.amazon.com/cloudwatch/pricing/"
+VPC_PAGE = "https://aws.amazon.com/vpc/pricing/"
+PRIVATELINK_PAGE = "https://aws.amazon.com/privatelink/pricing/"
+KMS_PAGE = "https://aws.amazon.com/kms/pricing/"
+SQS_PAGE = "https://aws.amazon.com/sqs/pricing/"
+
+
+@dataclass(frozen=True)
+class Price:
+    """One unit price (USD), the page it comes from and how it was confirmed."""
+
+    usd: float
+    unit: str
+    source: str
+    seen: str  # "2026-12-06 (...)" or "list price, not re-read here"
+
+
+LIST = "list price, not re-read here: no internet on this machine"
+
+
+def _seen(where: str) -> str:
+    return f"{SEEN}, {where}"
+
+
+# Prices that are the same in every region the kit prices.
+_GLOBAL = {
+    "alarm_metric": Price(
+        0.10,
+        "alarm metric-month (standard resolution; a metric math alarm pays per metric it reads)",
+        CLOUDWATCH_PAGE,
+        _seen("the page's alarm table; also the CloudWatch billing guide (Japanese copy)"),
+    ),
+    "alarm_metric_high_resolution": Price(
+        0.30, "alarm metric-month (period under 60 s)", CLOUDWATCH_PAGE, LIST
+    ),
+    "dashboard": Price(
+        3.00,
+        "dashboard-month (an account's first 3 dashboards of up to 50 metrics are free; the "
+        "bill does not count on them: other environments and teams share them)",
+        CLOUDWATCH_PAGE,
+        _seen("the page's free tier and dashboard rows (Japanese copy)"),
+    ),
+    "custom_metric": Price(
+        0.30,
+        "metric-month, first 10,000 metrics; prorated by the hour, billed only in hours the "
+        "metric receives data",
+        CLOUDWATCH_PAGE,
+        _seen("the page's metrics tiers (Japanese copy: 10,000 metrics at 0.30 USD)"),
+    ),
+    "kms_key": Price(1.00, "customer managed key-month", KMS_PAGE, LIST),
+    "public_ipv4": Price(
+        0.005,
+        "public IPv4 address-hour (in use or idle, since 2024-02-01)",
+        VPC_PAGE,
+        _seen("the SDK references and the announcement's 0.005 USD per IP per hour"),
+    ),
+    "sqs_request": Price(
+        0.40 / 1_000_000,
+        "request (standard queue, 0.40 USD a million; the first million a month per account "
+        "is free and not counted)",
+        SQS_PAGE,
+        LIST,
+    ),
+    "endpoint_gb": Price(0.01, "GB through an interface endpoint", PRIVATELINK_PAGE, LIST),
+}
+
+# Prices that differ by region: (region, item) -> price.
+_REGIONAL: dict[str, dict[str, Price]] = {
+    "ap-northeast-1": {
+        "log_ingestion": Price(0.76, "GB ingested (standard class)", CLOUDWATCH_PAGE, LIST),
+        "log_storage": Price(0.033, "GB-month stored", CLOUDWATCH_PAGE, LIST),
+        "nat_gateway_hour": Price(0.062, "NAT gateway-hour", VPC_PAGE, LIST),
+        "nat_gateway_gb": Price(0.062, "GB processed by a NAT gateway", VPC_PAGE, LIST),
+        "endpoint_hour": Price(0.014, "interface endpoint-hour per AZ", PRIVATELINK_PAGE, LIST),
+    },
+    "us-east-1": {
+        "log_ingestion": Price(0.50, "GB ingested (standard class)", CLOUDWATCH_PAGE, LIST),
+        "log_storage": Price(0.03, "GB-month stored", CLOUDWATCH_PAGE, LIST),
+        "nat_gateway_hour": Price(
+            0.045,
+            "NAT gateway-hour",
+            VPC_PAGE,
+            _seen("the page's example (US East), in a copy of the page read 2026-09-20"),
+        ),
+        "nat_gateway_gb": Price(0.045, "GB processed by a NAT gateway", VPC_PAGE, LIST),
+        "endpoint_hour": Price(0.01, "interface endpoint-hour per AZ", PRIVATELINK_PAGE, LIST),
+    },
+    "eu-west-1": {
+        "log_ingestion": Price(0.57, "GB ingested (standard class)", CLOUDWATCH_PAGE, LIST),
+        "log_storage": Price(0.03, "GB-month stored", CLOUDWATCH_PAGE, LIST),
+        "nat_gateway_hour": Price(0.048, "NAT gateway-hour", VPC_PAGE, LIST),
+        "nat_gateway_gb": Price(0.048, "GB processed by a NAT gateway", VPC_PAGE, LIST),
+        "endpoint_hour": Price(0.011, "interface endpoint-hour per AZ", PRIVATELINK_PAGE, LIST),
+    },
+}
+
+
+def price(region: str, item: str) -> Price:
+    """The price of ``item`` (a key of the tables above) in ``region``; ValueError naming what
+    is known when the region is not."""
+    if region not in _REGIONAL:
+        raise ValueError(f"no prices for region {region!r}; known: {', '.join(sorted(_REGIONAL))}")
+    return _REGIONAL[region].get(item) or _GLOBAL[item]

@@ -65,6 +65,7 @@ CDK_CONTEXT_KEYS = frozenset({"env", "environments", "acknowledged-issue-numbers
 Architecture = Literal["x86_64", "arm64"]
 HandlerMode = Literal["callable", "command", "consumer"]
 Egress = Literal["public", "nat", "endpoints"]
+MonitoringLevel = Literal["essential", "full"]
 
 
 class ConfigError(ValueError):
@@ -705,6 +706,23 @@ class AlarmsConfig(Model):
     tasks_missing_minutes: int = Field(10, ge=1, le=60)
 
 
+class MonitoringConfig(Model):
+    """What the environment pays to be watched (docs/operations.md, "Monitoring levels").
+
+    ``level`` (default ``essential``): ``essential`` keeps every alarm an operator must act on
+    (DLQ depth, oldest message age, job error rate, the deadline and backlog alarms, and the
+    EventBridge rules for deployments rolled back and tasks that cannot start); ``full`` adds
+    the memory alarm and, with Container Insights, the running-below-desired alarm.
+    ``dashboard`` (default false): the CloudWatch dashboard, 3 USD a month. ``container_insights``
+    (default false): Container Insights on the cluster (about 3-5 USD a month, scripts/bill.py);
+    it is on anyway when Spot has its on-demand fallback, which reads its task counts, and
+    Control Tower's CT.ECS.PR.2 asks for it."""
+
+    level: MonitoringLevel = "essential"
+    dashboard: bool = False
+    container_insights: bool = False
+
+
 BRANCH_REPLACED = (
     "is no longer read: the deploy role trusts only its GitHub environment's subject, and the "
     "environment's deployment branch rule names the branch (docs/ci-cd.md); set the rule to "
@@ -880,6 +898,7 @@ class EnvironmentBlock(Model):
     batch_window: BatchWindow | None = None
     windows: Annotated[tuple[BatchWindow, ...], Strict(False)] = Field((), alias="batch_windows")
     alarms: AlarmsConfig = AlarmsConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     ci: CiConfig | None = None
     bootstrap: BootstrapConfig = BootstrapConfig()
 
@@ -897,6 +916,12 @@ class EnvironmentBlock(Model):
     def batch_windows(self) -> tuple[BatchWindow, ...]:
         """Every batch window: the single ``batch_window`` or the ``batch_windows`` list."""
         return (self.batch_window,) if self.batch_window else self.windows
+
+    @property
+    def container_insights(self) -> bool:
+        """Container Insights is on: chosen (``monitoring.container_insights``) or needed by
+        the Spot fallback, which reads the worker service's task counts from it."""
+        return self.monitoring.container_insights or self.worker.capacity.fallback
 
 
 class EnvironmentConfig(EnvironmentBlock):

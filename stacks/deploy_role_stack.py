@@ -69,6 +69,11 @@ class DeployRoleStack(Stack):
         )
 
 
+def execution_policy_name(environment_name: str) -> str:
+    """The execution policies' name, numbered ``-1``, ``-2``, ... (docs/ci-cd.md)."""
+    return f"QueueWorker-{environment_name}-CloudFormationExecution"
+
+
 @jsii.implements(IAspect)
 class _AddExecutionPolicy:
     """Adds the ExecutionPolicy of ``kit_stacks`` and its output to the deploy-role stack."""
@@ -86,7 +91,7 @@ class _AddExecutionPolicy:
         node.execution = ExecutionPolicy(
             node,
             "CloudFormationExecution",
-            name=f"QueueWorker-{self.environment_name}-CloudFormationExecution",
+            name=execution_policy_name(self.environment_name),
             stacks=self.kit_stacks,
             qualifier=self.qualifier,
         )

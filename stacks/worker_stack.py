@@ -13,6 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from worker import contract
 
+from stacks.checkov import skip
 from stacks.config import EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
 from stacks.constructs.capacity import SpotFallback
@@ -21,6 +22,14 @@ from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
 from stacks.constructs.queue_scaling import QueueScaling
 from stacks.constructs.worker_service import RETENTION, WorkerService
+from stacks.nag import acknowledge
+
+CONTAINER_INSIGHTS_OFF = (
+    "Container Insights costs 3-5 USD a month per environment (custom metrics and performance "
+    "logs; scripts/bill.py), more than the compute of a small one: it is on where a feature "
+    "needs it (the Spot fallback) or monitoring.container_insights is set; the kit's alarms "
+    "and EventBridge rules do without it"
+)
 
 
 class WorkerStack(Stack):
@@ -67,7 +76,13 @@ class WorkerStack(Stack):
             self,
             "Cluster",
             vpc=self.network.vpc,
-            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            # Only where a chosen feature needs it (the Spot fallback) or the team opts in:
+            # about 3-5 USD a month of custom metrics and performance logs (scripts/bill.py).
+            container_insights_v2=(
+                ecs.ContainerInsights.ENABLED
+                if config.container_insights
+                else ecs.ContainerInsights.DISABLED
+            ),
             enable_fargate_capacity_providers=True,
             # ECS Exec sessions are audited by CloudTrail (ExecuteCommand); their output is not
             # recorded: it would mix shell transcripts into the worker's JSON log.
@@ -77,6 +92,13 @@ class WorkerStack(Stack):
                 else None
             ),
         )
+        if not config.container_insights:
+            skip(self.cluster, "CKV_AWS_65", CONTAINER_INSIGHTS_OFF)
+            acknowledge(
+                typing.cast("ecs.CfnCluster", self.cluster.node.default_child),
+                "AwsSolutions-ECS4",
+                CONTAINER_INSIGHTS_OFF,
+            )
         self.worker = WorkerService(
             self,
             "Worker",

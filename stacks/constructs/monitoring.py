@@ -54,6 +54,12 @@ class JobMetric:
     unit: cloudwatch.Unit = cloudwatch.Unit.COUNT
     default_value: float | None = 0
     """Emitted for non-matching lines: counts get 0, so a rate has data whenever logs flow."""
+    filter_id: str = ""
+    """The filter's id where several filters publish one metric (default: ``name``)."""
+
+    @property
+    def key(self) -> str:
+        return self.filter_id or self.name
 
     @property
     def pattern(self) -> str:
@@ -74,6 +80,24 @@ JOB_METRICS = (
         value=f"$.{c.DURATION_SECONDS}",
         unit=cloudwatch.Unit.SECONDS,
         default_value=None,
+    ),
+    # One metric, two filters: its average over a period is the share of failed jobs, so the
+    # error-rate alarm reads one metric (0.10 USD a month) instead of two; no data, no jobs.
+    JobMetric(
+        c.JOB_FAILURE_PERCENT,
+        FAILED_OUTCOMES,
+        value="100",
+        unit=cloudwatch.Unit.PERCENT,
+        default_value=None,
+        filter_id=f"{c.JOB_FAILURE_PERCENT}-failed",
+    ),
+    JobMetric(
+        c.JOB_FAILURE_PERCENT,
+        (c.DONE,),
+        value="0",
+        unit=cloudwatch.Unit.PERCENT,
+        default_value=None,
+        filter_id=f"{c.JOB_FAILURE_PERCENT}-done",
     ),
 )
 
@@ -157,27 +181,38 @@ class _TopicTarget:
 
 
 class Monitoring(Construct):
-    """Alarms to one topic, a dashboard and saved log queries for one environment.
+    """Alarms to one topic, an optional dashboard and saved log queries for one environment.
+
+    What it costs follows ``config.monitoring`` (docs/operations.md, "Monitoring levels";
+    scripts/bill.py prices it):
 
     * Topic: SNS, encrypted with ``key`` (the kit's key, see KitKey), TLS only; only this
-      account's CloudWatch alarms and this construct's EventBridge rule may publish
+      account's CloudWatch alarms and this construct's EventBridge rules may publish
       (``aws:SourceAccount`` / ``aws:SourceArn``); ``config.alarms.email`` subscribed when set.
-    * Alarms (alarm and OK actions to the topic), named ``<stack prefix>-<what>``:
-      ``dlq-messages`` (DLQ >= ``dlq_messages_threshold``, default 1), ``oldest-message-age``
-      (see :func:`oldest_message_age_seconds`), ``tasks-missing`` (running < desired for
-      ``tasks_missing_minutes``, default 10), ``memory-high`` (a task's memory > 90% for 3
-      minutes), ``error-rate`` (failed / all jobs > ``worker_error_rate_percent``, default 20,
-      two 5-minute periods, only when jobs ran); plus the given ``deadline_alarms`` (default
-      none). ``scaling_alarms`` (default none) are only shown on the dashboard.
-    * An EventBridge rule mails the topic when a deployment fails (circuit breaker rollback).
+    * Alarms (alarm and OK actions to the topic), named ``<stack prefix>-<what>``, at every
+      level: ``dlq-messages`` (DLQ >= ``dlq_messages_threshold``, default 1),
+      ``oldest-message-age`` (see :func:`oldest_message_age_seconds`), ``error-rate`` (the
+      average of ``JobFailurePercent``: failed / all jobs > ``worker_error_rate_percent``,
+      default 20, two 5-minute periods, only when jobs ran: one metric); plus the given
+      ``deadline_alarms`` (default none). Level ``full`` adds ``memory-high`` (a task's memory
+      > 90% for 3 minutes) and, with Container Insights, ``tasks-missing`` (running < desired
+      for ``tasks_missing_minutes``, default 10). ``scaling_alarms`` (default none) are only
+      shown on the dashboard.
+    * EventBridge rules (free) mail the topic when a deployment fails (circuit breaker
+      rollback) and when tasks cannot start (ECS service action events
+      SERVICE_TASK_START_IMPAIRED, SERVICE_TASK_CONFIGURATION_FAILURE and, without Spot,
+      SERVICE_TASK_PLACEMENT_FAILURE): tasks missing, without Container Insights.
     * Job metrics from the log group in namespace ``QueueWorkerKit/<env>``: ``JobsProcessed``,
-      ``JobsFailed``, ``JobsRetried``, ``JobDuration`` (seconds, done jobs).
-    * Dashboard ``<stack prefix>``: queue, DLQ, tasks, scaling, CPU/memory, job outcomes.
+      ``JobsFailed``, ``JobsRetried``, ``JobDuration`` (seconds, done jobs),
+      ``JobFailurePercent`` (100 a failed job, 0 a done one).
+    * Dashboard ``<stack prefix>`` with ``monitoring.dashboard``: queue, DLQ, tasks, scaling,
+      CPU/memory, job outcomes.
     * Logs Insights queries ``<stack>/process-story``, ``message-story``, ``slowest-jobs``,
       ``errors``.
 
-    Attributes: ``topic``, ``key``, ``dashboard``, ``alarms`` (name suffix -> alarm),
-    ``job_metrics`` (name -> metric filter), ``queries``, ``deployment_failed_rule``.
+    Attributes: ``topic``, ``key``, ``dashboard`` (or None), ``alarms`` (name suffix ->
+    alarm), ``job_metrics`` (filter id -> metric filter), ``queries``,
+    ``deployment_failed_rule``, ``tasks_not_starting_rule``.
     """
 
     def __init__(
@@ -202,8 +237,8 @@ class Monitoring(Construct):
         self.topic = self._topic(config.alarms.email)
         self._action = cloudwatch_actions.SnsAction(self.topic)
         self.job_metrics = {
-            m.name: log_group.add_metric_filter(
-                m.name,
+            m.key: log_group.add_metric_filter(
+                m.key,
                 filter_pattern=logs.FilterPattern.literal(m.pattern),
                 metric_namespace=c.metric_namespace(config.name),
                 metric_name=m.name,
@@ -214,6 +249,7 @@ class Monitoring(Construct):
             for m in JOB_METRICS
         }
         task_dimensions = {"ClusterName": cluster.cluster_name, "ServiceName": service.service_name}
+        self._insights = config.container_insights
         self._tasks = {
             name: cloudwatch.Metric(
                 namespace="ECS/ContainerInsights",
@@ -228,7 +264,27 @@ class Monitoring(Construct):
         self.alarms = self._alarms(queue, dead_letter_queue, service)
         for alarm in deadline_alarms:
             self._notify(alarm)
-        self.deployment_failed_rule = self._deployment_failed_rule(service)
+        self.deployment_failed_rule = self._service_event_rule(
+            "DeploymentFailed",
+            service,
+            detail_type="ECS Deployment State Change",
+            events_=["SERVICE_DEPLOYMENT_FAILED"],
+            what="worker deployment failed and was rolled back",
+            anchor="deployment-failed",
+        )
+        # Tasks that cannot start, without Container Insights: ECS says so as service action
+        # events (free). A placement failure is Spot's shortfall when the fallback covers it.
+        not_starting = ["SERVICE_TASK_START_IMPAIRED", "SERVICE_TASK_CONFIGURATION_FAILURE"]
+        if not config.worker.capacity.spot:
+            not_starting.append("SERVICE_TASK_PLACEMENT_FAILURE")
+        self.tasks_not_starting_rule = self._service_event_rule(
+            "TasksNotStarting",
+            service,
+            detail_type="ECS Service Action",
+            events_=not_starting,
+            what="worker tasks cannot start",
+            anchor="tasks-missing",
+        )
         self.queries = {
             name: logs.QueryDefinition(
                 self,
@@ -239,12 +295,16 @@ class Monitoring(Construct):
             )
             for name, query in QUERIES.items()
         }
-        self.dashboard = self._dashboard(
-            queue,
-            dead_letter_queue,
-            service,
-            log_group,
-            [*self.alarms.values(), *deadline_alarms, *scaling_alarms],
+        self.dashboard = (
+            self._dashboard(
+                queue,
+                dead_letter_queue,
+                service,
+                log_group,
+                [*self.alarms.values(), *deadline_alarms, *scaling_alarms],
+            )
+            if config.monitoring.dashboard
+            else None
         )
 
     def _topic(self, email: str | None) -> sns.Topic:
@@ -319,11 +379,7 @@ class Monitoring(Construct):
         alarms = self._config.alarms
         age = oldest_message_age_seconds(self._config)
         missing = alarms.tasks_missing_minutes
-        jobs = {
-            "processed": self._job_metric(c.JOBS_PROCESSED),
-            "failed": self._job_metric(c.JOBS_FAILED),
-        }
-        return {
+        alarms_ = {
             "dlq-messages": self._alarm(
                 "dlq-messages",
                 dead_letter_queue.metric_approximate_number_of_messages_visible(
@@ -345,7 +401,26 @@ class Monitoring(Construct):
                 description=f"A message has waited over {age} s: the fleet is not consuming "
                 "or not keeping up.",
             ),
-            "tasks-missing": self._alarm(
+            "error-rate": self._alarm(
+                "error-rate",
+                self._job_metric(c.JOB_FAILURE_PERCENT, "Average"),
+                threshold=alarms.worker_error_rate_percent,
+                periods=2,
+                description=f"Over {alarms.worker_error_rate_percent}% of jobs failed (retry, "
+                "dead_letter, timeout) for 10 min.",
+            ),
+        }
+        if self._config.monitoring.level == "full":
+            alarms_["memory-high"] = self._alarm(
+                "memory-high",
+                service.metric_memory_utilization(period=MINUTE, statistic="Maximum"),
+                threshold=MEMORY_ALARM_PERCENT,
+                periods=3,
+                description=f"A task used over {MEMORY_ALARM_PERCENT}% of its memory for 3 "
+                "min: it may be OOM-killed. Check recycling settings.",
+            )
+        if self._config.monitoring.level == "full" and self._insights:
+            alarms_["tasks-missing"] = self._alarm(
                 "tasks-missing",
                 cloudwatch.MathExpression(
                     expression="FILL(desired, 0) - FILL(running, 0)",
@@ -358,54 +433,46 @@ class Monitoring(Construct):
                 periods=missing,
                 description=f"Fewer tasks ran than desired for {missing} min: tasks fail to "
                 "start or crash-loop.",
-            ),
-            "memory-high": self._alarm(
-                "memory-high",
-                service.metric_memory_utilization(period=MINUTE, statistic="Maximum"),
-                threshold=MEMORY_ALARM_PERCENT,
-                periods=3,
-                description=f"A task used over {MEMORY_ALARM_PERCENT}% of its memory for 3 "
-                "min: it may be OOM-killed. Check recycling settings.",
-            ),
-            "error-rate": self._alarm(
-                "error-rate",
-                cloudwatch.MathExpression(
-                    expression="IF(processed + failed > 0, 100 * failed / (processed + failed), 0)",
-                    using_metrics=jobs,
-                    label="Failed jobs (%)",
-                    period=FIVE_MINUTES,
-                ),
-                threshold=alarms.worker_error_rate_percent,
-                periods=2,
-                description=f"Over {alarms.worker_error_rate_percent}% of jobs failed (retry, "
-                "dead_letter, timeout) for 10 min.",
-            ),
-        }
+            )
+        return alarms_
 
     def _job_metric(self, name: str, statistic: str = "Sum") -> cloudwatch.Metric:
-        return self.job_metrics[name].metric(
+        metric_filter = self.job_metrics.get(name) or self.job_metrics[f"{name}-failed"]
+        return metric_filter.metric(
             period=FIVE_MINUTES, statistic=statistic, label=f"{name} ({statistic})"
         )
 
-    def _deployment_failed_rule(self, service: ecs.FargateService) -> events.Rule:
-        """ECS reports SERVICE_DEPLOYMENT_FAILED when the circuit breaker rolls a deploy back."""
+    def _service_event_rule(
+        self,
+        id_: str,
+        service: ecs.FargateService,
+        *,
+        detail_type: str,
+        events_: list[str],
+        what: str,
+        anchor: str,
+    ) -> events.Rule:
+        """Mail the topic when ECS sends one of ``events_`` about ``service`` (EventBridge's AWS
+        service events are free): SERVICE_DEPLOYMENT_FAILED when the circuit breaker rolls a
+        deploy back, SERVICE_TASK_START_IMPAIRED and the task failures when tasks cannot start."""
         reason = events.EventField.from_path("$.detail.reason")
+        name = events.EventField.from_path("$.detail.eventName")
         rule = events.Rule(
             self,
-            "DeploymentFailed",
-            description=f"{self._prefix}: a worker deployment failed and was rolled back",
+            id_,
+            description=f"{self._prefix}: {what}",
             event_pattern=events.EventPattern(
                 source=["aws.ecs"],
-                detail_type=["ECS Deployment State Change"],
+                detail_type=[detail_type],
                 resources=[service.service_arn],
-                detail={"eventName": ["SERVICE_DEPLOYMENT_FAILED"]},
+                detail={"eventName": events_},
             ),
             targets=[
                 _TopicTarget(
                     self.topic,
                     events.RuleTargetInput.from_text(
-                        f"{self._prefix}: worker deployment failed and was rolled back: "
-                        f"{reason}. See docs/operations.md#deployment-failed."
+                        f"{self._prefix}: {what} ({name}): {reason}. "
+                        f"See docs/operations.md#{anchor}."
                     ),
                 )
             ],
@@ -482,7 +549,16 @@ class Monitoring(Construct):
             ),
         )
         dashboard.add_widgets(
-            graph("Tasks: running / desired / pending", list(self._tasks.values())),
+            graph("Tasks: running / desired / pending", list(self._tasks.values()))
+            if self._insights
+            else graph(
+                "Tasks running (tasks reporting CPU)",
+                [
+                    service.metric_cpu_utilization(
+                        period=MINUTE, statistic="SampleCount", label="running tasks"
+                    )
+                ],
+            ),
             cloudwatch.AlarmStatusWidget(
                 title="Alarms (scale-out / scale-in show scaling activity)",
                 alarms=list(alarms),

@@ -87,6 +87,10 @@ VARIANTS = {
         },
     ),
     "prod-nat": ("prod", {"network": {"egress": "nat"}}),
+    "prod-insights-dashboard": (
+        "prod",
+        {"monitoring": {"container_insights": True, "dashboard": True}},
+    ),
     "prod-team-image": ("prod", {"worker": {"image": {"repository": "team/app", "tag": "v1"}}}),
     "dev-unencrypted-logs": ("dev", {"worker": {"encrypt_logs": False}}),
     "prod-spot-arm64": (

@@ -30,6 +30,11 @@ GUARD_PACKAGE = "cdklabs-cdk-validator-cfnguard"
 
 # control id -> (the setting that chooses otherwise, its reason)
 EXCEPTIONS = {
+    "CT.ECS.PR.2": (
+        "monitoring.container_insights: false",
+        "Container Insights costs 3-5 USD a month per environment, more than a small one's "
+        "compute; on where the Spot fallback reads it or the setting asks for it",
+    ),
     "CT.ECS.PR.9": (
         "network.egress: public",
         "the cheapest egress: tasks need a public IP to reach AWS APIs without a NAT gateway "
@@ -47,6 +52,7 @@ EXCEPTIONS = {
 }
 # control id -> when a variant's settings choose to fail it (the EXCEPTIONS above).
 FAILS_WHEN: dict[str, Callable[[EnvironmentConfig], bool]] = {
+    "CT.ECS.PR.2": lambda c: not c.container_insights,
     "CT.ECS.PR.6": lambda c: c.worker.ecs_exec,
     "CT.ECS.PR.9": lambda c: c.network.egress == "public",
     "CT.CLOUDWATCH.PR.2": lambda c: c.worker.log_retention_days < 365,
@@ -142,10 +148,12 @@ def test_ct_ecs_pr_1_fargate_services_run_the_latest_platform_version(name: str)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_ct_ecs_pr_2_clusters_have_container_insights(name: str) -> None:
+def test_ct_ecs_pr_2_clusters_have_container_insights_where_the_setting_says(name: str) -> None:
+    """Where monitoring.container_insights or the Spot fallback turns it on (EXCEPTIONS)."""
+    wanted = "enabled" if variant(name).config.container_insights else "disabled"
     for cluster in resources(name, "AWS::ECS::Cluster"):
         settings = {s["Name"]: s["Value"] for s in cluster["ClusterSettings"]}
-        assert settings["containerInsights"] in ("enabled", "enhanced")
+        assert settings["containerInsights"] == wanted
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -14,7 +14,10 @@ from worker.logs import EventLog
 from stacks.constructs.monitoring import oldest_message_age_seconds
 from tests.infra.conftest import Synthesized, synthesize
 
-ALARM_NAMES = ("dlq-messages", "oldest-message-age", "tasks-missing", "memory-high", "error-rate")
+# prod's level is full, without Container Insights (no tasks-missing alarm: an EventBridge rule).
+ALARM_NAMES = ("dlq-messages", "oldest-message-age", "memory-high", "error-rate")
+WITH_DASHBOARD = {"monitoring": {"dashboard": True}}
+WITH_INSIGHTS = {"monitoring": {"level": "full", "container_insights": True}}
 
 
 def alarm(s: Synthesized, name: str) -> dict[str, Any]:
@@ -28,6 +31,15 @@ def alarm(s: Synthesized, name: str) -> dict[str, Any]:
 def topic_ref(s: Synthesized) -> dict[str, str]:
     (logical_id,) = s.worker.find_resources("AWS::SNS::Topic")
     return {"Ref": logical_id}
+
+
+def alarm_names(s: Synthesized) -> set[str]:
+    prefix = f"{s.config.stack_prefix}-"
+    return {
+        a["Properties"]["AlarmName"].removeprefix(prefix)
+        for a in s.worker.find_resources("AWS::CloudWatch::Alarm").values()
+        if isinstance(a["Properties"].get("AlarmName"), str)
+    }
 
 
 def dashboard_body(s: Synthesized) -> str:
@@ -156,8 +168,58 @@ def test_oldest_message_alarm_threshold_can_be_set() -> None:
     assert alarm(s, "oldest-message-age")["Threshold"] == 45 * 60
 
 
-def test_tasks_missing_alarm_compares_running_with_desired_for_minutes(dev: Synthesized) -> None:
-    properties = alarm(dev, "tasks-missing")
+def test_essential_level_keeps_the_alarms_an_operator_acts_on(dev: Synthesized) -> None:
+    assert dev.config.monitoring.level == "essential"
+    assert alarm_names(dev) == {"dlq-messages", "oldest-message-age", "error-rate"}
+
+
+def test_full_level_adds_the_memory_alarm(prod: Synthesized) -> None:
+    assert prod.config.monitoring.level == "full"
+    assert alarm_names(prod) == set(ALARM_NAMES)
+
+
+def test_tasks_that_cannot_start_go_to_the_topic_without_container_insights(
+    prod: Synthesized,
+) -> None:
+    (service_id,) = prod.worker.find_resources("AWS::ECS::Service")
+    prod.worker.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.ecs"],
+                "detail-type": ["ECS Service Action"],
+                "detail": {
+                    "eventName": [
+                        "SERVICE_TASK_START_IMPAIRED",
+                        "SERVICE_TASK_CONFIGURATION_FAILURE",
+                        "SERVICE_TASK_PLACEMENT_FAILURE",
+                    ]
+                },
+                "resources": [{"Ref": service_id}],
+            },
+            "Targets": [Match.object_like({"Arn": topic_ref(prod)})],
+        },
+    )
+
+
+def test_spot_placement_failures_are_left_to_the_fallback() -> None:
+    s = synthesize(
+        "prod",
+        worker={"capacity": {"spot_weight": 1, "on_demand_weight": 0}},
+        scaling={"max_tasks": 6},
+    )
+    (rule,) = s.worker.find_resources(
+        "AWS::Events::Rule",
+        {"Properties": {"EventPattern": {"detail-type": ["ECS Service Action"]}}},
+    ).values()
+    names = rule["Properties"]["EventPattern"]["detail"]["eventName"]
+    assert "SERVICE_TASK_START_IMPAIRED" in names
+    assert "SERVICE_TASK_PLACEMENT_FAILURE" not in names
+
+
+def test_tasks_missing_alarm_compares_running_with_desired_for_minutes() -> None:
+    s = synthesize("dev", **WITH_INSIGHTS)
+    properties = alarm(s, "tasks-missing")
     assert returned_expression(properties) == "FILL(desired, 0) - FILL(running, 0)"
     metrics = {
         m["Id"]: m["MetricStat"]["Metric"] for m in properties["Metrics"] if "MetricStat" in m
@@ -165,7 +227,7 @@ def test_tasks_missing_alarm_compares_running_with_desired_for_minutes(dev: Synt
     assert metrics["desired"]["MetricName"] == "DesiredTaskCount"
     assert metrics["running"]["MetricName"] == "RunningTaskCount"
     assert metrics["running"]["Namespace"] == "ECS/ContainerInsights"
-    minutes = dev.config.alarms.tasks_missing_minutes
+    minutes = s.config.alarms.tasks_missing_minutes
     assert (properties["Threshold"], properties["EvaluationPeriods"]) == (1, minutes)
     assert properties["DatapointsToAlarm"] == minutes
 
@@ -177,21 +239,43 @@ def test_memory_alarm_watches_the_fullest_task(prod: Synthesized) -> None:
     assert properties["ComparisonOperator"] == "GreaterThanThreshold"
 
 
-def test_error_rate_alarm_counts_failed_over_all_jobs_only_when_jobs_ran() -> None:
+def test_error_rate_alarm_reads_one_metric_the_share_of_failed_jobs() -> None:
     s = synthesize("dev", alarms={"worker_error_rate_percent": 35})
     properties = alarm(s, "error-rate")
-    assert returned_expression(properties) == (
-        "IF(processed + failed > 0, 100 * failed / (processed + failed), 0)"
-    )
-    metrics = {m["Id"]: m["MetricStat"] for m in properties["Metrics"] if "MetricStat" in m}
-    assert metrics["processed"]["Metric"] == {
-        "MetricName": "JobsProcessed",
+    (query,) = properties["Metrics"]  # one metric read: no metric math
+    assert query["MetricStat"]["Metric"] == {
+        "MetricName": "JobFailurePercent",
         "Namespace": "QueueWorkerKit/dev",
     }
-    assert metrics["failed"]["Metric"]["MetricName"] == "JobsFailed"
-    assert metrics["failed"]["Stat"] == "Sum"
-    assert properties["Threshold"] == 35
+    assert (query["MetricStat"]["Stat"], properties["Threshold"]) == ("Average", 35)
     assert properties["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "value"),
+    [
+        ('($.outcome = "retry" || $.outcome = "dead_letter" || $.outcome = "timeout" '
+         '|| $.outcome = "memory_exceeded")', "100"),
+        ('$.outcome = "done"', "0"),
+    ],
+)  # fmt: skip
+def test_failure_percent_is_100_for_a_failed_job_and_0_for_a_done_one(
+    dev: Synthesized, outcomes: str, value: str
+) -> None:
+    dev.worker.has_resource_properties(
+        "AWS::Logs::MetricFilter",
+        {
+            "FilterPattern": f'{{ $.event = "job" && {outcomes} }}',
+            "MetricTransformations": [
+                {
+                    "MetricName": "JobFailurePercent",
+                    "MetricNamespace": "QueueWorkerKit/dev",
+                    "MetricValue": value,
+                    "Unit": "Percent",
+                }
+            ],
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -260,8 +344,12 @@ def test_deployment_failure_event_for_this_service_goes_to_the_topic(prod: Synth
     )
 
 
-def test_dashboard_is_named_per_environment(dev: Synthesized) -> None:
-    dev.worker.has_resource_properties(
+def test_no_dashboard_unless_chosen(prod: Synthesized) -> None:
+    prod.worker.resource_count_is("AWS::CloudWatch::Dashboard", 0)
+
+
+def test_dashboard_is_named_per_environment() -> None:
+    synthesize("dev", **WITH_DASHBOARD).worker.has_resource_properties(
         "AWS::CloudWatch::Dashboard", {"DashboardName": "QueueWorker-dev"}
     )
 
@@ -273,10 +361,8 @@ def test_dashboard_is_named_per_environment(dev: Synthesized) -> None:
         '"AWS/SQS","ApproximateNumberOfMessagesNotVisible"',
         '"AWS/SQS","ApproximateNumberOfMessagesDelayed"',
         '"AWS/SQS","ApproximateAgeOfOldestMessage"',
-        '"ECS/ContainerInsights","RunningTaskCount"',
-        '"ECS/ContainerInsights","DesiredTaskCount"',
-        '"ECS/ContainerInsights","PendingTaskCount"',
         '"AWS/ECS","CPUUtilization"',
+        '"stat":"SampleCount"',  # running tasks, without Container Insights
         '"AWS/ECS","MemoryUtilization"',
         '"QueueWorkerKit/prod","JobsProcessed"',
         '"QueueWorkerKit/prod","JobsFailed"',
@@ -289,14 +375,21 @@ def test_dashboard_is_named_per_environment(dev: Synthesized) -> None:
         '"type":"log"',
     ],
 )
-def test_dashboard_shows_the_key_metrics(prod: Synthesized, shown: str) -> None:
-    assert shown in dashboard_body(prod)
+def test_dashboard_shows_the_key_metrics(shown: str) -> None:
+    assert shown in dashboard_body(synthesize("prod", **WITH_DASHBOARD))
 
 
-def test_dashboard_shows_the_state_of_every_alarm_scaling_included(prod: Synthesized) -> None:
-    (dashboard,) = prod.worker.find_resources("AWS::CloudWatch::Dashboard").values()
+@pytest.mark.parametrize("name", ["RunningTaskCount", "DesiredTaskCount", "PendingTaskCount"])
+def test_dashboard_shows_task_counts_with_container_insights(name: str) -> None:
+    s = synthesize("prod", monitoring={**WITH_INSIGHTS["monitoring"], "dashboard": True})
+    assert f'"ECS/ContainerInsights","{name}"' in dashboard_body(s)
+
+
+def test_dashboard_shows_the_state_of_every_alarm_scaling_included() -> None:
+    s = synthesize("prod", **WITH_DASHBOARD)
+    (dashboard,) = s.worker.find_resources("AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for logical_id in prod.worker.find_resources("AWS::CloudWatch::Alarm"):
+    for logical_id in s.worker.find_resources("AWS::CloudWatch::Alarm"):
         assert logical_id in body
 
 

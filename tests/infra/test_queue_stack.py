@@ -6,6 +6,7 @@ import re
 
 from aws_cdk.assertions import Match
 
+from stacks.deploy_role_stack import execution_policy_name
 from tests.infra.conftest import ROOT, Synthesized, synthesize
 
 FOURTEEN_DAYS = 14 * 24 * 3600
@@ -111,7 +112,7 @@ def test_idempotency_table_when_enabled() -> None:
 
 def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
     """Every ``QueueWorker-ENV-X`` in README.md and docs/ (placeholders ENV and NAME read as
-    an environment) is a stack or a queue the app creates, so `purge`, `dlq` and `redrive`
+    an environment) is a stack, a queue or a policy the app creates, so `purge`, `dlq` and `redrive`
     accept what the docs tell the operator to type."""
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     shown = {
@@ -129,4 +130,5 @@ def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
             if r["Type"] == "AWS::SQS::Queue"
         }
         stacks = {f"{s.config.stack_prefix}-{k}" for k in ("Queue", "Worker", "Deploy")}
-        assert name in queues | stacks, name
+        policies = {execution_policy_name(s.config.name)}  # numbered -1, -2, ... in the docs
+        assert name in queues | stacks | policies, name

@@ -298,20 +298,26 @@ def test_secrets_without_kms_keys_grant_no_kms_action() -> None:
 # -- the alarm topic ------------------------------------------------------------------------------
 
 
-def test_only_this_accounts_alarms_and_the_kits_rule_may_publish(prod: Synthesized) -> None:
+def test_only_this_accounts_alarms_and_the_kits_rules_may_publish(prod: Synthesized) -> None:
     (policy,) = resources(prod.worker_json, "AWS::SNS::TopicPolicy").values()
     allowed = [
         s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
     ]
-    by_service = {s["Principal"]["Service"]: s["Condition"] for s in allowed}
-    assert set(by_service) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
-    for condition in by_service.values():
+    services = {s["Principal"]["Service"] for s in allowed}
+    assert services == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    for statement in allowed:
+        condition = statement["Condition"]
         assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    (rule_id,) = resources(prod.worker_json, "AWS::Events::Rule")
-    assert by_service["events.amazonaws.com"]["ArnEquals"] == {
-        "aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}
+        if statement["Principal"]["Service"] == "cloudwatch.amazonaws.com":
+            assert "alarm:*" in str(condition["ArnLike"]["aws:SourceArn"])
+    # Each of the kit's EventBridge rules, by its own ARN, and nothing else.
+    rules = {
+        str(s["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][0])
+        for s in allowed
+        if s["Principal"]["Service"] == "events.amazonaws.com"
     }
-    assert "alarm:*" in str(by_service["cloudwatch.amazonaws.com"]["ArnLike"]["aws:SourceArn"])
+    assert rules == set(resources(prod.worker_json, "AWS::Events::Rule"))
+    assert len(rules) == 2  # deployments rolled back, tasks that cannot start
 
 
 # -- the queues -----------------------------------------------------------------------------------

@@ -150,11 +150,28 @@ def test_rejected_traffic_is_logged(prod: Synthesized) -> None:
     prod.worker.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "REJECT"})
 
 
-def test_cluster_has_container_insights(prod: Synthesized) -> None:
-    prod.worker.has_resource_properties(
-        "AWS::ECS::Cluster",
-        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+def insights(s: Synthesized) -> str:
+    (cluster,) = s.worker.find_resources("AWS::ECS::Cluster").values()
+    (setting,) = cluster["Properties"]["ClusterSettings"]
+    assert setting["Name"] == "containerInsights"
+    return str(setting["Value"])
+
+
+def test_cluster_has_no_container_insights_unless_needed(prod: Synthesized) -> None:
+    assert insights(prod) == "disabled"
+
+
+def test_cluster_has_container_insights_when_chosen() -> None:
+    assert insights(synthesize("dev", monitoring={"container_insights": True})) == "enabled"
+
+
+def test_cluster_has_container_insights_for_the_spot_fallback() -> None:
+    spot = synthesize(
+        "prod",
+        worker={"capacity": {"spot_weight": 1, "on_demand_weight": 0}},
+        scaling={"max_tasks": 6},
     )
+    assert insights(spot) == "enabled"
 
 
 def test_task_shape_and_architecture_come_from_config(prod: Synthesized) -> None:

@@ -119,6 +119,8 @@ JOBS_PROCESSED = "JobsProcessed"
 JOBS_FAILED = "JobsFailed"
 JOBS_RETRIED = "JobsRetried"
 JOB_DURATION = "JobDuration"
+JOB_FAILURE_PERCENT = "JobFailurePercent"
+"""100 for a failed job, 0 for a done one: its average is the error rate (one alarm metric)."""
 
 
 def metric_namespace(environment: str) -> str:

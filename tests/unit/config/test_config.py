@@ -128,11 +128,11 @@ def test_malformed_clock() -> None:
 
 
 def test_unknown_keys_are_rejected_at_every_level() -> None:
-    envs = prod_with(worker={"procesess": 4}, scaling={"max_task": 3}, monitoring={})
+    envs = prod_with(worker={"procesess": 4}, scaling={"max_task": 3}, monitors={})
     found = problems(envs)
     assert any("worker.procesess: unknown key" in p and "'processes'" in p for p in found)
     assert any("scaling.max_task: unknown key" in p for p in found)
-    assert any("prod.monitoring: unknown key" in p for p in found)
+    assert any("prod.monitors: unknown key" in p for p in found)
 
 
 def test_unknown_override_key_is_rejected() -> None:
@@ -314,6 +314,10 @@ def test_a_typo_gets_a_did_you_mean() -> None:
             "egress: 'private' is not allowed; allowed: ['public', 'nat', 'endpoints']",
         ),
         ({"network": {"max_azs": 9}}, "network.max_azs: 9 must be 2 to 6"),
+        (
+            {"monitoring": {"level": "all"}},
+            "prod.monitoring.level: 'all' is not allowed; allowed: ['essential', 'full']",
+        ),
         ({"worker": {"log_retention_days": 10}}, "log_retention_days: 10 is not a CloudWatch"),
         ({"worker": {"environment": {"QUEUE_URL": "x"}}}, "environment.QUEUE_URL: 'QUEUE_URL'"),
         ({"queue": []}, "prod.queue: [] is not an object"),
@@ -359,3 +363,18 @@ def test_ci_section() -> None:
     found = problems(prod_with(ci={"oidc_provider_arn": "arn:x"}))
     assert any("prod.ci.github_repository: required" in p for p in found)
     assert any("prod.ci.oidc_provider_arn: 'arn:x' is not the ARN" in p for p in found)
+
+
+def test_monitoring_defaults_to_essential_without_dashboard_or_container_insights() -> None:
+    config = load_config(ENVIRONMENTS, "dev")
+    assert config.monitoring.level == "essential"
+    assert (config.monitoring.dashboard, config.container_insights) == (False, False)
+
+
+def test_container_insights_is_on_where_the_spot_fallback_reads_it() -> None:
+    spot = {"capacity": {"spot_weight": 1, "on_demand_weight": 0}}
+    assert load_config(prod_with(worker=spot, scaling={"max_tasks": 6}), "prod").container_insights
+    no_fallback = {"capacity": {**spot["capacity"], "fallback_after_minutes": None}}
+    assert not load_config(prod_with(worker=no_fallback), "prod").container_insights
+    chosen = load_config(prod_with(monitoring={"container_insights": True}), "prod")
+    assert chosen.container_insights
