@@ -14,7 +14,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
 from stacks.constructs.capacity import SpotFallback
-from stacks.constructs.kit_key import KitKey
+from stacks.constructs.kit_key import KitKey, encrypted_log_group
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
 from stacks.constructs.queue_scaling import QueueScaling
@@ -67,12 +67,8 @@ class WorkerStack(Stack):
             vpc=self.network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
-            # ECS Exec sessions are audited by CloudTrail (ExecuteCommand); their output is not
-            # recorded: it would mix shell transcripts into the worker's JSON log.
             execute_command_configuration=(
-                ecs.ExecuteCommandConfiguration(logging=ecs.ExecuteCommandLogging.NONE)
-                if config.worker.ecs_exec
-                else None
+                self._exec_sessions_logging(config) if config.worker.ecs_exec else None
             ),
         )
         self.worker = WorkerService(
@@ -122,6 +118,8 @@ class WorkerStack(Stack):
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.worker.service.service_name)
         CfnOutput(self, "LogGroupName", value=self.worker.log_group.log_group_name)
+        if config.worker.ecs_exec:
+            CfnOutput(self, "ExecSessionLogGroupName", value=self.exec_log_group.log_group_name)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -137,6 +135,27 @@ class WorkerStack(Stack):
                 self.scaling.backlog_beyond_max_alarm,
             ],
             scaling_alarms=[self.scaling.scale_out_alarm, self.scaling.scale_in_alarm],
+        )
+
+    def _exec_sessions_logging(self, config: EnvironmentConfig) -> ecs.ExecuteCommandConfiguration:
+        """ECS Exec sessions (who opened them: CloudTrail's ExecuteCommand) are recorded in a
+        log group of their own, encrypted with the kit's key as the worker's log is, kept as
+        long: a shell transcript never mixes into the worker's JSON log. CDK grants the task
+        role what the SSM agent needs to write it (``WorkerService._allow_ecs_exec``)."""
+        encrypt = config.worker.encrypt_logs
+        self.exec_log_group = encrypted_log_group(
+            self,
+            "ExecSessionLogs",
+            RETENTION[config.worker.log_retention_days],
+            self.key if encrypt else None,
+            retain=config.retain_data,
+        )
+        return ecs.ExecuteCommandConfiguration(
+            logging=ecs.ExecuteCommandLogging.OVERRIDE,
+            log_configuration=ecs.ExecuteCommandLogConfiguration(
+                cloud_watch_log_group=self.exec_log_group,
+                cloud_watch_encryption_enabled=encrypt,
+            ),
         )
 
     @property

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 
-from aws_cdk import Annotations, Duration, Size, Stack
+from aws_cdk import Annotations, ArnFormat, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -237,7 +238,7 @@ class WorkerService(Construct):
             else None
         )
         if worker.ecs_exec:
-            self._allow_ecs_exec()
+            self._allow_ecs_exec(cluster)
 
     def _service(
         self,
@@ -299,6 +300,12 @@ class WorkerService(Construct):
                 if idempotency_table
                 else {}
             ),
+            # What the worker masks in its log (worker.masking); ECS sets the values.
+            **(
+                {contract.SECRET_NAMES_VARIABLE: ",".join(sorted(worker.secrets))}
+                if worker.secrets
+                else {}
+            ),
             **worker.environment,
         }
 
@@ -336,15 +343,35 @@ class WorkerService(Construct):
             )
         )
 
-    def _allow_ecs_exec(self) -> None:
-        """ECS Exec: CDK grants the task role the four ssmmessages channel actions."""
+    def _allow_ecs_exec(self, cluster: ecs.ICluster) -> None:
+        """ECS Exec: CDK grants the task role the four ssmmessages channel actions and, for the
+        session log (the cluster's execute command configuration), logs:DescribeLogGroups and
+        the writes to the sessions' log group."""
+        policy = self.task_definition.task_role.node.find_child("DefaultPolicy")
         acknowledge(
-            self.task_definition.task_role.node.find_child("DefaultPolicy"),
+            policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "ECS Exec: the ssmmessages channel actions (Create/Open Control/Data Channel) have "
-            "no resource-level permissions; who may open a session is decided by "
+            "ECS Exec: the ssmmessages channel actions (Create/Open Control/Data Channel) and "
+            "logs:DescribeLogGroups (the SSM agent checks the session log group's encryption) "
+            "have no resource-level permissions; who may open a session is decided by "
             "ecs:ExecuteCommand on the caller's side.",
         )
+        exec_config = cluster.execute_command_configuration
+        sessions = exec_config and exec_config.log_configuration
+        if sessions and sessions.cloud_watch_log_group:
+            group = typing.cast("logs.ILogGroup", sessions.cloud_watch_log_group)
+            streams = Stack.of(self).format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=f"{group.log_group_name}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{as_nag_resource(Stack.of(self), streams)}]",
+                "ECS Exec: the SSM agent writes each session's transcript to a new stream of "
+                "the sessions' log group; stream names exist only at run time.",
+            )
         Annotations.of(self).add_warning_v2(
             "queue-worker-kit:ecsExec",
             "worker.ecs_exec is on: anyone allowed ecs:ExecuteCommand on this cluster gets a "
