@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -25,8 +26,9 @@ class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
 
     Takes the queues from the queue stack. Attributes: ``key`` (the stack's KMS key: alarm
-    topic and log groups), ``network``, ``cluster``, ``worker``, ``scaling``, ``spot_fallback``
-    (or None), ``batch_windows``, ``monitoring``.
+    topic and log groups), ``network``, ``cluster``, ``exec_log_group`` (ECS Exec sessions;
+    None without ``worker.ecs_exec``), ``worker``, ``scaling``, ``spot_fallback`` (or None),
+    ``batch_windows``, ``monitoring``.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class WorkerStack(Stack):
             dynamodb=idempotency_table is not None,
             ecs_exec=config.worker.ecs_exec,
         )
+        self.exec_log_group: logs.LogGroup | None = None
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
@@ -118,7 +121,7 @@ class WorkerStack(Stack):
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.worker.service.service_name)
         CfnOutput(self, "LogGroupName", value=self.worker.log_group.log_group_name)
-        if config.worker.ecs_exec:
+        if self.exec_log_group is not None:
             CfnOutput(self, "ExecSessionLogGroupName", value=self.exec_log_group.log_group_name)
         self.monitoring = Monitoring(
             self,
@@ -143,7 +146,7 @@ class WorkerStack(Stack):
         long: a shell transcript never mixes into the worker's JSON log. CDK grants the task
         role what the SSM agent needs to write it (``WorkerService._allow_ecs_exec``)."""
         encrypt = config.worker.encrypt_logs
-        self.exec_log_group = encrypted_log_group(
+        self.exec_log_group = group = encrypted_log_group(
             self,
             "ExecSessionLogs",
             RETENTION[config.worker.log_retention_days],
@@ -153,7 +156,7 @@ class WorkerStack(Stack):
         return ecs.ExecuteCommandConfiguration(
             logging=ecs.ExecuteCommandLogging.OVERRIDE,
             log_configuration=ecs.ExecuteCommandLogConfiguration(
-                cloud_watch_log_group=self.exec_log_group,
+                cloud_watch_log_group=group,
                 cloud_watch_encryption_enabled=encrypt,
             ),
         )
