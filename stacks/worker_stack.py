@@ -9,6 +9,7 @@ from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from worker import contract
@@ -17,7 +18,7 @@ from stacks.checkov import skip
 from stacks.config import EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
 from stacks.constructs.capacity import SpotFallback
-from stacks.constructs.kit_key import KitKey
+from stacks.constructs.kit_key import KitKey, encrypted_log_group
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
 from stacks.constructs.queue_scaling import QueueScaling
@@ -36,8 +37,9 @@ class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
 
     Takes the queues from the queue stack. Attributes: ``key`` (the stack's KMS key: alarm
-    topic and log groups), ``network``, ``cluster``, ``worker``, ``scaling``, ``spot_fallback``
-    (or None), ``batch_windows``, ``monitoring``.
+    topic and log groups), ``network``, ``cluster``, ``exec_log_group`` (ECS Exec sessions;
+    None without ``worker.ecs_exec``), ``worker``, ``scaling``, ``spot_fallback`` (or None),
+    ``batch_windows``, ``monitoring``.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class WorkerStack(Stack):
             dynamodb=idempotency_table is not None,
             ecs_exec=config.worker.ecs_exec,
         )
+        self.exec_log_group: logs.LogGroup | None = None
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
@@ -84,12 +87,8 @@ class WorkerStack(Stack):
                 else ecs.ContainerInsights.DISABLED
             ),
             enable_fargate_capacity_providers=True,
-            # ECS Exec sessions are audited by CloudTrail (ExecuteCommand); their output is not
-            # recorded: it would mix shell transcripts into the worker's JSON log.
             execute_command_configuration=(
-                ecs.ExecuteCommandConfiguration(logging=ecs.ExecuteCommandLogging.NONE)
-                if config.worker.ecs_exec
-                else None
+                self._exec_sessions_logging(config) if config.worker.ecs_exec else None
             ),
         )
         if not config.container_insights:
@@ -149,6 +148,8 @@ class WorkerStack(Stack):
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.worker.service.service_name)
         CfnOutput(self, "LogGroupName", value=self.worker.log_group.log_group_name)
+        if self.exec_log_group is not None:
+            CfnOutput(self, "ExecSessionLogGroupName", value=self.exec_log_group.log_group_name)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -164,6 +165,27 @@ class WorkerStack(Stack):
                 self.scaling.backlog_beyond_max_alarm,
             ],
             scaling_alarms=[self.scaling.fleet_size_alarm],
+        )
+
+    def _exec_sessions_logging(self, config: EnvironmentConfig) -> ecs.ExecuteCommandConfiguration:
+        """ECS Exec sessions (who opened them: CloudTrail's ExecuteCommand) are recorded in a
+        log group of their own, encrypted with the kit's key as the worker's log is, kept as
+        long: a shell transcript never mixes into the worker's JSON log. CDK grants the task
+        role what the SSM agent needs to write it (``WorkerService._allow_ecs_exec``)."""
+        encrypt = config.worker.encrypt_logs
+        self.exec_log_group = group = encrypted_log_group(
+            self,
+            "ExecSessionLogs",
+            RETENTION[config.worker.log_retention_days],
+            self.key if encrypt else None,
+            retain=config.retain_data,
+        )
+        return ecs.ExecuteCommandConfiguration(
+            logging=ecs.ExecuteCommandLogging.OVERRIDE,
+            log_configuration=ecs.ExecuteCommandLogConfiguration(
+                cloud_watch_log_group=group,
+                cloud_watch_encryption_enabled=encrypt,
+            ),
         )
 
     @property

@@ -67,10 +67,11 @@ class KitKey(Construct):
       publish to the encrypted topic, only on behalf of this account's alarms and rules in this
       region (``aws:SourceAccount``, ``aws:SourceArn``: no confused deputy);
     * ``LogsEncrypt`` (``encrypt_logs`` only): CloudWatch Logs in this region may use the key
-      for this account's log groups in this region (``kms:EncryptionContext:aws:logs:arn``).
+      for this stack's log groups only (``kms:EncryptionContext:aws:logs:arn`` like
+      ``log-group:<stack name>-*``: the names CloudFormation generates begin with it).
 
-    The source ARNs are account-wide patterns rather than this environment's names: the alarm,
-    rule and log group names CloudFormation generates are not known at synth, and a pattern
+    The alarm and rule source ARNs are account-wide patterns rather than this environment's
+    names: the names CloudFormation generates for them are not known at synth, and a pattern
     that missed one would silently drop its notifications.
 
     Attributes: ``key``, ``log_group_arns`` (the pattern the logs statement allows).
@@ -82,7 +83,9 @@ class KitKey(Construct):
         super().__init__(scope, id_)
         stack = Stack.of(self)
         region, account = stack.region, stack.account
-        self.log_group_arns = f"arn:aws:logs:{region}:{account}:log-group:*"
+        # CloudFormation names a log group it creates `<stack>-<logical id>-<random>`: the
+        # pattern admits this stack's log groups (worker, flow logs, ECS Exec sessions) only.
+        self.log_group_arns = f"arn:aws:logs:{region}:{account}:log-group:{stack.stack_name}-*"
         statements = [
             iam.PolicyStatement(
                 sid="AccountAdministration",

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -26,6 +32,39 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 }
 # Only when the task reads secrets of that kind (worker.secrets).
 SECRET_ENDPOINTS = {"ssm": ("Ssm", S.SSM), "secretsmanager": ("SecretsManager", S.SECRETS_MANAGER)}
+# The new VPC's range, and where each subnet lives in it: every (kind, AZ) has a /20 of its own
+# (4,091 addresses), the same whatever `egress` and `max_azs` say, so a switch adds or removes
+# subnets and never moves one (CloudFormation creates a moved subnet before it deletes the old
+# one: InvalidSubnet.Conflict). Public subnets of AZ 1-6: slots 0-5; private: slots 8-13.
+VPC_CIDR = "10.0.0.0/16"
+SUBNET_PREFIX = 20
+SUBNET_SLOTS = {"Public": 0, "Private": 8}
+
+
+@jsii.implements(ec2.IIpAddresses)
+class FixedSubnetRanges:
+    """The VPC's ``VPC_CIDR`` cut into fixed slots (``SUBNET_SLOTS``): a subnet's range depends
+    on its kind and AZ only (CDK's default splits the range by the subnets that exist)."""
+
+    def allocate_vpc_cidr(self) -> ec2.VpcIpamOptions:
+        return ec2.VpcIpamOptions(cidr_block=VPC_CIDR)
+
+    def allocate_subnets_cidr(
+        self, *, requested_subnets: Sequence[Any], vpc_cidr: str
+    ) -> ec2.SubnetIpamOptions:
+        return ec2.SubnetIpamOptions(
+            allocated_subnets=[
+                ec2.AllocatedSubnet(cidr=subnet_cidr(r.configuration.name, r.subnet_construct_id))
+                for r in requested_subnets
+            ]
+        )
+
+
+def subnet_cidr(kind: str, construct_id: str) -> str:
+    """The fixed range of the subnet ``construct_id`` (``PublicSubnet2``: kind Public, AZ 2)."""
+    az = int(re.fullmatch(rf"{kind}Subnet(\d+)", construct_id).group(1))  # type: ignore[union-attr]
+    slot = SUBNET_SLOTS[kind] + az - 1
+    return str(list(ipaddress.ip_network(VPC_CIDR).subnets(new_prefix=SUBNET_PREFIX))[slot])
 
 
 class Network(Construct):
@@ -125,6 +164,7 @@ class Network(Construct):
             self,
             "Vpc",
             max_azs=config.max_azs,
+            ip_addresses=FixedSubnetRanges(),
             nat_gateways=1 if config.egress == "nat" else 0,
             subnet_configuration=subnets,
             # No custom resource (a Lambda) to empty the default security group: nothing here

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 
-from aws_cdk import Annotations, Duration, Size, Stack
+from aws_cdk import Annotations, ArnFormat, Duration, Size, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -36,6 +37,17 @@ HEALTH_CHECK = (
     f'if [ -x "$py" ]; then exec "$py" -m {HEALTH_MODULE}; fi; done; '
     'echo "no queue-worker-kit python found"; exit 1'
 )
+# What the worker runtime calls on the work queue (worker.loop, worker.app.check_queue); the
+# batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch) need the single actions.
+CONSUME_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+)
+# worker.idempotency: a conditional PutItem claims a key, UpdateItem marks it done,
+# DeleteItem releases it; nothing reads, queries, scans or streams the table.
+IDEMPOTENCY_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 # Long enough for supervisord, N processes and a first long poll (up to 20 s).
 HEALTH_START_PERIOD = Duration.seconds(60)
 R = logs.RetentionDays
@@ -95,6 +107,28 @@ def consumer_mode_warnings(config: EnvironmentConfig) -> dict[str, str]:
             f"job_timeout_seconds under {worker.stop_grace_seconds} s."
         )
     return warnings
+
+
+class StartSecret(ecs.Secret):
+    """``secret`` as ECS reads it at task start: the execution role may ``action`` on
+    ``resource`` only."""
+
+    def __init__(self, secret: ecs.Secret, action: str, resource: str) -> None:
+        super().__init__()
+        self._secret, self._action, self._resource = secret, action, resource
+
+    @property
+    def arn(self) -> str:
+        return self._secret.arn
+
+    @property
+    def has_field(self) -> bool | None:
+        return self._secret.has_field
+
+    def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=[self._action], resource_arns=[self._resource]
+        )
 
 
 class WorkerService(Construct):
@@ -195,14 +229,17 @@ class WorkerService(Construct):
         self.container.add_mount_points(
             ecs.MountPoint(container_path=WRITABLE_PATH, source_volume="tmp", read_only=False)
         )
-        queue.grant_consume_messages(self.task_definition.task_role)
-        dead_letter_queue.grant_send_messages(self.task_definition.task_role)
+        # What the runtime calls (tests/infra/test_iam_calls.py compares them): consume the
+        # work queue (GetQueueAttributes: the start-up check), send failures to the DLQ.
+        task_role = self.task_definition.task_role
+        queue.grant(task_role, *CONSUME_ACTIONS)
+        dead_letter_queue.grant(task_role, "sqs:SendMessage")
         if worker.image is not None or worker.handler_mode == "consumer":
-            queue.grant_send_messages(self.task_definition.task_role)
+            queue.grant_send_messages(task_role)
         for warning_id, message in consumer_mode_warnings(config).items():
             Annotations.of(self).add_warning_v2(f"queue-worker-kit:{warning_id}", message)
-        if idempotency_table is not None:
-            idempotency_table.grant_read_write_data(self.task_definition.task_role)
+        if idempotency_table is not None:  # worker.idempotency's conditional writes
+            idempotency_table.grant(task_role, *IDEMPOTENCY_ACTIONS)
         self._allow_task_protection(cluster)
         self._allow_secret_keys(worker.secrets_kms_key_arns, worker.secrets.values())
         acknowledge(
@@ -237,7 +274,7 @@ class WorkerService(Construct):
             else None
         )
         if worker.ecs_exec:
-            self._allow_ecs_exec()
+            self._allow_ecs_exec(cluster)
 
     def _service(
         self,
@@ -299,11 +336,20 @@ class WorkerService(Construct):
                 if idempotency_table
                 else {}
             ),
+            # What the worker masks in its log (worker.masking); ECS sets the values.
+            **(
+                {contract.SECRET_NAMES_VARIABLE: ",".join(sorted(worker.secrets))}
+                if worker.secrets
+                else {}
+            ),
             **worker.environment,
         }
 
     def _secrets(self, refs: Mapping[str, str]) -> dict[str, ecs.Secret]:
-        """``ssm:/name`` -> SSM parameter; ``secretsmanager:name[:key]`` -> Secrets Manager."""
+        """``ssm:/name`` -> SSM parameter; ``secretsmanager:name[:key]`` -> Secrets Manager. The
+        execution role may read each with the one action ECS calls at task start
+        (``ssm:GetParameters``, ``secretsmanager:GetSecretValue``), not CDK's read grants
+        (``GetParameterHistory``, ``DescribeParameters``, ``DescribeSecret``)."""
         secrets: dict[str, ecs.Secret] = {}
         for name, ref in refs.items():
             kind, _, rest = ref.partition(":")
@@ -311,13 +357,22 @@ class WorkerService(Construct):
                 parameter = ssm.StringParameter.from_string_parameter_name(
                     self, f"Parameter{name}", rest
                 )
-                secrets[name] = ecs.Secret.from_ssm_parameter(parameter)
+                secrets[name] = StartSecret(
+                    ecs.Secret.from_ssm_parameter(parameter),
+                    "ssm:GetParameters",
+                    parameter.parameter_arn,
+                )
             else:
                 secret_name, _, json_key = rest.partition(":")
                 secret = secretsmanager.Secret.from_secret_name_v2(
                     self, f"Secret{name}", secret_name
                 )
-                secrets[name] = ecs.Secret.from_secrets_manager(secret, json_key or None)
+                secrets[name] = StartSecret(
+                    ecs.Secret.from_secrets_manager(secret, json_key or None),
+                    "secretsmanager:GetSecretValue",
+                    # A secret's ARN ends in 6 random characters (what CDK's grant matches too).
+                    f"{secret.secret_arn}-??????",
+                )
         return secrets
 
     def _allow_secret_keys(self, key_arns: Sequence[str], refs: Iterable[str]) -> None:
@@ -336,15 +391,35 @@ class WorkerService(Construct):
             )
         )
 
-    def _allow_ecs_exec(self) -> None:
-        """ECS Exec: CDK grants the task role the four ssmmessages channel actions."""
+    def _allow_ecs_exec(self, cluster: ecs.ICluster) -> None:
+        """ECS Exec: CDK grants the task role the four ssmmessages channel actions and, for the
+        session log (the cluster's execute command configuration), logs:DescribeLogGroups and
+        the writes to the sessions' log group."""
+        policy = self.task_definition.task_role.node.find_child("DefaultPolicy")
         acknowledge(
-            self.task_definition.task_role.node.find_child("DefaultPolicy"),
+            policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "ECS Exec: the ssmmessages channel actions (Create/Open Control/Data Channel) have "
-            "no resource-level permissions; who may open a session is decided by "
+            "ECS Exec: the ssmmessages channel actions (Create/Open Control/Data Channel) and "
+            "logs:DescribeLogGroups (the SSM agent checks the session log group's encryption) "
+            "have no resource-level permissions; who may open a session is decided by "
             "ecs:ExecuteCommand on the caller's side.",
         )
+        exec_config = cluster.execute_command_configuration
+        sessions = exec_config and exec_config.log_configuration
+        if sessions and sessions.cloud_watch_log_group:
+            group = typing.cast("logs.ILogGroup", sessions.cloud_watch_log_group)
+            streams = Stack.of(self).format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=f"{group.log_group_name}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{as_nag_resource(Stack.of(self), streams)}]",
+                "ECS Exec: the SSM agent writes each session's transcript to a new stream of "
+                "the sessions' log group; stream names exist only at run time.",
+            )
         Annotations.of(self).add_warning_v2(
             "queue-worker-kit:ecsExec",
             "worker.ecs_exec is on: anyone allowed ecs:ExecuteCommand on this cluster gets a "
@@ -359,10 +434,7 @@ class WorkerService(Construct):
             service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*"
         )
         self.task_definition.add_to_task_role_policy(
-            iam.PolicyStatement(
-                actions=["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"],
-                resources=[tasks_of_cluster],
-            )
+            iam.PolicyStatement(actions=["ecs:UpdateTaskProtection"], resources=[tasks_of_cluster])
         )
         acknowledge(
             self.task_definition.task_role.node.find_child("DefaultPolicy"),

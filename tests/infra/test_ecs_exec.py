@@ -52,7 +52,11 @@ def test_on_the_service_allows_exec(on: Synthesized) -> None:
 def test_on_the_task_role_may_open_exactly_the_four_ssm_channels(on: Synthesized) -> None:
     ssm = [s for s in statements(on.worker_json) if "ssmmessages" in json.dumps(s["Action"])]
     assert ssm == [
-        {"Action": SSM_CHANNEL_ACTIONS, "Effect": "Allow", "Resource": "*"},
+        {
+            "Action": ["logs:DescribeLogGroups", *SSM_CHANNEL_ACTIONS],
+            "Effect": "Allow",
+            "Resource": "*",
+        },
     ]
     (task_definition,) = on.worker.find_resources("AWS::ECS::TaskDefinition").values()
     task_role = task_definition["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
@@ -61,19 +65,99 @@ def test_on_the_task_role_may_open_exactly_the_four_ssm_channels(on: Synthesized
         {
             "Roles": [{"Ref": task_role}],
             "PolicyDocument": {
-                "Statement": Match.array_with([Match.object_like({"Action": SSM_CHANNEL_ACTIONS})])
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Action": ["logs:DescribeLogGroups", *SSM_CHANNEL_ACTIONS]}
+                        )
+                    ]
+                )
             },
         },
     )
 
 
-def test_on_sessions_are_not_logged_into_the_worker_log(on: Synthesized) -> None:
+def exec_log_group(s: Synthesized) -> str:
+    (cluster,) = s.worker.find_resources("AWS::ECS::Cluster").values()
+    configuration = cluster["Properties"]["Configuration"]["ExecuteCommandConfiguration"]
+    assert configuration["Logging"] == "OVERRIDE"
+    return str(configuration["LogConfiguration"]["CloudWatchLogGroupName"]["Ref"])
+
+
+def test_on_sessions_are_logged_to_a_log_group_of_their_own_encrypted_with_the_kit_key(
+    on: Synthesized,
+) -> None:
     on.worker.has_resource_properties(
-        "AWS::ECS::Cluster", {"Configuration": {"ExecuteCommandConfiguration": {"Logging": "NONE"}}}
+        "AWS::ECS::Cluster",
+        {
+            "Configuration": {
+                "ExecuteCommandConfiguration": {
+                    "Logging": "OVERRIDE",
+                    "LogConfiguration": {"CloudWatchEncryptionEnabled": True},
+                }
+            }
+        },
     )
-    assert "logs:" not in json.dumps(
-        [s for s in statements(on.worker_json) if "ssmmessages" in json.dumps(s)]
+    group = on.worker_json["Resources"][exec_log_group(on)]
+    (key,) = on.worker.find_resources("AWS::KMS::Key")
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key, "Arn"]}
+    assert group["Properties"]["RetentionInDays"] == on.config.worker.log_retention_days
+    assert group["DeletionPolicy"] == "Retain"  # prod: retain_data, as its key
+    (worker_group,) = [
+        output["Value"]["Ref"]
+        for name, output in on.worker_json["Outputs"].items()
+        if name == "LogGroupName"
+    ]
+    assert worker_group != exec_log_group(on)  # no shell transcript in the worker's JSON log
+    output = on.worker_json["Outputs"]["ExecSessionLogGroupName"]["Value"]
+    assert output == {"Ref": exec_log_group(on)}
+
+
+def test_on_the_task_role_may_write_only_the_sessions_log_group(on: Synthesized) -> None:
+    task_role_policy = [
+        resource
+        for name, resource in on.worker_json["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Policy" and "TaskRole" in name
+    ]
+    writes = [
+        s
+        for s in statements({"Resources": dict(enumerate(task_role_policy))})
+        if "logs:PutLogEvents" in s["Action"]
+    ]
+    assert writes == [
+        {
+            "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            "Effect": "Allow",
+            "Resource": {
+                "Fn::Join": [
+                    "",
+                    [
+                        f"arn:aws:logs:{on.config.region}:",
+                        {"Ref": "AWS::AccountId"},
+                        ":log-group:",
+                        {"Ref": exec_log_group(on)},
+                        ":*",
+                    ],
+                ]
+            },
+        }
+    ]
+
+
+def test_on_without_encrypted_logs_sessions_are_logged_unencrypted() -> None:
+    s = synthesize("dev", worker={"ecs_exec": True, "encrypt_logs": False})
+    s.worker.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {
+            "Configuration": {
+                "ExecuteCommandConfiguration": {
+                    "LogConfiguration": {"CloudWatchEncryptionEnabled": False}
+                }
+            }
+        },
     )
+    assert "KmsKeyId" not in s.worker_json["Resources"][exec_log_group(s)]["Properties"]
 
 
 def test_on_the_container_root_filesystem_stays_writable_for_the_ssm_agent(

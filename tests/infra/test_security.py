@@ -132,8 +132,18 @@ def test_service_principals_use_the_key_only_for_this_accounts_resources(
         source = str(condition["ArnLike"]["aws:SourceArn"])
         assert "AWS::AccountId" in source and "ap-northeast-1" in source
     logs = services["logs.ap-northeast-1.amazonaws.com"]
-    pattern = str(logs["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
-    assert "arn:aws:logs:ap-northeast-1:" in pattern and "AWS::AccountId" in pattern
+    pattern = logs["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    # This stack's log groups only: CloudFormation names those it creates <stack>-<id>-<random>.
+    assert pattern == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:aws:logs:ap-northeast-1:",
+                {"Ref": "AWS::AccountId"},
+                ":log-group:QueueWorker-prod-Worker-*",
+            ],
+        ]
+    }
 
 
 def test_the_log_groups_are_encrypted_with_the_kits_key(prod: Synthesized) -> None:

@@ -20,6 +20,7 @@ from worker.handlers import (
     kill_orphan,
 )
 from worker.logs import EventLog
+from worker.masking import SecretMask, secret_values
 from worker.protection import TaskProtection
 from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
 from worker.supervise import job_file, write_line
@@ -172,7 +173,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     except SettingsError as error:
         write_line(str(error))
         return EX_CONFIG
-    log = EventLog(settings.process_name)
+    log = EventLog(settings.process_name, mask=SecretMask(secret_values(env)))
     try:
         if settings.handler_mode == "consumer":
             check_command(settings.handler, settings.workdir)

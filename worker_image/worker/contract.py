@@ -35,6 +35,11 @@ MAX_RECEIVE_COUNT_VARIABLE = "WORKER_MAX_RECEIVE_COUNT"
 """The work queue's maxReceiveCount (queue.max_receive_count): the receive on which a failure is
 final. recipes/laravel/run-job.php takes it as its default --tries."""
 
+SECRET_NAMES_VARIABLE = "WORKER_SECRET_NAMES"
+"""The names of the variables that hold ``worker.secrets`` (comma-separated, sorted; absent
+without secrets), set by the worker stack: the worker masks their values in what it logs
+(worker.masking)."""
+
 # -- What a command gets (command mode, per message; docs/frameworks.md "The command contract")
 
 MESSAGE_ATTRIBUTES_FILE_VARIABLE = "WORKER_MESSAGE_ATTRIBUTES_FILE"

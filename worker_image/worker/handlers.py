@@ -452,13 +452,21 @@ class CommandRunner:
     def _pump(self, pipe: IO[bytes], stream: str, message_id: str, budget: _OutputBudget) -> None:
         """Log each burst the command writes to `pipe` as a `job_output` line, while the job's
         output budget lasts (then only counted). A burst that cannot be logged is dropped,
-        never the pipe: the command must not block on a full one."""
+        never the pipe: the command must not block on a full one. Secret values are masked
+        (the log's mask), also one that a line cut at the event size splits in two: the cut
+        piece's end that begins a secret goes with the next piece."""
+        mask = self.log.mask
+        held = ""  # the end of a cut line that may begin a secret value: logged with its rest
         with pipe:
             for piece in read_bursts(pipe):
                 if not budget.take(piece):
                     continue
+                text = mask.mask(held + piece.text)
+                held = ""
+                if piece.truncated and mask:
+                    text, held = mask.hold_tail(text)
                 fields: dict[str, Any] = {contract.OUTPUT_STREAM: stream}
-                fields[contract.OUTPUT_TEXT] = piece.text
+                fields[contract.OUTPUT_TEXT] = text
                 fields.update(
                     {name: True for name in ("truncated", "continued") if getattr(piece, name)}
                 )

@@ -1,4 +1,5 @@
-"""One JSON object per line on stdout for every event (fields: docs/contract.md)."""
+"""One JSON object per line on stdout for every event (fields: docs/contract.md); secret values
+masked in every field (worker.masking)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import threading
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from worker.masking import SecretMask
+
 
 class EventLog:
-    """Writes `{"time", "level", "event", "process", "pid", ...}` lines; safe across threads."""
+    """Writes `{"time", "level", "event", "process", "pid", ...}` lines; safe across threads.
+    Every string in `fields` goes through `mask` (the task's secret values become `***`)."""
 
-    def __init__(self, process: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, process: str, stream: TextIO | None = None, mask: SecretMask | None = None
+    ) -> None:
         self.process = process
         self.stream = stream if stream is not None else sys.stdout
+        self.mask = mask or SecretMask()
         self._lock = threading.Lock()
 
     def emit(self, level: str, event: str, **fields: Any) -> None:
@@ -26,7 +33,7 @@ class EventLog:
             "event": event,
             "process": self.process,
             "pid": os.getpid(),
-            **fields,
+            **(self.mask.mask_fields(fields) if self.mask else fields),
         }
         line = json.dumps(record, default=str)
         with self._lock:

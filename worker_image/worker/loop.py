@@ -413,7 +413,8 @@ class Worker:
         after maxReceiveCount receives). The message is deleted only once a copy landed."""
         if not self.settings.dead_letter_queue_url:
             return _FAILED
-        copies = dead_letter_copies(message, reason)
+        # The reason is a job's error: masked as the log masks it (worker.masking).
+        copies = dead_letter_copies(message, self.log.mask.mask(reason))
         for attributes in copies:
             try:
                 self._client().send_message(

@@ -8,13 +8,22 @@ as the runtime would do later, it sees the key done and skips it. Runs are count
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 from worker.idempotency import IdempotencyGuard, JobInProgressElsewhere, idempotent
 
 REGION = "ap-northeast-1"
@@ -26,6 +35,33 @@ PROCESSES = 2
 class Ctx:
     message_id: str
     receive_count: int = 1
+
+
+class OneRequestAtATime:
+    """A WSGI app that serves one request at a time. DynamoDB applies a conditional write
+    atomically; moto's threaded server checks the condition and writes without a lock, so two
+    racers could both pass the check (seen once in a loaded full run: one body ran twice)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.lock = app, threading.Lock()
+
+    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
+@pytest.fixture(scope="module")
+def atomic_endpoint() -> Iterator[str]:
+    """moto's server on loopback, its requests serialized as DynamoDB serializes an item's."""
+    app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
 
 
 def racer(endpoint: str, table: str, runs_file: str, barrier: Any, results: Any) -> None:
@@ -57,9 +93,9 @@ def racer(endpoint: str, table: str, runs_file: str, barrier: Any, results: Any)
     results.put((first, retried))
 
 
-def test_two_processes_run_a_duplicated_message_once(moto_endpoint: str, tmp_path: Path) -> None:
+def test_two_processes_run_a_duplicated_message_once(atomic_endpoint: str, tmp_path: Path) -> None:
     table = f"race-{uuid.uuid4().hex[:8]}"
-    boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint).create_table(
+    boto3.client("dynamodb", region_name=REGION, endpoint_url=atomic_endpoint).create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -70,7 +106,9 @@ def test_two_processes_run_a_duplicated_message_once(moto_endpoint: str, tmp_pat
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(PROCESSES), context.Queue()
     processes = [
-        context.Process(target=racer, args=(moto_endpoint, table, str(runs_file), barrier, results))
+        context.Process(
+            target=racer, args=(atomic_endpoint, table, str(runs_file), barrier, results)
+        )
         for _ in range(PROCESSES)
     ]
     for process in processes:
