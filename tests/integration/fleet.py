@@ -18,6 +18,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_IMAGE = ROOT / "worker_image"
 RECORDED = "tests.unit.worker.recording_handlers:recorded_job"
+PROD_PROCESSES: int = json.loads((ROOT / "cdk.json").read_text())["context"]["environments"][
+    "prod"
+]["worker"]["processes"]
+"""The processes per task of the shipped prod environment: the shape fault tests run at."""
 
 FAST = {
     "RECEIVE_WAIT_SECONDS": "1",

@@ -22,7 +22,7 @@ from worker import contract
 from worker.handlers import sqs_attributes
 
 from tests.conftest import REGION, free_port
-from tests.integration.fleet import Fleet, queue_depth, send_jobs
+from tests.integration.fleet import PROD_PROCESSES, Fleet, queue_depth, send_jobs
 from tests.sqs_helpers import drain
 from tests.unit.worker.harness import FakeAgent
 from tests.unit.worker.recording_handlers import RECORDED_COMMAND, runs
@@ -248,9 +248,6 @@ def test_kill_9_of_a_command_worker_mid_job_stops_its_job_before_it_runs_again(
 
 
 # -- Issue 9: a stopped job stops, no retry is wasted, nothing is lost (prod shape: 8 processes)
-
-
-PROD_PROCESSES = 8
 
 
 def assert_once_never_concurrent(record: Path, ids: list[str]) -> None:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.integration.fleet import Fleet, queue_depth, send_jobs
+from tests.integration.fleet import PROD_PROCESSES, WORKER_IMAGE, Fleet, queue_depth, send_jobs
 from tests.unit.worker.recording_handlers import runs
 
 MakeFleet = Callable[..., Fleet]
@@ -32,6 +32,45 @@ def test_a_fleet_consumes_every_message_exactly_once(
     assert len(fleet.worker_pids()) == 3
     stopped = fleet.events("worker_stopped")
     assert len(stopped) == 3 and {e["reason"] for e in stopped} == {"sigterm"}
+
+
+def test_a_worker_that_missed_the_stop_signal_stops_as_soon_as_it_starts(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any, tmp_path: Path
+) -> None:
+    """supervisord loses a stop signal that reaches a process it has forked but not yet
+    exec'd (its own handler is still installed there): the worker would then take work until
+    the stop wait's SIGKILL. Here each of the 8 programs ignores SIGTERM for its first 3 s (the
+    lost signal) before it execs the worker, and the fleet is stopped in those seconds. Every
+    worker must stop as it starts, receive nothing, and the fleet exit long before its stop
+    wait (60 s here)."""
+    conf = tmp_path / "supervisord.conf"
+    text = (WORKER_IMAGE / "supervisord.conf").read_text()
+    lost_signal = (
+        'command=sh -c \'trap "" TERM; touch $WORKER_RUN_DIR/spawned-$SUPERVISOR_PROCESS_NAME;'
+        " sleep 3; exec python -m worker'"
+    )
+    conf.write_text(
+        text.replace("command=python -m worker\n", lost_signal + "\n").replace(
+            "directory=%(here)s", f"directory={WORKER_IMAGE}"
+        )
+    )
+    pair = make_queue_pair()
+    send_jobs(sqs_client, pair.url, tmp_path / "record", 5)
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        WORKER_PROCESSES=PROD_PROCESSES,
+        SUPERVISOR_CONF=conf,
+        SUPERVISOR_STOPWAITSECS=60,
+    )
+    run_dir = Path(fleet.env["WORKER_RUN_DIR"])
+    fleet.wait_for(lambda: len(list(run_dir.glob("spawned-*"))) == PROD_PROCESSES, timeout=30)
+    assert fleet.stop(timeout=30) == 0
+    stopped = fleet.events("worker_stopped")
+    assert len(stopped) == PROD_PROCESSES
+    assert {(e["reason"], e["jobs"]) for e in stopped} == {("sigterm", 0)}
+    assert fleet.jobs() == []
+    attributes = sqs_client.get_queue_attributes(QueueUrl=pair.url, AttributeNames=["All"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "5"  # none received
 
 
 def test_a_recycled_process_is_restarted_by_supervisord(

@@ -23,7 +23,7 @@ from worker.logs import EventLog
 from worker.masking import SecretMask, secret_values
 from worker.protection import TaskProtection
 from worker.settings import LOCAL_PROCESS_NAME, Settings, SettingsError
-from worker.supervise import job_file, write_line
+from worker.supervise import fleet_stopping, job_file, write_line
 
 EX_CONFIG = 78  # a bad setting: supervisord gives up after startretries, the task is replaced
 QUEUE_CHECK_ATTEMPTS = 3
@@ -198,6 +198,8 @@ def main(env: Mapping[str, str] = os.environ) -> int:
         stop_sqs = LazyClient(lambda: stop_sqs_client(settings))
         worker = Worker(settings, sqs, runner, log, protection, stop_sqs)
         worker.install_signal_handlers()
+        if fleet_stopping(settings.run_dir):  # a stop signal lost before our handlers
+            worker.request_stop()
         worker.run()
     finally:
         runner.close()

@@ -38,7 +38,7 @@ from types import FrameType
 from worker.handlers import SAMPLE_SECONDS, ExitWatch, group_rss_bytes
 from worker.logs import EventLog
 from worker.settings import Settings
-from worker.supervise import group_members
+from worker.supervise import fleet_stopping, group_members
 
 # supervisord counts a process that exits within `startsecs` (1 s) as a failed start.
 MIN_LIFETIME_SECONDS = 1.5
@@ -114,6 +114,9 @@ class ConsumerWatcher:
         started = time.monotonic()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+        if fleet_stopping(self.settings.run_dir):  # a stop signal lost before our handlers
+            self.log.info("worker_stopped", reason="sigterm", exit_code=None, max_rss_mib=0.0)
+            return 0
         self.process = subprocess.Popen(
             self.argv, cwd=self.settings.workdir, preexec_fn=_die_with_watcher
         )

@@ -43,6 +43,9 @@ JOB_FILE_SUFFIX = ".job"
 """`WORKER_TASK_DIR/<process><suffix>` holds the process group of the job a command-mode worker
 runs (worker.handlers.note_job): read by its successor and by this entrypoint at the end."""
 FATAL_MARKER = "fatal"
+STOPPING_MARKER = "stopping"
+"""`WORKER_RUN_DIR/stopping`, left by the entrypoint before it forwards a stop to supervisord
+(fleet_stopping)."""
 CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 EX_CONFIG = 78
 ALIVE_PREFIX = "alive-"
@@ -103,6 +106,7 @@ def run_supervisord(environ: dict[str, str]) -> int:
     run_dir = Path(env["WORKER_RUN_DIR"])
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FATAL_MARKER).unlink(missing_ok=True)
+    (run_dir / STOPPING_MARKER).unlink(missing_ok=True)
     bin_dir = str(Path(sys.executable).parent)  # the venv's bin: python and supervisord
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
     conf = env.get("SUPERVISOR_CONF") or str(CONF)
@@ -110,6 +114,8 @@ def run_supervisord(environ: dict[str, str]) -> int:
     pid = os.posix_spawn(supervisord, [supervisord, "-n", "-c", conf], env)
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        if signum != signal.SIGHUP:  # SIGHUP reloads supervisord: no stop
+            (run_dir / STOPPING_MARKER).touch()  # before the signal: see fleet_stopping
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
@@ -126,6 +132,16 @@ def run_supervisord(environ: dict[str, str]) -> int:
         _say("error", "fleet_failed", reason=reason, supervisord_exit=code)
         return 1
     return code if code >= 0 else 128 - code
+
+
+def fleet_stopping(run_dir: str | Path) -> bool:
+    """Whether the fleet is stopping: a worker checks this once its own signal handlers are in
+    place and, if so, stops at once. supervisord signals a process it has forked but that has
+    not yet exec'd the program with supervisord's own handler still installed in the child:
+    that signal is lost, and the program would run (and take work) until the stop wait's
+    SIGKILL. The entrypoint leaves the marker before it forwards the stop, so a worker that
+    misses the signal finds the marker, and one that does not find it gets the signal."""
+    return (Path(run_dir) / STOPPING_MARKER).exists()
 
 
 def job_file(task_dir: str | Path, process_name: str) -> Path:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from worker.supervise import STOPPING_MARKER
+
 from tests.integration.fleet import WORKER_IMAGE
 
 # A stand-in for `php artisan queue:work`: grows by GROW MiB every 0.2 s (0: stays small),
@@ -85,6 +87,21 @@ def test_sigterm_reaches_the_consumer_and_its_exit_status_is_the_watchers(tmp_pa
     code, lines = watched.wait()
     assert code == 0 and watched.out.read_text() == "term"
     assert [e["reason"] for e in lines if e["event"] == "worker_stopped"] == ["sigterm"]
+
+
+def test_a_watcher_started_while_the_fleet_stops_never_starts_the_consumer(
+    tmp_path: Path,
+) -> None:
+    """The stop signal was lost before the watcher's handlers (supervisord's fork-exec window):
+    the entrypoint's marker stops it before the consumer takes any work."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / STOPPING_MARKER).touch()
+    watched = Watched(tmp_path, "0", "stop", WORKER_RUN_DIR=str(run_dir))
+    code, lines = watched.wait()
+    assert code == 0 and not watched.out.exists()
+    assert [e["event"] for e in lines] == ["worker_stopped"]
+    assert lines[0]["reason"] == "sigterm"
 
 
 def test_a_consumer_that_fails_passes_its_exit_status_on(tmp_path: Path) -> None:
