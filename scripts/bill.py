@@ -11,6 +11,9 @@ the usage (:class:`Usage`): compute (from the simulator or the planner), task-ho
 IPv4, performance and flow logs), messages (SQS requests and job log lines) and the hours a day
 tasks run (custom metrics are billed by the hour they receive data). :func:`bill` prices both
 with scripts/pricing.py; each line says its quantity, its unit price and where that comes from.
+Without a template, :func:`facts_of` counts the same from an environment's config
+(:class:`Settings`): the planner prices every candidate shape so, and a test holds both counts
+equal on synthesized environments.
 Not priced (under a cent a month at the reference workload): KMS requests (CloudWatch Logs and
 SNS cache data keys), SNS e-mail deliveries, EventBridge's AWS service events (free), the
 CloudWatch API calls of `python -m scripts status`, and free tiers (an account's, shared).
@@ -22,16 +25,14 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from scripts import _cli, pricing
-from scripts._aws import ROOT
 from scripts._cli import OpsError, Parser, print_json, table
+from stacks.config import EnvironmentBlock
 
 HELP = "the whole month of an environment: its templates priced with a workload"
 DEFAULTS_IN_HELP = True
@@ -64,6 +65,20 @@ NETWORK_KB_PER_JOB = 20
 SQS_REQUESTS_PER_JOB = 3
 SQS_POLLS_PER_IDLE_PROCESS_HOUR = 180
 GB = 1024 * 1024  # KB in a GB
+# What the stacks build, as facts_of counts it (tests/infra/test_bill.py holds it to what they
+# synthesize): metrics each scaling alarm reads, without / with a batch window (the backlog;
+# with a window also in-flight messages and the job metrics' sum and count), the Spot
+# fallback's two alarms (desired, running, pending task counts each), the tasks-missing alarm
+# (desired, running), the interface endpoints of stacks/constructs/network.py (SQS, ECR API and
+# registry, Logs, ECS; one more per kind of secret and for ECS Exec) and the job metrics of
+# stacks/constructs/monitoring.py's JOB_METRICS (5 metrics from 6 filters).
+BACKLOG_ALARM_METRICS = (1, 4)
+FLEET_SIZE_ALARM_METRICS = (2, 4)
+FALLBACK_ALARM_METRICS = (3, 3)
+TASKS_MISSING_ALARM_METRICS = 2
+ALWAYS_ALARMS = 3  # dlq-messages, oldest-message-age, error-rate: one metric each
+INTERFACE_ENDPOINTS = 5
+JOB_FILTER_METRICS = 5
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,45 @@ class Facts:
     flow_logs: int
     filter_metrics: int  # distinct metrics the metric filters publish
     log_retention_days: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an environment's config says that changes what its templates hold (stacks/config.py's
+    names). Defaults: the config's (no Spot fallback, no window, level essential, public egress
+    over 2 AZs, 30 days of logs)."""
+
+    region: str
+    fallback: bool = False  # worker.capacity: Spot with its on-demand fallback
+    batch_windows: int = 0
+    level: str = "essential"  # monitoring.level
+    dashboard: bool = False
+    container_insights: bool = False  # monitoring.container_insights (the fallback adds it)
+    egress: str = "public"  # network.egress
+    existing_vpc: bool = False  # network.vpc_id
+    max_azs: int = 2
+    secret_kinds: frozenset[str] = frozenset()  # kinds of worker.secrets: ssm, secretsmanager
+    ecs_exec: bool = False
+    log_retention_days: int = 30
+
+    @classmethod
+    def of(cls, config: EnvironmentBlock) -> Settings:
+        """The settings of a parsed environment."""
+        worker = config.worker
+        return cls(
+            region=config.region,
+            fallback=worker.capacity.fallback,
+            batch_windows=len(config.batch_windows),
+            level=config.monitoring.level,
+            dashboard=config.monitoring.dashboard,
+            container_insights=config.monitoring.container_insights,
+            egress=config.network.egress,
+            existing_vpc=config.network.vpc_id is not None,
+            max_azs=config.network.max_azs,
+            secret_kinds=frozenset(ref.partition(":")[0] for ref in worker.secrets.values()),
+            ecs_exec=worker.ecs_exec,
+            log_retention_days=worker.log_retention_days,
+        )
 
 
 @dataclass(frozen=True)
@@ -131,17 +185,20 @@ class Bill:
         """The whole month over its compute (inf without compute)."""
         return self.total() / self.compute if self.compute else math.inf
 
-    def as_dict(self) -> dict[str, Any]:
+    def totals(self) -> dict[str, float | None]:
+        """USD by kind and the whole month over its compute (None without compute), rounded."""
         return {
             "total": round(self.total(), 2),
             "compute": round(self.compute, 2),
             "fixed": round(self.total("fixed"), 2),
             "usage": round(self.total("usage"), 2),
             "ratio_to_compute": round(self.ratio, 2) if self.compute else None,
-            "lines": [
-                {**asdict(line), "usd": round(line.usd, 4)} for line in self.lines if line.usd
-            ],
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The totals and every line with a cost."""
+        lines = [{**asdict(line), "usd": round(line.usd, 4)} for line in self.lines if line.usd]
+        return {**self.totals(), "lines": lines}
 
 
 def _resources(templates: Iterable[Mapping[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -191,7 +248,7 @@ def facts(templates: Sequence[Mapping[str, Any]], region: str) -> Facts:
     }
     return Facts(
         region=region,
-        alarm_metrics=tuple(standard),
+        alarm_metrics=tuple(sorted(standard)),
         high_resolution_alarm_metrics=high,
         dashboards=len(_resources(templates, "AWS::CloudWatch::Dashboard")),
         kms_keys=len(_resources(templates, "AWS::KMS::Key")),
@@ -210,6 +267,41 @@ def facts(templates: Sequence[Mapping[str, Any]], region: str) -> Facts:
         filter_metrics=len(filters),
         log_retention_days=max((int(g.get("RetentionInDays", 0)) for g in groups), default=0),
     )
+
+
+def facts_of(s: Settings) -> Facts:
+    """What the templates of an environment with settings ``s`` hold, counted without them."""
+    window = s.batch_windows > 0
+    insights = s.container_insights or s.fallback
+    alarms = [BACKLOG_ALARM_METRICS[window], FLEET_SIZE_ALARM_METRICS[window]]
+    alarms += [1] * (s.batch_windows + ALWAYS_ALARMS)  # a deadline alarm per window
+    alarms += FALLBACK_ALARM_METRICS if s.fallback else ()
+    if s.level == "full":
+        alarms += [1] + [TASKS_MISSING_ALARM_METRICS] * insights  # memory-high, tasks-missing
+    new_vpc = not s.existing_vpc
+    endpoints = INTERFACE_ENDPOINTS + len(s.secret_kinds) + s.ecs_exec
+    return Facts(
+        region=s.region,
+        alarm_metrics=tuple(sorted(alarms)),
+        high_resolution_alarm_metrics=0,
+        dashboards=int(s.dashboard),
+        kms_keys=1,
+        container_insights=insights,
+        ecs_services=1 + s.fallback,
+        task_families=1,  # the fallback runs the worker's
+        public_ip_on_tasks=s.egress == "public",
+        nat_gateways=int(new_vpc and s.egress == "nat"),
+        interface_endpoint_azs=endpoints * s.max_azs if new_vpc and s.egress == "endpoints" else 0,
+        log_groups=1 + new_vpc + s.ecs_exec,  # the worker's, the flow log's, ECS Exec's
+        flow_logs=int(new_vpc),
+        filter_metrics=JOB_FILTER_METRICS,
+        log_retention_days=s.log_retention_days,
+    )
+
+
+def active_hours(task_hours: float, peak_tasks: int) -> int:
+    """Hours of the day in which tasks run, when the day's task-hours run at ``peak_tasks``."""
+    return math.ceil(task_hours / max(1, peak_tasks))
 
 
 def bill(f: Facts, usage: Usage) -> Bill:
@@ -340,35 +432,7 @@ def text(b: Bill) -> list[str]:
     return out
 
 
-# -- Synthesizing an environment for the planner -------------------------------------------------
-
-
-def feature_flags(cdk_json: Path = ROOT / "cdk.json") -> dict[str, Any]:
-    context = json.loads(cdk_json.read_text())["context"]
-    return {k: v for k, v in context.items() if k.startswith("@")}
-
-
-@cache
-def _synthesized(name: str, block_json: str) -> tuple[dict[str, Any], ...]:
-    from aws_cdk import App  # jsii starts Node: only when a bill is wanted
-
-    from stacks.app_builder import add_environment
-    from stacks.config import ConfigError, load_config
-
-    try:
-        config = load_config({name: json.loads(block_json)}, name, project_dir=ROOT)
-    except ConfigError as error:
-        raise OpsError(f"the planned environment does not synthesize:\n{error}") from None
-    outdir = Path(tempfile.mkdtemp(prefix=f"bill-{name}-"))
-    app = App(outdir=str(outdir), context=feature_flags())
-    add_environment(app, config)
-    app.synth()
-    return tuple(json.loads(p.read_text()) for p in sorted(outdir.glob("*.template.json")))
-
-
-def synthesized(name: str, block: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
-    """The templates of environment ``name`` with ``block`` (in-process, once per block)."""
-    return _synthesized(name, json.dumps(block, sort_keys=True))
+# -- Templates on disk ---------------------------------------------------------------------------
 
 
 def templates_in(cdk_out: Path) -> list[dict[str, Any]]:
@@ -410,14 +474,13 @@ def usage_of_day(day: Mapping[str, Any] | None, mean_job_seconds: float) -> Usag
     """A simulated day's usage (``simulate --json``), or an idle one."""
     if day is None:
         return Usage(0, mean_job_seconds, 1, 0, 0, 0)
-    peak = max(1, int(day["peak_tasks"]))
     return Usage(
         messages_per_day=day["messages"],
         mean_job_seconds=mean_job_seconds,
         processes=day["processes_per_task"],
         task_hours_per_day=day["task_hours"],
         compute_per_day=day["cost"],
-        active_hours_per_day=math.ceil(day["task_hours"] / peak),
+        active_hours_per_day=active_hours(day["task_hours"], int(day["peak_tasks"])),
     )
 
 

@@ -1,4 +1,5 @@
-"""Capacity planner: the cheapest Fargate shape and the scaling settings for a daily batch.
+"""Capacity planner: the Fargate shape of the cheapest whole month, and the scaling settings for
+a daily batch.
 
     python -m scripts plan --messages 2000 --duration uniform:30:300 --env prod
     python -m scripts plan --messages 2000 --duration-mean 165 --duration-max 300 --json
@@ -18,14 +19,20 @@ one longest job:
     window min tasks = ceil(messages / (target x processes))
     max tasks = ceil(growth x messages / (target x processes)), capped by the database cap
 
-Cost/day estimate: (messages x mean / processes + window min tasks x (start latency + max
+Compute a day: (messages x mean / processes + window min tasks x (start latency + max
 duration)) task-seconds at the task's price; on Spot, each of --spot-interruptions-per-hour
 interruptions per task-hour adds half a mean job (the jobs handed back run again) and a task
 start. With Spot the block turns on the on-demand fallback, which counts in the database cap
-(max tasks x 2 x processes). The floor is the workload's job-seconds at the cheapest
-on-demand price per process of any shape and architecture: what no configuration beats
-without Spot. Prints the chosen shape and why first, then the
-cheapest shapes (all with --all) with the chosen one marked, then a cdk.json block. The
+(max tasks x 2 x processes). Shapes are ranked by the whole month (scripts/bill.py, 30.4 days of
+this batch): the compute, plus what the environment pays besides it, counted from its config
+(--env's, else the config's defaults; the block's one window): alarms (Spot's fallback adds two
+and Container Insights), the dashboard, the KMS key, public IPv4 per task-hour or a NAT gateway
+or endpoints, logs, SQS requests. Ties (whole months within TIE_TOLERANCE of the
+cheapest's compute of the cheapest) go to the fewest processes. The floor is compute only: the
+workload's job-seconds at the cheapest on-demand price per process of any shape and
+architecture, what no configuration's compute beats without Spot. Prints the chosen shape and
+why first, its whole month line by line, then the cheapest shapes (all with --all) with the
+chosen one marked, then a cdk.json block. The
 database cap (total processes) is the environment's scaling.max_total_processes (--env) or
 --max-total-processes; it is never raised: when no shape fits under it, plan says what cap
 would fit and exits 1.
@@ -37,23 +44,25 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from scripts import _cli, pricing
+from scripts import _cli, bill, pricing
 from scripts._aws import ROOT, environment
 from scripts._cli import OpsError, Parser, print_json, table
 from scripts.sim.inputs import Durations, Problems, add_spot_arguments
 from stacks import sizing
+from stacks.config import EnvironmentBlock
 from stacks.fargate import VALID_MEMORY_MIB
 
 CPU_HEADROOM = 0.8  # busy processes may use up to this share of the task's vCPU
-# Cost estimates within this share of the cheapest count as ties (the estimate is not finer
-# than that); ties go to fewer processes per task: finer scaling steps, shorter idle tails.
+# Whole months within this share of the cheapest's compute of the cheapest count as ties (the
+# compute estimate is not finer than that); ties go to fewer processes per task: finer scaling
+# steps, shorter idle tails.
 TIE_TOLERANCE = 0.05
-HELP = "the cheapest Fargate shape and scaling settings for a daily batch (and why)"
+HELP = "the Fargate shape of the cheapest whole month and scaling settings for a daily batch"
 ON_DEMAND = "on-demand"
 SPOT = "spot"
 CAPACITIES = (ON_DEMAND, SPOT)
@@ -67,7 +76,8 @@ SHORT_TABLE_ROWS = 8  # rows shown without --all (the chosen one always among th
 
 @dataclass(frozen=True)
 class Shape:
-    """One task shape and what the batch costs with it."""
+    """One task shape, what the batch's compute costs a day with it and the environment's whole
+    month (``month``, scripts/bill.py)."""
 
     cpu: int
     memory_mib: int
@@ -79,9 +89,21 @@ class Shape:
     window_min_tasks: int
     max_tasks: int
     expected_finish: str
-    cost_per_day: float
+    compute_per_day: float  # USD, the Fargate tasks only
+    task_hours_per_day: float
+    month: bill.Bill = field(repr=False, compare=False)
     feasible: bool
     note: str = ""
+
+    @property
+    def whole_month(self) -> float:
+        """USD: compute and everything else the environment pays in a month."""
+        return self.month.total()
+
+    def as_dict(self, lines: bool = False) -> dict[str, Any]:
+        """JSON fields; the month's totals (and its lines with ``lines``) as ``whole_month``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "month"}
+        return {**out, "whole_month": self.month.as_dict() if lines else self.month.totals()}
 
 
 def processes_that_fit(
@@ -105,8 +127,32 @@ def options(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(a, c) for a in architectures for c in capacities]
 
 
-def evaluate(args: argparse.Namespace, durations: Durations, start: int, end: int) -> list[Shape]:
-    """Every shape that hosts at least one process, on every allowed option, cheapest first."""
+def priced_environment(args: argparse.Namespace) -> dict[str, bill.Facts]:
+    """What the planned environment's templates would hold, per capacity: --env's config (its
+    monitoring, network, logs; else the config's defaults) in args.region, with the block's one
+    batch window; on Spot with the on-demand fallback (unless the config turns it off)."""
+    config = (
+        environment(args.cdk_json, args.env)
+        if args.env
+        else EnvironmentBlock.model_validate({"region": args.region})
+    )
+    planned = replace(bill.Settings.of(config), region=args.region, batch_windows=1)
+    fallback = config.worker.capacity.fallback_after_minutes is not None
+    return {
+        ON_DEMAND: bill.facts_of(replace(planned, fallback=False)),
+        SPOT: bill.facts_of(replace(planned, fallback=fallback)),
+    }
+
+
+def evaluate(
+    args: argparse.Namespace,
+    durations: Durations,
+    start: int,
+    end: int,
+    facts: Mapping[str, bill.Facts],
+) -> list[Shape]:
+    """Every shape that hosts at least one process, on every allowed option, the cheapest whole
+    month (``facts``: the environment per capacity) first."""
     deadline = end - args.margin * 60
     usable = deadline - start - args.start_latency - args.scale_out_delay - durations.high
     target = max(1, math.floor(usable / durations.mean))
@@ -127,11 +173,11 @@ def evaluate(args: argparse.Namespace, durations: Durations, start: int, end: in
                         cpu,
                         memory,
                         processes,
-                        architecture,
-                        capacity,
+                        (architecture, capacity),
+                        facts[capacity],
                     )
                 )
-    shapes.sort(key=lambda s: (not s.feasible, s.cost_per_day, s.cpu, s.memory_mib))
+    shapes.sort(key=lambda s: (not s.feasible, s.whole_month, s.cpu, s.memory_mib))
     return shapes
 
 
@@ -142,10 +188,12 @@ def _shape(
     cpu: int,
     memory: int,
     processes: int,
-    architecture: str,
-    capacity: str,
+    option: tuple[str, str],
+    facts: bill.Facts,
 ) -> Shape:
+    """The shape's day and, with the environment's ``facts``, its whole month."""
     start, deadline, usable, target = timing
+    architecture, capacity = option
     spot = capacity == SPOT
     price = pricing.task_price_per_second(
         cpu, memory, args.region, architecture, spot, args.spot_discount
@@ -170,6 +218,15 @@ def _shape(
     if spot:  # each interruption: half a mean job runs again, and a task starts again
         interruptions = args.spot_interruptions_per_hour * task_seconds / 3600
         task_seconds += interruptions * (durations.mean / 2 + args.start_latency)
+    compute, task_hours = round(task_seconds * price, 4), round(task_seconds / 3600, 4)
+    usage = bill.Usage(
+        messages_per_day=args.messages,
+        mean_job_seconds=durations.mean,
+        processes=processes,
+        task_hours_per_day=task_hours,
+        compute_per_day=compute,
+        active_hours_per_day=bill.active_hours(task_hours, window_min),
+    )
     return Shape(
         cpu=cpu,
         memory_mib=memory,
@@ -181,17 +238,19 @@ def _shape(
         window_min_tasks=window_min,
         max_tasks=max(max_tasks, window_min),
         expected_finish=_clock(finish),
-        cost_per_day=round(task_seconds * price, 4),
+        compute_per_day=compute,
+        task_hours_per_day=task_hours,
         feasible=feasible and finish <= deadline,
+        month=bill.bill(facts, usage),
         note=note or ("" if finish <= deadline else "finishes after the deadline"),
     )
 
 
 @dataclass(frozen=True)
 class Floor:
-    """The workload's job-seconds at the cheapest on-demand price per process."""
+    """The workload's job-seconds at the cheapest on-demand price per process (compute only)."""
 
-    cost_per_day: float
+    compute_per_day: float
     cpu: int
     memory_mib: int
     processes: int
@@ -218,14 +277,16 @@ def floor(args: argparse.Namespace, durations: Durations) -> Floor:
 
 
 def choose(shapes: list[Shape]) -> Shape | None:
-    """The feasible shape with the fewest processes among those within TIE_TOLERANCE of the
-    cheapest (then the cheapest of them); None when no shape meets the deadline."""
+    """The feasible shape with the fewest processes among those whose whole month is within
+    TIE_TOLERANCE of the cheapest's compute of the cheapest whole month (then the cheapest of
+    them); None when no shape meets the deadline."""
     feasible = [s for s in shapes if s.feasible]
     if not feasible:
         return None
-    limit = feasible[0].cost_per_day * (1 + TIE_TOLERANCE)
-    ties = [s for s in feasible if s.cost_per_day <= limit]
-    return min(ties, key=lambda s: (s.processes, s.cost_per_day, s.cpu, s.memory_mib))
+    cheapest = min(feasible, key=lambda s: s.whole_month)
+    limit = cheapest.whole_month + TIE_TOLERANCE * cheapest.month.compute
+    ties = [s for s in feasible if s.whole_month <= limit]
+    return min(ties, key=lambda s: (s.processes, s.whole_month, s.cpu, s.memory_mib))
 
 
 def cdk_block(args: argparse.Namespace, shape: Shape, durations: Durations) -> dict[str, Any]:
@@ -304,7 +365,8 @@ def add_arguments(parser: Parser) -> None:
     cap = parser.add_mutually_exclusive_group()
     cap.add_argument(
         "--env",
-        help="take the database cap (scaling.max_total_processes) from this cdk.json environment",
+        help="take the database cap (scaling.max_total_processes), region, handler mode and what "
+        "the month pays besides compute (monitoring, network, logs) from this cdk.json environment",
     )
     cap.add_argument(
         "--max-total-processes",
@@ -390,9 +452,14 @@ def cap_source(args: argparse.Namespace) -> str:
     return ""
 
 
-def what_would_fit(args: argparse.Namespace, durations: Durations, start: int, end: int) -> str:
+def what_would_fit(
+    args: argparse.Namespace,
+    durations: Durations,
+    window: tuple[int, int],
+    facts: Mapping[str, bill.Facts],
+) -> str:
     """Without the cap: the shape that would be chosen and the cap it needs."""
-    best = choose(evaluate(replace_cap(args, None), durations, start, end))
+    best = choose(evaluate(replace_cap(args, None), durations, *window, facts))
     if best is None:
         return "no shape meets the deadline even without the cap: widen the window"
     # With Spot, the on-demand fallback counts in the cap too.
@@ -414,8 +481,9 @@ def replace_cap(args: argparse.Namespace, cap: int | None) -> argparse.Namespace
 def why(args: argparse.Namespace, best: Shape, source: str) -> str:
     """Why this shape, and what bounds it."""
     reason = (
-        f"cheapest within {TIE_TOLERANCE:.0%} of the cheapest shape that meets the deadline, "
-        f"then the fewest processes per task (finer scaling steps)"
+        f"whole month within {TIE_TOLERANCE:.0%} of the cheapest's compute of the cheapest "
+        "whole month that meets the deadline, then the fewest processes per task (finer scaling "
+        "steps)"
     )
     fallback = " x 2 (with the on-demand fallback)" if best.capacity == SPOT else ""
     peak = best.max_tasks * best.processes * (2 if fallback else 1)
@@ -431,9 +499,10 @@ def why(args: argparse.Namespace, best: Shape, source: str) -> str:
 
 
 def option_reason(args: argparse.Namespace, best: Shape, shapes: list[Shape]) -> str:
-    """One sentence: why this architecture and capacity, against the same shape on the others."""
+    """One sentence: why this architecture and capacity, against the same shape on the others
+    (compute, and for Spot what its fallback adds to the month)."""
     same = {
-        (s.architecture, s.capacity): s.cost_per_day
+        (s.architecture, s.capacity): s
         for s in shapes
         if (s.cpu, s.memory_mib) == (best.cpu, best.memory_mib)
     }
@@ -441,18 +510,35 @@ def option_reason(args: argparse.Namespace, best: Shape, shapes: list[Shape]) ->
     x86 = same.get(("x86_64", best.capacity))
     if best.architecture == "arm64" and x86:
         parts.append(
-            f"arm64 (Graviton) costs {1 - best.cost_per_day / x86:.0%} less than x86_64 "
-            "(it needs an arm64 or multi-arch image)"
+            f"arm64 (Graviton) costs {1 - best.month.compute / x86.month.compute:.0%} less "
+            "compute than x86_64 (it needs an arm64 or multi-arch image)"
         )
+    spot = same.get((best.architecture, SPOT))
     on_demand = same.get((best.architecture, ON_DEMAND))
-    if best.capacity == SPOT and on_demand:
-        parts.append(
-            f"Spot, planned at {args.spot_discount:.0%} off with "
-            f"{args.spot_interruptions_per_hour:g} interruptions per task-hour, costs "
-            f"{1 - best.cost_per_day / on_demand:.0%} less than on-demand (jobs survive the "
-            "2-minute warning: the kit hands them back; the on-demand fallback covers a Spot "
-            "shortfall)"
+    if spot and on_demand:
+        saved = on_demand.month.compute - spot.month.compute
+        added = (spot.whole_month - spot.month.compute) - (
+            on_demand.whole_month - on_demand.month.compute
         )
+        rest = (
+            f"saves ${saved:.2f} of compute a month, its on-demand fallback's Container Insights, "
+            f"alarms and logs add ${added:.2f}"
+        )
+        if best.capacity == SPOT:
+            parts.append(
+                f"Spot, planned at {args.spot_discount:.0%} off with "
+                f"{args.spot_interruptions_per_hour:g} interruptions per task-hour, {rest}: its "
+                f"whole month is ${on_demand.whole_month - spot.whole_month:.2f} below "
+                "on-demand's (jobs survive the 2-minute warning: the kit hands them back; the "
+                "fallback covers a Spot shortfall)"
+            )
+        elif not spot.feasible:
+            parts.append(f"Spot does not fit ({spot.note})")
+        else:
+            parts.append(
+                f"Spot {rest}: its whole month is ${spot.whole_month - best.whole_month:.2f} "
+                "above on-demand's"
+            )
     if not parts:
         return f"{best.architecture} {best.capacity}: the cheapest option allowed"
     return f"{best.architecture} {best.capacity}: " + "; ".join(parts)
@@ -483,7 +569,8 @@ def rows(shapes: list[Shape], best: Shape | None) -> list[list[Any]]:
             s.window_min_tasks,
             s.max_tasks,
             s.expected_finish,
-            f"{s.cost_per_day:.4f}",
+            f"{s.compute_per_day:.4f}",
+            f"{s.whole_month:.2f}",
             s.note,
         ]
         for s in shapes
@@ -502,7 +589,8 @@ HEADER = [
     "win min",
     "max",
     "finish",
-    "$/day",
+    "compute $/day",
+    "whole $/month",
 ]
 
 
@@ -510,34 +598,36 @@ def execute(args: argparse.Namespace) -> int:
     """Plan; print the chosen shape first. Exit 1 when no shape fits."""
     durations, start, end = _validate(args)
     source = cap_source(args)
-    shapes = evaluate(args, durations, start, end)
+    facts = priced_environment(args)
+    shapes = evaluate(args, durations, start, end, facts)
     best = choose(shapes)
     block = cdk_block(args, best, durations) if best else None
-    problem = "" if best else what_would_fit(args, durations, start, end)
+    problem = "" if best else what_would_fit(args, durations, (start, end), facts)
     lowest = floor(args, durations)
     against_floor = (
-        f"floor ${lowest.cost_per_day:.4f}/day: {args.messages} x {durations.mean:g} job-seconds "
-        f"at the cheapest on-demand price per process (cpu {lowest.cpu}, {lowest.memory_mib} "
-        f"MiB, {lowest.processes} processes, {lowest.architecture})"
+        f"compute floor ${lowest.compute_per_day:.4f}/day: {args.messages} x "
+        f"{durations.mean:g} job-seconds at the cheapest on-demand price per process (cpu "
+        f"{lowest.cpu}, {lowest.memory_mib} MiB, {lowest.processes} processes, "
+        f"{lowest.architecture})"
     )
+    to_floor = best and round(best.compute_per_day / lowest.compute_per_day, 3)
     if best is not None:
-        against_floor += f"; chosen = {best.cost_per_day / lowest.cost_per_day:.2f}x the floor"
+        against_floor += f"; the chosen shape's compute = {to_floor:.2f}x the floor"
     if best is None and not source:
         problem = "no shape finishes before the deadline: widen the window or lower the margin"
     if args.json:
         print_json(
             {
-                "best": best and asdict(best),
+                "best": best and best.as_dict(lines=True),
                 "why": why(args, best, source) if best else problem,
                 "option": option_reason(args, best, shapes) if best else None,
                 "floor": asdict(lowest),
-                "cost_vs_floor": round(best.cost_per_day / lowest.cost_per_day, 3)
-                if best
-                else None,
+                "compute_vs_floor": to_floor,
+                "priced_as": priced_as(args),
                 "max_total_processes": args.db_connections,
                 "max_total_processes_from": source or None,
                 "cdk_json": block,
-                "shapes": [asdict(s) for s in shapes],
+                "shapes": [s.as_dict() for s in shapes],
             }
         )
         return 0 if best else 1
@@ -553,13 +643,16 @@ def execute(args: argparse.Namespace) -> int:
     else:
         print(
             f"chosen: {best.architecture} {best.capacity}, cpu {best.cpu}, {best.memory_mib} MiB, "
-            f"{best.processes} processes per task, ${best.cost_per_day:.4f}/day, expected "
-            f"finish {best.expected_finish}"
+            f"{best.processes} processes per task: whole month ${best.whole_month:.2f} (compute "
+            f"${best.month.compute:.2f}, the rest ${best.whole_month - best.month.compute:.2f}), "
+            f"expected finish {best.expected_finish}"
         )
         print(f"why: {option_reason(args, best, shapes)}.")
         print(f"shape: {why(args, best, source)}")
         print(against_floor)
         print(f"for: {workload}")
+        print(f"\nwhole month of the chosen shape ({priced_as(args)}):")
+        print("\n".join(bill.text(best.month)))
     listed = shown(shapes, best, args.all)
     print()
     print("\n".join(table(rows(listed, best), [*HEADER, "note"])))
@@ -570,6 +663,15 @@ def execute(args: argparse.Namespace) -> int:
     print("\ncdk.json environment block:")
     print(json.dumps(block, indent=2))
     return 0
+
+
+def priced_as(args: argparse.Namespace) -> str:
+    """Whose settings the month is priced with."""
+    settings = f"{args.env}'s settings in cdk.json" if args.env else "the config's defaults"
+    return (
+        f"{bill.DAYS_PER_MONTH:.1f} days of this batch, {settings} with the block's window, "
+        f"{args.region} prices (scripts/pricing.py)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

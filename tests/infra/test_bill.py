@@ -4,18 +4,24 @@ docs/benchmarks.md ("The whole bill") hold on what CloudFormation would deploy.
 Benchmarks, not timed: prod's month at the reference workload (the simulated day, 30.4 times)
 is within 1.5x of its compute; dev idle (no task, no message) is under 3 USD; Spot's month,
 Container Insights and the fallback's alarms included, is below on-demand's.
+
+The contract between the planner and the templates: what bill.facts_of counts from a config
+(the planner prices every candidate shape so, without synthesizing it) is what bill.facts counts
+in the templates synthesized from that config, and the planner's month of its chosen block is
+the bill of that block synthesized.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scripts import bill, simulate
-from tests.infra.conftest import Synthesized, synthesize
+from scripts import bill, plan, simulate
+from tests.infra.conftest import ROOT, VARIANTS, Synthesized, synthesize, variant
 
 SPOT = {"capacity": {"spot_weight": 1, "on_demand_weight": 0}}
 MAX_6 = {"max_tasks": 6}  # with the fallback, (6 + 6) x 8 processes stay under the cap of 100
@@ -86,3 +92,69 @@ def test_a_metric_math_alarm_pays_for_every_metric_it_reads() -> None:
         }
     }
     assert sorted(bill.facts([template], "us-east-1").alarm_metrics) == [1, 2]
+
+
+# Settings beyond conftest's VARIANTS that change what facts_of counts.
+CONTRACT_VARIANTS = {
+    "prod-spot-no-fallback": {
+        "worker": {"capacity": {**SPOT["capacity"], "fallback_after_minutes": None}},
+        "scaling": MAX_6,
+    },
+    "prod-two-windows": {
+        "batch_window": None,
+        "batch_windows": [
+            {"start": "04:00", "end": "09:00", "timezone": "Asia/Tokyo", "min_tasks": 4},
+            {"start": "13:00", "end": "15:00", "timezone": "Asia/Tokyo", "min_tasks": 1},
+        ],
+    },
+    "prod-essential-insights": {"monitoring": {"level": "essential", "container_insights": True}},
+    "prod-endpoints-3-azs-exec-secrets": {
+        "network": {"egress": "endpoints", "max_azs": 3},
+        "worker": {
+            "ecs_exec": True,
+            "secrets": {"DB_PASSWORD": "ssm:/app/db", "API_KEY": "secretsmanager:app/api"},
+        },
+    },
+    "prod-existing-vpc": {
+        "network": {
+            "egress": "nat",
+            "vpc_id": "vpc-12345678",
+            "subnet_ids": ["subnet-12345678", "subnet-87654321"],
+            "availability_zones": ["ap-northeast-1a", "ap-northeast-1c"],
+        }
+    },
+}
+
+
+@pytest.mark.parametrize("name", [*VARIANTS, *CONTRACT_VARIANTS])
+def test_facts_counted_from_the_config_are_those_of_its_templates(name: str) -> None:
+    s = variant(name) if name in VARIANTS else synthesize("prod", **CONTRACT_VARIANTS[name])
+    in_templates = bill.facts([s.queue_json, s.worker_json], s.config.region)
+    assert bill.facts_of(bill.Settings.of(s.config)) == in_templates
+
+
+@pytest.mark.parametrize("capacity", [plan.ON_DEMAND, plan.SPOT])
+def test_the_planners_month_is_the_bill_of_its_block_synthesized(
+    capacity: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """prod planned for the reference workload: the block's environment synthesized holds what
+    the planner counted, and the planner's month of it is the bill of those templates."""
+    argv = ["--messages", "2000", "--duration", "uniform:30:300", "--env", "prod"]
+    assert plan.main([*argv, "--capacity", capacity, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    best, block = result["best"], result["cdk_json"]
+    s = synthesize("prod", **block)
+    in_templates = bill.facts([s.queue_json, s.worker_json], s.config.region)
+    args = argparse.Namespace(env="prod", cdk_json=ROOT / "cdk.json", region=block["region"])
+    assert plan.priced_environment(args)[capacity] == in_templates
+    usage = bill.Usage(
+        messages_per_day=2000,
+        mean_job_seconds=165,
+        processes=best["processes"],
+        task_hours_per_day=best["task_hours_per_day"],
+        compute_per_day=best["compute_per_day"],
+        active_hours_per_day=bill.active_hours(
+            best["task_hours_per_day"], best["window_min_tasks"]
+        ),
+    )
+    assert json.loads(json.dumps(bill.bill(in_templates, usage).as_dict())) == best["whole_month"]
