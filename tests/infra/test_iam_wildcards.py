@@ -174,3 +174,53 @@ def test_every_row_explains_a_wildcard_that_exists() -> None:
             seen.setdefault(finding, set()).update(wildcards)
     stale = {row: sorted(w - seen.get(row, set())) for row, w in explained().items()}
     assert {row: w for row, w in stale.items() if w} == {}
+
+
+TRUST_TITLE = "### Who each role trusts"
+Trust = tuple[str, str, str]  # (role's construct id, principal, condition)
+
+
+@cache
+def trusts(name: str) -> frozenset[Trust]:
+    """Every trust statement of the queue and worker stacks' roles (the GitHub roles'
+    subjects are docs/ci-cd.md's, tests/infra/test_ci_cd.py)."""
+    s = synthesized(name)
+    found = set()
+    for template in (s.queue_json, s.worker_json):
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            role = re.sub(r"[0-9A-F]{8}$", "", logical_id)
+            for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+                assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole"
+                (principal,) = listed(statement["Principal"]["Service"])
+                condition = (
+                    json.dumps(statement["Condition"]) if "Condition" in statement else "none"
+                )
+                found.add((role, principal, condition))
+    return frozenset(found)
+
+
+def explained_trusts() -> set[Trust]:
+    """The table's rows: | role | principal | condition | why |."""
+    section = SECURITY_DOC.split(TRUST_TITLE, 1)[1].split("\n#", 1)[0]
+    rows = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("Role", "---") or set(cells[0]) <= {"-"}:
+            continue
+        assert len(cells[3]) > 30, f"row {cells[0]} gives no reason"
+        rows.add((cells[0].strip("`"), cells[1].strip("`"), cells[2].strip("`")))
+    return rows
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_trust_is_explained_in_docs_security(name: str) -> None:
+    unexplained = sorted(trusts(name) - explained_trusts())
+    assert unexplained == [], f"add a row to {TRUST_TITLE!r} in docs/security.md"
+
+
+def test_every_trust_row_is_a_trust_that_exists() -> None:
+    assert len(explained_trusts()) >= 4
+    seen = set().union(*(trusts(name) for name in NAMES))
+    assert sorted(explained_trusts() - seen) == []

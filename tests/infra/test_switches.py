@@ -7,15 +7,18 @@ while a create-only property changes is replaced, created before the old one is 
 fails for a subnet whose range overlaps one that still exists (``InvalidSubnet.Conflict``) and
 for a resource with a fixed name, and loses what a stateful one holds. The create-only
 properties are those of CloudFormation's resource schemas that cfn-lint ships. A replacement
-is allowed only for the types of ``REPLACEABLE``, each with its reason; and no subnet that is
+is allowed only for the types of ``REPLACEABLE``, each with its reason; no subnet that is
 new in the update (a new logical id, or a replaced one) may overlap any old subnet, which
-exists until the update's clean-up.
+exists until the update's clean-up; and no resource that is new in the update may take the
+name of one the update removes (a queue, an alarm, a log group under a new logical id: it is
+created while the old one still holds the name).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
+import json
 from functools import cache
 from typing import Any
 
@@ -126,6 +129,46 @@ def subnets(template: dict[str, Any]) -> dict[str, ipaddress.IPv4Network]:
     }
 
 
+def own_names(template: dict[str, Any], region: str) -> dict[str, set[tuple[str, str, str]]]:
+    """Logical id -> (type, property, value) of the names resources give themselves: each
+    create-only ``...Name`` property whose value refers to no other resource (``QueueName``,
+    ``AlarmName``; not an alarm's ``MetricName``, nor a flow log's ``LogGroupName: {"Ref":}``)."""
+    resources = template["Resources"]
+    refs = {json.dumps({"Ref": logical_id}) for logical_id in resources}
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for logical_id, resource in resources.items():
+        kind = resource["Type"]
+        if kind.startswith("Custom::"):
+            continue
+        for key, value in resource.get("Properties", {}).items():
+            text = json.dumps(value, sort_keys=True)
+            if (
+                key.endswith("Name")
+                and (key,) in create_only(kind, region)
+                and "Fn::GetAtt" not in text
+                and not any(r in text for r in refs)
+            ):
+                found.setdefault(logical_id, set()).add((kind, key, text))
+    return found
+
+
+def name_clashes(
+    before: dict[str, Any], after: dict[str, Any], region: str
+) -> list[tuple[str, str]]:
+    """(new logical id, removed logical id) of each new resource named as a removed one."""
+    old, new = own_names(before, region), own_names(after, region)
+    removed = {
+        name: lid for lid, names in old.items() if lid not in after["Resources"] for name in names
+    }
+    return sorted(
+        (lid, removed[name])
+        for lid, names in new.items()
+        if lid not in before["Resources"]
+        for name in names
+        if name in removed
+    )
+
+
 @pytest.mark.parametrize(("switch", "before", "after"), PAIRS)
 def test_a_switch_replaces_nothing_that_cannot_be_replaced(
     switch: str, before: str, after: str
@@ -162,6 +205,16 @@ def test_no_new_subnet_overlaps_an_old_one(switch: str, before: str, after: str)
     assert overlaps == []
 
 
+@pytest.mark.parametrize(("switch", "before", "after"), PAIRS)
+def test_no_new_resource_takes_the_name_of_one_the_update_removes(
+    switch: str, before: str, after: str
+) -> None:
+    old, new = synthesized(switch, before), synthesized(switch, after)
+    region = old.config.region
+    assert name_clashes(old.queue_json, new.queue_json, region) == []
+    assert name_clashes(old.worker_json, new.worker_json, region) == []
+
+
 def test_the_checks_see_a_replacement_and_an_overlap() -> None:
     """The comparison itself: a subnet moved to another range is a replacement that overlaps."""
     old = synthesized("network", "public-2az").worker_json
@@ -174,3 +227,18 @@ def test_the_checks_see_a_replacement_and_an_overlap() -> None:
     }
     assert replaced(old, new, "ap-northeast-1") == {logical_id: ("AWS::EC2::Subnet", ["CidrBlock"])}
     assert subnets(new)[logical_id].overlaps(cidr)
+
+
+def test_the_checks_see_a_named_resource_under_a_new_logical_id() -> None:
+    """The comparison itself: the DLQ moved to a new logical id keeps its QueueName."""
+    old = synthesized("network", "public-2az").queue_json
+    (logical_id,) = [
+        lid
+        for lid, resource in old["Resources"].items()
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" not in resource["Properties"]
+    ]
+    assert "QueueName" in old["Resources"][logical_id]["Properties"]
+    resources = dict(old["Resources"])
+    resources[f"{logical_id}Moved"] = resources.pop(logical_id)
+    moved = {"Resources": resources}
+    assert name_clashes(old, moved, "ap-northeast-1") == [(f"{logical_id}Moved", logical_id)]

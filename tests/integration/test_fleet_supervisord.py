@@ -10,6 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from worker import contract
+from worker.masking import MASK
+
 from tests.integration.fleet import PROD_PROCESSES, WORKER_IMAGE, Fleet, queue_depth, send_jobs
 from tests.unit.worker.recording_handlers import runs
 
@@ -167,3 +170,33 @@ def test_consumer_mode_runs_the_teams_consumer_and_restarts_it(
     assert consumers[:2] == [e["consumer_pid"] for e in started][:2]
     assert len(set(consumers)) == len(consumers)
     assert {e["reason"] for e in fleet.events("worker_stopped")} >= {"exited"}
+
+
+def test_eight_processes_never_log_a_secret(
+    make_fleet: MakeFleet, make_queue_pair: Callable[..., Any], sqs_client: Any
+) -> None:
+    """Secrets stay out of the logs through the whole fleet (docs/security.md): 8 command-mode
+    workers under supervisord, as the task runs them with `worker.secrets`, print the secret on
+    stdout and stderr and in a URL; the fleet's merged output (what the awslogs driver reads)
+    never holds it, and every print is there with the mask."""
+    secret = "s3cr3t-Pa55word"
+    pair = make_queue_pair()
+    jobs = 24
+    for _ in range(jobs):
+        sqs_client.send_message(QueueUrl=pair.url, MessageBody="{}")
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=8,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER='echo "pw=$DB_PASSWORD"; echo "db://app:$DB_PASSWORD@db/x" >&2; sleep 0.2',
+        **{contract.SECRET_NAMES_VARIABLE: "DB_PASSWORD", "DB_PASSWORD": secret},
+    )
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == jobs)
+    assert fleet.stop() == 0
+    assert secret not in fleet.log_path.read_text()
+    printed = "\n".join(e[contract.OUTPUT_TEXT] for e in fleet.events(contract.JOB_OUTPUT_EVENT))
+    assert printed.count(f"pw={MASK}") == jobs
+    assert printed.count(f"db://app:{MASK}@db/x") == jobs
+    assert len({e["process"] for e in fleet.jobs()}) >= 2
+    assert queue_depth(sqs_client, pair.url) == 0
