@@ -85,11 +85,6 @@ def say(text: str) -> None:
 def read_templates(assembly: Path, env_name: str) -> tuple[QueueSpec, dict[str, str]]:
     """(work queue settings, worker container environment with literal values only)."""
     queue_path = assembly / f"QueueWorker-{env_name}-Queue.template.json"
-    if not queue_path.is_file():
-        raise _cli.OpsError(
-            f"{assembly} has no synthesized templates of {env_name}: "
-            f"run `make synth ENV={env_name}` first"
-        )
     queue_template = json.loads(queue_path.read_text())
     queues = [
         r["Properties"]
@@ -378,7 +373,8 @@ def _show_fleet_output(log: FleetLog) -> None:
 
 def run(args: argparse.Namespace) -> Report:
     """Start everything, run the batch, stop everything; the report of the run."""
-    spec, template_env = read_templates(Path(args.cdk_out) / args.env, args.env)
+    assembly = _cli.synthesized(Path(args.cdk_out), args.env)
+    spec, template_env = read_templates(assembly, args.env)
     _fake_aws_env()
     overrides = dict(DEMO_OVERRIDES)
     if args.processes:

@@ -1,12 +1,15 @@
 """Simulate one day of the synthesized templates: SQS, Fargate tasks, alarms and scaling.
 
+    python -m scripts simulate --env prod
     python -m scripts simulate --cdk-out cdk.out/prod
     python -m scripts simulate --template a.json --template b.json --messages 20000 --json
     python -m scripts simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
     python -m scripts simulate --cdk-out cdk.out/prod --batch 1000@07:30 --chart day.png
     python -m scripts simulate --cdk-out cdk.out/prod --fail-on-miss
 
-Reads what CloudFormation would deploy (not the Python config). Defaults: the reference day
+Reads what CloudFormation would deploy (not the Python config): `--env NAME` the assembly
+`make synth ENV=NAME` wrote (cdk.out/NAME), `--cdk-out DIR` another assembly, or `--template`
+the given templates. Defaults: the reference day
 (2,000 messages sent 03:55-04:00, durations uniform 30-300 s, 60 s task start, 2026-11-24 in
 the scheduled actions' timezone or Asia/Tokyo). `--batch COUNT@HH:MM[-HH:MM]` adds a batch
 (repeat it). With Spot in the template's strategy, `--spot-interruptions-per-hour RATE`
@@ -38,6 +41,7 @@ from scripts.sim.engine import Batch, Gap, SimConfig, Simulation
 from scripts.sim.inputs import Problems, add_spot_arguments
 from scripts.sim.template import Model, TemplateError, find_templates, read_model
 
+CDK_OUT = Path(__file__).resolve().parents[1] / "cdk.out"
 DEFAULT_DEADLINE = "08:30"
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_TIMEZONE = "Asia/Tokyo"
@@ -53,6 +57,12 @@ DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
 def add_arguments(parser: Parser) -> None:
     """The command line."""
     source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--env",
+        metavar="NAME",
+        help="environment NAME of cdk.json: its synthesized assembly cdk.out/NAME "
+        "(make synth ENV=NAME)",
+    )
     source.add_argument(
         "--cdk-out", type=Path, help="cloud assembly dir: reads its *.template.json"
     )
@@ -274,13 +284,16 @@ def _batch(text: str, problems: Problems) -> Batch:
 
 def execute(args: argparse.Namespace) -> int:
     """Simulate the day and print the report."""
+    if args.env:
+        args.cdk_out = _cli.synthesized(CDK_OUT, args.env)
     try:
         paths = find_templates(args.cdk_out) if args.cdk_out else list(args.template)
         model = read_model(paths)
     except (TemplateError, OSError, KeyError) as error:
         raise OpsError(f"cannot read the templates: {error}") from None
     config, deadline_source = configure(args, model)
-    label = args.label or str(args.cdk_out or ", ".join(p.name for p in args.template))
+    source = f"cdk.out/{args.env}" if args.env else args.cdk_out
+    label = args.label or str(source or ", ".join(p.name for p in args.template))
     if args.seeds > 1:
         days = [
             report.build(Simulation(model, replace(config, seed=seed)).run(), label, "")

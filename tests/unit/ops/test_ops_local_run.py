@@ -132,5 +132,5 @@ def test_local_run_without_synthesized_templates_says_to_synth(tmp_path: Any, ca
     assert main(["local-run", "--env", "qa", "--cdk-out", str(tmp_path)]) == 1
     _, error = one_error_line(capsys)
     assert error == (
-        f"error: {tmp_path}/qa has no synthesized templates of qa: run `make synth ENV=qa` first"
+        f"error: no synthesized templates in {tmp_path}/qa: run `make synth ENV=qa` first"
     )
