@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from aws_cdk import App
 
 from stacks.app_builder import add_environment
@@ -136,6 +137,42 @@ def test_make_synth_of_an_unknown_environment_lists_the_known_ones(tmp_path: Pat
     assert result.stderr.startswith(
         f"make synth: choose one environment: ENV=NAME, NAME one of: {' '.join(ENVIRONMENTS)}\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("cdk_json", "problem"),
+    [
+        (
+            '{"context": {"environments": {\n  "dev": {"region": "ap-northeast-1"},\n}}}\n',
+            "cdk.json is not valid JSON: Expecting property name enclosed in double quotes: "
+            "line 3 column 1 (char 70)",
+        ),
+        ('{"context": {"environments": {}}}', "cdk.json names no environment"),
+        (None, "cannot read cdk.json: No such file or directory"),
+    ],
+    ids=["trailing-comma", "no-environment", "missing"],
+)
+def test_a_cdk_json_make_cannot_read_is_one_line_naming_the_file_and_where(
+    tmp_path: Path, cdk_json: str | None, problem: str
+) -> None:
+    """A trailing comma: one line with the JSON error's position, not a Python traceback and
+    "choose one environment" with an empty list."""
+    (tmp_path / "Makefile").write_text((ROOT / "Makefile").read_text())
+    if cdk_json is not None:
+        (tmp_path / "cdk.json").write_text(cdk_json)
+    for goal in ("help", "synth ENV=dev"):
+        result = subprocess.run(
+            ["make", "--no-print-directory", *goal.split()],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, goal
+        assert result.stdout == "", goal
+        assert re.fullmatch(
+            rf"Makefile:\d+: \*\*\* {re.escape(problem)}.*\.  Stop\.\n", result.stderr
+        )
 
 
 def test_cdk_commands_do_not_wait_for_the_checkov_venv() -> None:
