@@ -151,7 +151,7 @@ lint: $(VENV)/.installed
 plan: $(VENV)/.installed
 	@$(PY) -m scripts.plan $(ARGS)
 
-## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
+## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32 -c scaling.max_total_processes=256" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
 simulate: require-env $(if $(ARGS),synth,$(if $(ENV),$(OUT)/$(ENV)/manifest.json))
 	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(SIM_ARGS)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -247,3 +248,36 @@ def test_make_bootstrap_runs_cdk_bootstrap_with_the_environments_own_arguments()
     )
     (bootstrap,) = [line for line in result.stdout.splitlines() if "cdk bootstrap -c" in line]
     assert bootstrap.strip() == "node_modules/.bin/cdk bootstrap -c env=prod -o cdk.out/prod $args"
+
+
+def printed_make_simulate_lines() -> list[tuple[str, str]]:
+    """(where, command) of every `make simulate` the README and docs print in a fenced block,
+    and the example of `make help`."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fenced = False
+        for number, line in enumerate(doc.read_text().splitlines(), start=1):
+            fenced ^= line.startswith("```")
+            if fenced and line.startswith("make simulate"):
+                found.append((f"{doc.relative_to(ROOT)}:{number}", line))
+    (help_line,) = re.findall(r"^## simulate: .*$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    found.append(("make help", help_line[help_line.index("make simulate") :]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("where", "command"), printed_make_simulate_lines(), ids=lambda value: str(value)[:40]
+)
+def test_the_printed_make_simulate_commands_work_as_printed(
+    tmp_path: Path, where: str, command: str
+) -> None:
+    """Run as printed (synth overrides, validation, the simulated day and its verdict); only
+    the assembly and the chart are written under tmp_path."""
+    words = shlex.split(command, comments=True)
+    assert words[:2] == ["make", "simulate"], where
+    words = [
+        re.sub(r"--chart (\S+)", lambda m: f"--chart {tmp_path / m[1]}", word) for word in words[2:]
+    ]
+    result = make("simulate", *words, f"OUT={tmp_path}")
+    assert result.returncode == 0, f"{where}: {command}\n{result.stdout}{result.stderr}"
+    assert re.search(r"^  deadline .*: met$", result.stdout, re.MULTILINE), result.stdout
