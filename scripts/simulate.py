@@ -21,7 +21,8 @@ drops a source's datapoints for a while, `--first-attempt-failures` fails that s
 runs. The deadline is --deadline, else the template's
 metadata or output naming it (the kit's `Deadline0400To0900`: the window's end minus its
 margin), else 08:30. Exit 0 whatever the outcome (read the report), unless --fail-on-miss
-and the deadline was missed (exit 1); 2 on bad input.
+and the deadline was missed (exit 1, after the report, with one `error:` line on stderr); 2 on
+bad input.
 """
 
 from __future__ import annotations
@@ -300,7 +301,12 @@ def execute(args: argparse.Namespace) -> int:
             for seed in range(args.seed, args.seed + args.seeds)
         ]
         print(report.summary(days, f"seeds {args.seed}-{args.seed + args.seeds - 1}"))
-        return 1 if args.fail_on_miss and not all(d.deadline_met for d in days) else 0
+        missed = sum(not d.deadline_met for d in days)
+        if args.fail_on_miss and missed:
+            raise OpsError(
+                f"--fail-on-miss: the deadline was missed on {missed} of {len(days)} days"
+            )
+        return 0
     sim = Simulation(model, config).run()
     result = report.build(sim, label, deadline_source)
     if args.json:
@@ -318,7 +324,9 @@ def execute(args: argparse.Namespace) -> int:
             f"chart: {Path(args.chart).resolve()}",
             file=sys.stderr if args.json or args.markdown_row else sys.stdout,
         )
-    return 1 if args.fail_on_miss and not result.deadline_met else 0
+    if args.fail_on_miss and not result.deadline_met:
+        raise OpsError(f"--fail-on-miss: deadline {result.deadline} {result.verdict}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,7 +74,12 @@ def test_the_verdict_says_when_max_tasks_cannot_make_it(
     chart = tmp_path / "day.png"
     flags = ["--messages", "20000", "--fail-on-miss", "--chart", str(chart)]
     assert simulate.main([*args, *flags]) == 1
-    assert f"chart: {chart}" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"chart: {chart}" in captured.out
+    assert captured.err == (
+        "error: --fail-on-miss: deadline 08:30:00 MISSED: max_tasks 12 cannot make it "
+        f"(it needs at least {day['tasks_needed_for_deadline']})\n"
+    )
     assert chart.read_bytes().startswith(b"\x89PNG")
 
 
