@@ -228,7 +228,7 @@ class Report:
         ] + ([f"moto 5xx errors {_counts(self.server_errors)}"] if self.server_errors else [])
 
     def dead_letter_text(self) -> str:
-        """``4: 2 by the worker with a reason (malformed body 2), 2 moved by SQS after ...``."""
+        """``4: 2 by the worker with a reason (malformed body 2), 2 moved by SQS after 3 ...``."""
         if not self.dead_lettered:
             return "0"
         parts = []
@@ -240,23 +240,24 @@ class Report:
             )
         if self.dead_lettered_by_sqs:
             parts.append(
-                f"{self.dead_lettered_by_sqs} moved by SQS after maxReceiveCount "
-                f"({self.max_receive_count}) receives"
+                f"{self.dead_lettered_by_sqs} moved by SQS after {self.max_receive_count} "
+                "receives (max_receive_count)"
             )
         return f"{self.dead_lettered}: {', '.join(parts)}"
 
     def runs_text(self) -> str:
         """``48: 40 done, 6 retry, 2 dead_letter (a retried message runs again)``."""
-        ordered = sorted(self.outcomes.items(), key=lambda item: (-item[1], item[0]))
-        runs = ", ".join(f"{count} {outcome}" for outcome, count in ordered)
         total = sum(self.outcomes.values())
-        return f"{total}: {runs} (a retried message runs again)" if total else "0"
+        if not total:
+            return "0"
+        again = " (a retried message runs again)" if total > self.enqueued else ""
+        return f"{total}: {_counts(self.outcomes, unit_first=True)}{again}"
 
 
-def _counts(counts: dict[str, int]) -> str:
-    """``malformed body 2, timeout 1``: most first."""
+def _counts(counts: dict[str, int], unit_first: bool = False) -> str:
+    """``malformed body 2, timeout 1`` (or ``2 malformed body, 1 timeout``): most first."""
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return ", ".join(f"{name} {count}" for name, count in ordered)
+    return ", ".join(f"{n} {name}" if unit_first else f"{name} {n}" for name, n in ordered)
 
 
 def _fake_aws_env() -> None:

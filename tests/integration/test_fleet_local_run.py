@@ -92,7 +92,7 @@ def test_a_local_run_processes_everything_and_reports_zero_lost(tmp_path: Path) 
     assert report["processed"] == "12"
     assert re.search(
         r"^dead-lettered   2: 1 by the worker with a reason \(malformed body 1\), 1 moved by SQS "
-        r"after maxReceiveCount \(2\) receives$",
+        r"after 2 receives \(max_receive_count\)$",
         out,
         re.MULTILINE,
     ), out

@@ -48,12 +48,13 @@ def test_the_report_says_who_dead_lettered_what_and_prints_no_raw_dict() -> None
     lines = report().lines()
     assert (
         "dead-lettered   4: 2 by the worker with a reason (malformed body 2), "
-        "2 moved by SQS after maxReceiveCount (3) receives" in lines
+        "2 moved by SQS after 3 receives (max_receive_count)" in lines
     )
     assert "job runs        48: 40 done, 6 retry, 2 dead_letter (a retried message runs again)" in (
         lines
     )
     assert not [line for line in lines if "{" in line], lines
+    assert "job runs        3: 3 done" in report(enqueued=3, outcomes={"done": 3}).lines()
 
 
 def test_a_run_with_nothing_processed_reports_no_infinite_ratio() -> None:
