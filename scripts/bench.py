@@ -73,7 +73,8 @@ def execute(args: argparse.Namespace) -> int:
                     "prefetch_seconds": prefetch,
                     **asdict(r),
                     "efficiency": r.efficiency,
-                    "requests_per_message": r.requests_per_message,
+                    # None when nothing was processed (JSON has no infinity)
+                    "requests_per_message": r.requests_per_message if r.processed else None,
                 }
                 for prefetch, r in results
             ]
@@ -102,7 +103,7 @@ def verdict(results: list[tuple[float | None, Report]]) -> int:
             missed.append(f"{r.lost} lost (none allowed)")
         if r.efficiency < MIN_EFFICIENCY:
             missed.append(f"{r.efficiency:.0%} of ideal (at least {MIN_EFFICIENCY:.0%})")
-        if r.requests_per_message > MAX_REQUESTS_PER_MESSAGE:
+        if r.processed and r.requests_per_message > MAX_REQUESTS_PER_MESSAGE:
             missed.append(
                 f"{r.requests_per_message:.2f} SQS requests per message "
                 f"(at most {MAX_REQUESTS_PER_MESSAGE:g})"

@@ -119,6 +119,20 @@ def test_bench_below_a_bar_says_which_run_missed_which_bar(
         assert "| PREFETCH_SECONDS |" in out
 
 
+def test_bench_json_of_a_run_that_processed_nothing_is_valid_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    fake_runs(monkeypatch, report(processed=0, dead_lettered=0, lost=44))
+    assert main(["bench", "--json"]) == 1
+    out, error = one_error_line(capsys)
+    (run,) = json.loads(out, parse_constant=lambda name: pytest.fail(f"not JSON: {name}"))
+    assert run["requests_per_message"] is None
+    assert error == (
+        "error: below the bars of docs/benchmarks.md: PREFETCH_SECONDS=template: 44 lost "
+        "(none allowed)"
+    )
+
+
 def test_local_run_that_loses_a_message_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
