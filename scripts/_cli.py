@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn, Protocol
 
@@ -260,6 +261,14 @@ def uninterrupted() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if held:
         raise KeyboardInterrupt
+
+
+def synthesized(cdk_out: Path, env: str) -> Path:
+    """cdk_out/ENV, the assembly `make synth ENV=ENV` writes; OpsError when it has no template."""
+    assembly = cdk_out / env
+    if not any(assembly.glob("*.template.json")):
+        raise OpsError(f"no synthesized templates in {assembly}: run `make synth ENV={env}` first")
+    return assembly
 
 
 def print_json(document: Any) -> None:

@@ -9,7 +9,10 @@ retention and maxReceiveCount; the DLQ) and cdk.out/NAME/QueueWorker-NAME-Worker
 the queue and DLQ as the queue stack would, runs the real supervisord fleet
 (`python -m worker.supervise`, the image's entrypoint) with the template's settings, enqueues a
 batch of sleep jobs including poison (always failing) and malformed messages, shows progress
-and ends with a report. Exits 1 if any message was lost, 130 on Ctrl-C; always cleans up.
+and ends with a report. Progress and settings go to stderr, the report to stdout (with --json,
+stdout is the JSON document alone). At least one good message (--messages 1): without one there
+is no throughput to report. Exits 1 if any message was lost (one `error:` line says how many),
+2 on bad arguments, 130 on Ctrl-C; always cleans up.
 
 Local overrides (printed): QUEUE_URL/DEAD_LETTER_QUEUE_URL point at moto, the handler is the
 example `worker.examples:sleep_job`, and the retry backoff is 1-2 s so poison messages reach the
@@ -37,9 +40,16 @@ from types import FrameType
 from typing import Any
 
 import boto3
+from worker.contract import FAILURE_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE
 
 from scripts import _cli
-from scripts._cli import Parser, print_json
+from scripts._cli import (
+    Parser,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    print_json,
+)
 
 HELP = "run the worker fleet locally on moto, as an environment's synthesized templates say"
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,11 +77,15 @@ class QueueSpec:
     max_receive_count: int = 3
 
 
+def say(text: str) -> None:
+    """A progress or settings line: stderr, so that stdout is the report alone."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def read_templates(assembly: Path, env_name: str) -> tuple[QueueSpec, dict[str, str]]:
     """(work queue settings, worker container environment with literal values only)."""
-    queue_template = json.loads(
-        (assembly / f"QueueWorker-{env_name}-Queue.template.json").read_text()
-    )
+    queue_path = assembly / f"QueueWorker-{env_name}-Queue.template.json"
+    queue_template = json.loads(queue_path.read_text())
     queues = [
         r["Properties"]
         for r in queue_template["Resources"].values()
@@ -79,7 +93,7 @@ def read_templates(assembly: Path, env_name: str) -> tuple[QueueSpec, dict[str, 
     ]
     work = [q for q in queues if "RedrivePolicy" in q]
     if len(work) != 1 or len(queues) != 2:
-        raise SystemExit("queue template: expected one queue with a RedrivePolicy and its DLQ")
+        raise _cli.OpsError(f"{queue_path}: expected one queue with a RedrivePolicy and its DLQ")
     spec = QueueSpec(
         visibility_timeout=int(work[0].get("VisibilityTimeout", 30)),
         retention_seconds=int(work[0].get("MessageRetentionPeriod", 345_600)),
@@ -169,6 +183,11 @@ class Report:
     enqueued: int
     processed: int
     dead_lettered: int
+    dead_lettered_by_worker: int
+    """Sent to the DLQ by the worker, with a reason (a malformed body, a non-retryable error)."""
+    dead_lettered_by_sqs: int
+    """Moved by SQS's redrive policy after max_receive_count receives (retried until then)."""
+    max_receive_count: int
     lost: int
     duplicates: int
     wall_seconds: float
@@ -176,6 +195,8 @@ class Report:
     worker_requests: int
     request_breakdown: dict[str, int]
     outcomes: dict[str, int]
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    """The worker's reasons (its failure reason up to the first colon), with their counts."""
     server_errors: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -188,18 +209,55 @@ class Report:
 
     def lines(self) -> list[str]:
         breakdown = ", ".join(f"{k} {v}" for k, v in sorted(self.request_breakdown.items()))
+        per_message = (
+            f"{self.requests_per_message:.2f} per processed message"
+            if self.processed
+            else "none processed"
+        )
         return [
             f"enqueued        {self.enqueued}",
             f"processed       {self.processed}",
-            f"dead-lettered   {self.dead_lettered}",
+            f"dead-lettered   {self.dead_letter_text()}",
             f"lost            {self.lost}",
             f"duplicates      {self.duplicates}",
-            f"job outcomes    {dict(sorted(self.outcomes.items()))}",
+            f"job runs        {self.runs_text()}",
             f"wall time       {self.wall_seconds:.1f} s (ideal {self.ideal_seconds:.1f} s: "
             f"{self.efficiency:.0%} of ideal)",
-            f"SQS requests    {self.worker_requests} by the workers = "
-            f"{self.requests_per_message:.2f} per processed message ({breakdown})",
-        ] + ([f"moto 5xx errors {self.server_errors}"] if self.server_errors else [])
+            f"SQS requests    {self.worker_requests} by the workers = {per_message}"
+            + (f" ({breakdown})" if breakdown else ""),
+        ] + ([f"moto 5xx errors {_counts(self.server_errors)}"] if self.server_errors else [])
+
+    def dead_letter_text(self) -> str:
+        """``4: 2 by the worker with a reason (malformed body 2), 2 moved by SQS after 3 ...``."""
+        if not self.dead_lettered:
+            return "0"
+        parts = []
+        if self.dead_lettered_by_worker:
+            reasons = _counts(self.dead_letter_reasons)
+            parts.append(
+                f"{self.dead_lettered_by_worker} by the worker with a reason"
+                + (f" ({reasons})" if reasons else "")
+            )
+        if self.dead_lettered_by_sqs:
+            parts.append(
+                f"{self.dead_lettered_by_sqs} moved by SQS after {self.max_receive_count} "
+                "receives (max_receive_count)"
+            )
+        return f"{self.dead_lettered}: {', '.join(parts)}"
+
+    def runs_text(self) -> str:
+        """``48: 40 done, 6 retry, 2 dead_letter (a retried message runs again)``."""
+        total = sum(self.outcomes.values())
+        if not total:
+            return "0"
+        again = " (a retried message runs again)" if total > self.enqueued else ""
+        return f"{total}: {_counts(self.outcomes, unit_first=True)}{again}"
+
+
+def _counts(counts: dict[str, int], unit_first: bool = False) -> str:
+    """``malformed body 2, timeout 1`` (or ``2 malformed body, 1 timeout``): most first."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{n} {name}" if unit_first else f"{name} {n}" for name, n in ordered)
 
 
 def _fake_aws_env() -> None:
@@ -245,15 +303,25 @@ def _enqueue(sqs: Any, url: str, args: argparse.Namespace) -> set[str]:
     return ids
 
 
-def _dead_letter_ids(sqs: Any, dlq: str) -> set[str]:
-    ids: set[str] = set()
+def _dead_letter_ids(sqs: Any, dlq: str) -> tuple[dict[str, str], set[str]]:
+    """The work-queue ids of the DLQ's messages: ({sent by the worker: its reason}, moved by SQS).
+
+    The worker's copy names its source message and its reason in attributes; SQS's redrive
+    moves the message itself, id and all."""
+    by_worker: dict[str, str] = {}
+    by_sqs: set[str] = set()
     while batch := sqs.receive_message(
         QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=600, MessageAttributeNames=["All"]
     ).get("Messages", []):
         for message in batch:
-            source = message.get("MessageAttributes", {}).get("worker_source_message_id")
-            ids.add(source["StringValue"] if source else message["MessageId"])
-    return ids
+            attributes = message.get("MessageAttributes", {})
+            source = attributes.get(SOURCE_MESSAGE_ID_ATTRIBUTE)
+            if source:
+                reason = attributes.get(FAILURE_REASON_ATTRIBUTE, {}).get("StringValue", "")
+                by_worker[source["StringValue"]] = reason
+            else:
+                by_sqs.add(message["MessageId"])
+    return by_worker, by_sqs
 
 
 def _queue_count(sqs: Any, url: str, name: str) -> int:
@@ -282,7 +350,7 @@ def _fleet(env: dict[str, str], log: FleetLog) -> Iterator[subprocess.Popen[byte
             try:
                 process.wait(float(env.get("SUPERVISOR_STOPWAITSECS", "110")) + 10)
             except subprocess.TimeoutExpired:
-                print("fleet did not stop in time: killing it", file=sys.stderr)
+                say("fleet did not stop in time: killing it")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # anything left of the group
         process.wait()
@@ -293,14 +361,21 @@ def _wait_until(condition: Any, timeout: float, what: str, log: FleetLog) -> Non
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            tail = "\n".join(log.other[-20:])
-            raise SystemExit(f"timed out waiting for {what}; fleet output:\n{tail}")
+            _show_fleet_output(log)
+            raise _cli.OpsError(f"timed out waiting for {what} (the fleet's output is above)")
         time.sleep(0.1)
+
+
+def _show_fleet_output(log: FleetLog) -> None:
+    """The fleet's last lines that are not JSON events (tracebacks, supervisord), on stderr."""
+    for line in log.other[-20:]:
+        say(line)
 
 
 def run(args: argparse.Namespace) -> Report:
     """Start everything, run the batch, stop everything; the report of the run."""
-    spec, template_env = read_templates(Path(args.cdk_out) / args.env, args.env)
+    assembly = _cli.synthesized(Path(args.cdk_out), args.env)
+    spec, template_env = read_templates(assembly, args.env)
     _fake_aws_env()
     overrides = dict(DEMO_OVERRIDES)
     if args.processes:
@@ -308,7 +383,7 @@ def run(args: argparse.Namespace) -> Report:
     if args.prefetch is not None:
         overrides["PREFETCH_SECONDS"] = str(args.prefetch)
     shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
-    print(f"settings from the {args.env} templates; local overrides: {shown}")
+    say(f"settings from the {args.env} templates; local overrides: {shown}")
     with contextlib.ExitStack() as stack:
         workers_moto = CountingMoto()  # the workers' endpoint: its requests are counted
         stack.callback(workers_moto.close)
@@ -328,13 +403,13 @@ def run(args: argparse.Namespace) -> Report:
         }
         env.pop("ECS_AGENT_URI", None)
         processes = int(env.get("WORKER_PROCESSES", "2"))
-        print(
+        say(
             f"queue: visibility {spec.visibility_timeout} s, maxReceiveCount "
             f"{spec.max_receive_count}; fleet: {processes} processes"
         )
         log = FleetLog(copy=Path(args.fleet_log) if args.fleet_log else None)
         fleet = stack.enter_context(_fleet(env, log))
-        print(f"fleet: supervisord entrypoint pid {fleet.pid} (process group {fleet.pid})")
+        say(f"fleet: supervisord entrypoint pid {fleet.pid} (process group {fleet.pid})")
         _wait_until(
             lambda: len(log.of("worker_started")) >= processes or fleet.poll() is not None,
             60,
@@ -342,7 +417,8 @@ def run(args: argparse.Namespace) -> Report:
             log,
         )
         if fleet.poll() is not None:
-            raise SystemExit("the fleet exited at start:\n" + "\n".join(log.other[-20:]))
+            _show_fleet_output(log)
+            raise _cli.OpsError("the fleet exited at start (its output is above)")
         workers_moto.requests.clear()
         started = time.monotonic()
         sent = _enqueue(sqs, url, args)
@@ -356,15 +432,15 @@ def run(args: argparse.Namespace) -> Report:
         # Settled = done or dead-lettered: one updating line on a terminal, quiet elsewhere.
         with _cli.progress("settled", len(sent)) as bar:
             try:
-                print(f"enqueued {len(sent)} messages: {args.messages} good, {args.poison} "
-                      f"poison, {args.malformed} malformed", flush=True)  # fmt: skip
+                say(f"enqueued {len(sent)} messages: {args.messages} good, {args.poison} "
+                    f"poison, {args.malformed} malformed")  # fmt: skip
                 while time.monotonic() < deadline:
                     bar.advance(settled() - bar.done)
                     if bar.done >= len(sent):
                         finished_at = time.monotonic()
                         break
                     if fleet.poll() is not None:
-                        print("the fleet exited early", file=sys.stderr)
+                        say("the fleet exited early")
                         break
                     time.sleep(0.1)
             except KeyboardInterrupt:
@@ -374,13 +450,23 @@ def run(args: argparse.Namespace) -> Report:
         wall = (finished_at or time.monotonic()) - started
         requests = dict(workers_moto.requests)  # before the stop: shutdown is not work
         server_errors = dict(workers_moto.server_errors)
-        dead = _dead_letter_ids(sqs, dlq)
+        by_worker, by_sqs = _dead_letter_ids(sqs, dlq)
+    dead = set(by_worker) | by_sqs
     jobs = log.of("job")
     done = [j["message_id"] for j in jobs if j["outcome"] == "done"]
+    # The reason up to its first colon: "malformed body", "RuntimeError".
+    reasons = Counter(
+        (reason.partition(":")[0] or "no reason given")
+        for message_id, reason in by_worker.items()
+        if message_id in sent
+    )
     return Report(
         enqueued=len(sent),
         processed=len(set(done) & sent),
         dead_lettered=len(dead & sent),
+        dead_lettered_by_worker=len(set(by_worker) & sent),
+        dead_lettered_by_sqs=len(by_sqs & sent - set(by_worker)),
+        max_receive_count=spec.max_receive_count,
         lost=len(sent - set(done) - dead),
         duplicates=len(done) - len(set(done)),
         wall_seconds=wall,
@@ -388,6 +474,7 @@ def run(args: argparse.Namespace) -> Report:
         worker_requests=sum(requests.values()),
         request_breakdown=requests,
         outcomes=dict(Counter(j["outcome"] for j in jobs)),
+        dead_letter_reasons=dict(reasons),
         server_errors=server_errors,
     )
 
@@ -396,11 +483,21 @@ def add_arguments(parser: Parser) -> None:
     """The command line."""
     parser.add_argument("--env", default="dev", help="environment name (default dev)")
     parser.add_argument("--cdk-out", default=str(ROOT / "cdk.out"), help="default cdk.out")
-    parser.add_argument("--messages", type=int, default=40, help="good messages (default 40)")
-    parser.add_argument("--duration", type=float, default=1.0, help="seconds a job (default 1)")
-    parser.add_argument("--poison", type=int, default=2, help="always failing (default 2)")
-    parser.add_argument("--malformed", type=int, default=2, help="non-JSON bodies (default 2)")
-    parser.add_argument("--processes", type=int, default=0, help="override WORKER_PROCESSES")
+    parser.add_argument(
+        "--messages", type=positive_int, default=40, help="good messages, at least 1 (default 40)"
+    )
+    parser.add_argument(
+        "--duration", type=non_negative_float, default=1.0, help="seconds a job (default 1)"
+    )
+    parser.add_argument(
+        "--poison", type=non_negative_int, default=2, help="always failing (default 2)"
+    )
+    parser.add_argument(
+        "--malformed", type=non_negative_int, default=2, help="non-JSON bodies (default 2)"
+    )
+    parser.add_argument(
+        "--processes", type=non_negative_int, default=0, help="override WORKER_PROCESSES"
+    )
     parser.add_argument("--prefetch", type=float, default=None, help="override PREFETCH_SECONDS")
     parser.add_argument("--timeout", type=float, default=300, help="give up after (default 300)")
     parser.add_argument("--fleet-log", default="", help="also write the fleet's output here")
@@ -423,7 +520,11 @@ def execute(args: argparse.Namespace) -> int:
         print_json({**asdict(report), "efficiency": report.efficiency})
     else:
         print("\n".join(report.lines()))
-    return 1 if report.lost else 0
+    if report.lost:
+        raise _cli.OpsError(
+            f"{report.lost} of {report.enqueued} messages lost (neither done nor in the DLQ)"
+        )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

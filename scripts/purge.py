@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from scripts import _cli
 from scripts._aws import Target, add_queue_options, describe_counts, queue_counts, queue_name
-from scripts._cli import EXIT_FAILURE, OpsError, Parser, error_code
+from scripts._cli import OpsError, Parser, error_code
 
 HELP = "delete every message of the work queue (or of the DLQ with --dlq), after confirmation"
 
@@ -53,8 +53,7 @@ def execute(args: argparse.Namespace) -> int:
         print(f"dry run: would purge {name}")
         return 0
     if not args.yes and not confirm(name):
-        print("aborted: the name did not match; nothing purged", file=sys.stderr)
-        return EXIT_FAILURE
+        raise OpsError("aborted: the name did not match; nothing purged")
     try:
         target.sqs.purge_queue(QueueUrl=url)
     except ClientError as error:

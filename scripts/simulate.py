@@ -1,12 +1,15 @@
 """Simulate one day of the synthesized templates: SQS, Fargate tasks, alarms and scaling.
 
+    python -m scripts simulate --env prod
     python -m scripts simulate --cdk-out cdk.out/prod
     python -m scripts simulate --template a.json --template b.json --messages 20000 --json
     python -m scripts simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
     python -m scripts simulate --cdk-out cdk.out/prod --batch 1000@07:30 --chart day.png
     python -m scripts simulate --cdk-out cdk.out/prod --fail-on-miss
 
-Reads what CloudFormation would deploy (not the Python config). Defaults: the reference day
+Reads what CloudFormation would deploy (not the Python config): `--env NAME` the assembly
+`make synth ENV=NAME` wrote (cdk.out/NAME), `--cdk-out DIR` another assembly, or `--template`
+the given templates. Defaults: the reference day
 (2,000 messages sent 03:55-04:00, durations uniform 30-300 s, 60 s task start, 2026-11-24 in
 the scheduled actions' timezone or Asia/Tokyo). `--batch COUNT@HH:MM[-HH:MM]` adds a batch
 (repeat it). With Spot in the template's strategy, `--spot-interruptions-per-hour RATE`
@@ -18,7 +21,8 @@ drops a source's datapoints for a while, `--first-attempt-failures` fails that s
 runs. The deadline is --deadline, else the template's
 metadata or output naming it (the kit's `Deadline0400To0900`: the window's end minus its
 margin), else 08:30. Exit 0 whatever the outcome (read the report), unless --fail-on-miss
-and the deadline was missed (exit 1); 2 on bad input.
+and the deadline was missed (exit 1, after the report, with one `error:` line on stderr); 2 on
+bad input.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from scripts.sim.engine import Batch, Gap, SimConfig, Simulation
 from scripts.sim.inputs import Problems, add_spot_arguments
 from scripts.sim.template import Model, TemplateError, find_templates, read_model
 
+CDK_OUT = Path(__file__).resolve().parents[1] / "cdk.out"
 DEFAULT_DEADLINE = "08:30"
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_TIMEZONE = "Asia/Tokyo"
@@ -53,6 +58,12 @@ DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
 def add_arguments(parser: Parser) -> None:
     """The command line."""
     source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--env",
+        metavar="NAME",
+        help="environment NAME of cdk.json: its synthesized assembly cdk.out/NAME "
+        "(make synth ENV=NAME)",
+    )
     source.add_argument(
         "--cdk-out", type=Path, help="cloud assembly dir: reads its *.template.json"
     )
@@ -274,20 +285,28 @@ def _batch(text: str, problems: Problems) -> Batch:
 
 def execute(args: argparse.Namespace) -> int:
     """Simulate the day and print the report."""
+    if args.env:
+        args.cdk_out = _cli.synthesized(CDK_OUT, args.env)
     try:
         paths = find_templates(args.cdk_out) if args.cdk_out else list(args.template)
         model = read_model(paths)
     except (TemplateError, OSError, KeyError) as error:
         raise OpsError(f"cannot read the templates: {error}") from None
     config, deadline_source = configure(args, model)
-    label = args.label or str(args.cdk_out or ", ".join(p.name for p in args.template))
+    source = f"cdk.out/{args.env}" if args.env else args.cdk_out
+    label = args.label or str(source or ", ".join(p.name for p in args.template))
     if args.seeds > 1:
         days = [
             report.build(Simulation(model, replace(config, seed=seed)).run(), label, "")
             for seed in range(args.seed, args.seed + args.seeds)
         ]
         print(report.summary(days, f"seeds {args.seed}-{args.seed + args.seeds - 1}"))
-        return 1 if args.fail_on_miss and not all(d.deadline_met for d in days) else 0
+        missed = sum(not d.deadline_met for d in days)
+        if args.fail_on_miss and missed:
+            raise OpsError(
+                f"--fail-on-miss: the deadline was missed on {missed} of {len(days)} days"
+            )
+        return 0
     sim = Simulation(model, config).run()
     result = report.build(sim, label, deadline_source)
     if args.json:
@@ -305,7 +324,9 @@ def execute(args: argparse.Namespace) -> int:
             f"chart: {Path(args.chart).resolve()}",
             file=sys.stderr if args.json or args.markdown_row else sys.stdout,
         )
-    return 1 if args.fail_on_miss and not result.deadline_met else 0
+    if args.fail_on_miss and not result.deadline_met:
+        raise OpsError(f"--fail-on-miss: deadline {result.deadline} {result.verdict}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,7 @@ from scripts._aws import (
     queue_counts,
     queue_name,
 )
-from scripts._cli import OpsError, Parser, error_code, print_json
+from scripts._cli import OpsError, Parser, UsageError, error_code, print_json
 from stacks.config import BatchWindow
 
 HELP = "one screen: tasks, queue, DLQ, alarms, and the batch's progress against its deadline"
@@ -91,18 +91,28 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--now",
-        type=datetime.fromisoformat,
-        help="evaluate the batch window at this ISO 8601 time (default: now)",
+        help="evaluate the batch window at this ISO 8601 time, YYYY-MM-DDTHH:MM (UTC unless it "
+        "names a zone, e.g. +09:00; default: now)",
     )
+
+
+def now_option(text: str) -> datetime:
+    """--now: an ISO 8601 time, UTC unless it names a zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--now: {text!r} is not an ISO 8601 time; use YYYY-MM-DDTHH:MM (UTC) or "
+            "YYYY-MM-DDTHH:MM+HH:MM"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Collect and print the environment's status."""
+    now = now_option(args.now) if args.now else datetime.now(UTC)
     target = Target(args)
     assert target.config is not None
-    now = args.now or datetime.now(UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
     tasks = task_state(
         target.client("ecs"),
         target.output(WORKER_STACK, "ClusterName"),

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from aws_cdk import App
 
 from stacks.app_builder import add_environment
@@ -138,6 +140,42 @@ def test_make_synth_of_an_unknown_environment_lists_the_known_ones(tmp_path: Pat
     )
 
 
+@pytest.mark.parametrize(
+    ("cdk_json", "problem"),
+    [
+        (
+            '{"context": {"environments": {\n  "dev": {"region": "ap-northeast-1"},\n}}}\n',
+            "cdk.json is not valid JSON: Expecting property name enclosed in double quotes: "
+            "line 3 column 1 (char 70)",
+        ),
+        ('{"context": {"environments": {}}}', "cdk.json names no environment"),
+        (None, "cannot read cdk.json: No such file or directory"),
+    ],
+    ids=["trailing-comma", "no-environment", "missing"],
+)
+def test_a_cdk_json_make_cannot_read_is_one_line_naming_the_file_and_where(
+    tmp_path: Path, cdk_json: str | None, problem: str
+) -> None:
+    """A trailing comma: one line with the JSON error's position, not a Python traceback and
+    "choose one environment" with an empty list."""
+    (tmp_path / "Makefile").write_text((ROOT / "Makefile").read_text())
+    if cdk_json is not None:
+        (tmp_path / "cdk.json").write_text(cdk_json)
+    for goal in ("help", "synth ENV=dev"):
+        result = subprocess.run(
+            ["make", "--no-print-directory", *goal.split()],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, goal
+        assert result.stdout == "", goal
+        assert re.fullmatch(
+            rf"Makefile:\d+: \*\*\* {re.escape(problem)}.*\.  Stop\.\n", result.stderr
+        )
+
+
 def test_cdk_commands_do_not_wait_for_the_checkov_venv() -> None:
     """Only `make test` needs checkov's venv (minutes to install): the CDK commands do not."""
     for target in ("tools", "ls", "diff ENV=dev", "deploy ENV=dev", "synth ENV=dev ARGS=-v"):
@@ -210,3 +248,36 @@ def test_make_bootstrap_runs_cdk_bootstrap_with_the_environments_own_arguments()
     )
     (bootstrap,) = [line for line in result.stdout.splitlines() if "cdk bootstrap -c" in line]
     assert bootstrap.strip() == "node_modules/.bin/cdk bootstrap -c env=prod -o cdk.out/prod $args"
+
+
+def printed_make_simulate_lines() -> list[tuple[str, str]]:
+    """(where, command) of every `make simulate` the README and docs print in a fenced block,
+    and the example of `make help`."""
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fenced = False
+        for number, line in enumerate(doc.read_text().splitlines(), start=1):
+            fenced ^= line.startswith("```")
+            if fenced and line.startswith("make simulate"):
+                found.append((f"{doc.relative_to(ROOT)}:{number}", line))
+    (help_line,) = re.findall(r"^## simulate: .*$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    found.append(("make help", help_line[help_line.index("make simulate") :]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("where", "command"), printed_make_simulate_lines(), ids=lambda value: str(value)[:40]
+)
+def test_the_printed_make_simulate_commands_work_as_printed(
+    tmp_path: Path, where: str, command: str
+) -> None:
+    """Run as printed (synth overrides, validation, the simulated day and its verdict); only
+    the assembly and the chart are written under tmp_path."""
+    words = shlex.split(command, comments=True)
+    assert words[:2] == ["make", "simulate"], where
+    words = [
+        re.sub(r"--chart (\S+)", lambda m: f"--chart {tmp_path / m[1]}", word) for word in words[2:]
+    ]
+    result = make("simulate", *words, f"OUT={tmp_path}")
+    assert result.returncode == 0, f"{where}: {command}\n{result.stdout}{result.stderr}"
+    assert re.search(r"^  deadline .*: met$", result.stdout, re.MULTILINE), result.stdout

@@ -74,7 +74,12 @@ def test_the_verdict_says_when_max_tasks_cannot_make_it(
     chart = tmp_path / "day.png"
     flags = ["--messages", "20000", "--fail-on-miss", "--chart", str(chart)]
     assert simulate.main([*args, *flags]) == 1
-    assert f"chart: {chart}" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"chart: {chart}" in captured.out
+    assert captured.err == (
+        "error: --fail-on-miss: deadline 08:30:00 MISSED: max_tasks 12 cannot make it "
+        f"(it needs at least {day['tasks_needed_for_deadline']})\n"
+    )
     assert chart.read_bytes().startswith(b"\x89PNG")
 
 
@@ -201,3 +206,35 @@ def test_the_chart_answers_did_we_make_it(
     named = {text.get_text() for text in task_axis.texts}
     for alarm in day["alarms_fired"]:
         assert alarm[:28] in named, (alarm, named)
+
+
+def test_env_reads_the_environments_synthesized_assembly(
+    prod: Synthesized,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`simulate --env prod` is `--cdk-out cdk.out/prod`, as `make synth ENV=prod` writes it."""
+    monkeypatch.setattr(simulate, "CDK_OUT", tmp_path)
+    (tmp_path / "prod").symlink_to(prod.outdir)
+    assert simulate.main(["--env", "prod", "--json"]) == 0
+    day = json.loads(capsys.readouterr().out)
+    assert day["label"] == "cdk.out/prod"
+    assert day["deadline_met"] is True and day["messages"] == 2000
+
+
+def test_env_not_synthesized_says_to_synth(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(simulate, "CDK_OUT", tmp_path)
+    assert simulate.main(["--env", "stg"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no synthesized templates in {tmp_path}/stg: run `make synth ENV=stg` first\n"
+    )
+
+
+def test_env_is_one_source_among_cdk_out_and_template(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        simulate.main(["--env", "prod", "--cdk-out", "cdk.out/prod"])
+    assert exited.value.code == 2
+    assert "argument --cdk-out: not allowed with argument --env" in capsys.readouterr().err

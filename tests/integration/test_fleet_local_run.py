@@ -90,13 +90,35 @@ def test_a_local_run_processes_everything_and_reports_zero_lost(tmp_path: Path) 
     report = dict(re.findall(r"^(\w[\w -]*?)\s{2,}(\S+)", out, re.MULTILINE))
     assert report["enqueued"] == "14"
     assert report["processed"] == "12"
-    assert report["dead-lettered"] == "2"
+    assert re.search(
+        r"^dead-lettered   2: 1 by the worker with a reason \(malformed body 1\), 1 moved by SQS "
+        r"after 2 receives \(max_receive_count\)$",
+        out,
+        re.MULTILINE,
+    ), out
+    assert not re.search(r"^job runs .*\{", out, re.MULTILINE)  # words, not a raw dict
     assert report["lost"] == "0"
     assert report["duplicates"] == "0"
     assert "fleet: 3 processes" in out and "maxReceiveCount 2" in out
     assert "RETRY_BACKOFF_BASE_SECONDS=1" in out  # the demo says what it overrides
     assert re.search(r"SQS requests\s+\d+ by the workers = \d+\.\d\d per processed message", out)
     assert _group_gone(out)
+
+
+def test_json_stdout_is_the_report_alone(tmp_path: Path) -> None:
+    """--json: stdout is the JSON document alone; the settings and progress go to stderr."""
+    write_templates(tmp_path, "t", ENVIRONMENT)
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts", "local-run", "--env", "t", "--cdk-out", str(tmp_path),
+         "--run-dir", str(tmp_path / "run"), "--messages", "3", "--duration", "0.1",
+         "--poison", "0", "--malformed", "1", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["processed"], report["lost"]) == (3, 0)
+    assert (report["dead_lettered_by_worker"], report["dead_lettered_by_sqs"]) == (1, 0)
+    assert "fleet: 3 processes" in done.stderr and "enqueued 4 messages" in done.stderr
 
 
 def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_wrong_name_aborts(
 ) -> None:
     monkeypatch.setattr("sys.stdin", Terminal(typed))
     assert purge.main([*aws_args, "--queue-url", filled.url]) == 1
-    assert "aborted" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: aborted: the name did not match; nothing purged\n"
     assert counts(sqs_client, filled.url) == (4, 0)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.stub import Stubber
 from ops_helpers import send
 from worker.contract import JOBS_PROCESSED, metric_namespace
@@ -255,3 +256,21 @@ def test_missing_service(
     assert capsys.readouterr().err == (
         f"error: ECS service {env.service} does not exist in cluster {env.cluster}\n"
     )
+
+
+def test_now_that_is_not_a_time_says_what_to_write(capsys: Any) -> None:
+    """`--now tomorrow`: one line naming the option, the value and the format, exit 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(["status", "--env", "prod", "--now", "tomorrow"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "python -m scripts status: error: --now: 'tomorrow' is not an ISO 8601 time; use "
+        "YYYY-MM-DDTHH:MM (UTC) or YYYY-MM-DDTHH:MM+HH:MM (see --help)\n"
+    )
+    assert "fromisoformat" not in err
+
+
+def test_now_without_a_zone_is_utc() -> None:
+    assert status.now_option("2026-11-23T20:00") == NOW
+    assert status.now_option("2026-11-24T05:00+09:00") == NOW
