@@ -187,7 +187,7 @@ def test_eight_processes_never_log_a_secret(
     fleet = make_fleet(
         QUEUE_URL=pair.url,
         DEAD_LETTER_QUEUE_URL=pair.dlq_url,
-        WORKER_PROCESSES=8,
+        WORKER_PROCESSES=PROD_PROCESSES,
         WORKER_HANDLER_MODE="command",
         WORKER_HANDLER='echo "pw=$DB_PASSWORD"; echo "db://app:$DB_PASSWORD@db/x" >&2; sleep 0.2',
         **{contract.SECRET_NAMES_VARIABLE: "DB_PASSWORD", "DB_PASSWORD": secret},
