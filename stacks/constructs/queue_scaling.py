@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from aws_cdk import Duration
@@ -106,10 +107,14 @@ class QueueScaling(Construct):
     count only: ECS stops only tasks whose workers cleared task scale-in protection, so a
     busy task is never stopped. No CPU target tracking: the jobs are I/O bound.
 
-    A second alarm, ``backlog_beyond_max_alarm``, warns (no scaling action) when the rules ask
-    for more than ``max_tasks`` for 5 minutes: the deadline will be missed unless the limits
-    rise. Attributes: ``scalable_target``, ``needed_metric``, ``mean_job_metric``,
-    ``fleet_size_metric``, ``fleet_size_alarm``, ``backlog_beyond_max_alarm``.
+    A second alarm, ``backlog_beyond_max_alarm``, warns (no scaling action) when the rules
+    without the headroom (``beyond_max_metric``: the deadline rule with the whole time left)
+    ask for more than ``max_tasks`` for 5 minutes: the deadline will be missed unless the
+    limits rise. The headroom is a reserve the scaling keeps, not a need: a day that starts
+    above ``max_tasks`` only because of it is done in time and wakes nobody.
+    Attributes: ``scalable_target``, ``needed_metric``, ``beyond_max_metric``,
+    ``mean_job_metric``, ``fleet_size_metric``, ``fleet_size_alarm``,
+    ``backlog_beyond_max_alarm``.
     """
 
     def __init__(
@@ -154,13 +159,15 @@ class QueueScaling(Construct):
             period=MINUTE,
         )
         per_task = config.target_backlog_per_process * processes
-        self.needed_metric = self._needed(
+        rules = functools.partial(
+            self._needed,
             f"CEIL(visible / {per_task})",
             metrics={"visible": visible, "in_flight": in_flight, "mean_job": self.mean_job_metric},
             processes=processes,
-            headroom_percent=config.deadline_headroom_percent,
             windows=windows,
         )
+        self.needed_metric = rules(headroom_percent=config.deadline_headroom_percent)
+        self.beyond_max_metric = rules(headroom_percent=0)
         busy = f"CEIL(in_flight / {processes})"
         self.fleet_size_metric = cloudwatch.MathExpression(
             # IF, not MAX([..]): MAX skips a missing value, IF keeps the minute missing.
@@ -172,7 +179,7 @@ class QueueScaling(Construct):
         self.backlog_beyond_max_alarm = cloudwatch.Alarm(
             self,
             "BacklogBeyondMaxTasksAlarm",
-            metric=self.needed_metric,
+            metric=self.beyond_max_metric,
             threshold=config.max_tasks,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=BACKLOG_BEYOND_MAX_MINUTES,
@@ -181,7 +188,8 @@ class QueueScaling(Construct):
             alarm_description=(
                 f"The backlog needs more than scaling.max_tasks ({config.max_tasks}) tasks at "
                 f"{config.target_backlog_per_process} waiting messages per process, or to finish "
-                "by a batch window's deadline: it will not be worked off in time. Raise "
+                "by a batch window's deadline with all the time left: it will not be worked off "
+                "in time. Raise "
                 "scaling.max_tasks (and max_total_processes) as scripts/plan says."
             ),
         )

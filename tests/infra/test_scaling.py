@@ -21,6 +21,7 @@ from stacks.constructs.queue_scaling import (
     PRIOR_JOBS,
     REACTION_SECONDS,
     capacity_steps,
+    deadline_tasks_expression,
 )
 from tests.infra.conftest import Synthesized, synthesize
 
@@ -32,6 +33,23 @@ def alarm_expression(s: Synthesized, policy_id_part: str) -> dict[str, Any]:
         a["Properties"]
         for a in s.worker.find_resources("AWS::CloudWatch::Alarm").values()
         if policy_id_part in str(a["Properties"].get("AlarmActions"))
+    ]
+    return dict(alarm)
+
+
+def needed_by_the_rules(s: Synthesized) -> dict[str, Any]:
+    """The scale-out alarm returning ``needed``: what the rules ask for, before the busy
+    floor."""
+    alarm = alarm_expression(s, "FleetSizePolicy")
+    metrics = [{**m, "ReturnData": m["Id"] == "needed"} for m in alarm["Metrics"]]
+    return {**alarm, "Metrics": metrics}
+
+
+def beyond_max_alarm(s: Synthesized) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"]
+        for key, a in s.worker.find_resources("AWS::CloudWatch::Alarm").items()
+        if key.startswith("ScalingBacklogBeyondMaxTasksAlarm")
     ]
     return dict(alarm)
 
@@ -176,11 +194,7 @@ def test_the_job_metric_is_the_one_the_log_filter_writes(prod: Synthesized) -> N
 def test_the_deadline_rule_sizes_a_late_batch_and_stops_at_the_deadline(
     prod: Synthesized,
 ) -> None:
-    (alarm,) = [
-        a["Properties"]
-        for key, a in prod.worker.find_resources("AWS::CloudWatch::Alarm").items()
-        if key.startswith("ScalingBacklogBeyondMaxTasksAlarm")
-    ]  # it returns what the rules need, before the busy floor
+    alarm = needed_by_the_rules(prod)
     day = date(2026, 11, 24)
 
     def tasks(clock: str, visible: float, in_flight: float = 0, **jobs: float) -> float:
@@ -383,6 +397,28 @@ def test_the_deadline_is_in_the_template_metadata_for_the_simulator(prod: Synthe
     assert later.worker_json["Metadata"]["Deadline0400To0900"] == "09:00"
 
 
+def test_backlog_beyond_max_tasks_counts_the_whole_time_left_not_the_headroom(
+    prod: Synthesized,
+) -> None:
+    """The headroom is a reserve the scaling keeps, not a need: 10x at 04:00 (20,000 jobs of
+    165 s) asks the scaling for 53 tasks, half the time kept in reserve, yet 27 do it with the
+    whole time left, and the backlog rule asks for 32 (80 a process). With max_tasks 32 that
+    day is done in time: no warning. With prod's 12, or when half the volume again arrives
+    at 07:00, it is not: the alarm's value is above max_tasks."""
+    alarm, needed = beyond_max_alarm(prod), needed_by_the_rules(prod)
+    day = date(2026, 11, 24)
+
+    def tasks(of: dict[str, Any], clock: str, visible: float) -> float | None:
+        return evaluate(of, local(day, clock, "Asia/Tokyo"), visible=visible, in_flight=0)
+
+    whole_time = math.ceil(20000 * 165 / (8 * (16200 - 345)))
+    assert tasks(needed, "04:00", 20000) == math.ceil(20000 * 165 / (8 * (16200 - 345) * 0.5))
+    assert tasks(needed, "04:00", 20000) == 53
+    assert tasks(alarm, "04:00", 20000) == max(whole_time, math.ceil(20000 / 640)) == 32
+    assert tasks(alarm, "04:00", 20000) > prod.config.scaling.max_tasks  # 12: it fires
+    assert tasks(alarm, "07:00", 10000) == math.ceil(10000 * 165 / (8 * (5400 - 345))) == 41
+
+
 def test_mean_job_seconds_is_the_prior_of_the_measured_mean(prod: Synthesized) -> None:
     s = synthesize("prod", scaling={"mean_job_seconds": 60})
     assert expressions(alarm_expression(s, "FleetSizePolicy"))["mean_job"].startswith(
@@ -391,18 +427,16 @@ def test_mean_job_seconds_is_the_prior_of_the_measured_mean(prod: Synthesized) -
 
 
 def test_backlog_beyond_max_tasks_warns_the_topic(prod: Synthesized) -> None:
-    (alarm,) = [
-        a["Properties"]
-        for key, a in prod.worker.find_resources("AWS::CloudWatch::Alarm").items()
-        if key.startswith("ScalingBacklogBeyondMaxTasksAlarm")
-    ]
-    # The same tasks-needed expression as scale-out: the backlog and the deadline rules.
+    alarm = beyond_max_alarm(prod)
+    # The scale-out rules (the backlog and the deadline), the deadline without the headroom.
     (expression,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
     scale_out = expressions(alarm_expression(prod, "FleetSizePolicy"))
     assert expression["Expression"] == scale_out["needed"]
-    assert {k: v for k, v in expressions(alarm).items() if k != expression["Id"]} == {
-        k: v for k, v in scale_out.items() if k in ("utc_minute", "mean_job", "work", "window0")
-    }
+    ours = {k: v for k, v in expressions(alarm).items() if k != expression["Id"]}
+    assert ours.pop("window0") == deadline_tasks_expression(
+        prod.config.batch_windows[0], processes=prod.config.worker.processes
+    )
+    assert ours == {k: v for k, v in scale_out.items() if k in ("utc_minute", "mean_job", "work")}
     assert alarm["Threshold"] == prod.config.scaling.max_tasks
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 5)
