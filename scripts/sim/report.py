@@ -174,7 +174,7 @@ def text(report: Report) -> str:
         f"  deadline         {report.deadline} ({report.deadline_source}): {report.verdict}",
         f"  peak tasks       {report.peak_tasks}",
         f"  task-hours       {report.task_hours}",
-        f"  cost             ${report.cost:.4f}  (ideal ${report.ideal_cost:.4f}, "
+        f"  compute          ${report.cost:.4f}  (ideal ${report.ideal_cost:.4f}, "
         f"x{report.cost_ratio:.2f})",
         f"  killed by scale-in {report.killed_by_scale_in}, handed back {report.handed_back}",
         *(
@@ -202,7 +202,7 @@ def text(report: Report) -> str:
 
 MARKDOWN_HEADER = (
     "| setup | messages | procs/task | finish | all done by deadline | peak tasks | task-hours "
-    "| cost (USD) | cost / ideal | killed by scale-in | duplicates: scaling / visibility "
+    "| compute (USD) | compute / ideal | killed by scale-in | duplicates: scaling / visibility "
     "| handed back | DLQ | lost |\n"
     "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- "
     "| ---: | ---: | ---: |"
@@ -216,7 +216,7 @@ def summary(days: list[Report], seeds: str) -> str:
     costs = [day.cost for day in days]
     return (
         f"{days[0].label}, {seeds}: finish {finishes[0]}-{finishes[-1]}, deadline "
-        f"{'met every day' if not missed else f'MISSED {missed} of {len(days)} days'}; cost "
+        f"{'met every day' if not missed else f'MISSED {missed} of {len(days)} days'}; compute "
         f"${min(costs):.2f}-{max(costs):.2f}; Spot interruptions "
         f"{sum(d.spot_interruptions for d in days)}, jobs interrupted "
         f"{sum(d.jobs_interrupted for d in days)}, re-run "
@@ -227,7 +227,7 @@ def summary(days: list[Report], seeds: str) -> str:
 
 
 SPOT_MARKDOWN_HEADER = (
-    "| setup | finish | all done by deadline | peak tasks | cost (USD) | on-demand / Spot / "
+    "| setup | finish | all done by deadline | peak tasks | compute (USD) | on-demand / Spot / "
     "fallback (USD) | Spot interruptions | jobs interrupted / re-run | most tasks unplaced "
     "| killed | lost |\n"
     "| --- | --- | --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |"
@@ -345,7 +345,7 @@ def chart(sim: Simulation, path: str, result: Report) -> None:
     queue_axis.set_title(
         f"{result.label}: {result.messages:,} messages, deadline {result.deadline} "
         f"{result.verdict} (finish {result.finish or 'never'})\n"
-        f"cost \\${result.cost:.2f} = {result.cost_ratio:.2f}x the ideal of the shape "
+        f"compute \\${result.cost:.2f} = {result.cost_ratio:.2f}x the ideal of the shape "
         f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}"
         + (
             f"; Spot: {result.spot_interruptions} interruptions, "

@@ -205,7 +205,7 @@ def test_the_chart_answers_did_we_make_it(
     queue_axis, task_axis = figure.axes
     title = queue_axis.get_title()
     assert "deadline 08:30:00 MISSED: max_tasks 12 cannot" in title
-    assert f"cost \\${day['cost']:.2f} = {day['cost_ratio']:.2f}x the ideal" in title
+    assert f"compute \\${day['cost']:.2f} = {day['cost_ratio']:.2f}x the ideal" in title
     labels: dict[object, Any] = {line.get_label(): line for line in task_axis.get_lines()}
     assert set(labels[f"deadline {day['deadline']}"].get_xdata()) == {8.5}
     assert max(labels["max_tasks"].get_ydata()) == prod.config.scaling.max_tasks
