@@ -40,7 +40,8 @@ SEND_ATTEMPTS = 3  # tries for entries SQS failed on its side (SenderFault false
 
 
 def parse_duration(spec: str | float) -> Callable[[random.Random], float]:
-    """A duration sampler from `1.5` (fixed seconds) or `uniform:LOW:HIGH`."""
+    """A duration sampler from `SECONDS`, `fixed:SECONDS` (1.5) or `uniform:LOW:HIGH`: the
+    planner's and the simulator's syntax, with fractions of a second allowed."""
     text = str(spec)
     kind, _, bounds = text.partition(":")
     try:
@@ -48,12 +49,15 @@ def parse_duration(spec: str | float) -> Callable[[random.Random], float]:
             low, high = (float(bound) for bound in bounds.split(":"))
             if 0 <= low <= high < math.inf:
                 return lambda rng: round(rng.uniform(low, high), 3)
-        elif not bounds and 0 <= float(text) < math.inf:
-            fixed = float(text)
-            return lambda _rng: fixed
+        else:
+            fixed = float(bounds if kind == "fixed" else text)
+            if 0 <= fixed < math.inf and (kind == "fixed" or not bounds):
+                return lambda _rng: fixed
     except ValueError:
         pass
-    raise ValueError(f"bad duration {text!r}: use SECONDS (e.g. 1.5) or uniform:LOW:HIGH")
+    raise ValueError(
+        f"bad duration {text!r}: use SECONDS, fixed:SECONDS (e.g. 1.5) or uniform:LOW:HIGH"
+    )
 
 
 def make_bodies(
@@ -145,7 +149,7 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument(
         "--duration",
         default="1.0",
-        help="job duration: SECONDS or uniform:LOW:HIGH (default: 1.0)",
+        help="job duration: SECONDS, fixed:SECONDS or uniform:LOW:HIGH (default: 1.0)",
     )
     parser.add_argument(
         "--rate", type=non_negative_float, default=0.0, help="messages a second (default 0: max)"

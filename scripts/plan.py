@@ -326,7 +326,9 @@ def cdk_block(args: argparse.Namespace, shape: Shape, durations: Durations) -> d
 def add_arguments(parser: Parser) -> None:
     """The command line."""
     parser.add_argument("--messages", type=int, required=True, help="messages per day")
-    parser.add_argument("--duration", help="uniform:LOW:HIGH or fixed:SECONDS (job seconds)")
+    parser.add_argument(
+        "--duration", help="job seconds: SECONDS, fixed:SECONDS or uniform:LOW:HIGH"
+    )
     parser.add_argument(
         "--duration-mean", type=float, help="mean job seconds (with --duration-max)"
     )

@@ -80,7 +80,9 @@ def add_arguments(parser: Parser) -> None:
         help="another batch on top of --messages, e.g. 1000@07:30 (repeatable)",
     )
     parser.add_argument(
-        "--duration", default="uniform:30:300", help="uniform:LOW:HIGH or fixed:SECONDS"
+        "--duration",
+        default="uniform:30:300",
+        help="job seconds: SECONDS, fixed:SECONDS or uniform:LOW:HIGH (default uniform:30:300)",
     )
     parser.add_argument("--start-latency", type=int, default=60, help="seconds to start a task")
     parser.add_argument("--seed", type=int, default=1)

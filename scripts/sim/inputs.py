@@ -63,8 +63,9 @@ class Problems:
         return value
 
     def durations(self, flag: str, value: str) -> Durations:
-        """`uniform:LOW:HIGH` or `fixed:SECONDS` (seconds, 1 <= low <= high)."""
-        match = re.fullmatch(r"uniform:(\d+):(\d+)|fixed:(\d+)", value)
+        """`SECONDS`, `fixed:SECONDS` or `uniform:LOW:HIGH` (whole seconds, 1 <= low <= high):
+        the syntax of every --duration of the CLI (enqueue's also takes fractions)."""
+        match = re.fullmatch(r"uniform:(\d+):(\d+)|(?:fixed:)?(\d+)", value)
         if match and match.group(3):
             fixed = int(match.group(3))
             found = Durations(fixed, fixed)
@@ -73,7 +74,9 @@ class Problems:
         else:
             found = Durations(0, 0)
         if found.low < 1 or found.low > found.high:
-            self.add(flag, value, "expected uniform:LOW:HIGH or fixed:SECONDS, 1 <= LOW <= HIGH")
+            self.add(
+                flag, value, "expected SECONDS, fixed:SECONDS or uniform:LOW:HIGH, 1 <= LOW <= HIGH"
+            )
         return found
 
     def spot(self, args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scripts import enqueue
+from scripts.sim.inputs import Problems
 from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as counts
 
@@ -37,7 +38,19 @@ def test_make_bodies_fixed_duration() -> None:
     assert enqueue.make_bodies(2, 1.5) == ['{"duration_seconds": 1.5}'] * 2
 
 
-@pytest.mark.parametrize("spec", ["", "abc", "-1", "uniform:5", "uniform:5:1", "uniform:1:2:3"])
+@pytest.mark.parametrize("spec", ["120", "fixed:120", "uniform:30:300"])
+def test_every_duration_the_planner_takes_enqueue_takes_alike(spec: str) -> None:
+    """One --duration syntax across the CLI: what plan and simulate read (Problems.durations)
+    sends jobs of those seconds."""
+    planned = Problems().durations("--duration", spec)
+    jobs = [json.loads(body) for body in enqueue.make_bodies(50, spec, seed=1)]
+    assert all(planned.low <= job["duration_seconds"] <= planned.high for job in jobs)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["", "abc", "-1", "uniform:5", "uniform:5:1", "uniform:1:2:3", "fixed:", "fixed:x", "x:1"],
+)
 def test_bad_duration_is_rejected(spec: str) -> None:
     with pytest.raises(ValueError, match="bad duration"):
         enqueue.make_bodies(1, spec)

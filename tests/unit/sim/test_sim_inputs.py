@@ -11,6 +11,7 @@ import pytest
 from sim_fixtures import kit_template, write
 
 from scripts import simulate
+from scripts.sim.inputs import Durations, Problems
 from scripts.sim.mathexpr import Expression, MathError
 from scripts.sim.schedule import fire_times
 from scripts.sim.template import read_model
@@ -109,3 +110,16 @@ def test_cli_reports_every_bad_flag(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert "--messages" in error and "--arrival" in error and "--duration" in error
+
+
+def test_a_duration_is_seconds_fixed_seconds_or_uniform() -> None:
+    """The CLI's one --duration syntax: `120` and `fixed:120` are the same fixed duration."""
+    problems = Problems()
+    assert problems.durations("--duration", "120") == Durations(120, 120)
+    assert problems.durations("--duration", "fixed:120") == Durations(120, 120)
+    assert problems.durations("--duration", "uniform:30:300") == Durations(30, 300)
+    assert problems.items == []
+    for bad in ("0", "1.5", "fixed:", "uniform:300:30", "120s"):
+        problems.durations("--duration", bad)
+    assert len(problems.items) == 5
+    assert "expected SECONDS, fixed:SECONDS or uniform:LOW:HIGH" in problems.items[0]
