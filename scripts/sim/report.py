@@ -289,7 +289,9 @@ def _hours(clock_text: str) -> float:
 
 def chart(sim: Simulation, path: str, result: Report) -> None:
     """The day as a PNG that answers "did we make it?": queue and tasks over the day, the
-    window and the deadline, max_tasks, the alarms that fired; verdict and cost in the title."""
+    window and the deadline, max_tasks (behind the fleet, which stays visible where it meets
+    the limit), each notify-only alarm that fired with its time in the legend; the verdict,
+    the messages left at the deadline and the compute in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -297,16 +299,25 @@ def chart(sim: Simulation, path: str, result: Report) -> None:
 
     series = sim.stats.series
     hours = [minute / 60 for minute in range(len(series["visible"]))]
-    figure, (queue_axis, task_axis) = plt.subplots(2, 1, sharex=True, figsize=(11, 7))
+    figure, (queue_axis, task_axis) = plt.subplots(2, 1, sharex=True, figsize=(13, 7))
     queue_axis.plot(hours, series["visible"], label="visible")
     queue_axis.plot(hours, series["in_flight"], label="in flight")
     queue_axis.set_ylabel("messages")
-    task_axis.step(hours, series["running"], where="post", label="running")
+    task_axis.step(hours, series["running"], where="post", label="running", zorder=3, linewidth=2)
     if sim.model.task.strategy.spot_weight:
         task_axis.step(hours, series["spot"], where="post", label="of them Spot")
         task_axis.step(hours, series["fallback"], where="post", label="on-demand fallback")
     task_axis.step(hours, series["desired"], where="post", label="desired", linestyle="--")
-    task_axis.step(hours, series["max_tasks"], where="post", label="max_tasks", color="black")
+    task_axis.step(
+        hours,
+        series["max_tasks"],
+        where="post",
+        label="max_tasks",
+        color="grey",
+        linewidth=4,
+        alpha=0.35,
+        zorder=1,
+    )
     task_axis.set_ylim(0, max(series["max_tasks"]) * 1.25 + 1)
     deadline = sim.config.deadline / 3600
     for axis in (queue_axis, task_axis):
@@ -328,10 +339,11 @@ def chart(sim: Simulation, path: str, result: Report) -> None:
             color="tab:orange",
             label="scaling alarm in ALARM",
         )
+    styles = iter(["--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 3))] * 4)
     for t, name in fired:
         if name in notify:
-            task_axis.axvline(t, color="tab:red", linestyle="--", alpha=0.6)
-            task_axis.annotate(name[:28], (t, top), rotation=90, fontsize=7, va="top")
+            label = f"{name[:40]} at {clock(t * 3600)[:5]}"
+            task_axis.axvline(t, color="tab:red", linestyle=next(styles), alpha=0.7, label=label)
     starts = [b.start / 3600 for b in sim.config.batches]
     ends = [deadline, 24.0 if result.finish is None else _hours(result.finish)]
     if sim.model.window is not None:
@@ -339,12 +351,15 @@ def chart(sim: Simulation, path: str, result: Report) -> None:
         ends.append(_hours(sim.model.window[1]))
     task_axis.set_xlim(max(0.0, min(starts) - 0.5), min(24.0, max(ends) + 0.5))
     task_axis.set_ylabel("tasks")
-    task_axis.set_xlabel(f"hour of {sim.config.day} ({sim.config.timezone})")
-    queue_axis.legend(fontsize=8, loc="upper right")
-    task_axis.legend(fontsize=8, loc="upper left")
+    task_axis.set_xlabel(f"hour of the simulated day ({sim.config.timezone})")
+    for axis in (queue_axis, task_axis):  # beside the plot: nothing drawn hides behind them
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    minute = min(int(sim.config.deadline // 60), len(series["visible"]) - 1)
+    left = round(series["visible"][minute] + series["in_flight"][minute])
     queue_axis.set_title(
-        f"{result.label}: {result.messages:,} messages, deadline {result.deadline} "
-        f"{result.verdict} (finish {result.finish or 'never'})\n"
+        f"{result.label}: {result.messages:,} messages, finish {result.finish or 'never'}, "
+        f"{left:,} left at the deadline\n"
+        f"deadline {result.deadline} {result.verdict}\n"
         f"compute \\${result.cost:.2f} = {result.cost_ratio:.2f}x the ideal of the shape "
         f"(\\${result.ideal_cost:.2f}); killed by scale-in {result.killed_by_scale_in}"
         + (

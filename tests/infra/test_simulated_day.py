@@ -11,6 +11,7 @@ finish on time while max_tasks allows it, with the metrics the scaling reads min
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,9 +194,9 @@ def test_poison_messages_reach_the_dlq_and_its_alarm(
 def test_the_chart_answers_did_we_make_it(
     prod: Synthesized, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The missed 10x day's figure, caught where it is saved: verdict and cost in the title,
-    the window shaded, the deadline and max_tasks drawn, each notify-only alarm that fired
-    marked and named."""
+    """The missed 10x day's figure, caught where it is saved: verdict, compute and what was
+    left at the deadline in the title, the window shaded, the deadline and max_tasks drawn,
+    each notify-only alarm that fired marked and named in the legend with its time."""
     from matplotlib.figure import Figure
 
     figures: list[Figure] = []
@@ -211,9 +212,16 @@ def test_the_chart_answers_did_we_make_it(
     assert max(labels["max_tasks"].get_ydata()) == prod.config.scaling.max_tasks
     window: list[Any] = [p for p in task_axis.patches if p.get_label() == "batch window"]
     assert window and window[0].get_x() == 4.0 and window[0].get_width() == 5.0
-    named = {text.get_text() for text in task_axis.texts}
-    for alarm in day["alarms_fired"]:
-        assert alarm[:28] in named, (alarm, named)
+    for alarm, fired in day["alarms_fired"].items():  # named in the legend, with the time
+        marks = [line for name, line in labels.items() if str(name).startswith(alarm[:40])]
+        assert [str(m.get_label()) for m in marks] == [f"{alarm[:40]} at {fired[:5]}"]
+    # The fleet is drawn over the limit: at max_tasks all day it still shows.
+    assert labels["running"].get_zorder() > labels["max_tasks"].get_zorder()
+    assert max(labels["running"].get_ydata()) == prod.config.scaling.max_tasks
+    # What was left at the deadline: the 10x day is far from done.
+    left = re.search(r", ([\d,]+) left at the deadline\n", title)
+    assert left and int(left.group(1).replace(",", "")) > 1000
+    assert task_axis.get_xlabel() == "hour of the simulated day (Asia/Tokyo)"
 
 
 def test_env_reads_the_environments_synthesized_assembly(
