@@ -428,7 +428,7 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
     problems.at_least("--scale-out-delay", args.scale_out_delay, 0)
     if not problems.items and end - start - args.margin * 60 <= 0:
         problems.add("--margin", args.margin, "leaves no time in the window")
-    problems.fail("plan")
+    problems.fail()
     return durations, start, end
 
 

@@ -197,7 +197,7 @@ def configure(args: argparse.Namespace, model: Model) -> tuple[SimConfig, str]:
     except ValueError:
         problems.add("--date", args.date, "expected YYYY-MM-DD")
         day = date(2026, 11, 24)
-    problems.fail("simulate")
+    problems.fail()
     config = SimConfig(
         messages=args.messages,
         arrival_start=arrival_start,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scripts import pricing
+from scripts._cli import UsageError
 
 
 def add_spot_arguments(parser: argparse.ArgumentParser, interruptions: float, what: str) -> None:
@@ -91,12 +92,8 @@ class Problems:
         if value < low:
             self.add(flag, value, f"must be >= {low}")
 
-    def fail(self, prog: str) -> None:
-        """Print every problem and exit 2 when there is any."""
+    def fail(self) -> None:
+        """Report every problem at once, as the CLI reports a bad argument: one line under
+        the command's name, exit 2 (scripts/_cli.py)."""
         if self.items:
-            import sys
-
-            print(f"{prog}: invalid input:", file=sys.stderr)
-            for item in self.items:
-                print(f"  {item}", file=sys.stderr)
-            raise SystemExit(2)
+            raise UsageError("; ".join(self.items))

@@ -110,6 +110,9 @@ def test_invalid_inputs_are_reported_together(capsys: pytest.CaptureFixture[str]
         )
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
+    # One line, as every bad argument of the CLI: the command, "error:", each problem.
+    assert error.startswith("python -m scripts.plan: error: --messages 0: must be >= 1; ")
+    assert error.count("\n") == 1 and error.endswith("(see --help)\n")
     for flag, value in [
         ("--messages", "0"),
         ("--duration", "uniform:300:30"),
