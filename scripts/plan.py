@@ -33,9 +33,9 @@ workload's job-seconds at the cheapest on-demand price per process of any shape 
 architecture, what no configuration's compute beats without Spot. Prints the chosen shape and
 why first, its whole month line by line, then the cheapest shapes (all with --all) with the
 chosen one marked, then a cdk.json block. The
-database cap (total processes) is the environment's scaling.max_total_processes (--env) or
---max-total-processes; it is never raised: when no shape fits under it, plan says what cap
-would fit and exits 1.
+database cap (total processes) is --max-total-processes, else the environment's
+scaling.max_total_processes (--env); it is never raised: when no shape fits under it, plan
+says what cap would fit and exits 1.
 """
 
 from __future__ import annotations
@@ -364,19 +364,19 @@ def add_arguments(parser: Parser) -> None:
     )
     add_spot_arguments(parser, SPOT_INTERRUPTIONS_PER_HOUR, "the cost of jobs that run again")
     parser.add_argument("--growth", type=float, default=10, help="max tasks cover this x volume")
-    cap = parser.add_mutually_exclusive_group()
-    cap.add_argument(
+    parser.add_argument(
         "--env",
         help="take the database cap (scaling.max_total_processes), region, handler mode and what "
         "the month pays besides compute (monitoring, network, logs) from this cdk.json environment",
     )
-    cap.add_argument(
+    parser.add_argument(
         "--max-total-processes",
         "--db-connections",
         dest="db_connections",
         metavar="N",
         type=int,
-        help="the database cap: total worker processes (default: none; see --env)",
+        help="the database cap: total worker processes (default: --env's, else none); with "
+        "--env, what the plan would be if the database allowed N",
     )
     parser.add_argument(
         "--cdk-json", type=Path, default=ROOT / "cdk.json", help="where --env is read"
@@ -437,7 +437,9 @@ def cap_source(args: argparse.Namespace) -> str:
     unless --region or --handler-mode is given, its region and handler mode into args)."""
     if args.env:
         config = environment(args.cdk_json, args.env)
-        args.db_connections = config.scaling.max_total_processes
+        given = args.db_connections is not None
+        if not given:
+            args.db_connections = config.scaling.max_total_processes
         args.handler_mode = args.handler_mode or config.worker.handler_mode
         if args.region is None:
             if config.region not in pricing.REGIONS:
@@ -446,7 +448,7 @@ def cap_source(args: argparse.Namespace) -> str:
                     f"{', '.join(pricing.REGIONS)}): pass --region"
                 )
             args.region = config.region
-        return f"{args.env}'s scaling.max_total_processes"
+        return "--max-total-processes" if given else f"{args.env}'s scaling.max_total_processes"
     args.region = args.region or DEFAULT_REGION
     args.handler_mode = args.handler_mode or "callable"
     if args.db_connections is not None:
@@ -632,6 +634,8 @@ def execute(args: argparse.Namespace) -> int:
                 "shapes": [s.as_dict() for s in shapes],
             }
         )
+        if best is None:
+            print(f"error: no shape fits: {problem}", file=sys.stderr)
         return 0 if best else 1
     workload = (
         f"{args.messages} messages/day, jobs {durations.low}-{durations.high} s "
@@ -661,6 +665,7 @@ def execute(args: argparse.Namespace) -> int:
     if len(listed) < len(shapes):
         print(f"({len(shapes) - len(listed)} more shapes: --all)")
     if best is None:
+        print(f"error: no shape fits{cap}: {problem}", file=sys.stderr)  # after the table
         return 1
     print("\ncdk.json environment block:")
     print(json.dumps(block, indent=2))

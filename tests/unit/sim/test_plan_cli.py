@@ -4,6 +4,7 @@ validation and the cdk.json block."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -429,3 +430,25 @@ def test_the_environments_settings_price_every_shape(
     public_best = runs["public"]["best"]
     assert isinstance(public_best, dict)
     assert nat["processes"] < public_best["processes"]
+
+
+def test_the_deadline_runbooks_plan_step_works_as_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/operations.md's planner step, run as printed: --max-total-processes with --env is
+    the cap the database would allow (prod's 100 fits no shape for 20,000 jobs: exit 1)."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    (line,) = [row.strip() for row in text.splitlines() if "-m scripts plan " in row]
+    argv = shlex.split(line.partition("-m scripts plan ")[2])
+    assert plan.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "database cap 256 (--max-total-processes)" in out
+    without_the_cap = [a for a in argv if a not in ("--max-total-processes", "256")]
+    assert plan.main(without_the_cap) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("no shape fits under the database cap 100 (prod's")
+    # Like every exit 1 of the CLI, it ends with one error line, after the table.
+    assert (
+        err.startswith("error: no shape fits under the database cap 100") and err.count("\n") == 1
+    )
+    assert "raise the cap to at least 512" in err
