@@ -4,6 +4,7 @@ validation and the cdk.json block."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -438,8 +439,8 @@ def test_the_deadline_runbooks_plan_step_works_as_printed(
     """docs/operations.md's planner step, run as printed: --max-total-processes with --env is
     the cap the database would allow (prod's 100 fits no shape for 20,000 jobs: exit 1)."""
     text = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
-    (line,) = [row.strip() for row in text.splitlines() if "-m scripts plan " in row]
-    argv = shlex.split(line.partition("-m scripts plan ")[2])
+    (line,) = [row for row in text.splitlines() if re.search(r"(queue-worker|scripts) plan ", row)]
+    argv = shlex.split(re.split(r"(?:queue-worker|scripts) plan ", line)[1])
     assert plan.main(argv) == 0
     out = capsys.readouterr().out
     assert "database cap 256 (--max-total-processes)" in out
