@@ -51,7 +51,8 @@ from typing import Any
 
 from scripts import _cli, bill, pricing
 from scripts._aws import ROOT, environment
-from scripts._cli import OpsError, Parser, print_json, table
+from scripts._cli import OpsError, Parser, UsageError, print_json, table
+from scripts.cdk_json import write_plan
 from scripts.sim.inputs import Durations, Problems, add_spot_arguments
 from stacks import sizing
 from stacks.config import EnvironmentBlock
@@ -390,6 +391,13 @@ def add_arguments(parser: Parser) -> None:
     )
     parser.add_argument("--all", action="store_true", help="every shape, not the cheapest few")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="with --env: write the plan into that environment of --cdk-json after showing "
+        "the diff and asking (other keys are kept)",
+    )
+    parser.add_argument("--yes", action="store_true", help="with --write: do not ask")
 
 
 def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
@@ -429,6 +437,10 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
     if not problems.items and end - start - args.margin * 60 <= 0:
         problems.add("--margin", args.margin, "leaves no time in the window")
     problems.fail()
+    if args.write and (not args.env or args.json):
+        raise UsageError("--write needs --env (the environment to write) and no --json")
+    if args.yes and not args.write:
+        raise UsageError("--yes goes with --write")
     return durations, start, end
 
 
@@ -669,6 +681,8 @@ def execute(args: argparse.Namespace) -> int:
         return 1
     print("\ncdk.json environment block:")
     print(json.dumps(block, indent=2))
+    if args.write and block is not None:
+        write_plan(args.cdk_json, args.env, block, args.yes)
     return 0
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from scripts import plan, pricing
+from scripts import cdk_json, plan, pricing
+from scripts._cli import OpsError
 from stacks import sizing
 from stacks.config import load_config
 from stacks.fargate import VALID_MEMORY_MIB
@@ -453,3 +454,68 @@ def test_the_deadline_runbooks_plan_step_works_as_printed(
         err.startswith("error: no shape fits under the database cap 100") and err.count("\n") == 1
     )
     assert "raise the cap to at least 512" in err
+
+
+PLAN = ["--messages", "2000", "--duration", "uniform:30:300", "--env", "prod"]
+
+
+def test_write_puts_the_plan_into_the_environment_and_keeps_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = Path(__file__).resolve().parents[3] / "cdk.json"
+    path = tmp_path / "cdk.json"
+    path.write_text(shipped.read_text())
+    before = json.loads(path.read_text())["context"]["environments"]
+    assert plan.main([*PLAN, "--cdk-json", str(path), "--write", "--yes"]) == 0
+    out = capsys.readouterr().out
+    block = json.loads(out.split("cdk.json environment block:\n")[1].split("\n\n")[0])
+    assert "--- cdk.json (now)" in out and "+++ cdk.json (planned)" in out
+    after = json.loads(path.read_text())["context"]["environments"]
+    assert {k: v for k, v in after.items() if k != "prod"} == {
+        k: v for k, v in before.items() if k != "prod"
+    }
+    prod, was = after["prod"], before["prod"]
+    for section in ("worker", "scaling", "batch_window"):
+        assert prod[section] == {**was[section], **block[section]}
+    assert prod["queue"] == was["queue"] and prod["retain_data"] == was["retain_data"]
+    config = load_config(after, "prod")
+    assert config.worker.processes == block["worker"]["processes"]
+    # Written once: the same plan again has nothing to write.
+    assert plan.main([*PLAN, "--cdk-json", str(path), "--write", "--yes"]) == 0
+    assert "already holds this plan for prod: nothing to write" in capsys.readouterr().out
+
+
+def test_write_asks_first_and_without_a_terminal_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = Path(__file__).resolve().parents[3] / "cdk.json"
+    path = tmp_path / "cdk.json"
+    path.write_text(shipped.read_text())
+    assert plan.main([*PLAN, "--cdk-json", str(path), "--write"]) == 1
+    out, err = capsys.readouterr()
+    assert "+++ cdk.json (planned)" in out  # the diff, shown before the question
+    assert err.startswith("error: not written: no terminal to confirm on (pass --yes")
+    assert path.read_text() == shipped.read_text()
+
+
+@pytest.mark.parametrize(
+    "extra", [["--write"], ["--yes"], ["--env", "prod", "--write", "--json"]], ids=str
+)
+def test_write_needs_an_environment_and_plain_output(
+    extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        plan.main(["--messages", "2000", "--duration", "uniform:30:300", *extra])
+    assert exit_info.value.code == 2
+    assert "--write" in capsys.readouterr().err
+
+
+def test_an_on_demand_plan_removes_the_spot_weights_and_several_windows_are_refused(
+    tmp_path: Path,
+) -> None:
+    current = {"worker": {"processes": 8, "capacity": {"spot_weight": 1}}, "queue": {"x": 1}}
+    merged = cdk_json.planned(current, {"worker": {"processes": 32}})
+    assert merged == {"worker": {"processes": 32}, "queue": {"x": 1}}
+    document = {"context": {"environments": {"prod": {"batch_windows": []}}}}
+    with pytest.raises(OpsError, match="batch_windows"):
+        cdk_json.planned_text(json.dumps(document), "prod", {}, tmp_path / "cdk.json")
