@@ -123,7 +123,8 @@ def _clock(seconds: float) -> str:
 
 def options(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(architecture, capacity) pairs that --architecture and --capacity allow."""
-    architectures = pricing.ARCHITECTURES if args.architecture == "any" else (args.architecture,)
+    chosen = args.architecture or "any"
+    architectures = pricing.ARCHITECTURES if chosen == "any" else (chosen,)
     capacities = CAPACITIES if args.capacity == "any" else (args.capacity,)
     return [(a, c) for a in architectures for c in capacities]
 
@@ -353,9 +354,9 @@ def add_arguments(parser: Parser) -> None:
     )
     parser.add_argument(
         "--architecture",
-        default="any",
         choices=[*pricing.ARCHITECTURES, "any"],
-        help="arm64 needs an arm64 (or multi-arch) image",
+        help="arm64 needs an arm64 (or multi-arch) image (default: any, but with --env whose "
+        "worker.image is the team's own, that environment's worker.architecture)",
     )
     parser.add_argument(
         "--capacity",
@@ -453,6 +454,11 @@ def cap_source(args: argparse.Namespace) -> str:
         if not given:
             args.db_connections = config.scaling.max_total_processes
         args.handler_mode = args.handler_mode or config.worker.handler_mode
+        if args.architecture is None and config.worker.image is not None:
+            # The team's own image is built for (or pulled as) what the environment runs:
+            # another architecture is the team's decision (--architecture any).
+            args.architecture = config.worker.architecture
+            args.architecture_of_image = f"{args.env}'s worker.image"
         if args.region is None:
             if config.region not in pricing.REGIONS:
                 raise OpsError(
@@ -523,6 +529,12 @@ def option_reason(args: argparse.Namespace, best: Shape, shapes: list[Shape]) ->
         if (s.cpu, s.memory_mib) == (best.cpu, best.memory_mib)
     }
     parts = []
+    image = getattr(args, "architecture_of_image", None)
+    if image:
+        parts.append(
+            f"{image} is the team's own image, for worker.architecture {best.architecture}: "
+            "no other architecture planned (--architecture any compares it)"
+        )
     x86 = same.get(("x86_64", best.capacity))
     if best.architecture == "arm64" and x86:
         parts.append(

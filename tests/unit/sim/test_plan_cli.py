@@ -519,3 +519,30 @@ def test_an_on_demand_plan_removes_the_spot_weights_and_several_windows_are_refu
     document = {"context": {"environments": {"prod": {"batch_windows": []}}}}
     with pytest.raises(OpsError, match="batch_windows"):
         cdk_json.planned_text(json.dumps(document), "prod", {}, tmp_path / "cdk.json")
+
+
+def test_a_team_image_is_planned_on_the_environments_architecture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """arm64 needs an arm64 image: the kit builds its own for either, a team's image is
+    what the environment runs (x86_64 unless worker.architecture says otherwise)."""
+    shipped = json.loads((Path(__file__).resolve().parents[3] / "cdk.json").read_text())
+    path = tmp_path / "cdk.json"
+
+    def planned(*extra: str) -> dict[str, Any]:
+        path.write_text(json.dumps(shipped))
+        assert plan.main([*PLAN, "--cdk-json", str(path), "--json", *extra]) == 0
+        return dict(json.loads(capsys.readouterr().out))
+
+    def architectures(answer: dict[str, Any]) -> set[str]:
+        return {shape["architecture"] for shape in answer["shapes"]}
+
+    assert architectures(planned()) == {"x86_64", "arm64"}  # the kit's own image
+    shipped["context"]["environments"]["prod"]["worker"]["image"] = {"directory": "app"}
+    team = planned()
+    assert architectures(team) == {"x86_64"}
+    assert (
+        "prod's worker.image is the team's own image, for worker.architecture x86_64"
+        in (team["option"])
+    )
+    assert architectures(planned("--architecture", "any")) == {"x86_64", "arm64"}
