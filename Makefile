@@ -128,11 +128,11 @@ deploy-role: require-env $(TOOLS)
 	@$(CDK) deploy -c env=$(ENV) $(ARGS) -o $(OUT)/$(ENV) QueueWorker-$(ENV)-Deploy
 	@$(MARK_STALE)
 
-## bootstrap: bootstrap ENV's account and region with its qualifier and execution policies (after deploy-role; ACCOUNT=ID when cdk.json has none)
+## bootstrap: bootstrap ENV's account and region with its qualifier, execution policies and the kit's template (deploy role held to ENV's stacks; after deploy-role; ACCOUNT=ID when cdk.json has none; ARGS=--force once over CDK's own template)
 bootstrap: require-env $(TOOLS) $(OUT)/$(ENV)/manifest.json
 	@args="$$($(PY) -m stacks.execution_policy --bootstrap-args $(OUT)/$(ENV) $(ENV) $(ACCOUNT))"; \
-	echo "cdk bootstrap $$args"; \
-	$(CDK) bootstrap -c env=$(ENV) -o $(OUT)/$(ENV) $$args
+	echo "cdk bootstrap $$args $(ARGS)"; \
+	$(CDK) bootstrap -c env=$(ENV) -o $(OUT)/$(ENV) $$args $(ARGS)
 
 ## destroy: delete ENV's queue and worker stacks (see the README's cost warning)
 destroy: require-env $(TOOLS)

@@ -235,7 +235,10 @@ def bootstrap_args(
 ) -> list[str]:
     """``cdk bootstrap`` arguments for ``env_name`` (of ``project``'s cdk.json) from its
     synthesized ``assembly``: its account and region, its qualifier and toolkit stack, its
-    execution policies."""
+    execution policies, and the kit's bootstrap template, whose deploy role may change only
+    the environment's queue and worker stacks (stacks/bootstrap_template.py; written beside
+    the assembly)."""
+    from stacks.bootstrap_template import kit_stack_names, write_template
     from stacks.config import load_config
 
     environments = json.loads((project / "cdk.json").read_text())["context"]["environments"]
@@ -253,11 +256,14 @@ def bootstrap_args(
     )
     partition = {"cn": "aws-cn", "us-gov": "aws-us-gov"}.get(config.region.rsplit("-", 2)[0], "aws")
     policies = ",".join(f"arn:{partition}:iam::{account}:policy/{name}" for name in names)
+    stacks = kit_stack_names(assembly, exclude=[f"{config.stack_prefix}-Deploy"])
+    template = write_template(assembly, env_name, stacks)
     return [
         f"aws://{account}/{config.region}",
         f"--qualifier={config.bootstrap.qualifier}",
         f"--toolkit-stack-name={config.bootstrap.toolkit_stack_name}",
         f"--cloudformation-execution-policies={policies}",
+        f"--template={template}",
     ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from stacks.bootstrap_template import deploy_statements
 from stacks.config import ConfigError, load_config
 from stacks.constructs.deploy_role import DEPLOY_BOOTSTRAP_ROLES, DIFF_BOOTSTRAP_ROLES
 from stacks.execution_policy import (
@@ -531,4 +532,15 @@ def test_the_bootstrap_command_names_the_qualifier_and_the_execution_policies(
             f"arn:aws:iam::123456789012:policy/QueueWorker-prod-CloudFormationExecution-{n}"
             for n in range(1, count + 1)
         ),
+        f"--template={ci.outdir}.bootstrap.json",
+    ]
+    # The kit's bootstrap template: its deploy role may change prod's queue and worker stacks
+    # only (tests/infra/test_bootstrap_template.py tests the transformation).
+    template = json.loads(Path(f"{ci.outdir}.bootstrap.json").read_text())
+    (delete,) = [
+        s for s in deploy_statements(template) if "cloudformation:DeleteStack" in s["Action"]
+    ]
+    assert [r["Fn::Sub"].rsplit(":", 1)[1] for r in delete["Resource"]] == [
+        "stack/QueueWorker-prod-Queue/*",
+        "stack/QueueWorker-prod-Worker/*",
     ]

@@ -250,6 +250,15 @@ def test_make_bootstrap_runs_cdk_bootstrap_with_the_environments_own_arguments()
     assert bootstrap.strip() == "node_modules/.bin/cdk bootstrap -c env=prod -o cdk.out/prod $args"
 
 
+def test_make_bootstrap_passes_args_to_cdk_bootstrap() -> None:
+    """``ARGS=--force``: once, over a bootstrap stack of CDK's own template, which the CLI
+    otherwise leaves as it is (docs/ci-cd.md)."""
+    result = make("-n", "bootstrap", "ENV=prod", "ACCOUNT=123456789012", "ARGS=--force")
+    assert result.returncode == 0, result.stderr
+    (bootstrap,) = [line for line in result.stdout.splitlines() if "cdk bootstrap -c" in line]
+    assert bootstrap.strip().endswith("-o cdk.out/prod $args --force")
+
+
 def printed_make_simulate_lines() -> list[tuple[str, str]]:
     """(where, command) of every `make simulate` the README and docs print in a fenced block,
     and the example of `make help`."""
