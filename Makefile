@@ -50,6 +50,8 @@ help:
 	@echo "usage: make TARGET [ENV=NAME] [ARGS='...'] [SIM_ARGS='...']   (environments: $(ENVS))"
 	@awk 'sub(/^## /, "") { i = index($$0, ": "); \
 	  printf "  %-12s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
+	@echo "operator commands: queue-worker VERB, e.g. queue-worker status --env prod (setup installs"
+	@echo ".venv/bin/queue-worker; queue-worker --help lists the verbs: docs/operations-scripts.md)"
 
 ## run: synthesize every environment, then drain a real batch through the real fleet locally
 run: synth
@@ -147,7 +149,7 @@ lint: $(VENV)/.installed
 	@$(VENV)/bin/ruff format --quiet --check .
 	@$(VENV)/bin/mypy --no-error-summary
 
-## plan: the capacity planner, e.g. make plan ARGS="--messages 2000 --duration uniform:30:300"
+## plan: the capacity planner (queue-worker plan), e.g. make plan ARGS="--messages 2000 --duration uniform:30:300"
 plan: $(VENV)/.installed
 	@$(PY) -m scripts.plan $(ARGS)
 

@@ -1,4 +1,5 @@
-"""The operator scripts: one entry point, `python -m scripts VERB` (see scripts/__main__.py).
+"""The operator scripts: one command, `queue-worker VERB` (alias `python -m scripts VERB`; see
+scripts/__main__.py).
 
 The worker runtime's names (``worker.contract``) are shared with the scripts, so
 ``worker_image/`` joins the import path here, as pytest's ``pythonpath`` and mypy's

@@ -1,9 +1,15 @@
-"""The queue-worker kit's operator commands: `python -m scripts VERB [options]`.
+"""The queue-worker kit's operator commands: `queue-worker VERB [options]`.
 
-    python -m scripts status --env prod
-    python -m scripts logs --env prod --follow --outcome retry
-    python -m scripts dlq --env prod
-    python -m scripts VERB --help
+    queue-worker status --env prod
+    queue-worker logs --env prod --follow --outcome retry
+    queue-worker dlq --env prod
+    queue-worker --project ~/src/our-queue-kit plan --env prod
+    queue-worker VERB --help
+
+`python -m scripts VERB` is the same command. Every verb works from any directory: it reads
+the cdk.json and cdk.out of --project DIR, else of $QUEUE_WORKER_PROJECT, else of the first
+directory from the current one upward whose cdk.json has environments, else of the checkout
+the command is installed from.
 
 Exit codes: 0 done, 1 failure (one line on stderr), 2 bad arguments, 130 interrupted.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from scripts import (
     _cli,
@@ -44,13 +51,20 @@ COMMANDS: dict[str, _cli.Command] = {
 }
 
 
+def program() -> str:
+    """The name the command was run by: `queue-worker` (the installed command), else
+    `python -m scripts`."""
+    return "queue-worker" if Path(sys.argv[0]).name == "queue-worker" else "python -m scripts"
+
+
 def parser() -> _cli.Parser:
-    """`python -m scripts` with one subcommand per operator command."""
+    """The command with one subcommand per operator command; --project before or after it."""
     top = _cli.Parser(
-        prog="python -m scripts",
+        prog=program(),
         description=_cli.description(sys.modules[__name__]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _cli.add_project_option(top)
     verbs = top.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, module in COMMANDS.items():
         sub = verbs.add_parser(
@@ -60,6 +74,7 @@ def parser() -> _cli.Parser:
             formatter_class=_cli.formatter(module),
         )
         module.add_arguments(sub)
+        _cli.add_project_option(sub, default=argparse.SUPPRESS)  # keeps one given before VERB
         sub.set_defaults(execute=module.execute, parser=sub)
     return top
 
@@ -67,7 +82,7 @@ def parser() -> _cli.Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, then run the chosen command."""
     args, unknown = parser().parse_known_args(argv)
-    if unknown:  # reported by the verb's parser, so the message names `python -m scripts VERB`
+    if unknown:  # reported by the verb's parser, so the message names `queue-worker VERB`
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return _cli.run(args.execute, args, args.parser)
 

@@ -1,7 +1,7 @@
 """What the operator commands share on the AWS side: the environment, its stacks, clients, queues.
 
-`--env NAME` names an environment of cdk.json (`--cdk-json`, default the project's): its
-config gives the region and the batch windows, and the deployed stacks
+`--env NAME` names an environment of cdk.json (`--cdk-json`, default the project's, see
+`--project`): its config gives the region and the batch windows, and the deployed stacks
 `QueueWorker-NAME-Queue` (outputs QueueUrl, DeadLetterQueueUrl) and `QueueWorker-NAME-Worker`
 (outputs ClusterName, ServiceName, LogGroupName) give the resources. Queue commands also take
 `--queue NAME|URL` (the work queue; its DLQ is found through its redrive policy).
@@ -26,7 +26,6 @@ from botocore.exceptions import ClientError
 from scripts._cli import NONEXISTENT_QUEUE_CODES, OpsError, Parser, error_code
 from stacks.config import ConfigError, EnvironmentConfig, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
 QUEUE_STACK = "{prefix}-Queue"
 WORKER_STACK = "{prefix}-Worker"
 
@@ -36,7 +35,6 @@ def add_aws_options(parser: Parser) -> None:
     parser.add_argument(
         "--cdk-json",
         type=Path,
-        default=ROOT / "cdk.json",
         help="where the environments are (default: the project's cdk.json)",
     )
     parser.add_argument(
@@ -70,6 +68,11 @@ def add_env_options(parser: Parser) -> None:
     add_aws_options(parser)
 
 
+def cdk_json(args: argparse.Namespace) -> Path:
+    """--cdk-json, else the project's cdk.json."""
+    return Path(args.cdk_json) if args.cdk_json else Path(args.project) / "cdk.json"
+
+
 def environment(cdk_json: Path, name: str) -> EnvironmentConfig:
     """The environment NAME of cdk.json, parsed as `cdk synth -c env=NAME` would."""
     try:
@@ -96,7 +99,7 @@ class Target:
         self._outputs: dict[str, dict[str, str]] = {}
         self._queue_url: str | None = None
         self._dlq_url: str | None = None
-        self.config = environment(args.cdk_json, args.env) if args.env else None
+        self.config = environment(cdk_json(args), args.env) if args.env else None
 
     @property
     def region(self) -> str | None:

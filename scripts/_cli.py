@@ -1,8 +1,9 @@
 """The conventions every operator command shares: parser, exit codes, errors, progress, output.
 
 A command is a module with ``HELP`` (one line), ``add_arguments(parser)`` and
-``execute(args) -> int``; `python -m scripts VERB` (scripts/__main__.py) and
-`python -m scripts.MODULE` (each module's ``main``) both run it through :func:`run`.
+``execute(args) -> int``; `queue-worker VERB` (alias `python -m scripts VERB`,
+scripts/__main__.py) and `python -m scripts.MODULE` (each module's ``main``) both run it
+through :func:`run`, which first finds the project (:func:`find_project`) into ``args.project``.
 
 Exit codes: 0 done, 1 failure (one line on stderr, no traceback), 2 usage (bad arguments),
 130 interrupted (Ctrl-C; the line says what was done so far). A reader that closes the pipe
@@ -38,6 +39,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+PROJECT_VARIABLE = "QUEUE_WORKER_PROJECT"
+INSTALLED_CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 class OpsError(Exception):
@@ -105,13 +109,60 @@ def main(module: ModuleType, argv: Sequence[str] | None = None) -> int:
     )
     command: Command = module
     command.add_arguments(parser)
+    add_project_option(parser)
     args = parser.parse_args(argv)
     return run(command.execute, args, parser)
 
 
-def run(execute: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Run ``execute(args)``; turn every error an operator can meet into one line and a code."""
+def add_project_option(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """--project DIR, default None: :func:`find_project` decides."""
+    parser.add_argument(
+        "--project",
+        metavar="DIR",
+        default=default,
+        help=f"the kit's directory, whose cdk.json and cdk.out are read (default: "
+        f"${PROJECT_VARIABLE}, else the first directory from here upward whose cdk.json has "
+        "environments, else the checkout this command is installed from)",
+    )
+
+
+def find_project(given: str | Path | None = None) -> Path:
+    """The kit's directory the commands read cdk.json and cdk.out from: ``given`` (--project),
+    else $QUEUE_WORKER_PROJECT, else the first directory from the current one upward whose
+    cdk.json has ``context.environments``, else the checkout these scripts are installed from.
+
+    UsageError when --project or the variable names a directory without such a cdk.json.
+    """
+    source, chosen = "--project", given
+    if not chosen:
+        source, chosen = f"${PROJECT_VARIABLE}", os.environ.get(PROJECT_VARIABLE)
+    if chosen:
+        directory = Path(chosen).expanduser().resolve()
+        if not is_project(directory):
+            raise UsageError(
+                f"{source}: {chosen} is not a queue-worker project "
+                "(no cdk.json with context.environments there)"
+            )
+        return directory
+    here = Path.cwd().resolve()
+    return next((d for d in (here, *here.parents) if is_project(d)), INSTALLED_CHECKOUT)
+
+
+def is_project(directory: Path) -> bool:
+    """Whether ``directory`` holds the kit's cdk.json: one whose context has environments."""
     try:
+        document = json.loads((directory / "cdk.json").read_text())
+    except (OSError, ValueError):
+        return False
+    context = document.get("context") if isinstance(document, dict) else None
+    return isinstance(context, dict) and isinstance(context.get("environments"), dict)
+
+
+def run(execute: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Find the project into ``args.project``, then run ``execute(args)``; turn every error an
+    operator can meet into one line and a code."""
+    try:
+        args.project = find_project(getattr(args, "project", None))
         code = int(execute(args))
         sys.stdout.flush()
         return code

@@ -1,6 +1,6 @@
 """Fleet throughput benchmark: the local run (scripts.local_run) with the sleep handler.
 
-    .venv/bin/python -m scripts bench [--env dev] [--prefetch 3 5 10 ...] [--json]
+    queue-worker bench [--env dev] [--prefetch 3 5 10 ...] [--json]
 
 200 messages of 1 s on 8 processes, no poison, with the environment's synthesized settings
 (PREFETCH_SECONDS included, unless --prefetch gives values to compare): reports the wall
@@ -19,7 +19,7 @@ from dataclasses import asdict
 
 from scripts import _cli
 from scripts._cli import OpsError, Parser, non_negative_float, positive_int, print_json
-from scripts.local_run import ROOT, Report, run, say
+from scripts.local_run import Report, run, say
 
 HELP = "fleet throughput benchmark: local runs of the sleep handler against the ideal"
 
@@ -30,7 +30,7 @@ MAX_REQUESTS_PER_MESSAGE = 0.5
 def add_arguments(parser: Parser) -> None:
     """The command line."""
     parser.add_argument("--env", default="dev", help="templates of this environment (dev)")
-    parser.add_argument("--cdk-out", default=str(ROOT / "cdk.out"))
+    parser.add_argument("--cdk-out", help="synthesized assemblies (default: the project's cdk.out)")
     parser.add_argument("--messages", type=positive_int, default=200)
     parser.add_argument("--duration", type=non_negative_float, default=1.0)
     parser.add_argument("--processes", type=positive_int, default=8)
@@ -51,6 +51,7 @@ def execute(args: argparse.Namespace) -> int:
         say(f"--- PREFETCH_SECONDS={'the template setting' if prefetch is None else prefetch}")
         run_args = argparse.Namespace(
             env=args.env,
+            project=args.project,
             cdk_out=args.cdk_out,
             messages=args.messages,
             duration=args.duration,

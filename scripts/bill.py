@@ -1,7 +1,7 @@
 """The whole month of an environment, priced from its synthesized templates and a workload.
 
     python -m scripts.simulate --cdk-out cdk.out/prod --json > /tmp/day.json
-    python -m scripts bill --cdk-out cdk.out/prod --day /tmp/day.json
+    queue-worker bill --cdk-out cdk.out/prod --day /tmp/day.json
 
 What the templates hold is counted (:func:`facts`): the alarms and the metrics each reads (a
 metric math alarm pays for every metric it reads), dashboards, KMS keys, whether the cluster has
@@ -16,7 +16,7 @@ Without a template, :func:`facts_of` counts the same from an environment's confi
 equal on synthesized environments.
 Not priced (under a cent a month at the reference workload): KMS requests (CloudWatch Logs and
 SNS cache data keys), SNS e-mail deliveries, EventBridge's AWS service events (free), the
-CloudWatch API calls of `python -m scripts status`, and free tiers (an account's, shared).
+CloudWatch API calls of `queue-worker status`, and free tiers (an account's, shared).
 """
 
 from __future__ import annotations

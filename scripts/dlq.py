@@ -1,7 +1,7 @@
 """Peek at the dead-letter queue: counts and a few sample messages, without consuming them.
 
-    python -m scripts dlq --env prod
-    python -m scripts dlq --queue NAME|URL --samples 20 --json
+    queue-worker dlq --env prod
+    queue-worker dlq --queue NAME|URL --samples 20 --json
 
 Samples are received (hidden for PEEK_VISIBILITY_SECONDS) and at once made visible again, so
 peeking consumes nothing; it does raise each sampled message's receive count by one. Each

@@ -1,8 +1,8 @@
 """Load generator: send example-handler jobs (or given bodies) to the work queue.
 
-    python -m scripts enqueue --env dev --count 2000 --duration uniform:30:300 --rate 20
-    python -m scripts enqueue --queue NAME|URL --count 50 --poison 2 --malformed 1 --seed 7
-    python -m scripts enqueue --queue NAME|URL --body-file bodies.jsonl
+    queue-worker enqueue --env dev --count 2000 --duration uniform:30:300 --rate 20
+    queue-worker enqueue --queue NAME|URL --count 50 --poison 2 --malformed 1 --seed 7
+    queue-worker enqueue --queue NAME|URL --body-file bodies.jsonl
 
 Generated bodies are `{"duration_seconds": x}` (the example handler sleeps x seconds); poison
 bodies add `"fail": true`; malformed bodies are not JSON. `make_bodies` is the reusable part.

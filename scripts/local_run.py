@@ -1,6 +1,6 @@
 """Run the worker fleet locally, as an environment's synthesized templates configure it.
 
-    .venv/bin/python -m scripts local-run --env dev [--messages 40 --duration 1 --poison 2
+    queue-worker local-run --env dev [--messages 40 --duration 1 --poison 2
         --malformed 2 --processes N --prefetch S]
 
 Reads cdk.out/NAME/QueueWorker-NAME-Queue.template.json (the work queue's VisibilityTimeout,
@@ -52,8 +52,7 @@ from scripts._cli import (
 )
 
 HELP = "run the worker fleet locally on moto, as an environment's synthesized templates say"
-ROOT = Path(__file__).resolve().parents[1]
-WORKER_IMAGE = ROOT / "worker_image"
+WORKER_IMAGE = Path(__file__).resolve().parents[1] / "worker_image"
 REGION = "ap-northeast-1"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -374,7 +373,7 @@ def _show_fleet_output(log: FleetLog) -> None:
 
 def run(args: argparse.Namespace) -> Report:
     """Start everything, run the batch, stop everything; the report of the run."""
-    assembly = _cli.synthesized(Path(args.cdk_out), args.env)
+    assembly = _cli.synthesized(Path(args.cdk_out or Path(args.project) / "cdk.out"), args.env)
     spec, template_env = read_templates(assembly, args.env)
     _fake_aws_env()
     overrides = dict(DEMO_OVERRIDES)
@@ -482,7 +481,7 @@ def run(args: argparse.Namespace) -> Report:
 def add_arguments(parser: Parser) -> None:
     """The command line."""
     parser.add_argument("--env", default="dev", help="environment name (default dev)")
-    parser.add_argument("--cdk-out", default=str(ROOT / "cdk.out"), help="default cdk.out")
+    parser.add_argument("--cdk-out", help="synthesized assemblies (default: the project's cdk.out)")
     parser.add_argument(
         "--messages", type=positive_int, default=40, help="good messages, at least 1 (default 40)"
     )

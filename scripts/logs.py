@@ -1,8 +1,8 @@
 """Search and follow the worker's logs (CloudWatch Logs), one readable line per event.
 
-    python -m scripts logs --env prod --since 1h --outcome retry
-    python -m scripts logs --env prod --follow --process worker_03
-    python -m scripts logs --env prod --message-id ID --json
+    queue-worker logs --env prod --since 1h --outcome retry
+    queue-worker logs --env prod --follow --process worker_03
+    queue-worker logs --env prod --message-id ID --json
 
 FilterLogEvents on the worker log group (output LogGroupName of QueueWorker-ENV-Worker, or
 --log-group). The filters become a JSON filter pattern that CloudWatch applies, and are applied

@@ -1,8 +1,8 @@
 """Capacity planner: the Fargate shape of the cheapest whole month, and the scaling settings for
 a daily batch.
 
-    python -m scripts plan --messages 2000 --duration uniform:30:300 --env prod
-    python -m scripts plan --messages 2000 --duration-mean 165 --duration-max 300 --json
+    queue-worker plan --messages 2000 --duration uniform:30:300 --env prod
+    queue-worker plan --messages 2000 --duration-mean 165 --duration-max 300 --json
 
 For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB), on each architecture
 (x86_64, arm64: Graviton's lower price) and capacity (on-demand, Fargate Spot at --spot-discount
@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts import _cli, bill, pricing
-from scripts._aws import ROOT, environment
+from scripts._aws import cdk_json, environment
 from scripts._cli import OpsError, Parser, UsageError, print_json, table
 from scripts.cdk_json import write_plan
 from scripts.sim.inputs import Durations, Problems, add_spot_arguments
@@ -134,7 +134,7 @@ def priced_environment(args: argparse.Namespace) -> dict[str, bill.Facts]:
     monitoring, network, logs; else the config's defaults) in args.region, with the block's one
     batch window; on Spot with the on-demand fallback (unless the config turns it off)."""
     config = (
-        environment(args.cdk_json, args.env)
+        environment(cdk_json(args), args.env)
         if args.env
         else EnvironmentBlock.model_validate({"region": args.region})
     )
@@ -381,7 +381,7 @@ def add_arguments(parser: Parser) -> None:
         "--env, what the plan would be if the database allowed N",
     )
     parser.add_argument(
-        "--cdk-json", type=Path, default=ROOT / "cdk.json", help="where --env is read"
+        "--cdk-json", type=Path, help="where --env is read (default: the project's cdk.json)"
     )
     parser.add_argument("--start-latency", type=int, default=60, help="seconds to start a task")
     parser.add_argument(
@@ -449,7 +449,7 @@ def cap_source(args: argparse.Namespace) -> str:
     """Where the database cap comes from (reading --env's config into args.db_connections and,
     unless --region or --handler-mode is given, its region and handler mode into args)."""
     if args.env:
-        config = environment(args.cdk_json, args.env)
+        config = environment(cdk_json(args), args.env)
         given = args.db_connections is not None
         if not given:
             args.db_connections = config.scaling.max_total_processes
@@ -694,7 +694,7 @@ def execute(args: argparse.Namespace) -> int:
     print("\ncdk.json environment block:")
     print(json.dumps(block, indent=2))
     if args.write and block is not None:
-        write_plan(args.cdk_json, args.env, block, args.yes)
+        write_plan(cdk_json(args), args.env, block, args.yes)
     return 0
 
 

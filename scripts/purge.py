@@ -1,7 +1,7 @@
 """Delete every message of the work queue (or, with --dlq, of the dead-letter queue).
 
-    python -m scripts purge --env dev --dlq          # asks you to type the queue's name
-    python -m scripts purge --queue NAME|URL --yes   # no question (scripts, CI)
+    queue-worker purge --env dev --dlq          # asks you to type the queue's name
+    queue-worker purge --queue NAME|URL --yes   # no question (scripts, CI)
 
 Shows the approximate count first. Without --yes it needs a terminal to ask on and refuses
 otherwise. SQS allows one purge per queue every 60 seconds and takes up to 60 s to finish.

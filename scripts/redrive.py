@@ -1,8 +1,8 @@
 """Move messages from the dead-letter queue back to the work queue.
 
-    python -m scripts redrive --env prod                       # SQS move task, progress shown
-    python -m scripts redrive --env prod --max-per-second 20   # gentler on the handlers
-    python -m scripts redrive --queue NAME|URL --method copy --limit 100
+    queue-worker redrive --env prod                       # SQS move task, progress shown
+    queue-worker redrive --env prod --max-per-second 20   # gentler on the handlers
+    queue-worker redrive --queue NAME|URL --method copy --limit 100
 
 Method `move` runs the SQS message move task (StartMessageMoveTask) and polls its progress.
 Method `copy` receives from the DLQ, sends to the queue (same body and message attributes) and

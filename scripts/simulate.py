@@ -1,11 +1,11 @@
 """Simulate one day of the synthesized templates: SQS, Fargate tasks, alarms and scaling.
 
-    python -m scripts simulate --env prod
-    python -m scripts simulate --cdk-out cdk.out/prod
-    python -m scripts simulate --template a.json --template b.json --messages 20000 --json
-    python -m scripts simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
-    python -m scripts simulate --cdk-out cdk.out/prod --batch 1000@07:30 --chart day.png
-    python -m scripts simulate --cdk-out cdk.out/prod --fail-on-miss
+    queue-worker simulate --env prod
+    queue-worker simulate --cdk-out cdk.out/prod
+    queue-worker simulate --template a.json --template b.json --messages 20000 --json
+    queue-worker simulate --cdk-out cdk.out/prod --markdown-row --label "kit 1x"
+    queue-worker simulate --cdk-out cdk.out/prod --batch 1000@07:30 --chart day.png
+    queue-worker simulate --cdk-out cdk.out/prod --fail-on-miss
 
 Reads what CloudFormation would deploy (not the Python config): `--env NAME` the assembly
 `make synth ENV=NAME` wrote (cdk.out/NAME), `--cdk-out DIR` another assembly, or `--template`
@@ -42,7 +42,6 @@ from scripts.sim.engine import Batch, Gap, SimConfig, Simulation
 from scripts.sim.inputs import Problems, add_spot_arguments
 from scripts.sim.template import Model, TemplateError, find_templates, read_model
 
-CDK_OUT = Path(__file__).resolve().parents[1] / "cdk.out"
 DEFAULT_DEADLINE = "08:30"
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_TIMEZONE = "Asia/Tokyo"
@@ -61,7 +60,7 @@ def add_arguments(parser: Parser) -> None:
     source.add_argument(
         "--env",
         metavar="NAME",
-        help="environment NAME of cdk.json: its synthesized assembly cdk.out/NAME "
+        help="environment NAME of cdk.json: its synthesized assembly, the project's cdk.out/NAME "
         "(make synth ENV=NAME)",
     )
     source.add_argument(
@@ -288,7 +287,7 @@ def _batch(text: str, problems: Problems) -> Batch:
 def execute(args: argparse.Namespace) -> int:
     """Simulate the day and print the report."""
     if args.env:
-        args.cdk_out = _cli.synthesized(CDK_OUT, args.env)
+        args.cdk_out = _cli.synthesized(Path(args.project) / "cdk.out", args.env)
     try:
         paths = find_templates(args.cdk_out) if args.cdk_out else list(args.template)
         model = read_model(paths)

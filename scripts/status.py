@@ -1,7 +1,7 @@
 """One screen per environment: tasks, queue, DLQ, alarms, and the batch's progress.
 
-    python -m scripts status --env prod
-    python -m scripts status --env prod --json
+    queue-worker status --env prod
+    queue-worker status --env prod --json
 
 Read-only calls only. Resources come from the deployed stacks' outputs (ClusterName,
 ServiceName of QueueWorker-ENV-Worker; QueueUrl, DeadLetterQueueUrl of QueueWorker-ENV-Queue):
