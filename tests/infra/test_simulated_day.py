@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from scripts import simulate
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import ROOT, Synthesized, synthesize
 
 
 def simulated(s: Synthesized, capsys: pytest.CaptureFixture[str], *flags: str) -> dict[str, Any]:
@@ -224,28 +224,36 @@ def test_the_chart_answers_did_we_make_it(
     assert task_axis.get_xlabel() == "hour of the simulated day (Asia/Tokyo)"
 
 
+def kit_project(directory: Path) -> Path:
+    """A project of the kit in ``directory``: its cdk.json and an empty cdk.out."""
+    (directory / "cdk.json").write_text((ROOT / "cdk.json").read_text())
+    (directory / "cdk.out").mkdir()
+    return directory
+
+
 def test_env_reads_the_environments_synthesized_assembly(
     prod: Synthesized,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`simulate --env prod` is `--cdk-out cdk.out/prod`, as `make synth ENV=prod` writes it."""
-    monkeypatch.setattr(simulate, "CDK_OUT", tmp_path)
-    (tmp_path / "prod").symlink_to(prod.outdir)
-    assert simulate.main(["--env", "prod", "--json"]) == 0
+    """`simulate --env prod` is `--cdk-out cdk.out/prod` of the project, as `make synth
+    ENV=prod` writes it."""
+    project = kit_project(tmp_path)
+    (project / "cdk.out" / "prod").symlink_to(prod.outdir)
+    assert simulate.main(["--project", str(project), "--env", "prod", "--json"]) == 0
     day = json.loads(capsys.readouterr().out)
     assert day["label"] == "cdk.out/prod"
     assert day["deadline_met"] is True and day["messages"] == 2000
 
 
 def test_env_not_synthesized_says_to_synth(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(simulate, "CDK_OUT", tmp_path)
-    assert simulate.main(["--env", "stg"]) == 1
+    project = kit_project(tmp_path)
+    assert simulate.main(["--project", str(project), "--env", "stg"]) == 1
     assert capsys.readouterr().err == (
-        f"error: no synthesized templates in {tmp_path}/stg: run `make synth ENV=stg` first\n"
+        f"error: no synthesized templates in {project}/cdk.out/stg: run `make synth ENV=stg` "
+        "first\n"
     )
 
 
