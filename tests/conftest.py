@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from moto.sqs.models import Queue as SQSQueue
+from moto.sqs.models import SQSBackend
 
 REGION = "ap-northeast-1"
 
@@ -43,9 +46,43 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_RECEIVE_LOCK = threading.Lock()
+
+
+def sqs_receives_atomically() -> None:
+    """Make moto's ReceiveMessage pick its messages atomically, as SQS does.
+
+    moto's threaded server runs two receives of one queue at once, and each scans the queue
+    for visible messages and then marks them received: two receivers can both take one
+    message (seen at 8 processes in CI: a job ran twice, on receive counts 1 and 2, within
+    its visibility timeout). The scans are serialized here by one lock, which a receive
+    gives up while it long-polls (moto's ``Queue.wait_for_messages``), so receives still
+    wait side by side. Idempotent; applied by ``moto_endpoint``."""
+    if getattr(SQSBackend.receive_message, "atomic", False):
+        return
+    receive, wait = SQSBackend.receive_message, SQSQueue.wait_for_messages
+
+    def receive_atomically(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _RECEIVE_LOCK:
+            return receive(self, *args, **kwargs)
+
+    def wait_unlocked(self: Any, timeout: int) -> None:
+        _RECEIVE_LOCK.release()
+        try:
+            wait(self, timeout)
+        finally:
+            _RECEIVE_LOCK.acquire()
+
+    receive_atomically.atomic = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive_atomically  # type: ignore[method-assign]
+    SQSQueue.wait_for_messages = wait_unlocked  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """moto's server on loopback for the whole session (fails loudly when it cannot start)."""
+    """moto's server on loopback for the whole session (fails loudly when it cannot start),
+    its SQS receives atomic (sqs_receives_atomically)."""
+    sqs_receives_atomically()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
