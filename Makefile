@@ -29,8 +29,10 @@ endif
 ENV ?=
 ARGS ?=
 ACCOUNT ?=
-# Options of the simulator (make simulate), apart from ARGS, the synth overrides.
+# ARGS is always what goes to the cdk command (-c overrides; cdk bootstrap's own flags). The
+# kit's own commands take theirs apart: SIM_ARGS (make simulate), PLAN_ARGS (make plan).
 SIM_ARGS ?=
+PLAN_ARGS ?=
 # What a synthesized assembly depends on: a change to any of these re-synthesizes.
 SOURCES := app.py cdk.json $(wildcard cdk.context.json) \
   $(shell find stacks worker_image -type f -not -path '*/__pycache__/*' -not -name '*.pyc')
@@ -47,7 +49,7 @@ MARK_STALE = $(if $(ARGS),touch -t 197001010000 $(OUT)/$(ENV)/manifest.json)
 
 ## help: list these targets
 help:
-	@echo "usage: make TARGET [ENV=NAME] [ARGS='...'] [SIM_ARGS='...']   (environments: $(ENVS))"
+	@echo "usage: make TARGET [ENV=NAME] [ARGS='cdk options'] [SIM_ARGS='...'] [PLAN_ARGS='...']   (environments: $(ENVS))"
 	@awk 'sub(/^## /, "") { i = index($$0, ": "); \
 	  printf "  %-12s %s\n", substr($$0, 1, i - 1), substr($$0, i + 2) }' $(MAKEFILE_LIST)
 	@echo "operator commands: queue-worker VERB, e.g. queue-worker status --env prod (setup installs"
@@ -149,9 +151,10 @@ lint: $(VENV)/.installed
 	@$(VENV)/bin/ruff format --quiet --check .
 	@$(VENV)/bin/mypy --no-error-summary
 
-## plan: the capacity planner (queue-worker plan), e.g. make plan ARGS="--messages 2000 --duration uniform:30:300"
+## plan: the capacity planner (queue-worker plan) for ENV, if given; PLAN_ARGS: its options, e.g. make plan ENV=prod PLAN_ARGS="--messages 2000 --duration uniform:30:300"
 plan: $(VENV)/.installed
-	@$(PY) -m scripts.plan $(ARGS)
+	$(if $(ARGS),$(error make plan: ARGS are cdk's -c overrides; give the planner's options in PLAN_ARGS))
+	@$(PY) -m scripts.plan $(if $(ENV),--env $(ENV)) $(PLAN_ARGS)
 
 ## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32 -c scaling.max_total_processes=256" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
 simulate: require-env $(if $(ARGS),synth,$(if $(ENV),$(OUT)/$(ENV)/manifest.json))

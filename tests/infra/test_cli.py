@@ -230,6 +230,20 @@ def test_make_simulate_takes_synth_overrides_and_simulator_options_apart(tmp_pat
     assert "--batch" not in synth
 
 
+def test_make_plan_takes_its_options_in_plan_args_and_args_stay_cdks() -> None:
+    """ARGS means cdk's options in every target; the planner's go in PLAN_ARGS."""
+    options = "--messages 2000 --duration uniform:30:300"
+    result = make("plan", "ENV=prod", f"PLAN_ARGS={options} --json")
+    assert result.returncode == 0, result.stderr
+    assert (
+        json.loads(result.stdout)["max_total_processes_from"]
+        == "prod's scaling.max_total_processes"
+    )
+    wrong = make("plan", f"ARGS={options}")
+    assert wrong.returncode == 2
+    assert "ARGS are cdk's -c overrides; give the planner's options in PLAN_ARGS" in wrong.stderr
+
+
 def test_make_simulate_without_overrides_uses_the_cached_assembly(tmp_path: Path) -> None:
     result = make("-n", "simulate", "ENV=prod", f"OUT={tmp_path}", "SIM_ARGS=--json")
     lines = result.stdout.splitlines()
