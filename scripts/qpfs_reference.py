@@ -76,12 +76,17 @@ def synth(out_dir: Path, tuned: bool = False) -> Path:
     return out_dir / f"{STACK_NAME}.template.json"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command line."""
     parser.add_argument(
         "--out", type=Path, default=Path("cdk.out/qpfs"), help="default: cdk.out/qpfs"
     )
     parser.add_argument("--tuned", action="store_true", help="tuned as a careful user would")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
     args = parser.parse_args(argv)
     print(synth(args.out, args.tuned))
     return 0
