@@ -147,8 +147,7 @@ def test_module_commands_take_the_project_too(tmp_path: Path) -> None:
 def test_the_installed_command_runs_from_anywhere(tmp_path: Path) -> None:
     """`.venv/bin/queue-worker`, as `make setup` installs it, from outside the checkout."""
     installed = Path(sys.executable).parent / "queue-worker"
-    if not installed.exists():
-        pytest.skip(f"{installed} is not installed: the venv predates it (make setup)")
+    assert installed.exists(), f"{installed} is not installed: run make setup"
     project = project_copy(tmp_path / "ours")
     done = run([str(installed), "status", "--env", "nope"], project / "sub")
     assert cdk_json_read(done) == project / "cdk.json"
