@@ -19,6 +19,8 @@ from stacks.fargate import VALID_MEMORY_MIB
 
 REFERENCE = ["--messages", "2000", "--duration", "uniform:30:300"]
 
+SHIPPED_CDK_JSON = Path(__file__).resolve().parents[3] / "cdk.json"
+
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, object]:
     assert plan.main([*argv, "--json"]) == 0
@@ -439,7 +441,7 @@ def test_the_deadline_runbooks_plan_step_works_as_printed(
 ) -> None:
     """docs/operations.md's planner step, run as printed: --max-total-processes with --env is
     the cap the database would allow (prod's 100 fits no shape for 20,000 jobs: exit 1)."""
-    text = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    text = (SHIPPED_CDK_JSON.parent / "docs" / "operations.md").read_text()
     (line,) = [row for row in text.splitlines() if re.search(r"(queue-worker|scripts) plan ", row)]
     argv = shlex.split(re.split(r"(?:queue-worker|scripts) plan ", line)[1])
     assert plan.main(argv) == 0
@@ -459,12 +461,17 @@ def test_the_deadline_runbooks_plan_step_works_as_printed(
 PLAN = ["--messages", "2000", "--duration", "uniform:30:300", "--env", "prod"]
 
 
+def shipped_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped cdk.json in ``tmp_path``, for --cdk-json."""
+    path = tmp_path / "cdk.json"
+    path.write_text(SHIPPED_CDK_JSON.read_text())
+    return path
+
+
 def test_write_puts_the_plan_into_the_environment_and_keeps_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shipped = Path(__file__).resolve().parents[3] / "cdk.json"
-    path = tmp_path / "cdk.json"
-    path.write_text(shipped.read_text())
+    path = shipped_copy(tmp_path)
     before = json.loads(path.read_text())["context"]["environments"]
     assert plan.main([*PLAN, "--cdk-json", str(path), "--write", "--yes"]) == 0
     out = capsys.readouterr().out
@@ -488,14 +495,12 @@ def test_write_puts_the_plan_into_the_environment_and_keeps_the_rest(
 def test_write_asks_first_and_without_a_terminal_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shipped = Path(__file__).resolve().parents[3] / "cdk.json"
-    path = tmp_path / "cdk.json"
-    path.write_text(shipped.read_text())
+    path = shipped_copy(tmp_path)
     assert plan.main([*PLAN, "--cdk-json", str(path), "--write"]) == 1
     out, err = capsys.readouterr()
     assert "+++ cdk.json (planned)" in out  # the diff, shown before the question
     assert err.startswith("error: not written: no terminal to confirm on (pass --yes")
-    assert path.read_text() == shipped.read_text()
+    assert path.read_text() == SHIPPED_CDK_JSON.read_text()
 
 
 @pytest.mark.parametrize(
@@ -526,7 +531,7 @@ def test_a_team_image_is_planned_on_the_environments_architecture(
 ) -> None:
     """arm64 needs an arm64 image: the kit builds its own for either, a team's image is
     what the environment runs (x86_64 unless worker.architecture says otherwise)."""
-    shipped = json.loads((Path(__file__).resolve().parents[3] / "cdk.json").read_text())
+    shipped = json.loads(SHIPPED_CDK_JSON.read_text())
     path = tmp_path / "cdk.json"
 
     def planned(*extra: str) -> dict[str, Any]:
