@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,25 @@ def environment(cdk_json: Path, name: str) -> EnvironmentConfig:
     except (OSError, ValueError) as error:
         raise OpsError(f"cannot read {cdk_json}: {error}") from None
     environments = context.get("environments") or {}
-    if name not in environments:
-        known = ", ".join(sorted(environments)) or "none"
-        raise OpsError(f"unknown environment {name!r} (environments in {cdk_json}: {known})")
+    require_environment(environments, name, cdk_json)
     try:
         return load_config(environments, name)
     except ConfigError as error:
-        first = str(error).strip().splitlines()[0].strip()
-        raise OpsError(f"environment {name!r} in {cdk_json} is not valid: {first}") from None
+        raise OpsError(
+            f"environment {name!r} in {cdk_json} is not valid: {first_problem(error)}"
+        ) from None
+
+
+def require_environment(environments: Mapping[str, Any], name: str, cdk_json: Path) -> None:
+    """OpsError naming the known environments when NAME is not one of them."""
+    if name not in environments:
+        known = ", ".join(sorted(environments)) or "none"
+        raise OpsError(f"unknown environment {name!r} (environments in {cdk_json}: {known})")
+
+
+def first_problem(error: ConfigError) -> str:
+    """The first line of a config error: what one line of the CLI says of it."""
+    return str(error).strip().splitlines()[0].strip()
 
 
 class Target:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scripts._aws import first_problem, require_environment
 from scripts._cli import OpsError
 from stacks.config import ConfigError, load_config
 
@@ -23,8 +24,8 @@ def planned(current: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
             merged[key] = {**current[key], **value}
         else:
             merged[key] = value
-    if "capacity" not in block.get("worker", {}):
-        merged.get("worker", {}).pop("capacity", None)
+    if "worker" in block and "capacity" not in block["worker"]:
+        merged["worker"].pop("capacity", None)  # a copy: merged above
     return merged
 
 
@@ -36,9 +37,7 @@ def planned_text(text: str, env: str, block: dict[str, Any], path: Path) -> str:
     except ValueError as error:
         raise OpsError(f"cannot read {path}: {error}") from None
     environments = document.get("context", {}).get("environments", {})
-    if env not in environments:
-        known = ", ".join(sorted(environments)) or "none"
-        raise OpsError(f"unknown environment {env!r} (environments in {path}: {known})")
+    require_environment(environments, env, path)
     if "batch_windows" in environments[env]:
         raise OpsError(
             f"{env} has batch_windows (several windows): the plan is for one; "
@@ -48,8 +47,7 @@ def planned_text(text: str, env: str, block: dict[str, Any], path: Path) -> str:
     try:
         load_config(environments, env)
     except ConfigError as error:
-        first = str(error).strip().splitlines()[0].strip()
-        raise OpsError(f"the planned {env} would not synthesize: {first}") from None
+        raise OpsError(f"the planned {env} would not synthesize: {first_problem(error)}") from None
     return json.dumps(document, indent=2) + "\n"
 
 

@@ -55,7 +55,7 @@ from scripts._cli import OpsError, Parser, UsageError, print_json, table
 from scripts.cdk_json import write_plan
 from scripts.sim.inputs import Durations, Problems, add_spot_arguments
 from stacks import sizing
-from stacks.config import EnvironmentBlock
+from stacks.config import EnvironmentBlock, EnvironmentConfig
 from stacks.fargate import VALID_MEMORY_MIB
 
 CPU_HEADROOM = 0.8  # busy processes may use up to this share of the task's vCPU
@@ -129,15 +129,14 @@ def options(args: argparse.Namespace) -> list[tuple[str, str]]:
     return [(a, c) for a in architectures for c in capacities]
 
 
-def priced_environment(args: argparse.Namespace) -> dict[str, bill.Facts]:
-    """What the planned environment's templates would hold, per capacity: --env's config (its
-    monitoring, network, logs; else the config's defaults) in args.region, with the block's one
-    batch window; on Spot with the on-demand fallback (unless the config turns it off)."""
-    config = (
-        environment(cdk_json(args), args.env)
-        if args.env
-        else EnvironmentBlock.model_validate({"region": args.region})
-    )
+def priced_environment(
+    args: argparse.Namespace, env_config: EnvironmentConfig | None
+) -> dict[str, bill.Facts]:
+    """What the planned environment's templates would hold, per capacity: --env's config
+    (``env_config``: its monitoring, network, logs; None: the config's defaults) in
+    args.region, with the block's one batch window; on Spot with the on-demand fallback
+    (unless the config turns it off)."""
+    config = env_config or EnvironmentBlock.model_validate({"region": args.region})
     planned = replace(bill.Settings.of(config), region=args.region, batch_windows=1)
     fallback = config.worker.capacity.fallback_after_minutes is not None
     return {
@@ -445,11 +444,10 @@ def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
     return durations, start, end
 
 
-def cap_source(args: argparse.Namespace) -> str:
-    """Where the database cap comes from (reading --env's config into args.db_connections and,
-    unless --region or --handler-mode is given, its region and handler mode into args)."""
-    if args.env:
-        config = environment(cdk_json(args), args.env)
+def cap_source(args: argparse.Namespace, config: EnvironmentConfig | None) -> str:
+    """Where the database cap comes from (reading --env's ``config`` into args.db_connections
+    and, unless --region or --handler-mode is given, its region and handler mode into args)."""
+    if config is not None:
         given = args.db_connections is not None
         if not given:
             args.db_connections = config.scaling.max_total_processes
@@ -625,8 +623,9 @@ HEADER = [
 def execute(args: argparse.Namespace) -> int:
     """Plan; print the chosen shape first. Exit 1 when no shape fits."""
     durations, start, end = _validate(args)
-    source = cap_source(args)
-    facts = priced_environment(args)
+    config = environment(cdk_json(args), args.env) if args.env else None
+    source = cap_source(args, config)
+    facts = priced_environment(args, config)
     shapes = evaluate(args, durations, start, end, facts)
     best = choose(shapes)
     block = cdk_block(args, best, durations) if best else None
@@ -643,6 +642,7 @@ def execute(args: argparse.Namespace) -> int:
         against_floor += f"; the chosen shape's compute = {to_floor:.2f}x the floor"
     if best is None and not source:
         problem = "no shape finishes before the deadline: widen the window or lower the margin"
+    cap = f" under the database cap {args.db_connections} ({source})" if source else ""
     if args.json:
         print_json(
             {
@@ -659,7 +659,7 @@ def execute(args: argparse.Namespace) -> int:
             }
         )
         if best is None:
-            print(f"error: no shape fits: {problem}", file=sys.stderr)
+            print(f"error: no shape fits{cap}: {problem}", file=sys.stderr)
         return 0 if best else 1
     workload = (
         f"{args.messages} messages/day, jobs {durations.low}-{durations.high} s "
@@ -667,7 +667,6 @@ def execute(args: argparse.Namespace) -> int:
         f"{args.timezone}, deadline {args.margin} min before its end"
     )
     if best is None:
-        cap = f" under the database cap {args.db_connections} ({source})" if source else ""
         print(f"no shape fits{cap}: {problem}")
         print(f"({workload})")
     else:

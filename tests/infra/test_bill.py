@@ -145,8 +145,9 @@ def test_the_planners_month_is_the_bill_of_its_block_synthesized(
     best, block = result["best"], result["cdk_json"]
     s = synthesize("prod", **block)
     in_templates = bill.facts([s.queue_json, s.worker_json], s.config.region)
-    args = argparse.Namespace(env="prod", cdk_json=ROOT / "cdk.json", region=block["region"])
-    assert plan.priced_environment(args)[capacity] == in_templates
+    args = argparse.Namespace(region=block["region"])
+    prod = plan.environment(ROOT / "cdk.json", "prod")
+    assert plan.priced_environment(args, prod)[capacity] == in_templates
     usage = bill.Usage(
         messages_per_day=2000,
         mean_job_seconds=165,

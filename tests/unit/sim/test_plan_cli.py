@@ -521,6 +521,9 @@ def test_an_on_demand_plan_removes_the_spot_weights_and_several_windows_are_refu
     current = {"worker": {"processes": 8, "capacity": {"spot_weight": 1}}, "queue": {"x": 1}}
     merged = cdk_json.planned(current, {"worker": {"processes": 32}})
     assert merged == {"worker": {"processes": 32}, "queue": {"x": 1}}
+    # A block without a worker section leaves the worker's Spot weights, and the input, alone.
+    assert cdk_json.planned(current, {"queue": {"x": 2}})["worker"] == current["worker"]
+    assert current["worker"] == {"processes": 8, "capacity": {"spot_weight": 1}}
     document = {"context": {"environments": {"prod": {"batch_windows": []}}}}
     with pytest.raises(OpsError, match="batch_windows"):
         cdk_json.planned_text(json.dumps(document), "prod", {}, tmp_path / "cdk.json")
