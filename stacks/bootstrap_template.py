@@ -154,13 +154,12 @@ def scoped_template(template: Json, stack_names: Sequence[str], environment: str
 def kit_stack_names(assembly: Path, exclude: Iterable[str] = ()) -> list[str]:
     """The CloudFormation stacks of a synthesized ``assembly``, less ``exclude``."""
     manifest = json.loads((assembly / "manifest.json").read_text())
-    excluded = set(exclude)
-    return sorted(
+    stacks = {
         artifact.get("properties", {}).get("stackName", name)
         for name, artifact in manifest["artifacts"].items()
         if artifact["type"] == "aws:cloudformation:stack"
-        and artifact.get("properties", {}).get("stackName", name) not in excluded
-    )
+    }
+    return sorted(stacks - set(exclude))
 
 
 def write_template(
