@@ -49,9 +49,12 @@ class TemplateShapeError(RuntimeError):
 
 
 def cdk_template(cdk: Path = CDK) -> Json:
-    """CDK's bootstrap template as the installed CLI prints it (offline)."""
+    """CDK's bootstrap template as the installed CLI prints it (offline).
+
+    ``--no-ci``: with ``CI`` set (as on CI runners) the CLI prints its notices to stdout too.
+    """
     result = subprocess.run(
-        [str(cdk), "bootstrap", "--show-template", "--json"],
+        [str(cdk), "bootstrap", "--no-ci", "--show-template", "--json"],
         check=True,
         capture_output=True,
         text=True,

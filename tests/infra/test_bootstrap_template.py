@@ -180,7 +180,7 @@ def test_the_cli_takes_the_template(scoped: dict[str, dict[str, Any]], tmp_path:
     path = tmp_path / "bootstrap-prod.template.json"
     path.write_text(json.dumps(scoped["prod"], indent=1))
     shown = subprocess.run(
-        [str(CDK), "bootstrap", "--template", str(path), "--show-template", "--json"],
+        [str(CDK), "bootstrap", "--no-ci", "--template", str(path), "--show-template", "--json"],
         check=True,
         capture_output=True,
         text=True,
