@@ -57,7 +57,7 @@ help:
 
 ## run: synthesize every environment, then drain a real batch through the real fleet locally
 run: synth
-	@$(PY) -m scripts.local_run --env dev
+	@$(PY) -m scripts local-run --env dev
 
 ## test: lint, type-check and run the whole test suite (what CI runs)
 test: setup lint
@@ -154,11 +154,11 @@ lint: $(VENV)/.installed
 ## plan: the capacity planner (queue-worker plan) for ENV, if given; PLAN_ARGS: its options, e.g. make plan ENV=prod PLAN_ARGS="--messages 2000 --duration uniform:30:300"
 plan: $(VENV)/.installed
 	$(if $(ARGS),$(error make plan: ARGS are cdk's -c overrides; give the planner's options in PLAN_ARGS))
-	@$(PY) -m scripts.plan $(if $(ENV),--env $(ENV)) $(PLAN_ARGS)
+	@$(PY) -m scripts plan $(if $(ENV),--env $(ENV)) $(PLAN_ARGS)
 
 ## simulate: a simulated day of ENV's template; ARGS: synth overrides, SIM_ARGS: simulator options, e.g. make simulate ENV=prod ARGS="-c scaling.max_tasks=32 -c scaling.max_total_processes=256" SIM_ARGS="--batch 1000@07:30 --chart day.png --fail-on-miss"
 simulate: require-env $(if $(ARGS),synth,$(if $(ENV),$(OUT)/$(ENV)/manifest.json))
-	@$(PY) -m scripts.simulate --cdk-out $(OUT)/$(ENV) $(SIM_ARGS)
+	@$(PY) -m scripts simulate --cdk-out $(OUT)/$(ENV) $(SIM_ARGS)
 
 ## region: print ENV's region (the CI workflows read it)
 region: require-env

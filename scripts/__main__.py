@@ -21,20 +21,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts import (
-    _cli,
-    bench,
-    bill,
-    dlq,
-    enqueue,
-    local_run,
-    logs,
-    plan,
-    purge,
-    redrive,
-    simulate,
-    status,
-)
+from scripts import _cli
+from scripts.capacity import bill, plan, simulate
+from scripts.devtools import bench, local_run
+from scripts.operate import dlq, enqueue, logs, purge, redrive, status
 
 COMMANDS: dict[str, _cli.Command] = {
     "status": status,

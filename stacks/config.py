@@ -714,9 +714,9 @@ class MonitoringConfig(Model):
     EventBridge rules for deployments rolled back and tasks that cannot start); ``full`` adds
     the memory alarm and, with Container Insights, the running-below-desired alarm.
     ``dashboard`` (default false): the CloudWatch dashboard, 3 USD a month. ``container_insights``
-    (default false): Container Insights on the cluster (about 3-5 USD a month, scripts/bill.py);
-    it is on anyway when Spot has its on-demand fallback, which reads its task counts, and
-    Control Tower's CT.ECS.PR.2 asks for it."""
+    (default false): Container Insights on the cluster (about 3-5 USD a month,
+    scripts/capacity/bill.py); it is on anyway when Spot has its on-demand fallback, which reads
+    its task counts, and Control Tower's CT.ECS.PR.2 asks for it."""
 
     level: MonitoringLevel = "essential"
     dashboard: bool = False

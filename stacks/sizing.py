@@ -1,9 +1,10 @@
 """What the kit's own processes cost a task: the figures the config check and the planner use.
 
-Measured on 2026-12-04 with ``.venv/bin/python -m scripts.measure_memory --processes 8`` (the
-real supervisord fleet against moto's server; docs/benchmarks.md, "What the kit itself
-costs"), rounded up to whole MiB. Memory is counted as a task's memory cgroup is charged:
-each process's own memory (anonymous pages and page tables) plus the files the kit's processes
+Measured on 2026-12-04 with
+``.venv/bin/python -m scripts.devtools.measure_memory --processes 8`` (the real
+supervisord fleet against moto's server; docs/benchmarks.md, "What the kit itself costs"),
+rounded up to whole MiB. Memory is counted as a task's memory cgroup is charged: each
+process's own memory (anonymous pages and page tables) plus the files the kit's processes
 map, each file once (RSS counts shared pages in every process, PSS splits them with processes
 outside the task).
 

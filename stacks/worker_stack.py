@@ -27,9 +27,9 @@ from stacks.nag import acknowledge
 
 CONTAINER_INSIGHTS_OFF = (
     "Container Insights costs 3-5 USD a month per environment (custom metrics and performance "
-    "logs; scripts/bill.py), more than the compute of a small one: it is on where a feature "
-    "needs it (the Spot fallback) or monitoring.container_insights is set; the kit's alarms "
-    "and EventBridge rules do without it"
+    "logs; scripts/capacity/bill.py), more than the compute of a small one: it is on where a "
+    "feature needs it (the Spot fallback) or monitoring.container_insights is set; the kit's "
+    "alarms and EventBridge rules do without it"
 )
 
 
@@ -80,7 +80,7 @@ class WorkerStack(Stack):
             "Cluster",
             vpc=self.network.vpc,
             # Only where a chosen feature needs it (the Spot fallback) or the team opts in:
-            # about 3-5 USD a month of custom metrics and performance logs (scripts/bill.py).
+            # about 3-5 USD a month of custom metrics and performance logs (capacity/bill.py).
             container_insights_v2=(
                 ecs.ContainerInsights.ENABLED
                 if config.container_insights

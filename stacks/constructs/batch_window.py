@@ -77,7 +77,7 @@ class BatchWindowSchedule(Construct):
       now could not finish by the deadline (``end`` minus ``deadline_margin_minutes``: from
       ``start`` to the deadline, minus the job timeout).
     * The template's metadata ``Deadline<start>To<end>`` holds the deadline as HH:MM local time,
-      for scripts/simulate.py and operators.
+      for scripts/capacity/simulate.py and operators.
 
     Deadline-aware scaling itself lives in the fleet-size alarm (``QueueScaling``), which reads
     each window's :func:`window_clock`. Attributes: ``deadline_alarms``.

@@ -184,7 +184,7 @@ class Monitoring(Construct):
     """Alarms to one topic, an optional dashboard and saved log queries for one environment.
 
     What it costs follows ``config.monitoring`` (docs/operations.md, "Monitoring levels";
-    scripts/bill.py prices it):
+    scripts/capacity/bill.py prices it):
 
     * Topic: SNS, encrypted with ``key`` (the kit's key, see KitKey), TLS only; only this
       account's CloudWatch alarms and this construct's EventBridge rules may publish

@@ -190,7 +190,7 @@ class QueueScaling(Construct):
                 f"{config.target_backlog_per_process} waiting messages per process, or to finish "
                 "by a batch window's deadline with all the time left: it will not be worked off "
                 "in time. Raise "
-                "scaling.max_tasks (and max_total_processes) as scripts/plan says."
+                "scaling.max_tasks (and max_total_processes) as scripts/capacity/plan says."
             ),
         )
         self.fleet_size_alarm = exact_capacity_policy(

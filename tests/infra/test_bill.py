@@ -1,4 +1,4 @@
-"""The whole month, priced from the synthesized templates (scripts/bill.py): the targets of
+"""The whole month, priced from the synthesized templates (scripts/capacity/bill.py): the targets of
 docs/benchmarks.md ("The whole bill") hold on what CloudFormation would deploy.
 
 Benchmarks, not timed: prod's month at the reference workload (the simulated day, 30.4 times)
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from scripts import bill, plan, simulate
+from scripts.capacity import bill, plan, simulate
 from tests.infra.conftest import ROOT, VARIANTS, Synthesized, synthesize, variant
 
 SPOT = {"capacity": {"spot_weight": 1, "on_demand_weight": 0}}

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from scripts import simulate
-from scripts.sim.mathexpr import Expression
-from scripts.sim.template import CapacityStrategy, read_model
+from scripts.capacity import simulate
+from scripts.capacity.sim.mathexpr import Expression
+from scripts.capacity.sim.template import CapacityStrategy, read_model
 from tests.infra.conftest import Synthesized, synthesize
 
 SPOT = {"capacity": {"spot_weight": 3, "on_demand_base": 1}}

@@ -225,7 +225,7 @@ def test_make_simulate_takes_synth_overrides_and_simulator_options_apart(tmp_pat
     assert result.returncode == 0, result.stderr
     (synth,) = [line for line in result.stdout.splitlines() if " synth " in line]
     assert f"synth -c env=prod -c scaling.max_tasks=32 -o {tmp_path}/prod" in synth
-    (simulate,) = [line for line in result.stdout.splitlines() if "scripts.simulate" in line]
+    (simulate,) = [line for line in result.stdout.splitlines() if "scripts simulate" in line]
     assert simulate.endswith(f"--cdk-out {tmp_path}/prod --batch 1000@07:30 --fail-on-miss")
     assert "--batch" not in synth
 

@@ -30,7 +30,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\s*$")
 SHELL_BLOCKS = {"sh", "bash", "console", "shell", "text", ""}
 COMMAND = re.compile(
-    r"^(?:\.venv/bin/)?(?:queue-worker\s|python3?\s+-m\s+scripts(?:\s|\.(?P<module>\w+)\s?))"
+    r"^(?:\.venv/bin/)?(?:queue-worker\s|python3?\s+-m\s+scripts(?:\s|\.(?P<module>[\w.]+)\s?))"
 )
 ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Za-z_]\w*)=(\S.*)$")
 LOOP = re.compile(r"^for\s+([A-Za-z_]\w*)\s+in\s+(.*?);\s*do\b")

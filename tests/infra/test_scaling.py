@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aws_cdk.assertions import Match
 
-from scripts.sim.mathexpr import Expression
+from scripts.capacity.sim.mathexpr import Expression
 from stacks.config import BatchWindow
 from stacks.constructs.batch_window import window_clock
 from stacks.constructs.queue_scaling import (

@@ -1,4 +1,4 @@
-"""The synthesized prod template, simulated on the reference day (scripts/simulate).
+"""The synthesized prod template, simulated on the reference day (scripts/capacity/simulate).
 
 The acceptance check of the scaling design: what CloudFormation would deploy finishes the
 batch by the deadline it carries (08:30: the window's end minus its margin) at close to the
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from scripts import simulate
+from scripts.capacity import simulate
 from tests.infra.conftest import ROOT, Synthesized, synthesize
 
 

@@ -1,4 +1,4 @@
-"""scripts.local_run: reads synthesized templates, runs the real fleet on moto, reports."""
+"""scripts.devtools.local_run: reads synthesized templates, runs the real fleet on moto, reports."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from scripts.local_run import QueueSpec, read_templates
+from scripts.devtools.local_run import QueueSpec, read_templates
 from tests.integration.fleet import ROOT
 
 
@@ -74,7 +74,7 @@ def test_templates_are_read_like_the_stacks_write_them(tmp_path: Path) -> None:
 
 def local_run(cdk_out: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "scripts.local_run", "--env", "t", "--cdk-out", str(cdk_out),
+        [sys.executable, "-m", "scripts", "local-run", "--env", "t", "--cdk-out", str(cdk_out),
          "--run-dir", str(cdk_out / "run"), *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

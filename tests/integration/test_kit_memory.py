@@ -1,5 +1,5 @@
 """The kit's memory figures (stacks/sizing.py) hold for the real fleet, measured as
-scripts/measure_memory.py does (docs/benchmarks.md).
+scripts/devtools/measure_memory.py does (docs/benchmarks.md).
 
 Scaled down for speed: 2 processes instead of the 8 of the benchmark, 1-second phases. The
 figures are per task and per process, so the process count does not change them.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.measure_memory import BEYOND_LIMIT, TASK_ROLES, run_mode
+from scripts.devtools.measure_memory import BEYOND_LIMIT, TASK_ROLES, run_mode
 from stacks import sizing
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.plan import processes_that_fit
+from scripts.capacity.plan import processes_that_fit
 from stacks import sizing
 from stacks.config import load_config
 from tests.unit.config.test_config import ENVIRONMENTS, problems, prod_with

@@ -139,7 +139,15 @@ def test_a_wrong_project_is_one_line_and_exit_2(
 def test_module_commands_take_the_project_too(tmp_path: Path) -> None:
     """`python -m scripts.MODULE` (the Makefile's and the benchmarks' form) reads it alike."""
     project = project_copy(tmp_path / "ours")
-    plan = [sys.executable, "-m", "scripts.plan", "--messages", "10", "--duration", "fixed:5"]
+    plan = [
+        sys.executable,
+        "-m",
+        "scripts.capacity.plan",
+        "--messages",
+        "10",
+        "--duration",
+        "fixed:5",
+    ]
     done = run([*plan, "--env", "nope", "--project", str(project)], tmp_path, PYTHONPATH=str(ROOT))
     assert cdk_json_read(done) == project / "cdk.json"
 

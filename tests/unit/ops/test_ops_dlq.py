@@ -1,4 +1,4 @@
-"""scripts.dlq: counts and samples of the DLQ, without consuming them."""
+"""scripts.operate.dlq: counts and samples of the DLQ, without consuming them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from ops_helpers import send
 from worker.contract import FAILURE_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE
 
-from scripts import dlq
+from scripts.operate import dlq
 from tests.sqs_helpers import queue_counts as counts
 
 # What the worker sets when it dead-letters a message itself (names from worker.contract).

@@ -1,4 +1,4 @@
-"""scripts.enqueue: body generation, sending, pacing, --env, dry run, argument errors."""
+"""scripts.operate.enqueue: body generation, sending, pacing, --env, dry run, argument errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scripts import enqueue
-from scripts.sim.inputs import Problems
+from scripts.capacity.sim.inputs import Problems
+from scripts.operate import enqueue
 from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as counts
 

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from scripts.__main__ import COMMANDS as VERBS
 from scripts.__main__ import main
 from tests.conftest import free_port
 
@@ -120,7 +121,7 @@ def test_queue_target_is_required(work: list[str], capsys: Any) -> None:
 def test_runs_as_typed(work: list[str], moto_endpoint: str) -> None:
     """`python -m scripts VERB` (as help shows it) and `python -m scripts.MODULE` both run:
     --help works, and a missing environment is one line, exit 1, no traceback."""
-    module = f"scripts.{work[0]}"
+    module = VERBS[work[0]].__name__  # e.g. scripts.operate.status
     for command in ([sys.executable, "-m", "scripts", work[0]], [sys.executable, "-m", module]):
         helped = subprocess.run([*command, "--help"], cwd=ROOT, capture_output=True, text=True)
         assert helped.returncode == 0

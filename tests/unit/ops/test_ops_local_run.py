@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from scripts import bench, local_run
 from scripts.__main__ import main
-from scripts.local_run import Report
+from scripts.devtools import bench, local_run
+from scripts.devtools.local_run import Report
 
 
 def report(**changes: Any) -> Report:

@@ -1,4 +1,4 @@
-"""scripts.purge: confirmation, --yes, --dlq, dry run, refusal without a terminal."""
+"""scripts.operate.purge: confirmation, --yes, --dlq, dry run, refusal without a terminal."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from ops_helpers import send
 
-from scripts import purge
+from scripts.operate import purge
 from tests.sqs_helpers import queue_counts as counts
 
 

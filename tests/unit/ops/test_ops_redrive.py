@@ -1,4 +1,4 @@
-"""scripts.redrive: copy fallback never loses a message; the move task path with a stubbed SQS."""
+"""operate.redrive: copy fallback never loses a message; the move task path with a stubbed SQS."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from botocore.stub import Stubber
 from ops_helpers import send
 from worker.contract import FAILURE_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE
 
-from scripts import redrive
 from scripts._cli import OpsError
+from scripts.operate import redrive
 from tests.sqs_helpers import drain
 from tests.sqs_helpers import queue_counts as counts
 

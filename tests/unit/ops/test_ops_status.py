@@ -13,8 +13,8 @@ from botocore.stub import Stubber
 from ops_helpers import send
 from worker.contract import JOBS_PROCESSED, metric_namespace
 
-from scripts import status
 from scripts.__main__ import main
+from scripts.operate import status
 from tests.conftest import REGION
 
 # 05:00 in Tokyo, inside the window 04:00-09:00 of the cdk.json written below.

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from scripts import cdk_json, plan, pricing
+from scripts import cdk_json
 from scripts._cli import OpsError
+from scripts.capacity import plan, pricing
 from stacks import sizing
 from stacks.config import load_config
 from stacks.fargate import VALID_MEMORY_MIB
@@ -116,7 +117,7 @@ def test_invalid_inputs_are_reported_together(capsys: pytest.CaptureFixture[str]
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     # One line, as every bad argument of the CLI: the command, "error:", each problem.
-    assert error.startswith("python -m scripts.plan: error: --messages 0: must be >= 1; ")
+    assert error.startswith("python -m scripts.capacity.plan: error: --messages 0: must be >= 1; ")
     assert error.count("\n") == 1 and error.endswith("(see --help)\n")
     for flag, value in [
         ("--messages", "0"),

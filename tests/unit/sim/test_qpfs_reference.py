@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts import qpfs_reference
-from scripts.sim.template import read_model
+from scripts.capacity import qpfs_reference
+from scripts.capacity.sim.template import read_model
 
 
 def test_tuned_qpfs_has_no_cpu_scaling_scales_to_zero_and_outlasts_a_job(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sim_fixtures import kit_template, write
 
-from scripts import simulate
-from scripts.sim import report
-from scripts.sim.engine import Batch, SimConfig, Simulation
-from scripts.sim.mathexpr import Expression, MathError
-from scripts.sim.template import read_model
+from scripts.capacity import simulate
+from scripts.capacity.sim import report
+from scripts.capacity.sim.engine import Batch, SimConfig, Simulation
+from scripts.capacity.sim.mathexpr import Expression, MathError
+from scripts.capacity.sim.template import read_model
 
 # 2026-03-01 is a Sunday; 23:59 UTC there is 08:59 on Monday 2 March in Tokyo.
 SUNDAY_NIGHT_UTC = datetime(2026, 3, 1, 23, 59, tzinfo=UTC)

@@ -7,9 +7,9 @@ from typing import Any
 
 from sim_fixtures import kit_template, write
 
-from scripts.sim import report
-from scripts.sim.engine import SimConfig, Simulation, _step_for
-from scripts.sim.template import PolicySpec, StepSpec, read_model
+from scripts.capacity.sim import report
+from scripts.capacity.sim.engine import SimConfig, Simulation, _step_for
+from scripts.capacity.sim.template import PolicySpec, StepSpec, read_model
 
 NO_HEARTBEAT_NO_PROTECTION: dict[str, str | None] = {
     "HEARTBEAT_INTERVAL_SECONDS": None,

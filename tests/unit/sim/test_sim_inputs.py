@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sim_fixtures import kit_template, write
 
-from scripts import simulate
-from scripts.sim.inputs import Durations, Problems
-from scripts.sim.mathexpr import Expression, MathError
-from scripts.sim.schedule import fire_times
-from scripts.sim.template import read_model
+from scripts.capacity import simulate
+from scripts.capacity.sim.inputs import Durations, Problems
+from scripts.capacity.sim.mathexpr import Expression, MathError
+from scripts.capacity.sim.schedule import fire_times
+from scripts.capacity.sim.template import read_model
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,11 @@ import pytest
 from sim_fixtures import kit_template, write
 from test_sim_engine import _fixed_fleet
 
-from scripts import pricing
-from scripts import simulate as simulate_cli
-from scripts.sim import report
-from scripts.sim.engine import ON_DEMAND, SPOT, SimConfig, Simulation
-from scripts.sim.template import CapacityStrategy, FallbackSpec, read_model
+from scripts.capacity import pricing
+from scripts.capacity import simulate as simulate_cli
+from scripts.capacity.sim import report
+from scripts.capacity.sim.engine import ON_DEMAND, SPOT, SimConfig, Simulation
+from scripts.capacity.sim.template import CapacityStrategy, FallbackSpec, read_model
 
 MIXED = [
     {"CapacityProvider": "FARGATE", "Base": 1, "Weight": 1},

@@ -1,9 +1,9 @@
 """Synthesize a QueueProcessingFargateService, to simulate beside the kit: with its defaults, or
 tuned as a careful user would (--tuned).
 
-    python -m scripts.qpfs_reference --out cdk.out/qpfs
-    python -m scripts.qpfs_reference --tuned --out cdk.out/qpfs-tuned
-    python -m scripts.simulate --cdk-out cdk.out/qpfs
+    python -m scripts.capacity.qpfs_reference --out cdk.out/qpfs
+    python -m scripts.capacity.qpfs_reference --tuned --out cdk.out/qpfs-tuned
+    python -m scripts.capacity.simulate --cdk-out cdk.out/qpfs
 
 The stack (`QpfsReference`) has an explicit env (region ap-northeast-1, a dummy account), its
 own VPC, a public image (no assets) and no lookups, so it synthesizes offline. Everything else

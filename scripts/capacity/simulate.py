@@ -37,10 +37,10 @@ from pathlib import Path
 
 from scripts import _cli
 from scripts._cli import OpsError, Parser
-from scripts.sim import report
-from scripts.sim.engine import Batch, Gap, SimConfig, Simulation
-from scripts.sim.inputs import Problems, add_spot_arguments
-from scripts.sim.template import Model, TemplateError, find_templates, read_model
+from scripts.capacity.sim import report
+from scripts.capacity.sim.engine import Batch, Gap, SimConfig, Simulation
+from scripts.capacity.sim.inputs import Problems, add_spot_arguments
+from scripts.capacity.sim.template import Model, TemplateError, find_templates, read_model
 
 DEFAULT_DEADLINE = "08:30"
 DEFAULT_REGION = "ap-northeast-1"
@@ -331,7 +331,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.simulate`."""
+    """`python -m scripts.capacity.simulate`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

@@ -1,4 +1,4 @@
-"""Fleet throughput benchmark: the local run (scripts.local_run) with the sleep handler.
+"""Fleet throughput benchmark: the local run (scripts.devtools.local_run) with the sleep handler.
 
     queue-worker bench [--env dev] [--prefetch 3 5 10 ...] [--json]
 
@@ -19,7 +19,7 @@ from dataclasses import asdict
 
 from scripts import _cli
 from scripts._cli import OpsError, Parser, non_negative_float, positive_int, print_json
-from scripts.local_run import Report, run, say
+from scripts.devtools.local_run import Report, run, say
 
 HELP = "fleet throughput benchmark: local runs of the sleep handler against the ideal"
 
@@ -118,7 +118,7 @@ def verdict(results: list[tuple[float | None, Report]]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m scripts.bench`."""
+    """`python -m scripts.devtools.bench`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

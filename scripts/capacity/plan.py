@@ -6,7 +6,7 @@ a daily batch.
 
 For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB), on each architecture
 (x86_64, arm64: Graviton's lower price) and capacity (on-demand, Fargate Spot at --spot-discount
-off, 50% by default: scripts/pricing.py says why) that --architecture and --capacity allow
+off, 50% by default: scripts/capacity/pricing.py says why) that --architecture and --capacity allow
 (default: all), the processes per task are
 those that fit: memory (the kit's own share in --handler-mode, stacks/sizing.py, as the config
 check counts it, + --process-memory each) and CPU (--process-cpu each, up to 80% of the task's
@@ -23,8 +23,9 @@ Compute a day: (messages x mean / processes + window min tasks x (start latency 
 duration)) task-seconds at the task's price; on Spot, each of --spot-interruptions-per-hour
 interruptions per task-hour adds half a mean job (the jobs handed back run again) and a task
 start. With Spot the block turns on the on-demand fallback, which counts in the database cap
-(max tasks x 2 x processes). Shapes are ranked by the whole month (scripts/bill.py, 30.4 days of
-this batch): the compute, plus what the environment pays besides it, counted from its config
+(max tasks x 2 x processes). Shapes are ranked by the whole month (scripts/capacity/bill.py,
+30.4 days of this batch): the compute, plus what the environment pays besides it, counted from
+its config
 (--env's, else the config's defaults; the block's one window): alarms (Spot's fallback adds two
 and Container Insights), the dashboard, the KMS key, public IPv4 per task-hour or a NAT gateway
 or endpoints, logs, SQS requests. Ties (whole months within TIE_TOLERANCE of the
@@ -49,11 +50,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from scripts import _cli, bill, pricing
+from scripts import _cli
 from scripts._aws import cdk_json, environment
 from scripts._cli import OpsError, Parser, UsageError, print_json, table
+from scripts.capacity import bill, pricing
+from scripts.capacity.sim.inputs import Durations, Problems, add_spot_arguments
 from scripts.cdk_json import write_plan
-from scripts.sim.inputs import Durations, Problems, add_spot_arguments
 from stacks import sizing
 from stacks.config import EnvironmentBlock, EnvironmentConfig
 from stacks.fargate import VALID_MEMORY_MIB
@@ -78,7 +80,7 @@ SHORT_TABLE_ROWS = 8  # rows shown without --all (the chosen one always among th
 @dataclass(frozen=True)
 class Shape:
     """One task shape, what the batch's compute costs a day with it and the environment's whole
-    month (``month``, scripts/bill.py)."""
+    month (``month``, scripts/capacity/bill.py)."""
 
     cpu: int
     memory_mib: int
@@ -702,12 +704,12 @@ def priced_as(args: argparse.Namespace) -> str:
     settings = f"{args.env}'s settings in cdk.json" if args.env else "the config's defaults"
     return (
         f"{bill.DAYS_PER_MONTH:.1f} days of this batch, {settings} with the block's window, "
-        f"{args.region} prices (scripts/pricing.py)"
+        f"{args.region} prices (scripts/capacity/pricing.py)"
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.plan`."""
+    """`python -m scripts.capacity.plan`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

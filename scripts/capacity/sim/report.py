@@ -6,8 +6,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scripts import pricing
-from scripts.sim.engine import ON_DEMAND, SPOT, Simulation
+from scripts.capacity import pricing
+from scripts.capacity.sim.engine import ON_DEMAND, SPOT, Simulation
 
 
 @dataclass(frozen=True)

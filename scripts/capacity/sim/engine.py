@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 
 from worker import contract
 
-from scripts import pricing
-from scripts.sim.mathexpr import Expression, Value
-from scripts.sim.schedule import fire_times
-from scripts.sim.template import AlarmSpec, MetricQuery, Model, PolicySpec
+from scripts.capacity import pricing
+from scripts.capacity.sim.mathexpr import Expression, Value
+from scripts.capacity.sim.schedule import fire_times
+from scripts.capacity.sim.template import AlarmSpec, MetricQuery, Model, PolicySpec
 
 DAY = 86_400
 ON_DEMAND = "on-demand"

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from scripts import pricing
 from scripts._cli import UsageError
+from scripts.capacity import pricing
 
 
 def add_spot_arguments(parser: argparse.ArgumentParser, interruptions: float, what: str) -> None:
@@ -17,7 +17,7 @@ def add_spot_arguments(parser: argparse.ArgumentParser, interruptions: float, wh
         "--spot-discount",
         type=float,
         default=pricing.SPOT_DISCOUNT,
-        help="Spot price = on-demand x (1 - this); scripts/pricing.py says why 0.5",
+        help="Spot price = on-demand x (1 - this); scripts/capacity/pricing.py says why 0.5",
     )
     parser.add_argument(
         "--spot-interruptions-per-hour",

@@ -90,7 +90,7 @@ def billed_seconds(run_seconds: float) -> float:
 # from and when it was seen. This machine has no internet: "seen" figures were read on
 # 2026-12-06 in stored copies of the pages named (the search corpus); "list" figures are the
 # AWS list prices as the kit's authors know them, not re-read here (check the page before
-# relying on them to the cent). scripts/bill.py applies them to synthesized templates.
+# relying on them to the cent). scripts/capacity/bill.py applies them to synthesized templates.
 
 SEEN = "2026-12-06"
 CLOUDWATCH_PAGE = "https://aws.amazon.com/cloudwatch/pricing/"

@@ -65,7 +65,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.purge`."""
+    """`python -m scripts.operate.purge`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

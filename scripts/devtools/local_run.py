@@ -527,7 +527,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m scripts.local_run`."""
+    """`python -m scripts.devtools.local_run`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

@@ -208,7 +208,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.enqueue`."""
+    """`python -m scripts.operate.enqueue`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

@@ -198,7 +198,7 @@ def wait(seconds: float) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.logs`."""
+    """`python -m scripts.operate.logs`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

@@ -312,7 +312,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.redrive`."""
+    """`python -m scripts.operate.redrive`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

@@ -1,7 +1,7 @@
 """Memory and CPU the kit's own processes cost, per task and per worker slot, in each mode.
 
-    .venv/bin/python -m scripts.measure_memory --processes 8 [--modes callable command consumer]
-        [--busy-seconds 20]
+    .venv/bin/python -m scripts.devtools.measure_memory --processes 8
+        [--modes callable command consumer] [--busy-seconds 20]
 
 For each handler mode: starts moto's server on loopback and the real fleet as the image runs
 it (`python -m worker.supervise`: supervisord, its FATAL listener, N worker loops), waits until
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import boto3
 
-from scripts.local_run import FAKE_CREDENTIALS, REGION, WORKER_IMAGE, CountingMoto
+from scripts.devtools.local_run import FAKE_CREDENTIALS, REGION, WORKER_IMAGE, CountingMoto
 
 MODES = ("callable", "command", "consumer")
 TASK_ROLES = ("entrypoint", "supervisord", "fatal listener")

@@ -116,7 +116,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.dlq`."""
+    """`python -m scripts.operate.dlq`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

@@ -352,7 +352,7 @@ def _duration(seconds: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.status`."""
+    """`python -m scripts.operate.status`."""
     return _cli.main(sys.modules[__name__], argv)
 
 

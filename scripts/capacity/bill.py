@@ -1,6 +1,6 @@
 """The whole month of an environment, priced from its synthesized templates and a workload.
 
-    python -m scripts.simulate --cdk-out cdk.out/prod --json > /tmp/day.json
+    python -m scripts.capacity.simulate --cdk-out cdk.out/prod --json > /tmp/day.json
     queue-worker bill --cdk-out cdk.out/prod --day /tmp/day.json
 
 What the templates hold is counted (:func:`facts`): the alarms and the metrics each reads (a
@@ -9,8 +9,9 @@ Container Insights and how many services and task families it reports on, public
 NAT gateways, interface endpoints, log groups, metric filters and flow logs. The workload gives
 the usage (:class:`Usage`): compute (from the simulator or the planner), task-hours (public
 IPv4, performance and flow logs), messages (SQS requests and job log lines) and the hours a day
-tasks run (custom metrics are billed by the hour they receive data). :func:`bill` prices both
-with scripts/pricing.py; each line says its quantity, its unit price and where that comes from.
+tasks run (custom metrics are billed by the hour they receive data). :func:`bill` prices
+both with scripts/capacity/pricing.py; each line says its quantity, its unit price and where
+that comes from.
 Without a template, :func:`facts_of` counts the same from an environment's config
 (:class:`Settings`): the planner prices every candidate shape so, and a test holds both counts
 equal on synthesized environments.
@@ -30,8 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts import _cli, pricing
+from scripts import _cli
 from scripts._cli import OpsError, Parser, print_json, table
+from scripts.capacity import pricing
 from stacks.config import EnvironmentBlock
 
 HELP = "the whole month of an environment: its templates priced with a workload"
@@ -319,7 +321,7 @@ def bill(f: Facts, usage: Usage) -> Bill:
             "Fargate tasks (compute)",
             "compute",
             usage.compute_per_day * days,
-            pricing.Price(1.0, "USD", "scripts/pricing.py (Fargate)", pricing.SEEN),
+            pricing.Price(1.0, "USD", "scripts/capacity/pricing.py (Fargate)", pricing.SEEN),
         ),
         Line(
             f"alarms: {len(f.alarm_metrics)}, reading {sum(f.alarm_metrics)} metrics",
@@ -462,7 +464,7 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument(
         "--day",
         type=Path,
-        help="a simulated day (`python -m scripts.simulate ... --json`): compute, task-hours, "
+        help="a simulated day (`queue-worker simulate ... --json`): compute, task-hours, "
         "messages; without it the month is idle (no tasks, no messages)",
     )
     parser.add_argument("--mean-job-seconds", type=float, default=165, help="SQS extensions")
@@ -498,7 +500,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m scripts.bill`."""
+    """`python -m scripts.capacity.bill`."""
     return _cli.main(sys.modules[__name__], argv)
 
 
