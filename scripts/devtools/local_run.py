@@ -52,7 +52,7 @@ from scripts._cli import (
 )
 
 HELP = "run the worker fleet locally on moto, as an environment's synthesized templates say"
-WORKER_IMAGE = Path(__file__).resolve().parents[1] / "worker_image"
+WORKER_IMAGE = _cli.INSTALLED_CHECKOUT / "worker_image"
 REGION = "ap-northeast-1"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
