@@ -53,7 +53,7 @@ from typing import Any
 from scripts import _cli
 from scripts._aws import cdk_json, environment
 from scripts._cli import OpsError, Parser, UsageError, print_json, table
-from scripts.capacity import bill, pricing
+from scripts.capacity import bill, measured, pricing
 from scripts.capacity.sim.inputs import Durations, Problems, add_spot_arguments
 from scripts.cdk_json import write_plan
 from stacks import sizing
@@ -73,6 +73,8 @@ CAPACITIES = (ON_DEMAND, SPOT)
 # interruption rate; docs/architecture.md, "Spot and its fallback").
 SPOT_INTERRUPTIONS_PER_HOUR = 0.01
 DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
+PROCESS_MEMORY_MIB = 200  # the reference workload's MiB per process (docs/architecture.md)
+PROCESS_CPU = 0.05  # and its vCPU per busy process
 DEFAULT_REGION = "ap-northeast-1"  # without --region or --env
 SHORT_TABLE_ROWS = 8  # rows shown without --all (the chosen one always among them)
 
@@ -340,8 +342,23 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--window-end", default="09:00", help="HH:MM")
     parser.add_argument("--timezone", default="Asia/Tokyo")
     parser.add_argument("--margin", type=int, default=30, help="minutes before the window end")
-    parser.add_argument("--process-memory", type=int, default=200, help="MiB per process")
-    parser.add_argument("--process-cpu", type=float, default=0.05, help="vCPU per busy process")
+    parser.add_argument(
+        "--process-memory",
+        type=int,
+        help=f"MiB per process (default {PROCESS_MEMORY_MIB}, or --measured's)",
+    )
+    parser.add_argument(
+        "--process-cpu",
+        type=float,
+        help=f"vCPU per busy process (default {PROCESS_CPU:g}, or --measured's)",
+    )
+    parser.add_argument(
+        "--measured",
+        type=Path,
+        metavar="FILE",
+        help="per-process memory, CPU and handler mode from `queue-worker measure --out FILE` "
+        "(not with --process-memory, --process-cpu)",
+    )
     parser.add_argument(
         "--handler-mode",
         choices=sorted(sizing.KIT_SLOT_OVERHEAD_MIB),
@@ -402,7 +419,36 @@ def add_arguments(parser: Parser) -> None:
     parser.add_argument("--yes", action="store_true", help="with --write: do not ask")
 
 
+def per_process_figures(args: argparse.Namespace) -> None:
+    """args.process_memory, process_cpu (and handler_mode) from --measured, else the defaults
+    where not given; ``args.figures_from`` says where they came from. UsageError when
+    --measured comes with --process-memory or --process-cpu, or another --handler-mode."""
+    args.figures_from = "--process-memory, --process-cpu"
+    if args.measured is None:
+        if args.process_memory is None and args.process_cpu is None:
+            args.figures_from = "the reference workload's, the defaults"
+        if args.process_memory is None:
+            args.process_memory = PROCESS_MEMORY_MIB
+        if args.process_cpu is None:
+            args.process_cpu = PROCESS_CPU
+        return
+    given = [o for o, v in (("--process-memory", args.process_memory), ("--process-cpu",
+             args.process_cpu)) if v is not None]  # fmt: skip
+    if given:
+        raise UsageError(f"--measured conflicts with {' and '.join(given)}: give one or the other")
+    figures = measured.read(args.measured)
+    if args.handler_mode not in (None, figures.handler_mode):
+        raise UsageError(
+            f"--handler-mode {args.handler_mode}: --measured {args.measured} was measured in "
+            f"{figures.handler_mode} mode (measure again with that environment)"
+        )
+    args.process_memory, args.process_cpu = figures.process_memory_mib, figures.process_cpu
+    args.handler_mode = figures.handler_mode
+    args.figures_from = f"{figures.source()}, {args.measured}"
+
+
 def _validate(args: argparse.Namespace) -> tuple[Durations, int, int]:
+    per_process_figures(args)
     problems = Problems()
     problems.at_least("--messages", args.messages, 1)
     if args.duration:
@@ -654,6 +700,12 @@ def execute(args: argparse.Namespace) -> int:
                 "floor": asdict(lowest),
                 "compute_vs_floor": to_floor,
                 "priced_as": priced_as(args),
+                "per_process": {
+                    "memory_mib": args.process_memory,
+                    "cpu": args.process_cpu,
+                    "handler_mode": args.handler_mode,
+                    "from": args.figures_from,
+                },
                 "max_total_processes": args.db_connections,
                 "max_total_processes_from": source or None,
                 "cdk_json": block,
@@ -682,6 +734,7 @@ def execute(args: argparse.Namespace) -> int:
         print(f"shape: {why(args, best, source)}")
         print(against_floor)
         print(f"for: {workload}")
+        print(f"per process: {per_process_text(args)}")
         print(f"\nwhole month of the chosen shape ({priced_as(args)}):")
         print("\n".join(bill.text(best.month)))
     listed = shown(shapes, best, args.all)
@@ -697,6 +750,14 @@ def execute(args: argparse.Namespace) -> int:
     if args.write and block is not None:
         write_plan(cdk_json(args), args.env, block, args.yes)
     return 0
+
+
+def per_process_text(args: argparse.Namespace) -> str:
+    """The figures a process is planned with, and where they came from."""
+    return (
+        f"{args.process_memory} MiB and {args.process_cpu:g} vCPU busy, plus the kit's own "
+        f"share in {args.handler_mode} mode (stacks/sizing.py): {args.figures_from}"
+    )
 
 
 def priced_as(args: argparse.Namespace) -> str:
