@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scripts import _cli
 from scripts.capacity import bill, plan, simulate
-from scripts.devtools import bench, local_run
+from scripts.devtools import bench, local_run, measure_image
 from scripts.operate import dlq, enqueue, logs, purge, redrive, status
 
 COMMANDS: dict[str, _cli.Command] = {
@@ -38,6 +38,7 @@ COMMANDS: dict[str, _cli.Command] = {
     "simulate": simulate,
     "local-run": local_run,
     "bench": bench,
+    "measure": measure_image,
 }
 
 

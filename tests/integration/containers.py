@@ -14,7 +14,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from stacks.constructs.worker_service import IMAGE_USER
+from scripts.devtools.measure_image import ecs_run_options
 from tests.integration.fleet import ROOT, Fleet
 
 SETUP = Path(
@@ -26,12 +26,9 @@ TRIXIE = "localhost/kit-base:trixie"
 
 
 def as_ecs(engine: str) -> tuple[str, ...]:
-    """`run` options that start a container as the task definition does: the kit's user and a
-    read-only root filesystem whose /tmp is writable only through the image's `VOLUME ["/tmp"]`
-    (ECS's task volume at /tmp copies the image's /tmp mode from it; without it the volume is
-    root-owned 0755). podman would mount a tmpfs on /tmp by itself: turned off."""
-    no_tmpfs = ("--read-only-tmpfs=false",) if engine == "podman" else ()
-    return ("--read-only", *no_tmpfs, "--user", IMAGE_USER)
+    """`run` options that start a container as the task definition does (the kit's user, a
+    read-only root): those `queue-worker measure` runs a team's image with."""
+    return ecs_run_options(engine)
 
 
 def run(*args: str, timeout: float = 600) -> str:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from scripts.capacity import measured
 from tests.integration.containers import (
     TRIXIE,
     as_ecs,
@@ -36,6 +38,9 @@ from tests.tutorial import (
     environment_block,
     image_stage,
 )
+
+if TYPE_CHECKING:
+    from tests.infra.conftest import Synthesized
 
 PHP_APP = Path(__file__).resolve().parent / "php_app"
 PHP_TESTS = ROOT / "tests" / "php"  # the Laravel and Symfony test applications
@@ -307,16 +312,21 @@ def records(out: Path, kind: str) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, lines) if r["kind"] == kind]
 
 
-def tutorial_environment(runner: str) -> dict[str, str]:
-    """The task's environment for docs/frameworks.md step 2's block that runs `runner`,
-    synthesized by the kit (its image left out: this test builds it as step 1 says), with a
-    value for each of the block's secrets as ECS would inject it."""
+def tutorial_synthesis(runner: str) -> Synthesized:
+    """prod with docs/frameworks.md step 2's block that runs `runner`, synthesized by the kit
+    (its image left out: these tests build it as step 1 says)."""
     from tests.infra.conftest import synthesize  # synthesizes in-process (CDK), once
 
     block = environment_block(runner)
     worker = {k: v for k, v in block["worker"].items() if k != "image"}
-    synthesized = synthesize("prod", worker=worker, queue=block.get("queue", {}))
-    resources = synthesized.worker_json["Resources"].values()
+    return synthesize("prod", worker=worker, queue=block.get("queue", {}))
+
+
+def tutorial_environment(runner: str) -> dict[str, str]:
+    """The task's environment for docs/frameworks.md step 2's block that runs `runner`, with a
+    value for each of the block's secrets as ECS would inject it."""
+    block = environment_block(runner)
+    resources = tutorial_synthesis(runner).worker_json["Resources"].values()
     [task] = [r for r in resources if r["Type"] == "AWS::ECS::TaskDefinition"]
     [container] = task["Properties"]["ContainerDefinitions"]
     settings = {e["Name"]: e["Value"] for e in container["Environment"]}
@@ -502,3 +512,55 @@ def test_nothing_the_build_left_in_tmp_is_closed_to_the_tasks_user(
     assert unwritable.split() == []
     if app == "symfony-app":  # its warm-up wrote the container cache there as root
         assert "symfony-cache" in listing.split()
+
+
+def test_measure_finds_the_laravel_images_figures_and_plan_plans_with_them(
+    engine: str, php_image: str, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """docs/frameworks.md's planning steps: `queue-worker measure` runs the image as the task
+    does (the tutorial's Laravel settings, 8 processes) on real Laravel jobs, and `plan
+    --measured` plans with what it found."""
+    synthesized = tutorial_synthesis("run-job.php")
+    assembly = tmp_path / "cdk.out" / "prod"
+    assembly.mkdir(parents=True)
+    for stack, template in (("Queue", synthesized.queue_json), ("Worker", synthesized.worker_json)):
+        (assembly / f"QueueWorker-prod-{stack}.template.json").write_text(json.dumps(template))
+    out = shared_dir(tmp_path)
+    payload = "php make-payload.php 'App\\Jobs\\SlowJob' measured"
+    bodies = tmp_path / "bodies.jsonl"  # two Laravel jobs, of 0.5 s and 1 s
+    make = f"{payload} 0.5 && echo && {payload} 1"
+    bodies.write_text(in_image(engine, php_image, out, make, endpoint=moto_endpoint))
+    measured_json = tmp_path / "measured.json"
+    # Stand-ins: the tutorial's secret, an in-memory database; the job records into /tmp.
+    measure = subprocess.run(
+        [
+            sys.executable, "-m", "scripts", "measure", "--image", php_image, "--env", "prod",
+            "--bodies", str(bodies), "--engine", engine, "--cdk-out", str(tmp_path / "cdk.out"),
+            "--seconds", "8", "--timeout", "120", "--set", "DB_PASSWORD=stand-in",
+            "--set", "TEST_OUTPUT_DIR=/tmp", "--set", "DB_DATABASE=:memory:", "--out", str(measured_json),
+        ],
+        capture_output=True, text=True, timeout=240, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert measure.returncode == 0, measure.stderr
+    figures = measured.read(measured_json)
+    print(measure.stdout)
+    assert (figures.image, figures.processes, figures.handler_mode) == (php_image, 8, "command")
+    assert figures.jobs_done >= 8 and figures.jobs_failed == 0
+    # Above the PHP interpreter's floor (`php -r` with nothing loaded: 6.2 MiB of its own
+    # memory in this image; booted Laravel 13.1), and the eight with the kit fit the task.
+    assert figures.process_memory_mib > 6
+    assert figures.container_peak_mib < synthesized.config.worker.memory_mib
+    assert 0 < figures.process_cpu < 1
+    assert figures.planner_options() in measure.stdout
+    plan = subprocess.run(
+        [
+            sys.executable, "-m", "scripts", "plan", "--measured", str(measured_json),
+            "--messages", "2000", "--duration", "uniform:30:300", "--env", "prod", "--json",
+        ],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    per_process = json.loads(plan.stdout)["per_process"]
+    assert per_process["memory_mib"] == figures.process_memory_mib
+    assert per_process["cpu"] == figures.process_cpu
+    assert php_image in per_process["from"]
