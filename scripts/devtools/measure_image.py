@@ -257,7 +257,7 @@ def measure(args: argparse.Namespace, bodies: list[str]) -> measured.Measured:
                     f"{failed[0].get(OUTCOME)}, {failed[0].get(ERROR) or 'no error given'}): "
                     "the figures would not be those of your jobs"
                 )
-            return len(done) >= args.processes
+            return len(done) >= int(args.processes)
 
         container.wait_for(warmed_up, args.timeout, "every process to finish a job")
         say(f"warmed up: every process has finished a job; measuring {args.seconds:g} s busy")

@@ -536,8 +536,9 @@ def test_measure_finds_the_laravel_images_figures_and_plan_plans_with_them(
         [
             sys.executable, "-m", "scripts", "measure", "--image", php_image, "--env", "prod",
             "--bodies", str(bodies), "--engine", engine, "--cdk-out", str(tmp_path / "cdk.out"),
-            "--seconds", "8", "--timeout", "120", "--set", "DB_PASSWORD=stand-in",
-            "--set", "TEST_OUTPUT_DIR=/tmp", "--set", "DB_DATABASE=:memory:", "--out", str(measured_json),
+            "--seconds", "8", "--timeout", "120", "--out", str(measured_json),
+            "--set", "DB_PASSWORD=stand-in", "--set", "DB_DATABASE=:memory:",
+            "--set", "TEST_OUTPUT_DIR=/tmp",
         ],
         capture_output=True, text=True, timeout=240, check=False, cwd=ROOT,
     )  # fmt: skip
