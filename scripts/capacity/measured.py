@@ -42,7 +42,7 @@ class Measured:
 
     def source(self) -> str:
         """Where the figures come from, for the plan's text."""
-        return f"measured from {self.image} on {self.measured_at[:10]} ({self.handler_mode} mode)"
+        return f"measured from {self.image} on {self.measured_at[:10]}"
 
 
 def per_process(

@@ -98,6 +98,13 @@ def read_templates(assembly: Path, env_name: str) -> tuple[QueueSpec, dict[str, 
         retention_seconds=int(work[0].get("MessageRetentionPeriod", 345_600)),
         max_receive_count=int(work[0]["RedrivePolicy"]["maxReceiveCount"]),
     )
+    environment = container_definition(assembly, env_name).get("Environment", [])
+    # Values that are CloudFormation expressions (the queue URLs) only exist once deployed.
+    return spec, {e["Name"]: e["Value"] for e in environment if isinstance(e["Value"], str)}
+
+
+def container_definition(assembly: Path, env_name: str) -> dict[str, Any]:
+    """The worker container of the task definition in the worker stack's template."""
     worker_template = json.loads(
         (assembly / f"QueueWorker-{env_name}-Worker.template.json").read_text()
     )
@@ -106,9 +113,7 @@ def read_templates(assembly: Path, env_name: str) -> tuple[QueueSpec, dict[str, 
         for r in worker_template["Resources"].values()
         if r["Type"] == "AWS::ECS::TaskDefinition"
     ]
-    environment = task["ContainerDefinitions"][0].get("Environment", [])
-    # Values that are CloudFormation expressions (the queue URLs) only exist once deployed.
-    return spec, {e["Name"]: e["Value"] for e in environment if isinstance(e["Value"], str)}
+    return dict(task["ContainerDefinitions"][0])
 
 
 class CountingMoto:

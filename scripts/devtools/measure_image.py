@@ -4,15 +4,16 @@
     queue-worker measure --image our-app:1.4.2 --env prod --bodies bodies.jsonl --out measured.json
     queue-worker plan --measured measured.json --messages 2000 --duration uniform:30:300 --env prod
 
-Runs IMAGE as ECS runs the environment's task (uid 10001, a read-only root filesystem, a /tmp
-volume, the container settings of cdk.out/ENV/QueueWorker-ENV-Worker.template.json: `make synth
-ENV=ENV` first) with --processes worker processes, against an embedded SQS (moto's server on
-loopback; the container shares the host's network, and gets fake credentials: nothing reaches
-AWS). It sends the sample bodies of --bodies (one SQS message body a line, as your producer
-sends it; blank lines skipped) again and again, so that every process keeps a job; once every
-process has finished one (the warm-up), it counts the container's CPU time over --seconds and
-reads the peak of its memory (its cgroup: memory.peak, or v1's max_usage_in_bytes; else the
-highest memory.current sampled), and stops the container.
+Runs IMAGE as ECS runs the environment's task (its user, 10001 unless worker.image says, a
+read-only root filesystem, a /tmp volume, the container settings of the synthesized
+cdk.out/ENV/QueueWorker-ENV-Worker.template.json: `make synth ENV=ENV` first) with --processes
+worker processes, against an embedded SQS (moto's server on loopback; the container shares the
+host's network, and gets fake credentials: nothing reaches AWS). It sends the sample bodies of
+--bodies (one SQS message body a line, as your producer sends it; blank lines skipped) again
+and again, so that every process keeps a job; once every process has finished one (the
+warm-up), it counts the container's CPU time over --seconds and reads the peak of its memory
+(its cgroup: memory.peak, or v1's max_usage_in_bytes; else the highest memory.current
+sampled), and stops the container.
 
 Per process: memory = (the peak - the kit's own share in the environment's handler mode,
 stacks/sizing.py) / processes, rounded up to a MiB; CPU = CPU seconds / --seconds / processes,
@@ -53,6 +54,7 @@ from scripts.devtools.local_run import (
     FleetLog,
     _create_queues,
     _fake_aws_env,
+    container_definition,
     read_templates,
     say,
 )
@@ -71,15 +73,14 @@ CGROUP_FILES = (
 START_TIMEOUT = 120  # seconds for the fleet's processes to start
 
 
-def ecs_run_options(engine: str) -> tuple[str, ...]:
-    """`ENGINE run` options that start a container as the task definition does: the kit's user
-    and a read-only root filesystem whose /tmp is writable only through the image's
-    `VOLUME ["/tmp"]` (ECS's task volume at /tmp copies the image's /tmp mode from it). podman
-    would mount a tmpfs on /tmp by itself: turned off."""
-    from stacks.constructs.worker_service import IMAGE_USER  # the CDK: only when needed
-
+def ecs_run_options(engine: str, user: str) -> tuple[str, ...]:
+    """`ENGINE run` options that start a container as the task definition does: ``user`` (the
+    template's, 10001:10001 unless the environment's worker.image says) and a read-only root
+    filesystem whose /tmp is writable only through the image's `VOLUME ["/tmp"]` (ECS's task
+    volume at /tmp copies the image's /tmp mode from it). podman would mount a tmpfs on /tmp by
+    itself: turned off."""
     no_tmpfs = ("--read-only-tmpfs=false",) if engine == "podman" else ()
-    return ("--read-only", *no_tmpfs, "--user", IMAGE_USER)
+    return ("--read-only", *no_tmpfs, "--user", user)
 
 
 def read_bodies(path: Path) -> list[str]:
@@ -127,12 +128,12 @@ def cgroup_figures(text: str) -> tuple[int, int | None, float]:
 class Container:
     """The image running as the task does, its log lines followed; removed on close."""
 
-    def __init__(self, engine: str, image: str, env: dict[str, str]) -> None:
+    def __init__(self, engine: str, image: str, user: str, env: dict[str, str]) -> None:
         self.engine = engine
         self.name = f"queue-worker-measure-{uuid.uuid4().hex[:8]}"
         settings = [f"--env={key}={value}" for key, value in env.items()]
         command = [engine, "run", "--rm", "--name", self.name, "--network", "host"]
-        command += [*ecs_run_options(engine), "--volume", "/tmp", *settings, image]
+        command += [*ecs_run_options(engine, user), "--volume", "/tmp", *settings, image]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -211,6 +212,7 @@ def measure(args: argparse.Namespace, bodies: list[str]) -> measured.Measured:
     """Run the image on the embedded SQS, warm it up, measure it busy, remove it."""
     assembly = _cli.synthesized(Path(args.cdk_out or Path(args.project) / "cdk.out"), args.env)
     spec, template_env = read_templates(assembly, args.env)
+    user = container_definition(assembly, args.env).get("User", "10001:10001")
     mode = template_env.get("WORKER_HANDLER_MODE", "callable")
     if mode not in sizing.KIT_SLOT_OVERHEAD_MIB:
         raise OpsError(f"{args.env}'s templates set an unknown WORKER_HANDLER_MODE {mode!r}")
@@ -236,7 +238,7 @@ def measure(args: argparse.Namespace, bodies: list[str]) -> measured.Measured:
             f"{args.image} on {args.engine}: {args.processes} processes in {mode} mode, "
             f"{args.env}'s settings, SQS at {moto.url}"
         )
-        container = Container(args.engine, args.image, env)
+        container = Container(args.engine, args.image, user, env)
         stack.callback(container.close)
         log = container.log
         container.wait_for(

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from scripts.devtools.measure_image import ecs_run_options
+from stacks.constructs.worker_service import IMAGE_USER
 from tests.integration.fleet import ROOT, Fleet
 
 SETUP = Path(
@@ -27,8 +28,8 @@ TRIXIE = "localhost/kit-base:trixie"
 
 def as_ecs(engine: str) -> tuple[str, ...]:
     """`run` options that start a container as the task definition does (the kit's user, a
-    read-only root): those `queue-worker measure` runs a team's image with."""
-    return ecs_run_options(engine)
+    read-only root), as `queue-worker measure` runs a team's image."""
+    return ecs_run_options(engine, IMAGE_USER)
 
 
 def run(*args: str, timeout: float = 600) -> str:

@@ -90,7 +90,7 @@ def test_what_measure_writes_plan_reads(tmp_path: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().out.split("per process:")[0] == text.split("per process:")[0]
     assert (
         "per process: 15 MiB and 0.06 vCPU busy, plus the kit's own share in command mode "
-        f"(stacks/sizing.py): measured from our-app:1.4.2 on 2026-12-06 (command mode), {path}"
+        f"(stacks/sizing.py): measured from our-app:1.4.2 on 2026-12-06, {path}"
     ) in text
 
 
