@@ -544,7 +544,6 @@ def test_measure_finds_the_laravel_images_figures_and_plan_plans_with_them(
     )  # fmt: skip
     assert measure.returncode == 0, measure.stderr
     figures = measured.read(measured_json)
-    print(measure.stdout)
     assert (figures.image, figures.processes, figures.handler_mode) == (php_image, 8, "command")
     assert figures.jobs_done >= 8 and figures.jobs_failed == 0
     # Above the PHP interpreter's floor (`php -r` with nothing loaded: 6.2 MiB of its own
