@@ -10,7 +10,8 @@ off, 50% by default: scripts/capacity/pricing.py says why) that --architecture a
 (default: all), the processes per task are
 those that fit: memory (the kit's own share in --handler-mode, stacks/sizing.py, as the config
 check counts it, + --process-memory each) and CPU (--process-cpu each, up to 80% of the task's
-vCPU). The batch arrives at the window start;
+vCPU); with --measured FILE, both (and the handler mode) are those `queue-worker measure` found in
+the team's image. The batch arrives at the window start;
 the target backlog per process paces the work to end before the deadline (window end minus
 --margin) after reserving the task start, the scale-out delay of an idle queue's metrics and
 one longest job:
