@@ -41,6 +41,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -551,15 +552,22 @@ def exports_line(stack: LocalStack) -> str:
 
 
 def start_server(port: int) -> CountingMoto:
-    """moto's server on 127.0.0.1:`port`; OpsError when the port is taken."""
+    """moto's server on 127.0.0.1:`port`; OpsError when the port is taken (checked first:
+    werkzeug prints its own lines and exits when it cannot bind)."""
+    in_use = OpsError(
+        f"port {port} on 127.0.0.1 is in use (another local-stack?): stop it or pass --port"
+    )
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise in_use from None
+            raise
     try:
         return CountingMoto(port)
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            raise OpsError(
-                f"port {port} on 127.0.0.1 is in use (another local-stack?): stop it or pass --port"
-            ) from None
-        raise
+    except SystemExit:  # taken in between
+        raise in_use from None
 
 
 def serve(args: argparse.Namespace) -> None:
