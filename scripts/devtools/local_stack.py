@@ -164,10 +164,9 @@ class LocalStack:
 class Template:
     """A synthesized template: its resources, and intrinsic values resolved where they can be."""
 
-    def __init__(self, path: Path, stack: str, region: str) -> None:
+    def __init__(self, path: Path, stack: str) -> None:
         self.path = path
         self.stack = stack
-        self.region = region
         self.document: dict[str, Any] = json.loads(path.read_text())
         self.resources: dict[str, Any] = self.document.get("Resources", {})
 
@@ -205,7 +204,9 @@ class Template:
 
 def stand_up(cdk_out: Path, env_name: str, endpoint_url: str) -> LocalStack:
     """Create ENV's queue stack and the worker stack's readable parts at `endpoint_url` (an
-    embedded AWS such as moto's server; never real AWS: the credentials are fake)."""
+    embedded AWS such as moto's server; never real AWS: the credentials are fake), from the
+    assembly cdk_out/ENV. The service's task counts as running only where the server's process
+    has MOTO_ECS_SERVICE_RUNNING=1 (local-stack sets it); the stacks must not exist yet."""
     assembly = _cli.synthesized(cdk_out, env_name)
     stacks, region = stack_artifacts(assembly)
     prefix = stack_prefix(stacks, assembly)
@@ -222,10 +223,10 @@ def stand_up(cdk_out: Path, env_name: str, endpoint_url: str) -> LocalStack:
     cloudformation = client("cloudformation")
     if stack_exists(cloudformation, queue_stack):
         raise OpsError(f"stack {queue_stack} already exists at {endpoint_url}")
-    queue_template = Template(stacks[queue_stack], queue_stack, region)
+    queue_template = Template(stacks[queue_stack], queue_stack)
     put_bootstrap_version(client("ssm"), queue_template)
     queue_outputs, deployed_by = deploy_queue_stack(cloudformation, client("sqs"), queue_template)
-    worker_template = Template(stacks[worker_stack], worker_stack, region)
+    worker_template = Template(stacks[worker_stack], worker_stack)
     names = {
         key: worker_template.output_value(key, lambda logical_id, _: logical_id)
         for key in WORKER_STACK_OUTPUTS

@@ -210,7 +210,7 @@ def test_the_fallback_creates_the_queues_as_the_template_says(cdk_out: Path) -> 
     try:
         sqs = boto3.client("sqs", region_name="ap-northeast-1", endpoint_url=server.url)
         path = cdk_out / ENV / f"QueueWorker-{ENV}-Queue.template.json"
-        made = create_queues(sqs, Template(path, f"QueueWorker-{ENV}-Queue", "ap-northeast-1"))
+        made = create_queues(sqs, Template(path, f"QueueWorker-{ENV}-Queue"))
         by_name = {queue["QueueName"]: queue for queue in made.values()}
         work = sqs.get_queue_attributes(
             QueueUrl=by_name[f"QueueWorker-{ENV}-WorkQueue"]["QueueUrl"], AttributeNames=["All"]
@@ -231,3 +231,27 @@ def test_the_fallback_creates_the_queues_as_the_template_says(cdk_out: Path) -> 
         assert int(policy["maxReceiveCount"]) == declared["RedrivePolicy"]["maxReceiveCount"]
     finally:
         server.close()
+
+
+def test_json_prints_the_ready_block_as_one_document_and_sigterm_stops_it(
+    cdk_out: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    process = local_stack(
+        cdk_out, tmp_path / "run", "--port", str(port), "--messages", "1", "--poison", "0",
+        "--malformed", "0", "--processes", "1", "--json",
+    )  # fmt: skip
+    assert process.stdout is not None
+    text = ""
+    for line in process.stdout:
+        text += line
+        if line == "}\n":
+            break
+    ready = json.loads(text)
+    assert ready["endpoint_url"] == f"http://127.0.0.1:{port}"
+    assert ready["queue_outputs"]["QueueUrl"].endswith(f"/QueueWorker-{ENV}-WorkQueue")
+    assert ready["exports"].startswith(f"export AWS_ENDPOINT_URL=http://127.0.0.1:{port} ")
+    assert ready["commands"] == ["status", "logs", "dlq", "redrive"]
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, errors
