@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scripts import _cli
 from scripts.capacity import bill, plan, simulate
-from scripts.devtools import bench, local_run, measure_image
+from scripts.devtools import bench, local_run, local_stack, measure_image
 from scripts.operate import dlq, enqueue, logs, purge, redrive, status
 
 COMMANDS: dict[str, _cli.Command] = {
@@ -37,6 +37,7 @@ COMMANDS: dict[str, _cli.Command] = {
     "bill": bill,
     "simulate": simulate,
     "local-run": local_run,
+    "local-stack": local_stack,
     "bench": bench,
     "measure": measure_image,
 }

@@ -28,6 +28,16 @@ from stacks.config import ConfigError, EnvironmentConfig, load_config
 
 QUEUE_STACK = "{prefix}-Queue"
 WORKER_STACK = "{prefix}-Worker"
+# The stacks' outputs the commands read (stacks/queue_stack.py and stacks/worker_stack.py).
+QUEUE_URL_OUTPUT = "QueueUrl"
+QUEUE_ARN_OUTPUT = "QueueArn"
+DLQ_URL_OUTPUT = "DeadLetterQueueUrl"
+DLQ_ARN_OUTPUT = "DeadLetterQueueArn"
+QUEUE_STACK_OUTPUTS = (QUEUE_URL_OUTPUT, QUEUE_ARN_OUTPUT, DLQ_URL_OUTPUT, DLQ_ARN_OUTPUT)
+CLUSTER_OUTPUT = "ClusterName"
+SERVICE_OUTPUT = "ServiceName"
+LOG_GROUP_OUTPUT = "LogGroupName"
+WORKER_STACK_OUTPUTS = (CLUSTER_OUTPUT, SERVICE_OUTPUT, LOG_GROUP_OUTPUT)
 
 
 def add_aws_options(parser: Parser) -> None:
@@ -138,7 +148,7 @@ class Target:
         """The work queue's URL (checked to exist)."""
         if self._queue_url is None:
             if self.config is not None:
-                self._queue_url = self.output(QUEUE_STACK, "QueueUrl")
+                self._queue_url = self.output(QUEUE_STACK, QUEUE_URL_OUTPUT)
             else:
                 self._queue_url = self._resolve_queue(self._args.queue)
             self.attributes(self._queue_url, "QueueArn")
@@ -148,7 +158,7 @@ class Target:
         """The DLQ's URL: stack output or the work queue's redrive target (checked to exist)."""
         if self._dlq_url is None:
             if self.config is not None:
-                self._dlq_url = self.output(QUEUE_STACK, "DeadLetterQueueUrl")
+                self._dlq_url = self.output(QUEUE_STACK, DLQ_URL_OUTPUT)
             else:
                 self._dlq_url = self._dlq_from_redrive_policy(self.queue_url())
             self.attributes(self._dlq_url, "QueueArn")

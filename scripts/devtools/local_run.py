@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -117,9 +117,11 @@ def container_definition(assembly: Path, env_name: str) -> dict[str, Any]:
 
 
 class CountingMoto:
-    """moto's server on loopback (in this process); counts the SQS requests it serves."""
+    """moto's server on loopback (in this process); counts the SQS requests it serves.
 
-    def __init__(self) -> None:
+    ``port`` 0 (the default) takes a free one; a port in use raises OSError."""
+
+    def __init__(self, port: int = 0) -> None:
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -144,7 +146,7 @@ class CountingMoto:
             return app(environ, start)
 
         self.server = make_server(
-            "127.0.0.1", 0, counting, threaded=True, request_handler=MotoRequestHandler
+            "127.0.0.1", port, counting, threaded=True, request_handler=MotoRequestHandler
         )
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -157,11 +159,14 @@ class CountingMoto:
 
 @dataclass
 class FleetLog:
-    """The fleet's stdout, parsed: JSON lines become events; the rest is kept for errors."""
+    """The fleet's stdout, parsed: JSON lines become events; the rest is kept for errors.
+
+    ``copy``: a file that gets every line too; ``ship``: called with every line as well."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     copy: Path | None = None
+    ship: Callable[[str], None] | None = None
 
     def follow(self, stream: Any) -> None:
         copy = open(self.copy, "a") if self.copy else None  # noqa: SIM115 - closed below
@@ -169,6 +174,8 @@ class FleetLog:
             line = raw.decode(errors="replace").rstrip()
             if copy:
                 copy.write(line + "\n")
+            if self.ship:
+                self.ship(line)
             try:
                 self.events.append(json.loads(line))
             except ValueError:
@@ -264,7 +271,7 @@ def _counts(counts: dict[str, int], unit_first: bool = False) -> str:
     return ", ".join(f"{n} {name}" if unit_first else f"{name} {n}" for name, n in ordered)
 
 
-def _fake_aws_env() -> None:
+def fake_aws_env() -> None:
     """Fake credentials and a region: nothing here may reach real AWS."""
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.setdefault("AWS_REGION", REGION)
@@ -293,7 +300,7 @@ def _create_queues(sqs: Any, spec: QueueSpec) -> tuple[str, str]:
     return url, dlq
 
 
-def _enqueue(sqs: Any, url: str, args: argparse.Namespace) -> set[str]:
+def enqueue_batch(sqs: Any, url: str, args: argparse.Namespace) -> set[str]:
     good = json.dumps({"duration_seconds": args.duration})
     poison = json.dumps({"duration_seconds": min(args.duration, 0.5), "fail": True})
     bodies = [good] * args.messages + [poison] * args.poison + ["{malformed"] * args.malformed
@@ -361,6 +368,60 @@ def _fleet(env: dict[str, str], log: FleetLog) -> Iterator[subprocess.Popen[byte
         reader.join(5)
 
 
+def fleet_environment(
+    template_env: dict[str, str],
+    overrides: dict[str, str],
+    queue_url: str,
+    dlq_url: str,
+    endpoint_url: str,
+    run_dir: Path,
+) -> dict[str, str]:
+    """The fleet's environment: ours, the template's container environment, the local
+    overrides, the queues and the endpoint (moto); no ECS agent (no task protection)."""
+    env = {
+        **os.environ,
+        **template_env,
+        **overrides,
+        "QUEUE_URL": queue_url,
+        "DEAD_LETTER_QUEUE_URL": dlq_url,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "WORKER_RUN_DIR": str(run_dir / f"run-{os.getpid()}"),
+        "WORKER_TASK_DIR": str(run_dir / f"task-{os.getpid()}"),
+    }
+    env.pop("ECS_AGENT_URI", None)
+    return env
+
+
+def start_fleet(
+    stack: contextlib.ExitStack, env: dict[str, str], log: FleetLog
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The fleet started on ``stack`` (stopped when it closes), once all its workers have
+    started: (the supervisord entrypoint, the number of worker processes)."""
+    processes = int(env.get("WORKER_PROCESSES", "2"))
+    fleet = stack.enter_context(_fleet(env, log))
+    say(f"fleet: supervisord entrypoint pid {fleet.pid} (process group {fleet.pid})")
+    _wait_until(
+        lambda: len(log.of("worker_started")) >= processes or fleet.poll() is not None,
+        60,
+        "the workers to start",
+        log,
+    )
+    if fleet.poll() is not None:
+        _show_fleet_output(log)
+        raise _cli.OpsError("the fleet exited at start (its output is above)")
+    return fleet, processes
+
+
+def local_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """DEMO_OVERRIDES, plus --processes and --prefetch when given."""
+    overrides = dict(DEMO_OVERRIDES)
+    if args.processes:
+        overrides["WORKER_PROCESSES"] = str(args.processes)
+    if args.prefetch is not None:
+        overrides["PREFETCH_SECONDS"] = str(args.prefetch)
+    return overrides
+
+
 def _wait_until(condition: Any, timeout: float, what: str, log: FleetLog) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -380,12 +441,8 @@ def run(args: argparse.Namespace) -> Report:
     """Start everything, run the batch, stop everything; the report of the run."""
     assembly = _cli.synthesized(Path(args.cdk_out or Path(args.project) / "cdk.out"), args.env)
     spec, template_env = read_templates(assembly, args.env)
-    _fake_aws_env()
-    overrides = dict(DEMO_OVERRIDES)
-    if args.processes:
-        overrides["WORKER_PROCESSES"] = str(args.processes)
-    if args.prefetch is not None:
-        overrides["PREFETCH_SECONDS"] = str(args.prefetch)
+    fake_aws_env()
+    overrides = local_overrides(args)
     shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
     say(f"settings from the {args.env} templates; local overrides: {shown}")
     with contextlib.ExitStack() as stack:
@@ -395,37 +452,23 @@ def run(args: argparse.Namespace) -> Report:
         stack.callback(admin_moto.close)
         sqs = boto3.client("sqs", region_name=os.environ["AWS_REGION"], endpoint_url=admin_moto.url)
         url, dlq = _create_queues(sqs, spec)
-        env = {
-            **os.environ,
-            **template_env,
-            **overrides,
-            "QUEUE_URL": url.replace(admin_moto.url, workers_moto.url),
-            "DEAD_LETTER_QUEUE_URL": dlq.replace(admin_moto.url, workers_moto.url),
-            "AWS_ENDPOINT_URL": workers_moto.url,
-            "WORKER_RUN_DIR": str(Path(args.run_dir) / f"run-{os.getpid()}"),
-            "WORKER_TASK_DIR": str(Path(args.run_dir) / f"task-{os.getpid()}"),
-        }
-        env.pop("ECS_AGENT_URI", None)
-        processes = int(env.get("WORKER_PROCESSES", "2"))
+        env = fleet_environment(
+            template_env,
+            overrides,
+            url.replace(admin_moto.url, workers_moto.url),
+            dlq.replace(admin_moto.url, workers_moto.url),
+            workers_moto.url,
+            Path(args.run_dir),
+        )
         say(
             f"queue: visibility {spec.visibility_timeout} s, maxReceiveCount "
-            f"{spec.max_receive_count}; fleet: {processes} processes"
+            f"{spec.max_receive_count}; fleet: {env.get('WORKER_PROCESSES', '2')} processes"
         )
         log = FleetLog(copy=Path(args.fleet_log) if args.fleet_log else None)
-        fleet = stack.enter_context(_fleet(env, log))
-        say(f"fleet: supervisord entrypoint pid {fleet.pid} (process group {fleet.pid})")
-        _wait_until(
-            lambda: len(log.of("worker_started")) >= processes or fleet.poll() is not None,
-            60,
-            "the workers to start",
-            log,
-        )
-        if fleet.poll() is not None:
-            _show_fleet_output(log)
-            raise _cli.OpsError("the fleet exited at start (its output is above)")
+        fleet, processes = start_fleet(stack, env, log)
         workers_moto.requests.clear()
         started = time.monotonic()
-        sent = _enqueue(sqs, url, args)
+        sent = enqueue_batch(sqs, url, args)
 
         def settled() -> int:
             done = {j["message_id"] for j in log.of("job") if j["outcome"] == "done"}
@@ -487,26 +530,41 @@ def add_arguments(parser: Parser) -> None:
     """The command line."""
     parser.add_argument("--env", default="dev", help="environment name (default dev)")
     parser.add_argument("--cdk-out", help="synthesized assemblies (default: the project's cdk.out)")
+    add_batch_arguments(parser, messages=40, poison=2, malformed=2)
+    parser.add_argument("--timeout", type=float, default=300, help="give up after (default 300)")
+    parser.add_argument("--fleet-log", default="", help="also write the fleet's output here")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--run-dir", default="/tmp/queue-worker-local", help=argparse.SUPPRESS)
+
+
+def add_batch_arguments(parser: Parser, messages: int, poison: int, malformed: int) -> None:
+    """The demo batch (--messages, --duration, --poison, --malformed) and the fleet's
+    local overrides (--processes, --prefetch), with these defaults."""
     parser.add_argument(
-        "--messages", type=positive_int, default=40, help="good messages, at least 1 (default 40)"
+        "--messages",
+        type=positive_int,
+        default=messages,
+        help=f"good messages, at least 1 (default {messages})",
     )
     parser.add_argument(
         "--duration", type=non_negative_float, default=1.0, help="seconds a job (default 1)"
     )
     parser.add_argument(
-        "--poison", type=non_negative_int, default=2, help="always failing (default 2)"
+        "--poison",
+        type=non_negative_int,
+        default=poison,
+        help=f"always failing: retried, then moved to the DLQ by SQS (default {poison})",
     )
     parser.add_argument(
-        "--malformed", type=non_negative_int, default=2, help="non-JSON bodies (default 2)"
+        "--malformed",
+        type=non_negative_int,
+        default=malformed,
+        help=f"non-JSON bodies: dead-lettered by the worker with a reason (default {malformed})",
     )
     parser.add_argument(
         "--processes", type=non_negative_int, default=0, help="override WORKER_PROCESSES"
     )
     parser.add_argument("--prefetch", type=float, default=None, help="override PREFETCH_SECONDS")
-    parser.add_argument("--timeout", type=float, default=300, help="give up after (default 300)")
-    parser.add_argument("--fleet-log", default="", help="also write the fleet's output here")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--run-dir", default="/tmp/queue-worker-local", help=argparse.SUPPRESS)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ from scripts.devtools.local_run import (
     CountingMoto,
     FleetLog,
     _create_queues,
-    _fake_aws_env,
+    fake_aws_env,
     container_definition,
     read_templates,
     say,
@@ -216,7 +216,7 @@ def measure(args: argparse.Namespace, bodies: list[str]) -> measured.Measured:
     mode = template_env.get("WORKER_HANDLER_MODE", "callable")
     if mode not in sizing.KIT_SLOT_OVERHEAD_MIB:
         raise OpsError(f"{args.env}'s templates set an unknown WORKER_HANDLER_MODE {mode!r}")
-    _fake_aws_env()
+    fake_aws_env()
     with contextlib.ExitStack() as stack:
         moto = CountingMoto()
         stack.callback(moto.close)

@@ -26,7 +26,7 @@ from typing import Any
 from worker import contract
 
 from scripts import _cli
-from scripts._aws import WORKER_STACK, Target, add_env_options, iso_time
+from scripts._aws import LOG_GROUP_OUTPUT, WORKER_STACK, Target, add_env_options, iso_time
 from scripts._cli import Interrupted, OpsError, Parser, UsageError, positive_int
 
 HELP = "search and follow the worker's logs: --follow, --since, --process, --message-id, --outcome"
@@ -163,7 +163,7 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError("--max-polls needs --follow")
     start = parse_since(args.since, datetime.now(UTC))
     target = Target(args)
-    group = args.log_group or target.output(WORKER_STACK, "LogGroupName")
+    group = args.log_group or target.output(WORKER_STACK, LOG_GROUP_OUTPUT)
     client = target.client("logs")
     filters = wanted(args)
     pattern = filter_pattern(filters)

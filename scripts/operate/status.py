@@ -31,7 +31,11 @@ from worker.contract import JOBS_PROCESSED, metric_namespace
 
 from scripts import _cli
 from scripts._aws import (
+    CLUSTER_OUTPUT,
+    DLQ_URL_OUTPUT,
     QUEUE_STACK,
+    QUEUE_URL_OUTPUT,
+    SERVICE_OUTPUT,
     WORKER_STACK,
     Target,
     add_env_options,
@@ -115,12 +119,12 @@ def execute(args: argparse.Namespace) -> int:
     assert target.config is not None
     tasks = task_state(
         target.client("ecs"),
-        target.output(WORKER_STACK, "ClusterName"),
-        target.output(WORKER_STACK, "ServiceName"),
+        target.output(WORKER_STACK, CLUSTER_OUTPUT),
+        target.output(WORKER_STACK, SERVICE_OUTPUT),
     )
     cloudwatch = target.client("cloudwatch")
-    queue = queue_state(target, target.output(QUEUE_STACK, "QueueUrl"), cloudwatch, now)
-    dlq_url = target.output(QUEUE_STACK, "DeadLetterQueueUrl")
+    queue = queue_state(target, target.output(QUEUE_STACK, QUEUE_URL_OUTPUT), cloudwatch, now)
+    dlq_url = target.output(QUEUE_STACK, DLQ_URL_OUTPUT)
     dlq = queue_state(target, dlq_url, None, now)
     alarms = alarms_in_alarm(cloudwatch, f"{target.config.stack_prefix}-")
     batch = batch_state(cloudwatch, target.config.name, target.config.batch_windows, queue, now)
