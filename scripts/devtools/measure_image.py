@@ -53,8 +53,8 @@ from scripts.devtools.local_run import (
     CountingMoto,
     FleetLog,
     _create_queues,
-    fake_aws_env,
     container_definition,
+    fake_aws_env,
     read_templates,
     say,
 )
