@@ -5,10 +5,11 @@ runs the kit's CLI (`queue-worker VERB`, `python -m scripts VERB`, `python -m sc
 with or without `.venv/bin/`) is parsed by that command's own argument parser, as the shell
 would split it: a flag that does not exist, a value of the wrong type or a missing required
 option fails here. Parsing runs nothing: tests/integration/test_docs_run.py runs each printed
-command (the kit's CLI and the rest) against the embedded AWS, or says why it cannot. A variable the block sets (`SIM="..."`, `for e in a b; do`)
-is expanded as the shell would (a loop's line once per value); a line with a variable the block
-does not set cannot be parsed as printed and is skipped with that reason (SKIPPED_BECAUSE), as
-is a line with a placeholder in capitals (PLACEHOLDER_REASON).
+command (the kit's CLI and the rest) against the embedded AWS, or says why it cannot. A
+variable the block sets (`SIM="..."`, `for e in a b; do`) is expanded as the shell would (a
+loop's line once per value); a line with a variable the block does not set cannot be parsed as
+printed and is skipped with that reason (SKIPPED_BECAUSE), as is a line with a placeholder in
+capitals (PLACEHOLDER_REASON).
 """
 
 from __future__ import annotations
