@@ -31,8 +31,9 @@ from tests.infra.conftest import ROOT, VARIANTS, Synthesized, synthesize, varian
 
 RUNTIME = ROOT / "worker_image" / "worker"
 SCRIPTS = ROOT / "scripts"
-# Scripts that only ever talk to the embedded SQS (moto's server) on this machine.
-LOCAL_ONLY = ("local_run.py", "measure_memory.py", "bench.py", "sim")
+# What only ever talks to the embedded AWS (moto's server) on this machine: the development
+# tooling (local-run, local-stack, bench, measure) and the simulator.
+LOCAL_ONLY = ("devtools", "sim")
 # SQS authorizes a batch call by the action of its single form.
 BATCH_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",

@@ -112,13 +112,15 @@ def test_idempotency_table_when_enabled() -> None:
 
 def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
     """Every ``QueueWorker-ENV-X`` in README.md and docs/ (placeholders ENV and NAME read as
-    an environment) is a stack, a queue or a policy the app creates, so `purge`, `dlq` and `redrive`
-    accept what the docs tell the operator to type."""
+    an environment) is a stack, a queue, a policy or an alarm the app creates, so `purge`, `dlq`
+    and `redrive` accept what the docs tell the operator to type."""
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     shown = {
         (env, kind)
         for doc in docs
-        for env, kind in re.findall(r"QueueWorker-([A-Za-z]+)-([A-Za-z]+)", doc.read_text())
+        for env, kind in re.findall(
+            r"QueueWorker-([A-Za-z]+)-([A-Za-z]+(?:-[a-z]+)*)", doc.read_text()
+        )
     }
     assert shown
     for env, kind in sorted(shown):
@@ -131,4 +133,9 @@ def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
         }
         stacks = {f"{s.config.stack_prefix}-{k}" for k in ("Queue", "Worker", "Deploy")}
         policies = {execution_policy_name(s.config.name)}  # numbered -1, -2, ... in the docs
-        assert name in queues | stacks | policies, name
+        alarms = {
+            r["Properties"].get("AlarmName")
+            for r in s.worker_json["Resources"].values()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+        }
+        assert name in queues | stacks | policies | alarms, name

@@ -77,7 +77,6 @@ LONG_RUNNING = re.compile(r"--follow\b|\blocal-stack\b")
 ASKED_FOR = re.compile(r"(?P<question>.*(?:\? \[y/N\]|: ) ?)(?P<answer>\S.*)$")
 ENVIRONMENTS = ("dev", "stg", "prod")
 COMMAND_SECONDS = 300
-SETUP_INPUTS = ("pyproject.toml", "package.json", "package-lock.json", "requirements-checkov.txt")
 
 
 def runs_until_stopped(printed: Printed) -> bool:
@@ -124,10 +123,21 @@ class Sandbox:
     env: dict[str, str]
 
 
+def link_installed(source: Path, target: Path) -> None:
+    """``target``: a directory of links to what ``source`` holds, with its own fresh
+    `.installed` marker, so that make in the copy finds the setup done and never reinstalls
+    (a reinstall through a linked directory would replace the checkout's)."""
+    target.mkdir()
+    for entry in source.iterdir():
+        if entry.name != ".installed":
+            (target / entry.name).symlink_to(entry)
+    (target / ".installed").touch()
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """The project copied (tracked files, their times kept so make sees its venv current; the
-    venvs and node_modules linked), every environment synthesized and stood up in moto."""
+    """The project copied (its tracked files; the venvs and node_modules linked), every
+    environment synthesized and stood up in moto."""
     base = tmp_path_factory.mktemp("docs-run")
     project, home = base / "our-kit", base / "home"
     tracked = subprocess.run(
@@ -138,10 +148,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         if source.is_file():
             (project / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, project / name)
-    for linked in (".venv", "node_modules", ".venv-checkov"):
-        (project / linked).symlink_to(ROOT / linked)
-    for setup_input in SETUP_INPUTS:  # the linked venvs are current: make must not reinstall
-        os.utime(project / setup_input, (0, 0))
+    for installed in (".venv", "node_modules", ".venv-checkov"):
+        link_installed(ROOT / installed, project / installed)
     (home / "src").mkdir(parents=True)
     (home / "src" / "our-kit").symlink_to(project)
     synth = subprocess.run(
