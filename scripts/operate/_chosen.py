@@ -9,8 +9,9 @@ cannot fetch a message by id.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from scripts._aws import add_queue_options, queue_name
 from scripts._cli import OpsError, Parser, UsageError, print_json
@@ -90,6 +91,13 @@ def line(summary: dict[str, Any]) -> str:
     """One message of a text listing: its original id, its new one if retried, its reason."""
     new_id = f"  now {summary['new_message_id']}" if "new_message_id" in summary else ""
     return f"- {summary['source_message_id']}{new_id}  reason: {summary['reason']}"
+
+
+def listing(header: str, summaries: Sequence[dict[str, Any]], out: TextIO = sys.stdout) -> None:
+    """`header`, then one line a message."""
+    print(header, file=out)
+    for summary in summaries:
+        print(line(summary), file=out)
 
 
 def report(

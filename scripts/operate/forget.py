@@ -80,9 +80,7 @@ def execute(args: argparse.Namespace) -> int:
     gone = 0
     if not args.yes and not args.dry_run:
         out = sys.stderr if args.json else sys.stdout
-        print(f"{len(chosen)} messages of {name} to forget:", file=out)
-        for summary in summaries:
-            print(_chosen.line(summary), file=out)
+        _chosen.listing(f"{len(chosen)} messages of {name} to forget:", summaries, out)
         question = f"type {len(chosen)} or yes to delete them: "
         if not confirm(question, {str(len(chosen)), "yes"}, "forget", on_stderr=args.json):
             raise OpsError("aborted: not confirmed; nothing deleted")
@@ -96,14 +94,12 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         _chosen.report(args, scan, url, "forgot", summaries, gone=gone)
         return 0
-    if args.dry_run:
-        print(f"dry run: would forget {len(summaries)} messages of {name}:")
+    if args.dry_run or args.yes:  # what was not listed before the question
+        verb = "dry run: would forget" if args.dry_run else "forgot"
+        _chosen.listing(f"{verb} {len(summaries)} messages of {name}:", summaries)
     else:
         left = f" ({gone} had left the DLQ meanwhile)" if gone else ""
-        print(f"forgot {len(summaries)} messages of {name}{left}" + (":" if args.yes else ""))
-    if args.yes or args.dry_run:
-        for summary in summaries:
-            print(_chosen.line(summary))
+        print(f"forgot {len(summaries)} messages of {name}{left}")
     return 0
 
 

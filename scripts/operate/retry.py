@@ -81,9 +81,7 @@ def execute(args: argparse.Namespace) -> int:
         return 0
     route = f"{queue_name(dlq_url)} to {queue_name(queue_url)}"
     verb = "dry run: would retry" if args.dry_run else "retried"
-    print(f"{verb} {len(summaries)} messages from {route}:")
-    for summary in summaries:
-        print(_chosen.line(summary))
+    _chosen.listing(f"{verb} {len(summaries)} messages from {route}:", summaries)
     return 0
 
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from ops_helpers import send
+from ops_helpers import Terminal, send
 from worker.contract import FAILURE_REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE
 
 from scripts.operate import dlq, forget, retry
@@ -27,13 +27,6 @@ def dead_lettered(reason: str, source_id: str) -> dict[str, Any]:
         FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason},
         SOURCE_MESSAGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": source_id},
     }
-
-
-class Terminal(io.StringIO):
-    """A stdin that claims to be a terminal and holds what the operator types."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 class Failed:
