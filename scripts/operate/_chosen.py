@@ -9,7 +9,6 @@ cannot fetch a message by id.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -93,8 +92,8 @@ def line(summary: dict[str, Any]) -> str:
     return f"- {summary['source_message_id']}{new_id}  reason: {summary['reason']}"
 
 
-def listing(header: str, summaries: Sequence[dict[str, Any]], out: TextIO = sys.stdout) -> None:
-    """`header`, then one line a message."""
+def listing(header: str, summaries: Sequence[dict[str, Any]], out: TextIO | None = None) -> None:
+    """`header`, then one line a message, on `out` (default: stdout)."""
     print(header, file=out)
     for summary in summaries:
         print(line(summary), file=out)
