@@ -43,7 +43,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def choose(scan: Scan, args: argparse.Namespace, nothing_done: str) -> list[dict[str, Any]]:
-    """The messages of `scan` that args.ids or args.reason name, oldest first.
+    """The messages of `scan` that args.ids or args.reason name, oldest first (then by id).
 
     OpsError when an ID names no message (every such ID in one line), or when no message has
     the reason; `nothing_done` ends that line ("nothing retried").
@@ -72,7 +72,7 @@ def choose(scan: Scan, args: argparse.Namespace, nothing_done: str) -> list[dict
                 f"not in the DLQ: {', '.join(unknown)}{limit_note(scan, args.max_messages)}; "
                 f"{nothing_done}"
             )
-    chosen.sort(key=lambda id_: (described[id_]["sent_at"], id_))
+    chosen.sort(key=lambda id_: (described[id_]["sent_at"], described[id_]["source_message_id"]))
     return [scan.messages[id_] for id_ in chosen]
 
 

@@ -118,9 +118,9 @@ def read_all(target: Target, url: str, max_messages: int = DEFAULT_MAX_MESSAGES)
 
 def by_reason(described: Sequence[dict[str, Any]], ids_shown: int) -> list[dict[str, Any]]:
     """Described messages grouped by reason, largest group first (then by reason): each with
-    its count and the ids of its first `ids_shown` messages, oldest first."""
+    its count and the ids of its first `ids_shown` messages, oldest first (then by id)."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for message in sorted(described, key=lambda m: (m["sent_at"], m["message_id"])):
+    for message in sorted(described, key=lambda m: (m["sent_at"], m["source_message_id"])):
         groups.setdefault(message["reason"], []).append(message)
     return [
         {
