@@ -53,8 +53,7 @@ def choose(scan: Scan, args: argparse.Namespace, nothing_done: str) -> list[dict
         chosen = [id_ for id_, d in described.items() if d["reason"] == args.reason]
         if not chosen:
             raise OpsError(
-                f"no DLQ message has the reason {args.reason!r}"
-                f"{limit_note(scan, args.max_messages)}; {nothing_done}"
+                f"no DLQ message has the reason {args.reason!r}{limit_note(scan)}; {nothing_done}"
             )
     else:
         wanted = set(args.ids)
@@ -69,8 +68,7 @@ def choose(scan: Scan, args: argparse.Namespace, nothing_done: str) -> list[dict
         unknown = [id_ for id_ in dict.fromkeys(args.ids) if id_ not in found]
         if unknown:
             raise OpsError(
-                f"not in the DLQ: {', '.join(unknown)}{limit_note(scan, args.max_messages)}; "
-                f"{nothing_done}"
+                f"not in the DLQ: {', '.join(unknown)}{limit_note(scan)}; {nothing_done}"
             )
     chosen.sort(key=lambda id_: (described[id_]["sent_at"], described[id_]["source_message_id"]))
     return [scan.messages[id_] for id_ in chosen]
@@ -115,7 +113,8 @@ def report(
             "dry_run": bool(args.dry_run),
             done: len(summaries) if not args.dry_run else 0,
             "read": scan.read,
-            "max_messages_reached": scan.limit_reached,
+            "complete": scan.complete,
+            "stopped_at": scan.stopped_at,
             "messages": list(summaries),
         }
     )

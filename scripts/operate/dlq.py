@@ -13,15 +13,16 @@ id its log lines carry: `logs --message-id ID`, the `message-story` query).
 its count, largest first, and the first --ids message ids of each (`retry --reason TEXT` and
 `forget --reason TEXT` take a reason exactly as printed). SQS hands out at most 10 messages a
 receive and cannot list a queue, so it receives 10 at a time, keeping what it read hidden for
-SCAN_VISIBILITY_SECONDS, until a receive brings no message it has not seen, or it has read
---max-messages (then it says so: the DLQ may hold more). Each read raises every message's
-receive count by one.
+120 s, until a receive brings no message it has not seen, or it has read --max-messages or for
+90 s (then it says so: the DLQ may hold more). Each read raises every message's receive count
+by one.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ HELP = "peek at the DLQ: counts, and samples with the reason and the original me
 PEEK_VISIBILITY_SECONDS = 30  # long enough to collect all samples before handing them back
 DEFAULT_REASON = "maxReceiveCount exceeded"  # SQS moved it: the worker set no reason
 SCAN_VISIBILITY_SECONDS = 120  # a full read hides what it read this long (released at its end)
+SCAN_READ_SECONDS = 90  # and ends by then, before what it read first can be visible again
 DEFAULT_MAX_MESSAGES = 1000  # a full read stops here (100 receives)
 DEFAULT_IDS_SHOWN = 5  # message ids printed per reason
 
@@ -79,7 +81,12 @@ class Scan:
 
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     read: int = 0  # how many it read (messages deleted since stay counted)
-    limit_reached: bool = False  # it stopped at max_messages: the queue may hold more
+    stopped_at: str | None = None  # what ended it before the queue's end: it may hold more
+
+    @property
+    def complete(self) -> bool:
+        """Whether it read until a receive brought nothing new (not stopped at a bound)."""
+        return self.stopped_at is None
 
 
 @contextmanager
@@ -88,15 +95,21 @@ def read_all(target: Target, url: str, max_messages: int = DEFAULT_MAX_MESSAGES)
     made visible again when it ends, whatever happens in it.
 
     Receives 10 at a time (SQS's most; it cannot list a queue) with a one-second wait (a long
-    poll asks every SQS server) until a receive brings no message it has not seen, or it holds
-    `max_messages` (``limit_reached``). Each receive raises the receive count of what it got.
+    poll asks every SQS server) until a receive brings no message it has not seen. It stops
+    earlier (``stopped_at``) when it holds `max_messages`, or after SCAN_READ_SECONDS: later,
+    what it read first could be visible again and seem all there is. Each receive raises the
+    receive count of what it got.
     """
     scan = Scan()
+    started = time.monotonic()
     try:
         while True:
             room = max_messages - len(scan.messages)
             if room <= 0:
-                scan.limit_reached = True
+                scan.stopped_at = f"--max-messages {max_messages}"
+                break
+            if scan.messages and time.monotonic() - started > SCAN_READ_SECONDS:
+                scan.stopped_at = f"{SCAN_READ_SECONDS} s of reading"
                 break
             messages = target.sqs.receive_message(
                 QueueUrl=url,
@@ -198,11 +211,11 @@ def add_max_messages_option(parser: Parser) -> None:
     )
 
 
-def limit_note(scan: Scan, max_messages: int) -> str:
-    """What a text line adds when the read stopped at --max-messages ('' otherwise)."""
-    if not scan.limit_reached:
+def limit_note(scan: Scan) -> str:
+    """What a text line adds when the read stopped before the DLQ's end ('' otherwise)."""
+    if scan.complete:
         return ""
-    return f" (stopped at --max-messages {max_messages}: the DLQ may hold more)"
+    return f" (stopped at {scan.stopped_at}: the DLQ may hold more)"
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -239,14 +252,15 @@ def print_by_reason(target: Target, url: str, args: argparse.Namespace) -> int:
                 "queue_url": url,
                 "read": len(described),
                 "max_messages": args.max_messages,
-                "max_messages_reached": scan.limit_reached,
+                "complete": scan.complete,
+                "stopped_at": scan.stopped_at,
                 "reasons": groups,
             }
         )
         return 0
     print(
         f"{queue_name(url)}: read {len(described)} messages, {len(groups)} reasons"
-        f"{limit_note(scan, args.max_messages)}"
+        f"{limit_note(scan)}"
     )
     width = len(str(groups[0]["count"])) if groups else 1
     for group in groups:

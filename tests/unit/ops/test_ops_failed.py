@@ -62,11 +62,12 @@ def by_reason(failed: Failed, capsys: Any, *extra: str) -> Any:
 
 def test_by_reason_counts_every_message_largest_first(failed: Failed, capsys: Any) -> None:
     report = by_reason(failed, capsys)
-    assert (report["read"], report["max_messages"], report["max_messages_reached"]) == (
+    assert (report["read"], report["max_messages"], report["complete"]) == (
         23,
         dlq.DEFAULT_MAX_MESSAGES,
-        False,
+        True,
     )
+    assert report["stopped_at"] is None
     assert [(g["reason"], g["count"]) for g in report["reasons"]] == [
         (MOVED_BY_SQS, 12),
         (PERMANENT, 7),
@@ -96,12 +97,37 @@ def test_by_reason_text(failed: Failed, capsys: Any) -> None:
 
 def test_by_reason_says_when_max_messages_stopped_it(failed: Failed, capsys: Any) -> None:
     report = by_reason(failed, capsys, "--max-messages", "15")
-    assert (report["read"], report["max_messages_reached"]) == (15, True)
+    assert (report["read"], report["complete"], report["stopped_at"]) == (
+        15,
+        False,
+        "--max-messages 15",
+    )
     assert sum(g["count"] for g in report["reasons"]) == 15
     capsys.readouterr()
     assert dlq.main([*failed.args, "--by-reason", "--max-messages", "15"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.endswith("(stopped at --max-messages 15: the DLQ may hold more)")
+    assert counts(failed.sqs, failed.dlq_url) == (23, 0)
+
+
+def test_by_reason_stops_before_what_it_read_can_reappear(
+    failed: Failed, capsys: Any, monkeypatch: Any
+) -> None:
+    """A read longer than SCAN_READ_SECONDS would meet its first messages again (visible once
+    SCAN_VISIBILITY_SECONDS pass) and take them for the end: it stops and says so."""
+    monkeypatch.setattr(dlq, "SCAN_READ_SECONDS", 0)
+    report = by_reason(failed, capsys)
+    assert (report["read"], report["complete"], report["stopped_at"]) == (
+        10,
+        False,
+        "0 s of reading",
+    )
+    capsys.readouterr()
+    assert retry.main([*failed.args, "no-such-id"]) == 1
+    assert capsys.readouterr().err == (
+        "error: not in the DLQ: no-such-id (stopped at 0 s of reading: the DLQ may hold more); "
+        "nothing retried\n"
+    )
     assert counts(failed.sqs, failed.dlq_url) == (23, 0)
 
 
