@@ -1,7 +1,7 @@
 """Delete chosen DLQ messages: one, some, or every one with a reason, after confirmation.
 
     queue-worker forget --env prod ID [ID...]          # asks you to type the count or yes
-    queue-worker forget --env prod --reason "malformed body: bad JSON" --yes
+    queue-worker forget --env prod --reason "maxReceiveCount exceeded" --yes
     queue-worker forget --queue NAME|URL ID --dry-run --json
 
 Horizon's `queue:forget ID` for SQS (`purge --dlq` forgets them all). It reads the whole DLQ as
@@ -25,7 +25,7 @@ from scripts import _cli
 from scripts._aws import Target, queue_name
 from scripts._cli import Interrupted, OpsError, Parser, confirm, uninterrupted
 from scripts.operate import _chosen
-from scripts.operate.dlq import Scan, read_all
+from scripts.operate.dlq import Scan, limit_note, read_all
 
 HELP = "delete chosen DLQ messages (by id, or all with a reason), after confirmation"
 
@@ -77,7 +77,7 @@ def execute(args: argparse.Namespace) -> int:
         deleted: set[str] = set()
         if args.yes and not args.dry_run:
             deleted = delete(target.sqs, url, scan, chosen)
-    gone = 0
+    gone, where = 0, ""
     if not args.yes and not args.dry_run:
         out = sys.stderr if args.json else sys.stdout
         _chosen.listing(f"{len(chosen)} messages of {name} to forget:", summaries, out)
@@ -89,6 +89,11 @@ def execute(args: argparse.Namespace) -> int:
             still = [m for message_id, m in again.messages.items() if message_id in wanted]
             deleted = delete(target.sqs, url, again, still)
         gone = len(chosen) - len(deleted)
+        where = (
+            " had left the DLQ meanwhile"
+            if again.complete
+            else f" not read again{limit_note(again)}"
+        )
     if not args.dry_run:
         summaries = [s for s in summaries if s["message_id"] in deleted]
     if args.json:
@@ -98,7 +103,7 @@ def execute(args: argparse.Namespace) -> int:
         verb = "dry run: would forget" if args.dry_run else "forgot"
         _chosen.listing(f"{verb} {len(summaries)} messages of {name}:", summaries)
     else:
-        left = f" ({gone} had left the DLQ meanwhile)" if gone else ""
+        left = f" ({gone}{where})" if gone else ""
         print(f"forgot {len(summaries)} messages of {name}{left}")
     return 0
 

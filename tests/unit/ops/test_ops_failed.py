@@ -267,3 +267,26 @@ def test_forget_json_asks_on_stderr(failed: Failed, capsys: Any, monkeypatch: An
     assert (report["forgot"], report["gone"]) == (1, 0)
     assert report["messages"][0]["source_message_id"] == "bad-3"
     assert counts(failed.sqs, failed.dlq_url) == (22, 0)
+
+
+def test_forget_deletes_only_what_is_still_there_after_the_question(
+    failed: Failed, capsys: Any, monkeypatch: Any
+) -> None:
+    """While the operator answers, another one retries one of the four: forget deletes the
+    other three, says one had left, and deletes nothing it did not list."""
+
+    def answered_while_one_leaves(*_: Any, **__: Any) -> bool:
+        assert retry.main([*failed.args, "bad-2"]) == 0
+        send(failed.sqs, failed.dlq_url, ["malformed 9"], dead_lettered(MALFORMED, "bad-9"))
+        return True
+
+    monkeypatch.setattr(forget, "confirm", answered_while_one_leaves)
+    capsys.readouterr()
+    assert forget.main([*failed.args, "--reason", MALFORMED]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("forgot 3 messages of ")
+    assert last.endswith(" (1 had left the DLQ meanwhile)")
+    left = by_reason(failed, capsys, "--ids", "10")
+    malformed = next(g for g in left["reasons"] if g["reason"] == MALFORMED)
+    assert [m["source_message_id"] for m in malformed["messages"]] == ["bad-9"]
+    assert [m["Body"] for m in drain(failed.sqs, failed.queue_url)] == ["malformed 2"]
