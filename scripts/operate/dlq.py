@@ -42,7 +42,10 @@ from scripts._aws import (
 )
 from scripts._cli import Parser, non_negative_int, positive_int, print_json
 
-HELP = "peek at the DLQ: counts, and samples with the reason and the original message id"
+HELP = (
+    "peek at the DLQ: counts, and samples with the reason and the original message id; "
+    "--by-reason: every message counted by reason"
+)
 PEEK_VISIBILITY_SECONDS = 30  # long enough to collect all samples before handing them back
 DEFAULT_REASON = "maxReceiveCount exceeded"  # SQS moved it: the worker set no reason
 SCAN_VISIBILITY_SECONDS = 120  # a full read hides what it read this long (released at its end)
@@ -196,18 +199,18 @@ def add_arguments(parser: Parser) -> None:
         default=DEFAULT_IDS_SHOWN,
         help=f"with --by-reason: message ids shown per reason (default {DEFAULT_IDS_SHOWN})",
     )
-    add_max_messages_option(parser)
+    add_max_messages_option(parser, "with --by-reason: ")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def add_max_messages_option(parser: Parser) -> None:
-    """--max-messages: the bound of a full read."""
+def add_max_messages_option(parser: Parser, when: str = "") -> None:
+    """--max-messages: the bound of a full read (`when`: what its help starts with)."""
     parser.add_argument(
         "--max-messages",
         type=positive_int,
         metavar="N",
         default=DEFAULT_MAX_MESSAGES,
-        help=f"read at most this many DLQ messages (default {DEFAULT_MAX_MESSAGES})",
+        help=f"{when}read at most this many DLQ messages (default {DEFAULT_MAX_MESSAGES})",
     )
 
 
