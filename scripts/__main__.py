@@ -2,7 +2,8 @@
 
     queue-worker status --env prod
     queue-worker logs --env prod --follow --outcome retry
-    queue-worker dlq --env prod
+    queue-worker dlq --env prod --by-reason
+    queue-worker retry --env prod ID
     queue-worker --project ~/src/our-queue-kit plan --env prod
     queue-worker VERB --help
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from scripts import _cli
 from scripts.capacity import bill, plan, simulate
 from scripts.devtools import bench, local_run, local_stack, measure_image
-from scripts.operate import dlq, enqueue, logs, purge, redrive, status
+from scripts.operate import dlq, enqueue, forget, logs, purge, redrive, retry, status
 
 COMMANDS: dict[str, _cli.Command] = {
     "status": status,
@@ -32,6 +33,8 @@ COMMANDS: dict[str, _cli.Command] = {
     "enqueue": enqueue,
     "dlq": dlq,
     "redrive": redrive,
+    "retry": retry,
+    "forget": forget,
     "purge": purge,
     "plan": plan,
     "bill": bill,

@@ -20,7 +20,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -240,6 +240,29 @@ def reader_gone() -> bool:
     poller = select.poll()
     poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def confirm(
+    question: str, answers: Collection[str], action: str, *, on_stderr: bool = False
+) -> bool:
+    """Ask ``question`` on the terminal; True if the answer (stripped) is one of ``answers``.
+
+    OpsError ("refusing to ACTION") when stdin is not a terminal: without one nobody can
+    answer, and a command that deletes must not take a pipe's line for consent. The question
+    goes to stdout, or to stderr with ``on_stderr`` (when stdout carries a JSON document).
+    """
+    if not sys.stdin.isatty():
+        raise OpsError(
+            f"refusing to {action}: no terminal to confirm on (pass --yes to skip the question)"
+        )
+    if on_stderr:
+        print(question, end="", file=sys.stderr, flush=True)
+        question = ""
+    try:
+        answer = input(question)
+    except EOFError:
+        return False
+    return answer.strip() in answers
 
 
 def interactive() -> bool:

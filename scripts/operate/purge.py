@@ -17,22 +17,9 @@ from botocore.exceptions import ClientError
 
 from scripts import _cli
 from scripts._aws import Target, add_queue_options, describe_counts, queue_counts, queue_name
-from scripts._cli import OpsError, Parser, error_code
+from scripts._cli import OpsError, Parser, confirm, error_code
 
 HELP = "delete every message of the work queue (or of the DLQ with --dlq), after confirmation"
-
-
-def confirm(name: str) -> bool:
-    """Ask on the terminal to type `name`; True if typed exactly. Refuses without a terminal."""
-    if not sys.stdin.isatty():
-        raise OpsError(
-            "refusing to purge: no terminal to confirm on (pass --yes to skip the question)"
-        )
-    try:
-        answer = input(f"type the queue name ({name}) to purge it: ")
-    except EOFError:
-        return False
-    return answer.strip() == name
 
 
 def add_arguments(parser: Parser) -> None:
@@ -52,7 +39,8 @@ def execute(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: would purge {name}")
         return 0
-    if not args.yes and not confirm(name):
+    question = f"type the queue name ({name}) to purge it: "
+    if not args.yes and not confirm(question, {name}, "purge"):
         raise OpsError("aborted: the name did not match; nothing purged")
     try:
         target.sqs.purge_queue(QueueUrl=url)

@@ -190,8 +190,8 @@ class _Copy:
                     wanted.append(message)
             if wanted:
                 with uninterrupted():
-                    sent = _copy_batch(self.sqs, self.dlq_url, self.queue_url, wanted)
-                    self.sent_ids.update(sent)
+                    sent = copy_batch(self.sqs, self.dlq_url, self.queue_url, wanted)
+                    self.sent_ids.update(sent.values())
                     self.moved += len(sent)
                     bar.advance(len(sent))
 
@@ -208,10 +208,17 @@ class _Copy:
         return sent_ms is not None and int(sent_ms) > self.started_ms + CLOCK_MARGIN_MS
 
 
-def _copy_batch(
-    sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str, Any]]
-) -> list[str]:
-    """Send `messages` to the queue, delete from the DLQ what was sent; the ids it got there."""
+def copy_batch(
+    sqs: Any, dlq_url: str, queue_url: str, messages: Sequence[dict[str, Any]]
+) -> dict[str, str]:
+    """Send `messages` (at most 10, as received from the DLQ: body and message attributes) to
+    the queue, then delete from the DLQ what was sent; {DLQ message id: its new id on the queue}.
+
+    A send that fails leaves its message in the DLQ, visible again, and raises OpsError once the
+    others are deleted; a delete that fails leaves a sent message in both queues (a warning):
+    a duplicate, never a loss. The kit's own attributes travel with the copy (the worker takes
+    them off before the handler sees the message).
+    """
     entries = []
     for index, message in enumerate(messages):
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
@@ -223,13 +230,12 @@ def _copy_batch(
         entries.append(entry)
     response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
     successful = response.get("Successful", [])
-    sent = [messages[int(ok["Id"])] for ok in successful]
+    sent = {messages[int(ok["Id"])]["MessageId"]: ok["MessageId"] for ok in successful}
     if sent:
+        handles = [messages[int(ok["Id"])]["ReceiptHandle"] for ok in successful]
         deleted = sqs.delete_message_batch(
             QueueUrl=dlq_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)
-            ],
+            Entries=[{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(handles)],
         )
         if deleted.get("Failed"):
             count = len(deleted["Failed"])
@@ -242,7 +248,7 @@ def _copy_batch(
             f"could not send {len(failed)} message(s) to the queue; they stay in the DLQ "
             f"({first['Code']}: {first.get('Message', '')})"
         )
-    return [ok["MessageId"] for ok in successful]
+    return sent
 
 
 def add_arguments(parser: Parser) -> None:

@@ -156,3 +156,51 @@ def test_redrive_copy_next_to_a_fleet_that_dead_letters_at_once_copies_each_mess
     assert sorted(m["Body"] for m in back) == sorted(bodies)  # each original once, none lost
     sources = {m["MessageAttributes"][SOURCE_MESSAGE_ID_ATTRIBUTE]["StringValue"] for m in back}
     assert sources == {j["message_id"] for j in jobs}
+
+
+def test_retry_by_original_id_runs_that_job_again_on_the_fleet_and_leaves_the_other(
+    make_fleet: Any, make_queue_pair: Any, sqs_client: Any, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """Horizon's `queue:failed` then `queue:retry ID`: two jobs the fleet dead-letters (its
+    command exits 65 until the "fix" lands), `dlq --by-reason` counts them under the worker's
+    reason, `retry ORIGINAL_ID` sends one back, and the running fleet does it: the job line
+    carries the new id retry printed; the other stays in the DLQ."""
+    pair = make_queue_pair(max_receive_count=3)
+    fixed = tmp_path / "fixed"
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        WORKER_PROCESSES=2,
+        WORKER_HANDLER_MODE="command",
+        WORKER_HANDLER=f"test -e {fixed} || exit 65",
+    )
+    ids = [
+        sqs_client.send_message(QueueUrl=pair.url, MessageBody=json.dumps({"job": n}))["MessageId"]
+        for n in range(2)
+    ]
+    fleet.wait_for(lambda: len(fleet.jobs("dead_letter")) == 2)
+    fleet.wait_for(lambda: queue_counts(sqs_client, pair.dlq_url) == (2, 0))
+    queue = pair.url.rsplit("/", 1)[-1]
+    counted = command(
+        "dlq", "--queue", queue, "--region", REGION, "--by-reason", "--json",
+        endpoint=moto_endpoint,
+    )  # fmt: skip
+    assert counted.returncode == 0, counted.stderr
+    [group] = json.loads(counted.stdout)["reasons"]
+    assert group["count"] == 2
+    assert {m["source_message_id"] for m in group["messages"]} == set(ids)
+
+    fixed.touch()
+    retried = command(
+        "retry", "--queue", queue, "--region", REGION, ids[0], "--json", endpoint=moto_endpoint
+    )
+    assert retried.returncode == 0, retried.stderr
+    [moved] = json.loads(retried.stdout)["messages"]
+    assert (moved["source_message_id"], moved["reason"]) == (ids[0], group["reason"])
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 1)
+    assert fleet.stop() == 0
+    [done] = fleet.jobs("done")
+    assert done["message_id"] == moved["new_message_id"]
+    [left] = drain(sqs_client, pair.dlq_url)
+    assert left["MessageAttributes"][SOURCE_MESSAGE_ID_ATTRIBUTE]["StringValue"] == ids[1]
+    assert queue_counts(sqs_client, pair.url) == (0, 0)

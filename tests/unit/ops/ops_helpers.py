@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 
@@ -10,3 +11,10 @@ def send(sqs: Any, url: str, bodies: list[str], attributes: dict[str, Any] | Non
     for body in bodies:
         extra = {"MessageAttributes": attributes} if attributes else {}
         sqs.send_message(QueueUrl=url, MessageBody=body, **extra)
+
+
+class Terminal(io.StringIO):
+    """A stdin that claims to be a terminal and holds what the operator types."""
+
+    def isatty(self) -> bool:
+        return True

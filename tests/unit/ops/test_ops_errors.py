@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[3]
 QUEUE_COMMANDS = [
     pytest.param(["enqueue", "--count", "1"], id="enqueue"),
     pytest.param(["dlq"], id="dlq"),
+    pytest.param(["dlq", "--by-reason"], id="dlq-by-reason"),
     pytest.param(["redrive", "--method", "copy"], id="redrive"),
+    pytest.param(["retry", "--reason", "boom"], id="retry"),
+    pytest.param(["forget", "some-id", "--yes"], id="forget"),
     pytest.param(["purge", "--yes"], id="purge"),
 ]
 ENV_COMMANDS = [

@@ -6,17 +6,10 @@ import io
 from typing import Any
 
 import pytest
-from ops_helpers import send
+from ops_helpers import Terminal, send
 
 from scripts.operate import purge
 from tests.sqs_helpers import queue_counts as counts
-
-
-class Terminal(io.StringIO):
-    """A stdin that claims to be a terminal and holds what the operator types."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 @pytest.fixture
