@@ -8,7 +8,7 @@ line exports it) and `~` a home with the project at ~/src/our-kit. A command pas
 exits as the docs show it: 1 when the output they print ends in an `error:` line, else 0; one
 that runs until stopped (`--follow`, `local-stack`) is interrupted after it has printed and
 must exit 130; one that asks is answered through a terminal with the answer the docs show
-(else `y`). What it prints beyond that is each verb's own tests' business (the figures differ
+(else `yes`). What it prints beyond that is each verb's own tests' business (the figures differ
 from the docs' runs). A command that cannot run here is skipped with its reason (NOT_RUN).
 """
 
@@ -26,11 +26,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from worker.contract import FAILURE_REASON_ATTRIBUTE
 
 from scripts.devtools.local_run import FAKE_CREDENTIALS
-from scripts.devtools.local_stack import stand_up
+from scripts.devtools.local_stack import LocalStack, stand_up
+from scripts.operate.dlq import DEFAULT_REASON
 from tests.conftest import free_port, sqs_receives_atomically
 from tests.printed_commands import (
     PLACEHOLDER,
@@ -55,6 +58,10 @@ NOT_RUN: list[tuple[re.Pattern[str], str]] = [
         NEEDS_AWS,
     ),
     (re.compile(r"^gh "), "needs GitHub: your token and repository (OWNER/NAME)"),
+    (
+        re.compile(r"^queue-worker (?:retry|forget) .*\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"),
+        "names message ids of the docs' own run: SQS gives every message its id, yours differ",
+    ),
     (
         re.compile(r"^docker build|--image our-app"),
         "needs your application's image (your Dockerfile and source)",
@@ -107,20 +114,39 @@ def expected_exit(printed: Printed) -> int:
 
 
 def documented_answer(printed: Printed, question: str) -> str:
-    """The answer the docs show typed after ``question``, else `y`."""
+    """The answer the docs show typed after ``question``, else `yes`."""
     for line in printed.output:
         asked = ASKED_FOR.match(line.strip())
         if asked and question.strip().startswith(asked.group("question").strip()):
             return asked.group("answer")
-    return "y"
+    return "yes"
 
 
 @dataclass(frozen=True)
 class Sandbox:
-    """A copy of the project, the environment its commands run in, and the moto endpoint."""
+    """A copy of the project, the environment its commands run in, and its stacks in moto."""
 
     project: Path
     env: dict[str, str]
+    stacks: dict[str, LocalStack]
+
+    def dead_letter(self, printed: Printed) -> None:
+        """What a command that picks failures by `--reason R` presumes: a message of that
+        reason in its environment's DLQ (SQS's move sets no reason; the worker's copy does)."""
+        argv = words(printed.command)
+        if "--reason" not in argv:
+            return
+        reason, stack = argv[argv.index("--reason") + 1], self.stacks[argv[argv.index("--env") + 1]]
+        attributes = (
+            {}
+            if reason == DEFAULT_REASON
+            else {FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason}}
+        )
+        credentials = {key.lower(): value for key, value in FAKE_CREDENTIALS.items()}
+        sqs = boto3.client(
+            "sqs", region_name=stack.region, endpoint_url=stack.endpoint_url, **credentials
+        )
+        sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="{}", MessageAttributes=attributes)
 
 
 def link_installed(source: Path, target: Path) -> None:
@@ -162,8 +188,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        for name in ENVIRONMENTS:
-            stand_up(project / "cdk.out", name, endpoint)
+        stacks = {name: stand_up(project / "cdk.out", name, endpoint) for name in ENVIRONMENTS}
         env = {
             key: value
             for key, value in os.environ.items()
@@ -177,7 +202,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             "HOME": str(home),
             "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
         }
-        yield Sandbox(project, env)
+        yield Sandbox(project, env, stacks)
     finally:
         server.stop()
 
@@ -254,6 +279,7 @@ def test_a_printed_command_runs_as_printed(sandbox: Sandbox, printed: Printed) -
     reason = reason_not_run(printed)
     if reason:
         pytest.skip(f"{printed.where}: {reason}")
+    sandbox.dead_letter(printed)
     ran = run_as_typed(sandbox, printed)
     assert "Traceback (most recent call last)" not in ran.output, ran.output
     assert ran.exit_code == expected_exit(printed), (
