@@ -4,40 +4,37 @@ a daily batch.
     queue-worker plan --messages 2000 --duration uniform:30:300 --env prod
     queue-worker plan --messages 2000 --duration-mean 165 --duration-max 300 --json
 
-For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB), on each architecture
-(x86_64, arm64: Graviton's lower price) and capacity (on-demand, Fargate Spot at --spot-discount
-off, 50% by default: scripts/capacity/pricing.py says why) that --architecture and --capacity allow
-(default: all), the processes per task are
-those that fit: memory (the kit's own share in --handler-mode, stacks/sizing.py, as the config
-check counts it, + --process-memory each) and CPU (--process-cpu each, up to 80% of the task's
-vCPU); with --measured FILE, both (and the handler mode) are those `queue-worker measure` found in
-the team's image. The batch arrives at the window start;
-the target backlog per process paces the work to end before the deadline (window end minus
---margin) after reserving the task start, the scale-out delay of an idle queue's metrics and
-one longest job:
+For each valid CPU/memory pair (stacks.fargate.VALID_MEMORY_MIB), on each architecture (x86_64,
+arm64: Graviton's lower price) and capacity (on-demand, Fargate Spot at --spot-discount off, 50%
+by default: scripts/capacity/pricing.py says why) that --architecture and --capacity allow
+(default: all), the processes per task are those that fit: memory (the kit's own share in
+--handler-mode, stacks/sizing.py, as the config check counts it, + --process-memory each) and
+CPU (--process-cpu each, up to 80% of the task's vCPU); with --measured FILE, both (and the
+handler mode) are those `queue-worker measure` found in the team's image. The batch arrives at
+the window start; the target backlog per process paces the work to end before the deadline
+(window end minus --margin) after reserving the task start, the scale-out delay of an idle
+queue's metrics and one longest job:
 
     target = floor((window - margin - start latency - scale-out delay - max duration) / mean)
     window min tasks = ceil(messages / (target x processes))
     max tasks = ceil(growth x messages / (target x processes)), capped by the database cap
 
-Compute a day: (messages x mean / processes + window min tasks x (start latency + max
-duration)) task-seconds at the task's price; on Spot, each of --spot-interruptions-per-hour
-interruptions per task-hour adds half a mean job (the jobs handed back run again) and a task
-start. With Spot the block turns on the on-demand fallback, which counts in the database cap
-(max tasks x 2 x processes). Shapes are ranked by the whole month (scripts/capacity/bill.py,
-30.4 days of this batch): the compute, plus what the environment pays besides it, counted from
-its config
+Compute a day: (messages x mean / processes + window min tasks x (start latency + max duration))
+task-seconds at the task's price; on Spot, each of --spot-interruptions-per-hour interruptions
+per task-hour adds half a mean job (the jobs handed back run again) and a task start. With Spot
+the block turns on the on-demand fallback, which counts in the database cap (max tasks x 2 x
+processes). Shapes are ranked by the whole month (scripts/capacity/bill.py, 30.4 days of this
+batch): the compute, plus what the environment pays besides it, counted from its config
 (--env's, else the config's defaults; the block's one window): alarms (Spot's fallback adds two
 and Container Insights), the dashboard, the KMS key, public IPv4 per task-hour or a NAT gateway
-or endpoints, logs, SQS requests. Ties (whole months within TIE_TOLERANCE of the
-cheapest's compute of the cheapest) go to the fewest processes. The floor is compute only: the
+or endpoints, logs, SQS requests. Ties (whole months less than TIE_TOLERANCE of the cheapest's
+compute above the cheapest) go to the fewest processes. The floor is compute only: the
 workload's job-seconds at the cheapest on-demand price per process of any shape and
 architecture, what no configuration's compute beats without Spot. Prints the chosen shape and
 why first, its whole month line by line, then the cheapest shapes (all with --all) with the
-chosen one marked, then a cdk.json block. The
-database cap (total processes) is --max-total-processes, else the environment's
-scaling.max_total_processes (--env); it is never raised: when no shape fits under it, plan
-says what cap would fit and exits 1.
+chosen one marked, then a cdk.json block. The database cap (total processes) is
+--max-total-processes, else the environment's scaling.max_total_processes (--env); it is never
+raised: when no shape fits under it, plan says what cap would fit and exits 1.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,13 +30,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from worker.contract import FAILURE_REASON_ATTRIBUTE
 
 from scripts.devtools.local_run import FAKE_CREDENTIALS
 from scripts.devtools.local_stack import LocalStack, stand_up
 from scripts.operate.dlq import DEFAULT_REASON
-from tests.conftest import free_port, sqs_receives_atomically
+from tests.conftest import free_port
 from tests.printed_commands import (
     PLACEHOLDER,
     PLACEHOLDER_REASON,
@@ -160,6 +161,18 @@ def link_installed(source: Path, target: Path) -> None:
     (target / ".installed").touch()
 
 
+def wait_for_port(port: int, server: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    """Until the server listens on ``port``; fails loudly if it exits or never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"moto's server exited ({server.returncode})"
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"moto's server does not listen on {port} after {seconds} s")
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """The project copied (its tracked files; the venvs and node_modules linked), every
@@ -182,12 +195,17 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         ["make", "--no-print-directory", "synth"], cwd=project, capture_output=True, text=True
     )
     assert synth.returncode == 0, synth.stdout + synth.stderr
-    sqs_receives_atomically()
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # Its own process: moto's state is per process, and other tests of this worker stand up
+    # environments of the same names in theirs.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+        wait_for_port(port, server)
         stacks = {name: stand_up(project / "cdk.out", name, endpoint) for name in ENVIRONMENTS}
         env = {
             key: value
@@ -204,7 +222,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         }
         yield Sandbox(project, env, stacks)
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @dataclass
