@@ -173,7 +173,7 @@ def wait_for_port(port: int, server: subprocess.Popen[bytes], seconds: float = 3
     raise AssertionError(f"moto's server does not listen on {port} after {seconds} s")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once: xdist runs other modules' tests between these
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """The project copied (its tracked files; the venvs and node_modules linked), every
     environment synthesized and stood up in moto."""
