@@ -98,9 +98,8 @@ def reason_not_run(printed: Printed) -> str | None:
     for pattern, reason in NOT_RUN:
         if pattern.search(printed.command):
             return reason
-    if printed.doc == "docs/benchmarks.md" and re.search(r"/tmp/|\$", printed.command):
-        return BENCHMARK
-    if printed.doc == "docs/benchmarks.md" and not printed.is_cli:
+    on_own_cdk_out = printed.is_cli and not re.search(r"/tmp/|\$", printed.command)
+    if printed.doc == "docs/benchmarks.md" and not on_own_cdk_out:
         return BENCHMARK
     return None
 
@@ -286,7 +285,8 @@ def test_the_docs_print_every_kind_of_command_and_each_not_run_has_a_reason() ->
     """The collection: the README's setup, main job and operator commands are among those run,
     and what is not run is listed with why."""
     run = [printed for printed in PRINTED if reason_not_run(printed) is None]
-    assert {"README.md:42", "README.md:80", "README.md:234"} <= {p.where for p in run}
+    readme = {" ".join(words(p.command)[:2]) for p in run if p.doc == "README.md"}
+    assert {"make run", "make setup", "queue-worker status"} <= readme
     verbs = {p.command.split()[1] for p in run if p.command.startswith("queue-worker ")}
     assert {"status", "logs", "dlq", "redrive", "enqueue", "purge", "plan"} <= verbs
     not_run = {reason_not_run(printed) for printed in PRINTED} - {None}
