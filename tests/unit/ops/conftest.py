@@ -13,6 +13,16 @@ from typing import Any
 import boto3
 import pytest
 
+from scripts._aws import (
+    CLUSTER_OUTPUT,
+    DLQ_ARN_OUTPUT,
+    DLQ_URL_OUTPUT,
+    LOG_GROUP_OUTPUT,
+    QUEUE_ARN_OUTPUT,
+    QUEUE_URL_OUTPUT,
+    SERVICE_OUTPUT,
+)
+
 REGION = "ap-northeast-1"
 
 # The queue stack's shape as far as the scripts see it: two queues and the four outputs.
@@ -30,10 +40,10 @@ QUEUE_STACK_TEMPLATE = {
         },
     },
     "Outputs": {
-        "QueueUrl": {"Value": {"Ref": "WorkQueue"}},
-        "QueueArn": {"Value": {"Fn::GetAtt": ["WorkQueue", "Arn"]}},
-        "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
-        "DeadLetterQueueArn": {"Value": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}},
+        QUEUE_URL_OUTPUT: {"Value": {"Ref": "WorkQueue"}},
+        QUEUE_ARN_OUTPUT: {"Value": {"Fn::GetAtt": ["WorkQueue", "Arn"]}},
+        DLQ_URL_OUTPUT: {"Value": {"Ref": "DeadLetterQueue"}},
+        DLQ_ARN_OUTPUT: {"Value": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}},
     },
 }
 
@@ -103,7 +113,7 @@ def deploy_environment(
             cluster=cluster, serviceName=service, taskDefinition=f"worker-{env}", desiredCount=2
         )
         logs.create_log_group(logGroupName=group)
-        values = {"ClusterName": cluster, "ServiceName": service, "LogGroupName": group}
+        values = {CLUSTER_OUTPUT: cluster, SERVICE_OUTPUT: service, LOG_GROUP_OUTPUT: group}
         template = {
             "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
             "Outputs": {key: {"Value": value} for key, value in values.items()},
@@ -112,7 +122,7 @@ def deploy_environment(
             StackName=f"QueueWorker-{env}-Worker", TemplateBody=json.dumps(template)
         )
         return Deployed(
-            env, outputs["QueueUrl"], outputs["DeadLetterQueueUrl"], cluster, service, group
+            env, outputs[QUEUE_URL_OUTPUT], outputs[DLQ_URL_OUTPUT], cluster, service, group
         )
 
     return deploy
