@@ -407,7 +407,7 @@ def start_fleet(
         log,
     )
     if fleet.poll() is not None:
-        _show_fleet_output(log)
+        show_fleet_output(log)
         raise _cli.OpsError("the fleet exited at start (its output is above)")
     return fleet, processes
 
@@ -426,12 +426,12 @@ def _wait_until(condition: Any, timeout: float, what: str, log: FleetLog) -> Non
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            _show_fleet_output(log)
+            show_fleet_output(log)
             raise _cli.OpsError(f"timed out waiting for {what} (the fleet's output is above)")
         time.sleep(0.1)
 
 
-def _show_fleet_output(log: FleetLog) -> None:
+def show_fleet_output(log: FleetLog) -> None:
     """The fleet's last lines that are not JSON events (tracebacks, supervisord), on stderr."""
     for line in log.other[-20:]:
         say(line)

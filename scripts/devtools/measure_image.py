@@ -57,6 +57,7 @@ from scripts.devtools.local_run import (
     fake_aws_env,
     read_templates,
     say,
+    show_fleet_output,
 )
 from stacks import sizing
 
@@ -169,8 +170,7 @@ class Container:
         while not condition():
             stopped = self.process.poll() is not None
             if stopped or time.monotonic() > deadline:
-                for line in self.log.other[-20:]:
-                    say(line)
+                show_fleet_output(self.log)
                 happened = "the container exited" if stopped else f"{timeout:g} s passed"
                 raise OpsError(f"{happened} waiting for {what} (its last lines are above)")
             time.sleep(0.2)
