@@ -18,7 +18,7 @@ from typing import Any
 from aws_cdk import App
 
 from stacks.app_builder import build_all
-from stacks.config import ConfigError, load_config, overrides_from_context
+from stacks.config import ConfigError, duplicated_keys, load_config, overrides_from_context
 
 PROJECT_DIR = Path(__file__).resolve().parent  # where cdk.json is: worker.image.directory's base
 
@@ -39,13 +39,15 @@ def main() -> None:
     names = list(environments) if environments and not get("env") else [get("env")]
     overrides = overrides_from_context(cli_context())
     try:
+        if duplicates := duplicated_keys((PROJECT_DIR / "cdk.json").read_text()):
+            raise ConfigError(duplicates)
         configs = [
             load_config(environments, name, overrides, project_dir=PROJECT_DIR) for name in names
         ]
+        build_all(app, configs)
     except ConfigError as error:
         print(f"Invalid configuration:\n{error}", file=sys.stderr)
         sys.exit(1)
-    build_all(app, configs)
     app.synth()
 
 

@@ -173,6 +173,17 @@ SecretRef = Annotated[
     ),
 ]
 Strings = Annotated[tuple[str, ...], Strict(False)]  # a JSON list, kept as a tuple
+# The one queue and worker of an environment without ``queues`` and ``workers``; a queue or
+# worker of this name keeps the resource names and construct ids they had before there could be
+# several (no replacement of a queue holding messages).
+DEFAULT_NAME = "default"
+Name = Annotated[
+    str,
+    _matches(
+        r"[a-z][a-z0-9_-]{0,39}",
+        "a name of 1 to 40 lowercase letters, digits, '_' and '-', starting with a letter",
+    ),
+]
 Problem = tuple[str, str]  # (key, relative to the model; message)
 
 
@@ -839,14 +850,42 @@ def _on_demand_base(v: Values) -> Iterator[Problem]:
 
 
 def _job_timeout(v: Values) -> Iterator[Problem]:
-    timeout = v("worker.job_timeout_seconds")
-    longest = SQS_MAX_VISIBILITY_SECONDS - v("queue.visibility_timeout_seconds")
-    if not 1 <= timeout <= longest:
-        problem = (
-            f"{timeout} must be between 1 and {longest}: SQS keeps a message invisible for at "
-            "most 12 h after it is received, heartbeat or not (minus one visibility timeout)"
-        )
-        yield "worker.job_timeout_seconds", problem
+    """Every worker's jobs fit the visibility limit of every queue it consumes."""
+    if workers := v("workers"):
+        queues = v("queues") or {DEFAULT_NAME: v("queue")}
+        keyed = {
+            f"workers.{name}.worker": (
+                entry.worker.job_timeout_seconds,
+                [queues[q].visibility_timeout_seconds for q in entry.queues if q in queues],
+            )
+            for name, entry in workers.items()
+        }
+    else:
+        visibility = [q.visibility_timeout_seconds for q in v("queues").values()]
+        visibility = visibility or [v("queue.visibility_timeout_seconds")]
+        keyed = {"worker": (v("worker.job_timeout_seconds"), visibility)}
+    for key, (timeout, visibilities) in keyed.items():
+        longest = SQS_MAX_VISIBILITY_SECONDS - max(visibilities, default=0)
+        if not 1 <= timeout <= longest:
+            problem = (
+                f"{timeout} must be between 1 and {longest}: SQS keeps a message invisible for "
+                "at most 12 h after it is received, heartbeat or not (minus one visibility "
+                "timeout)"
+            )
+            yield f"{key}.job_timeout_seconds", problem
+
+
+def _of_the_default_worker(
+    rule: Callable[[Values], Iterator[Problem]],
+) -> Callable[[Values], Iterator[Problem]]:
+    """``rule`` on the environment's ``worker`` and ``scaling`` when they are its one worker;
+    with ``workers`` they are defaults, and each worker's entry runs the rule on its own."""
+
+    def checked(v: Values) -> Iterator[Problem]:
+        if not v("workers"):
+            yield from rule(v)
+
+    return checked
 
 
 def _window_floors(v: Values) -> Iterator[Problem]:
@@ -885,8 +924,124 @@ def _provider_in_account(v: Values) -> Iterator[Problem]:
         )
 
 
+def _some_queue(v: Values) -> Iterator[Problem]:
+    queues = v("queues")
+    if not queues:
+        yield "queues", "[] names no queue; allowed: one or more of the environment's queues"
+    for name in {n for n in queues if queues.count(n) > 1}:
+        yield "queues", f"{name!r} is named {queues.count(name)} times; allowed: each queue once"
+
+
+class WorkerEntry(Model):
+    """A worker of ``workers``: a fleet of its own that consumes ``queues`` in priority order
+    (every visible message of the first before any of the second, as Laravel's
+    ``queue:work --queue=high,default``). Its ``worker`` and ``scaling`` keys override the
+    environment's ``worker`` and ``scaling``, which every worker inherits; its batch windows
+    (``batch_window`` or ``batch_windows``, default none) are its own."""
+
+    queues: Annotated[tuple[Name, ...], Strict(False)]
+    worker: WorkerConfig = WorkerConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    batch_window: BatchWindow | None = None
+    windows: Annotated[tuple[BatchWindow, ...], Strict(False)] = Field((), alias="batch_windows")
+
+    rules = (_some_queue, _one_window_form, _on_demand_base, _window_floors)
+
+    @property
+    def batch_windows(self) -> tuple[BatchWindow, ...]:
+        """Every batch window: the single ``batch_window`` or the ``batch_windows`` list."""
+        return (self.batch_window,) if self.batch_window else self.windows
+
+
+def _queue_names(v: Values) -> tuple[str, ...]:
+    return tuple(v("queues")) or (DEFAULT_NAME,)
+
+
+def _consumed_queues(v: Values) -> Iterator[Problem]:
+    workers, names = v("workers"), _queue_names(v)
+    consumer: dict[str, str] = {}
+    for worker, entry in workers.items():
+        for index, queue in enumerate(entry.queues):
+            key = f"workers.{worker}.queues.{index}"
+            if queue not in names:
+                yield key, f"{queue!r} is not a queue of the environment; allowed: {list(names)}"
+            elif consumer.setdefault(queue, worker) != worker:
+                yield (
+                    key,
+                    f"{queue!r} is already consumed by worker {consumer[queue]!r}; allowed: one "
+                    "worker a queue (two fleets on one queue cannot keep its priority or scaling)",
+                )
+    for queue in names:
+        if workers and queue not in consumer:
+            where = "queues" if v("queues") else "workers"
+            yield (
+                where,
+                f"{queue!r} is consumed by no worker; allowed: name it in a worker's queues",
+            )
+
+
+def _distinct_names(v: Values) -> Iterator[Problem]:
+    """Resource ids drop '-' and '_' (CloudFormation's logical ids are alphanumeric)."""
+    for section in ("queues", "workers"):
+        seen: dict[str, str] = {}
+        for name in v(section):
+            other = seen.setdefault(re.sub(r"[-_]", "", name), name)
+            if other != name:
+                yield (
+                    f"{section}.{name}",
+                    f"{name!r} differs from {other!r} only in '-' and '_', which resource ids "
+                    "drop; allowed: names that differ in a letter or digit",
+                )
+
+
+def _windows_belong_to_workers(v: Values) -> Iterator[Problem]:
+    if v("workers") and (v("batch_window") is not None or v("windows")):
+        key = "batch_window" if v("batch_window") is not None else "batch_windows"
+        yield (
+            key,
+            "with workers, a batch window belongs to the worker whose queues it drains; allowed: "
+            f"workers.NAME.{key}",
+        )
+
+
+def _total_connections(v: Values) -> Iterator[Problem]:
+    workers, cap = v("workers"), v("scaling.max_total_processes")
+    for name, entry in workers.items():
+        if entry.scaling.max_total_processes != cap:
+            yield (
+                f"workers.{name}.scaling.max_total_processes",
+                f"{entry.scaling.max_total_processes} differs from scaling.max_total_processes "
+                f"{cap}: the database connection cap counts every worker of the environment; "
+                "allowed: unset here (set the environment's)",
+            )
+    peaks = {
+        name: (
+            entry.scaling.max_tasks
+            + entry.worker.capacity.fallback_max_tasks(entry.scaling.max_tasks),
+            entry.worker.processes,
+        )
+        for name, entry in workers.items()
+    }
+    total = sum(tasks * processes for tasks, processes in peaks.values())
+    if total > cap:
+        terms = " + ".join(f"{n} {t} tasks x {p} processes" for n, (t, p) in peaks.items())
+        yield (
+            "workers",
+            f"{terms} = {total} exceeds scaling.max_total_processes {cap} (the database "
+            "connection cap counts every worker, with its on-demand fallback tasks); lower a "
+            "worker's scaling.max_tasks or worker.processes",
+        )
+
+
 class EnvironmentBlock(Model):
-    """One environment's block in cdk.json (``context.environments.NAME``)."""
+    """One environment's block in cdk.json (``context.environments.NAME``).
+
+    Without ``queues`` and ``workers`` the environment has one queue and one worker, both
+    named ``default`` and set by ``queue``, ``worker``, ``scaling`` and the batch windows.
+    ``queues`` (default none) names several queues; each inherits ``queue``'s keys and
+    overrides some. ``workers`` (default none: one worker consumes every queue, in the order
+    ``queues`` lists them) names several fleets (WorkerEntry).
+    """
 
     region: Region
     account: Account | None = None
@@ -901,15 +1056,21 @@ class EnvironmentBlock(Model):
     monitoring: MonitoringConfig = MonitoringConfig()
     ci: CiConfig | None = None
     bootstrap: BootstrapConfig = BootstrapConfig()
+    queues: Mapping[Name, QueueConfig] = Field(default_factory=dict)
+    workers: Mapping[Name, WorkerEntry] = Field(default_factory=dict)
 
     rules = (
         _one_window_form,
-        _connection_cap,
-        _on_demand_base,
+        _of_the_default_worker(_connection_cap),
+        _of_the_default_worker(_on_demand_base),
         _job_timeout,
         _window_floors,
         _provider_in_account,
         _secrets_keys_in_region,
+        _consumed_queues,
+        _distinct_names,
+        _windows_belong_to_workers,
+        _total_connections,
     )
 
     @property
@@ -920,8 +1081,31 @@ class EnvironmentBlock(Model):
     @property
     def container_insights(self) -> bool:
         """Container Insights is on: chosen (``monitoring.container_insights``) or needed by
-        the Spot fallback, which reads the worker service's task counts from it."""
-        return self.monitoring.container_insights or self.worker.capacity.fallback
+        a Spot fallback, which reads its worker service's task counts from it."""
+        return self.monitoring.container_insights or any(
+            fleet.worker.capacity.fallback for fleet in self.fleets.values()
+        )
+
+    @property
+    def work_queues(self) -> Mapping[str, QueueConfig]:
+        """Every queue by name, in the order cdk.json lists them: ``queues``, or ``queue``
+        alone as ``default``."""
+        return self.queues or {DEFAULT_NAME: self.queue}
+
+    @property
+    def fleets(self) -> Mapping[str, WorkerEntry]:
+        """Every worker by name: ``workers``, or one ``default`` worker of ``worker``,
+        ``scaling`` and the batch windows that consumes every queue in their order."""
+        if self.workers:
+            return self.workers
+        default = WorkerEntry.model_construct(
+            queues=tuple(self.work_queues),
+            worker=self.worker,
+            scaling=self.scaling,
+            batch_window=self.batch_window,
+            windows=self.windows,
+        )
+        return {DEFAULT_NAME: default}
 
 
 class EnvironmentConfig(EnvironmentBlock):
@@ -957,10 +1141,11 @@ def load_config(
         raise ConfigError([f"{prefix}: expected an object, got {raw!r}"])
     problems: list[str] = []
     raw = _with_overrides(raw, overrides or {}, prefix, problems)
+    raw, inherited = _with_inheritance(raw)
     try:
         block = EnvironmentBlock.model_validate(raw, context={"project_dir": project_dir})
     except ValidationError as error:
-        problems += [f"{prefix}{_path(e['loc'])}: {e['msg']}" for e in error.errors()]
+        problems += _located(error, inherited, prefix)
     if problems:
         raise ConfigError(problems)
     problems += _shared_bootstrap(environments, env_name, block)
@@ -968,6 +1153,92 @@ def load_config(
         raise ConfigError(problems)
     config = EnvironmentConfig.model_construct(name=env_name, **dict(block))
     return _with_absolute_image_directory(config, project_dir)
+
+
+Location = tuple[str | int, ...]
+
+
+def _with_inheritance(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[Location, Location]]:
+    """Each of ``queues`` with ``queue``'s keys it does not set, each of ``workers`` with the
+    ``worker`` and ``scaling`` keys it does not set (objects merged key by key, as
+    ``worker.environment``); and where each inherited key came from."""
+    inherited: dict[Location, Location] = {}
+
+    def merged(base: Any, own: Any, at: Location, source: Location) -> Any:
+        if not isinstance(own, dict) or not isinstance(base, dict):
+            return own
+        for key in base.keys() - own.keys():
+            inherited[(*at, key)] = (*source, key)
+        keys = [*base, *(k for k in own if k not in base)]
+        return {
+            k: merged(base.get(k), own[k], (*at, k), (*source, k)) if k in own else base[k]
+            for k in keys
+        }
+
+    raw = dict(raw)
+    if isinstance(raw.get("queues"), dict):
+        base = raw.get("queue", {})
+        raw["queues"] = {
+            name: merged(base, own, ("queues", name), ("queue",))
+            for name, own in raw["queues"].items()
+        }
+    if isinstance(raw.get("workers"), dict):
+        workers = {}
+        for name, own in raw["workers"].items():
+            if isinstance(own, dict):
+                own = dict(own)
+                for section in ("worker", "scaling"):
+                    at = ("workers", name, section)
+                    own[section] = merged(raw.get(section, {}), own.get(section, {}), at, at[2:])
+            workers[name] = own
+        raw["workers"] = workers
+    return raw, inherited
+
+
+def _located(
+    error: ValidationError, inherited: Mapping[Location, Location], prefix: str
+) -> list[str]:
+    """Each problem at its key; one at a key a worker or queue inherited is said once, at the
+    key it came from, or (when only the inheritor has it) with that key named."""
+    found = [(tuple(p for p in e["loc"] if p != "[key]"), e["msg"]) for e in error.errors()]
+    problems = []
+    for loc, message in found:
+        head = next((loc[:n] for n in range(len(loc), 0, -1) if loc[:n] in inherited), None)
+        if head is not None:
+            source = (*inherited[head], *loc[len(head) :])
+            if (source, message) in found:
+                continue
+            message += f" (inherited from {_path(source)[1:]})"
+        problems.append(f"{prefix}{_path(loc)}: {message}")
+    return problems
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as read, every key kept (json.loads' ``object_pairs_hook``)."""
+
+
+def duplicated_keys(cdk_json: str) -> list[str]:
+    """Every key written twice in one object of cdk.json's text: JSON keeps only the last, so a
+    second worker or queue of one name would silently replace the first."""
+    problems: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, _Pairs):
+            seen: set[str] = set()
+            for key, value in node:
+                if key in seen:
+                    problems.append(
+                        f"cdk.json {path or '(top)'}: {key!r} is written twice (JSON keeps only "
+                        "the last); allowed: each key once"
+                    )
+                seen.add(key)
+                walk(value, f"{path}.{key}".lstrip("."))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{path}[{index}]")
+
+    walk(json.loads(cdk_json, object_pairs_hook=_Pairs), "")
+    return problems
 
 
 def _shared_bootstrap(
@@ -1056,8 +1327,8 @@ def _with_overrides(
     raw: Mapping[str, Any], overrides: Mapping[str, Any], prefix: str, problems: list[str]
 ) -> dict[str, Any]:
     merged: dict[str, Any] = json.loads(json.dumps(raw))  # a deep copy of JSON data
-    keys = config_keys()
     for key, value in overrides.items():
+        keys = config_keys() | _entry_keys(key)
         parent = keys.get(key.rpartition(".")[0])
         if key in keys:
             annotation, section = keys[key].field.annotation, keys[key].optional_section
@@ -1079,6 +1350,16 @@ def _with_overrides(
         if isinstance(node, dict):
             node[leaf] = _converted(value, annotation)
     return merged
+
+
+def _entry_keys(key: str) -> dict[str, Key]:
+    """The keys of the queue or worker ``key`` names (``workers.mail.worker.processes``), each
+    under its entry, which cdk.json must have: -c changes a queue or worker, never adds one."""
+    match = re.fullmatch(r"(queues|workers)\.([^.]+)\..+", key)
+    if not match:
+        return {}
+    section = f"{match[1]}.{match[2]}"
+    return config_keys(QueueConfig if match[1] == "queues" else WorkerEntry, f"{section}.", section)
 
 
 def _not_a_key(key: str, keys: Mapping[str, Key]) -> str:
@@ -1104,6 +1385,8 @@ def _takes_text(annotation: Any) -> bool:
     """``str``, ``Annotated[str, ...]``, a Literal of strings, or a union with one of them."""
     if typing.get_origin(annotation) is Literal:
         return isinstance(typing.get_args(annotation)[0], str)
+    if typing.get_origin(annotation) in (tuple, list, Mapping):  # given as JSON
+        return False
     if typing.get_origin(annotation) is Annotated:
         return _takes_text(typing.get_args(annotation)[0])
     return annotation is str or any(_takes_text(a) for a in typing.get_args(annotation))

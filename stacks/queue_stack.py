@@ -1,4 +1,4 @@
-"""STATEFUL: the work queue, its DLQ and the optional idempotency table."""
+"""STATEFUL: the work queues, their DLQs and the optional idempotency table."""
 
 from __future__ import annotations
 
@@ -7,17 +7,26 @@ from typing import Any
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig
+from stacks.config import DEFAULT_NAME, EnvironmentConfig
 from stacks.constructs.idempotency_table import IdempotencyTable
 from stacks.constructs.work_queue import WorkQueue
+
+
+def output_id(output: str, queue_name: str) -> str:
+    """The id of a queue's output: ``QueueUrl`` for the ``default`` queue (as before there
+    could be several), ``QueueUrl-emails`` for the others."""
+    return output if queue_name == DEFAULT_NAME else f"{output}-{queue_name}"
 
 
 class QueueStack(Stack):
     """Holds what must survive a redeploy of the workers.
 
+    One WorkQueue (a queue and its DLQ) for each of ``config.work_queues``; the ``default``
+    queue keeps its construct id and names, so a queue added beside it never replaces it.
     With ``retain_data`` (prod) the queues and table are retained on delete and the stack has
-    termination protection. Attributes: ``queue``, ``dead_letter_queue``,
-    ``idempotency_table`` (None unless ``queue.idempotency_table``).
+    termination protection. Attributes: ``work_queues`` (WorkQueue by queue name, in config
+    order), ``queue`` and ``dead_letter_queue`` (the first's), ``idempotency_table`` (None
+    unless some queue sets ``idempotency_table``).
     """
 
     def __init__(
@@ -25,24 +34,33 @@ class QueueStack(Stack):
     ) -> None:
         super().__init__(scope, id_, termination_protection=config.retain_data, **kwargs)
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        work_queue = WorkQueue(
-            self,
-            "WorkQueue",
-            config=config.queue,
-            name_prefix=config.stack_prefix,
-            removal_policy=removal,
-        )
-        self.queue = work_queue.queue
-        self.dead_letter_queue = work_queue.dead_letter_queue
+        self.work_queues = {
+            name: WorkQueue(
+                self,
+                output_id("WorkQueue", name),
+                config=queue,
+                name_prefix=config.stack_prefix
+                if name == DEFAULT_NAME
+                else f"{config.stack_prefix}-{name}",
+                removal_policy=removal,
+            )
+            for name, queue in config.work_queues.items()
+        }
+        first = next(iter(self.work_queues.values()))
+        self.queue, self.dead_letter_queue = first.queue, first.dead_letter_queue
         self.idempotency_table = (
             IdempotencyTable(self, "Idempotency", removal_policy=removal).table
-            if config.queue.idempotency_table
+            if any(queue.idempotency_table for queue in config.work_queues.values())
             else None
         )
 
-        CfnOutput(self, "QueueUrl", value=self.queue.queue_url)
-        CfnOutput(self, "QueueArn", value=self.queue.queue_arn)
-        CfnOutput(self, "DeadLetterQueueUrl", value=self.dead_letter_queue.queue_url)
-        CfnOutput(self, "DeadLetterQueueArn", value=self.dead_letter_queue.queue_arn)
+        for name, work_queue in self.work_queues.items():
+            for output, value in {
+                "QueueUrl": work_queue.queue.queue_url,
+                "QueueArn": work_queue.queue.queue_arn,
+                "DeadLetterQueueUrl": work_queue.dead_letter_queue.queue_url,
+                "DeadLetterQueueArn": work_queue.dead_letter_queue.queue_arn,
+            }.items():
+                CfnOutput(self, output_id(output, name), value=value)
         if self.idempotency_table is not None:
             CfnOutput(self, "IdempotencyTableName", value=self.idempotency_table.table_name)

@@ -15,7 +15,7 @@ from constructs import Construct
 from worker import contract
 
 from stacks.checkov import skip
-from stacks.config import EnvironmentConfig
+from stacks.config import ConfigError, EnvironmentConfig
 from stacks.constructs.batch_window import BatchWindowSchedule
 from stacks.constructs.capacity import SpotFallback
 from stacks.constructs.kit_key import KitKey, encrypted_log_group
@@ -30,6 +30,13 @@ CONTAINER_INSIGHTS_OFF = (
     "logs; scripts/capacity/bill.py), more than the compute of a small one: it is on where a "
     "feature needs it (the Spot fallback) or monitoring.container_insights is set; the kit's "
     "alarms and EventBridge rules do without it"
+)
+
+
+SEVERAL_NOT_YET = (
+    "environments.{name}.queues: several queues and workers are validated and the queue stack "
+    "deploys every queue, but the worker stack still runs one worker on one queue (the runtime "
+    "that consumes several in priority order comes next); allowed: one queue and one worker"
 )
 
 
@@ -53,6 +60,8 @@ class WorkerStack(Stack):
         idempotency_table: dynamodb.ITableV2 | None = None,
         **kwargs: Any,
     ) -> None:
+        if len(config.work_queues) > 1 or len(config.fleets) > 1:
+            raise ConfigError([SEVERAL_NOT_YET.format(name=config.name)])
         super().__init__(scope, id_, **kwargs)
         self._network_config = config.network
         # The key and the log groups it encrypts are retained together (retain_data) or not.
