@@ -205,6 +205,8 @@ class Values:
         name, _, rest = key.partition(".")
         field = self.model.model_fields[name]
         if (field.alias or name) not in self.data:
+            if field.is_required():  # its own problem says so
+                raise _Invalid
             default = field.get_default(call_default_factory=True)
             return attrgetter(rest)(default) if rest else default
         raw = self.data[field.alias or name]
@@ -626,8 +628,66 @@ def _backoff_order(v: Values) -> Iterator[Problem]:
         yield "retry_backoff_base_seconds", f"{base} must not exceed retry_backoff_max_seconds"
 
 
+SqsArn = Annotated[
+    str,
+    _matches(
+        r"arn:aws[\w-]*:sqs:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?",
+        "an SQS queue ARN such as 'arn:aws:sqs:REGION:ACCOUNT:NAME'",
+    ),
+]
+TopicArn = Annotated[
+    str,
+    _matches(
+        r"arn:aws[\w-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?",
+        "an SNS topic ARN such as 'arn:aws:sns:REGION:ACCOUNT:NAME'",
+    ),
+]
+
+
+class Subscription(Model):
+    """An existing SNS topic the queue subscribes to. ``raw_message_delivery`` (default true):
+    the queue gets the published body as is, not SNS's JSON envelope, so the job runs on what
+    the producer published. ``filter_policy`` (default none: every message) and
+    ``filter_policy_scope`` (default ``MessageAttributes``) are SNS's own."""
+
+    topic_arn: TopicArn
+    raw_message_delivery: bool = True
+    filter_policy: Mapping[str, Any] | None = None
+    filter_policy_scope: Literal["MessageAttributes", "MessageBody"] = "MessageAttributes"
+
+
+def _existing_needs_its_dlq(v: Values) -> Iterator[Problem]:
+    arn, dlq = v("arn"), v("dead_letter_queue_arn")
+    if arn and not dlq:
+        yield (
+            "dead_letter_queue_arn",
+            "required with arn: the DLQ the existing queue's redrive policy names (the kit "
+            "leaves that policy as it is; its DLQ alarm and dlq, redrive and retry read it)",
+        )
+    if not arn:
+        for key in ("dead_letter_queue_arn", "kms_key_arn"):
+            if v(key):
+                yield key, f"{v(key)!r} is only read with arn (an existing queue); allowed: unset"
+    if arn and v("subscriptions"):
+        yield (
+            "subscriptions",
+            "a subscription needs a kit queue, whose policy the kit writes to let the topic send; "
+            "allowed: none with arn (subscribe the existing queue where it is managed)",
+        )
+    if arn and v("idempotency_table"):
+        yield "idempotency_table", "true is allowed only on a kit queue"
+
+
 class QueueConfig(Model):
-    """The work queue, its dead-letter queue and the worker's retry timing."""
+    """The work queue, its dead-letter queue and the worker's retry timing.
+
+    ``arn`` (default unset: the kit creates the queue) consumes an existing queue instead, with
+    ``dead_letter_queue_arn`` (required then), the DLQ its own redrive policy names, which the
+    kit leaves as it is; ``kms_key_arn`` (default unset) is the customer-managed key that
+    encrypts both, if one does. Of the other keys, an existing queue must match
+    ``max_receive_count`` and ``visibility_timeout_seconds`` (the worker reads them; synth
+    cannot look); ``retention_days`` is its own. ``subscriptions`` (default none): existing SNS
+    topics a kit queue subscribes to. Neither is inherited by ``queues``."""
 
     max_receive_count: int = Field(5, ge=1, le=1000)
     retention_days: int = Field(4, ge=1, le=14)
@@ -635,8 +695,12 @@ class QueueConfig(Model):
     retry_backoff_base_seconds: int = Field(10, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
     retry_backoff_max_seconds: int = Field(600, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
     idempotency_table: bool = False
+    arn: SqsArn | None = None
+    dead_letter_queue_arn: SqsArn | None = None
+    kms_key_arn: KmsKeyArn | None = None
+    subscriptions: Annotated[tuple[Subscription, ...], Strict(False)] = ()
 
-    rules = (_backoff_order,)
+    rules = (_backoff_order, _existing_needs_its_dlq)
 
     @property
     def heartbeat_interval_seconds(self) -> int:
@@ -994,6 +1058,52 @@ def _distinct_names(v: Values) -> Iterator[Problem]:
                 )
 
 
+# A queue's own identity: never inherited by ``queues`` from ``queue``.
+QUEUE_IDENTITY_KEYS = ("arn", "dead_letter_queue_arn", "kms_key_arn", "subscriptions")
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition of ``region`` (``aws-cn`` for cn-*, ``aws-us-gov`` for us-gov-*)."""
+    prefixes = {"cn-": "aws-cn", "us-gov-": "aws-us-gov"}
+    return next((p for prefix, p in prefixes.items() if region.startswith(prefix)), "aws")
+
+
+def _arns_of_the_environment(v: Values) -> Iterator[Problem]:
+    """Existing queues, their keys and subscribed topics are in the environment's region and
+    partition (the kit's alarms and metrics are regional; a topic elsewhere cannot be read)."""
+    region, queues = v("region"), v("queues")
+    partition = partition_of(region)
+    keyed = {f"queues.{n}": q for n, q in queues.items()} or {"queue": v("queue")}
+    if queues and any(v(f"queue.{key}") for key in QUEUE_IDENTITY_KEYS):
+        key = next(k for k in QUEUE_IDENTITY_KEYS if v(f"queue.{k}"))
+        yield (
+            f"queue.{key}",
+            "names one queue's own resource, which queues do not inherit; allowed: unset here, "
+            "set on queues.NAME",
+        )
+    arns: dict[str, str] = {}
+    for at, queue in keyed.items():
+        given = {
+            "arn": queue.arn,
+            "dead_letter_queue_arn": queue.dead_letter_queue_arn,
+            "kms_key_arn": queue.kms_key_arn,
+        } | {f"subscriptions.{i}.topic_arn": s.topic_arn for i, s in enumerate(queue.subscriptions)}
+        for key, arn in given.items():
+            if arn is None:
+                continue
+            arn_partition, arn_region = arn.split(":")[1], arn.split(":")[3]
+            if (arn_partition, arn_region) != (partition, region):
+                yield (
+                    f"{at}.{key}",
+                    f"{arn!r} is in partition {arn_partition!r}, region {arn_region!r}; allowed: "
+                    f"the environment's partition {partition!r} and region {region!r}",
+                )
+        for key in ("arn", "dead_letter_queue_arn"):
+            arn = given[key]
+            if arn is not None and arns.setdefault(arn, f"{at}.{key}") != f"{at}.{key}":
+                yield f"{at}.{key}", f"{arn!r} is also {arns[arn]}; allowed: a queue of its own"
+
+
 def _windows_belong_to_workers(v: Values) -> Iterator[Problem]:
     if v("workers") and (v("batch_window") is not None or v("windows")):
         key = "batch_window" if v("batch_window") is not None else "batch_windows"
@@ -1069,6 +1179,7 @@ class EnvironmentBlock(Model):
         _secrets_keys_in_region,
         _consumed_queues,
         _distinct_names,
+        _arns_of_the_environment,
         _windows_belong_to_workers,
         _total_connections,
     )
@@ -1178,6 +1289,8 @@ def _with_inheritance(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[Locatio
     raw = dict(raw)
     if isinstance(raw.get("queues"), dict):
         base = raw.get("queue", {})
+        if isinstance(base, dict):
+            base = {k: v for k, v in base.items() if k not in QUEUE_IDENTITY_KEYS}
         raw["queues"] = {
             name: merged(base, own, ("queues", name), ("queue",))
             for name, own in raw["queues"].items()

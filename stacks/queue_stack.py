@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, CfnWaitConditionHandle, RemovalPolicy, Stack
 from constructs import Construct
 
 from stacks.config import DEFAULT_NAME, EnvironmentConfig
@@ -64,3 +64,7 @@ class QueueStack(Stack):
                 CfnOutput(self, output_id(output, name), value=value)
         if self.idempotency_table is not None:
             CfnOutput(self, "IdempotencyTableName", value=self.idempotency_table.table_name)
+        if all(queue.arn for queue in config.work_queues.values()) and not self.idempotency_table:
+            # Only existing queues: CloudFormation needs one resource to hold the outputs the
+            # operator commands read. A wait-condition handle does nothing and costs nothing.
+            CfnWaitConditionHandle(self, "OutputsHolder")

@@ -1,13 +1,15 @@
-"""The work queue and its dead-letter queue, with secure defaults."""
+"""The work queue and its dead-letter queue, with secure defaults; or an existing pair."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.checkov import skip
-from stacks.config import QueueConfig
+from stacks.config import QueueConfig, Subscription
 
 DLQ_RETENTION = Duration.days(14)
 
@@ -18,7 +20,9 @@ class WorkQueue(Construct):
     Named ``<name_prefix>-WorkQueue`` and ``<name_prefix>-DeadLetterQueue`` (stable names the
     operator scripts and docs use). Attributes: ``queue`` (the work queue),
     ``dead_letter_queue`` (keeps messages 14 days, the SQS maximum; its redrive-allow policy
-    admits the work queue only).
+    admits the work queue only). With ``config.arn`` both are the existing queues, imported
+    (with their key, if ``kms_key_arn``) and left as they are. Each of ``config.subscriptions``
+    subscribes the kit queue to its topic; the queue's policy lets that topic alone send.
     """
 
     def __init__(
@@ -31,6 +35,19 @@ class WorkQueue(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, id_)
+        self.queue: sqs.IQueue
+        self.dead_letter_queue: sqs.IQueue
+        if config.arn and config.dead_letter_queue_arn:
+            self.queue, self.dead_letter_queue = (
+                sqs.Queue.from_queue_attributes(
+                    self, name, queue_arn=arn, key_arn=config.kms_key_arn
+                )
+                for name, arn in (
+                    ("WorkQueue", config.arn),
+                    ("DeadLetterQueue", config.dead_letter_queue_arn),
+                )
+            )
+            return
         work_queue_name = f"{name_prefix}-WorkQueue"
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -53,7 +70,7 @@ class WorkQueue(Construct):
             enforce_ssl=True,
             removal_policy=removal_policy,
         )
-        self.queue = sqs.Queue(
+        self.queue = kit_queue = sqs.Queue(
             self,
             "WorkQueue",
             queue_name=work_queue_name,
@@ -77,3 +94,30 @@ class WorkQueue(Construct):
                 "key. A customer-managed key would charge KMS requests on every send/receive "
                 "and make every producer need kms:GenerateDataKey on it.",
             )
+        for index, subscription in enumerate(config.subscriptions):
+            self._subscribe(kit_queue, subscription, f"Subscription{index}")
+
+    def _subscribe(self, queue: sqs.Queue, subscription: Subscription, id_: str) -> None:
+        """SNS delivers ``subscription.topic_arn``'s messages to ``queue``: the subscription
+        (SNS's own filter policy JSON, as written) and one queue-policy statement that lets
+        only that topic send (``aws:SourceArn``). SSE-SQS needs no key grant for SNS."""
+        sns.CfnSubscription(
+            self,
+            id_,
+            topic_arn=subscription.topic_arn,
+            protocol="sqs",
+            endpoint=queue.queue_arn,
+            raw_message_delivery=subscription.raw_message_delivery,
+            filter_policy=subscription.filter_policy,
+            filter_policy_scope=subscription.filter_policy_scope
+            if subscription.filter_policy
+            else None,
+        )
+        queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[queue.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": subscription.topic_arn}},
+            )
+        )

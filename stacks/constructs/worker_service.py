@@ -37,6 +37,8 @@ HEALTH_CHECK = (
     f'if [ -x "$py" ]; then exec "$py" -m {HEALTH_MODULE}; fi; done; '
     'echo "no queue-worker-kit python found"; exit 1'
 )
+# On an existing queue's customer-managed key: Decrypt to receive, GenerateDataKey to send.
+EXISTING_QUEUE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # What the worker runtime calls on the work queue (worker.loop, worker.app.check_queue); the
 # batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch) need the single actions.
 CONSUME_ACTIONS = (
@@ -234,6 +236,9 @@ class WorkerService(Construct):
         task_role = self.task_definition.task_role
         queue.grant(task_role, *CONSUME_ACTIONS)
         dead_letter_queue.grant(task_role, "sqs:SendMessage")
+        # An existing queue's customer-managed key: read the queue, send to it and its DLQ.
+        if queue_key := queue.encryption_master_key:
+            queue_key.grant(task_role, *EXISTING_QUEUE_KEY_ACTIONS)
         if worker.image is not None or worker.handler_mode == "consumer":
             queue.grant_send_messages(task_role)
         for warning_id, message in consumer_mode_warnings(config).items():

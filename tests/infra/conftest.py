@@ -74,6 +74,19 @@ def synthesize(env: str, **changes: Any) -> Synthesized:
     return _synthesize(env, json.dumps(changes, sort_keys=True))
 
 
+REGION = ENVIRONMENTS["prod"]["region"]
+# A queue the producers already use (another account's queue may be consumed too).
+EXISTING_QUEUE = {
+    "arn": f"arn:aws:sqs:{REGION}:123456789012:orders",
+    "dead_letter_queue_arn": f"arn:aws:sqs:{REGION}:123456789012:orders-dlq",
+    "kms_key_arn": f"arn:aws:kms:{REGION}:123456789012:key/0123abcd-0123-0123-0123-0123456789ab",
+}
+# An existing topic in another account of the region, filtered by a message attribute.
+SUBSCRIPTION = {
+    "topic_arn": f"arn:aws:sns:{REGION}:210987654321:orders-placed",
+    "filter_policy": {"type": ["order"]},
+}
+
 # Settings that change which resources exist or how they are configured, beyond the shipped
 # environments: each must scan clean too.
 VARIANTS = {
@@ -93,6 +106,8 @@ VARIANTS = {
     ),
     "prod-team-image": ("prod", {"worker": {"image": {"repository": "team/app", "tag": "v1"}}}),
     "dev-unencrypted-logs": ("dev", {"worker": {"encrypt_logs": False}}),
+    "prod-existing-queue": ("prod", {"queue": EXISTING_QUEUE}),
+    "prod-subscribed": ("prod", {"queue": {"subscriptions": [SUBSCRIPTION]}}),
     "prod-spot-arm64": (
         "prod",
         {
