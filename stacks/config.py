@@ -657,15 +657,18 @@ class Subscription(Model):
 
 
 def _existing_needs_its_dlq(v: Values) -> Iterator[Problem]:
-    arn, dlq = v("arn"), v("dead_letter_queue_arn")
-    if arn and not dlq:
+    arn, dlq, kit_dlq = v("arn"), v("dead_letter_queue_arn"), v("kit_dead_letter_queue")
+    if arn and not dlq and not kit_dlq:
         yield (
             "dead_letter_queue_arn",
             "required with arn: the DLQ the existing queue's redrive policy names (the kit "
-            "leaves that policy as it is; its DLQ alarm and dlq, redrive and retry read it)",
+            "leaves that policy as it is; its DLQ alarm and dlq, redrive and retry read it), "
+            "unless kit_dead_letter_queue is true",
         )
+    if arn and dlq and kit_dlq:
+        yield "kit_dead_letter_queue", "true with dead_letter_queue_arn; allowed: one of them"
     if not arn:
-        for key in ("dead_letter_queue_arn", "kms_key_arn"):
+        for key in ("dead_letter_queue_arn", "kms_key_arn", "kit_dead_letter_queue"):
             if v(key):
                 yield key, f"{v(key)!r} is only read with arn (an existing queue); allowed: unset"
     if arn and v("subscriptions"):
@@ -682,12 +685,14 @@ class QueueConfig(Model):
     """The work queue, its dead-letter queue and the worker's retry timing.
 
     ``arn`` (default unset: the kit creates the queue) consumes an existing queue instead, with
-    ``dead_letter_queue_arn`` (required then), the DLQ its own redrive policy names, which the
-    kit leaves as it is; ``kms_key_arn`` (default unset) is the customer-managed key that
-    encrypts both, if one does. Of the other keys, an existing queue must match
-    ``max_receive_count`` and ``visibility_timeout_seconds`` (the worker reads them; synth
-    cannot look); ``retention_days`` is its own. ``subscriptions`` (default none): existing SNS
-    topics a kit queue subscribes to. Neither is inherited by ``queues``."""
+    ``dead_letter_queue_arn``, the DLQ its own redrive policy names, which the kit leaves as it
+    is, or ``kit_dead_letter_queue`` (default false): the kit creates a DLQ that admits it, and
+    the team points the queue's redrive policy at it. ``kms_key_arn`` (default unset) is the
+    customer-managed key that encrypts the existing queues, if one does. Of the other keys, an
+    existing queue must match ``max_receive_count`` and ``visibility_timeout_seconds`` (the
+    worker reads them; synth cannot look); ``retention_days`` is its own. ``subscriptions``
+    (default none): existing SNS topics a kit queue subscribes to. None of these is inherited
+    by ``queues``."""
 
     max_receive_count: int = Field(5, ge=1, le=1000)
     retention_days: int = Field(4, ge=1, le=14)
@@ -698,6 +703,7 @@ class QueueConfig(Model):
     arn: SqsArn | None = None
     dead_letter_queue_arn: SqsArn | None = None
     kms_key_arn: KmsKeyArn | None = None
+    kit_dead_letter_queue: bool = False
     subscriptions: Annotated[tuple[Subscription, ...], Strict(False)] = ()
 
     rules = (_backoff_order, _existing_needs_its_dlq)
@@ -1059,7 +1065,13 @@ def _distinct_names(v: Values) -> Iterator[Problem]:
 
 
 # A queue's own identity: never inherited by ``queues`` from ``queue``.
-QUEUE_IDENTITY_KEYS = ("arn", "dead_letter_queue_arn", "kms_key_arn", "subscriptions")
+QUEUE_IDENTITY_KEYS = (
+    "arn",
+    "dead_letter_queue_arn",
+    "kms_key_arn",
+    "kit_dead_letter_queue",
+    "subscriptions",
+)
 
 
 def partition_of(region: str) -> str:

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from stacks.checkov import skip
 from stacks.config import QueueConfig, Subscription
+from stacks.nag import acknowledge
 
 DLQ_RETENTION = Duration.days(14)
 
@@ -20,9 +21,12 @@ class WorkQueue(Construct):
     Named ``<name_prefix>-WorkQueue`` and ``<name_prefix>-DeadLetterQueue`` (stable names the
     operator scripts and docs use). Attributes: ``queue`` (the work queue),
     ``dead_letter_queue`` (keeps messages 14 days, the SQS maximum; its redrive-allow policy
-    admits the work queue only). With ``config.arn`` both are the existing queues, imported
-    (with their key, if ``kms_key_arn``) and left as they are. Each of ``config.subscriptions``
-    subscribes the kit queue to its topic; the queue's policy lets that topic alone send.
+    admits the work queue only). With ``config.arn`` the work queue is the existing one, imported
+    (with its key, if ``kms_key_arn``) and left as it is; so is its DLQ
+    (``dead_letter_queue_arn``), or the kit creates one that admits it
+    (``kit_dead_letter_queue``: the team points its queue's redrive policy at it). Each of
+    ``config.subscriptions`` subscribes the kit queue to its topic; the queue's policy lets that
+    topic alone send.
     """
 
     def __init__(
@@ -37,38 +41,28 @@ class WorkQueue(Construct):
         super().__init__(scope, id_)
         self.queue: sqs.IQueue
         self.dead_letter_queue: sqs.IQueue
-        if config.arn and config.dead_letter_queue_arn:
-            self.queue, self.dead_letter_queue = (
-                sqs.Queue.from_queue_attributes(
-                    self, name, queue_arn=arn, key_arn=config.kms_key_arn
-                )
-                for name, arn in (
-                    ("WorkQueue", config.arn),
-                    ("DeadLetterQueue", config.dead_letter_queue_arn),
-                )
-            )
-            return
         work_queue_name = f"{name_prefix}-WorkQueue"
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            queue_name=f"{name_prefix}-DeadLetterQueue",
-            # Only the work queue may use it as its DLQ (by name: a reference to the work
-            # queue's ARN would make the two queues depend on each other).
-            redrive_allow_policy=sqs.RedriveAllowPolicy(
-                redrive_permission=sqs.RedrivePermission.BY_QUEUE,
-                source_queues=[
-                    sqs.Queue.from_queue_arn(
-                        self,
-                        "WorkQueueByName",
-                        Stack.of(self).format_arn(service="sqs", resource=work_queue_name),
-                    )
-                ],
-            ),
-            retention_period=DLQ_RETENTION,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            removal_policy=removal_policy,
+        if config.arn:
+            self.queue = self._existing("WorkQueue", config.arn, config.kms_key_arn)
+            self.dead_letter_queue = (
+                self._existing("DeadLetterQueue", config.dead_letter_queue_arn, config.kms_key_arn)
+                if config.dead_letter_queue_arn
+                else self._dead_letter_queue(name_prefix, config.arn, removal_policy)
+            )
+            if isinstance(self.dead_letter_queue, sqs.Queue):
+                acknowledge(
+                    self.dead_letter_queue,
+                    "AwsSolutions-SQS3",
+                    "The DLQ of the existing queue (queue.arn), whose redrive policy the team "
+                    "points at it (kit_dead_letter_queue); its redrive-allow policy admits that "
+                    "queue alone. The app cannot name it, as the queue is not the kit's.",
+                )
+            return
+        self.dead_letter_queue = self._dead_letter_queue(
+            # By name: a reference to the work queue's ARN would make the two depend on each other.
+            name_prefix,
+            Stack.of(self).format_arn(service="sqs", resource=work_queue_name),
+            removal_policy,
         )
         self.queue = kit_queue = sqs.Queue(
             self,
@@ -86,16 +80,32 @@ class WorkQueue(Construct):
             ),
             removal_policy=removal_policy,
         )
-        for queue in (self.queue, self.dead_letter_queue):
-            skip(
-                queue,
-                "CKV_AWS_27",
-                "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled); checkov only counts a KMS "
-                "key. A customer-managed key would charge KMS requests on every send/receive "
-                "and make every producer need kms:GenerateDataKey on it.",
-            )
+        _skip_kms_check(kit_queue)
         for index, subscription in enumerate(config.subscriptions):
             self._subscribe(kit_queue, subscription, f"Subscription{index}")
+
+    def _existing(self, id_: str, arn: str, key_arn: str | None) -> sqs.IQueue:
+        return sqs.Queue.from_queue_attributes(self, id_, queue_arn=arn, key_arn=key_arn)
+
+    def _dead_letter_queue(
+        self, name_prefix: str, source_arn: str, removal_policy: RemovalPolicy
+    ) -> sqs.Queue:
+        """The kit's DLQ: 14 days, SSE-SQS, TLS only; only ``source_arn`` may redrive to it."""
+        queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=f"{name_prefix}-DeadLetterQueue",
+            redrive_allow_policy=sqs.RedriveAllowPolicy(
+                redrive_permission=sqs.RedrivePermission.BY_QUEUE,
+                source_queues=[sqs.Queue.from_queue_arn(self, "WorkQueueByName", source_arn)],
+            ),
+            retention_period=DLQ_RETENTION,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            removal_policy=removal_policy,
+        )
+        _skip_kms_check(queue)
+        return queue
 
     def _subscribe(self, queue: sqs.Queue, subscription: Subscription, id_: str) -> None:
         """SNS delivers ``subscription.topic_arn``'s messages to ``queue``: the subscription
@@ -121,3 +131,13 @@ class WorkQueue(Construct):
                 conditions={"ArnEquals": {"aws:SourceArn": subscription.topic_arn}},
             )
         )
+
+
+def _skip_kms_check(queue: sqs.Queue) -> None:
+    skip(
+        queue,
+        "CKV_AWS_27",
+        "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled); checkov only counts a KMS "
+        "key. A customer-managed key would charge KMS requests on every send/receive "
+        "and make every producer need kms:GenerateDataKey on it.",
+    )

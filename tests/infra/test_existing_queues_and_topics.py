@@ -17,6 +17,7 @@ from tests.infra.conftest import (
     REGION,
     SUBSCRIPTION,
     Synthesized,
+    synthesize,
     variant,
 )
 
@@ -186,4 +187,29 @@ def test_two_queues_may_not_be_one_existing_queue() -> None:
         f"environments.prod.queues.again.dead_letter_queue_arn: "
         f"{EXISTING_QUEUE['dead_letter_queue_arn']!r} is also queues.orders.dead_letter_queue_arn; "
         "allowed: a queue of its own",
+    ]
+
+
+def test_the_kit_may_give_an_existing_queue_its_dlq_that_admits_only_that_queue() -> None:
+    existing = {k: v for k, v in EXISTING_QUEUE.items() if k != "dead_letter_queue_arn"}
+    s = synthesize("prod", queue={**existing, "kit_dead_letter_queue": True})
+    (dlq_id, dlq) = next(iter(s.queue.find_resources("AWS::SQS::Queue").items()))
+    assert s.queue.find_resources("AWS::SQS::Queue") == {dlq_id: dlq}
+    assert dlq["Properties"]["QueueName"] == "QueueWorker-prod-DeadLetterQueue"
+    assert dlq["Properties"]["RedriveAllowPolicy"] == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [EXISTING_QUEUE["arn"]],
+    }
+    (send,) = [st for st in task_statements(s) if st["Action"] == "sqs:SendMessage"]
+    output = send["Resource"]["Fn::GetStackOutput"]  # the queue stack's output of its ARN
+    assert output["StackName"] == "QueueWorker-prod-Queue"
+    assert output["OutputName"].startswith(f"PublishOutputFnGetAtt{dlq_id}Arn")
+
+
+def test_one_dlq_for_an_existing_queue() -> None:
+    assert problems(**EXISTING_QUEUE, kit_dead_letter_queue=True) == [
+        f"{Q}kit_dead_letter_queue: true with dead_letter_queue_arn; allowed: one of them"
+    ]
+    assert problems(kit_dead_letter_queue=True) == [
+        f"{Q}kit_dead_letter_queue: True is only read with arn (an existing queue); allowed: unset"
     ]
