@@ -4,6 +4,10 @@ Event driven with integer seconds since local midnight (`t`). Every minute (t % 
 scheduled actions fire, one datapoint per metric is sampled (published after a lag), alarms
 are evaluated on the datapoints published so far, and the policies of alarms in ALARM run.
 Slots pull one message at a time, at once when free and a message is visible (long poll).
+A fleet may consume several queues (SimConfig.other_queues): a slot takes a message of the first
+queue in SimConfig.queue_order that has one visible, and the queue metrics the scaling reads are
+the sums over them (the oldest message's age the oldest of any); scripts/capacity/sim/layout.py
+runs several fleets.
 """
 
 from __future__ import annotations

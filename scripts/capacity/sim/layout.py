@@ -11,13 +11,13 @@ several queues.
 
 The month (:func:`month`) is scripts/capacity/bill.py's, per fleet: the first fleet's templates
 as synthesized, plus, for each further queue it consumes, that queue's two alarms (DLQ messages,
-oldest message age: one metric each, as the stacks' monitoring builds them for a queue) and
-the queue's metrics that each scaling alarm reads of the first (visible and in-flight counts;
-the backlog alarm without a window only the visible count): the sum is metric math over them. Each further fleet adds what its own assembly's
-templates hold except what an environment has once (the KMS key, dashboard, NAT gateway,
-interface endpoints): its alarms, its job metrics (metric filters, billed in hours with data),
-its service, and, as usage, its task-hours (public IPv4, flow-log records), its jobs' log lines
-and SQS requests.
+oldest message age: one metric each, as the stacks' monitoring builds them for a queue) and the
+queue's metrics that each scaling alarm reads of the first (visible and in-flight counts; the
+backlog alarm without a window only the visible count): the sum is metric math over them. Each
+further fleet adds what its own assembly's templates hold except what an environment has once
+(the KMS key, dashboard, NAT gateway, interface endpoints): its alarms, its job metrics (metric
+filters, billed in hours with data), its service, and, as usage, its task-hours (public IPv4,
+flow-log records), its jobs' log lines and SQS requests.
 """
 
 from __future__ import annotations
