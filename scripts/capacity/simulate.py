@@ -440,6 +440,8 @@ def execute_layout(
     args: argparse.Namespace, model: Model, config: SimConfig, paths: list[Path], label: str
 ) -> int:
     """Several queues (and fleets): each fleet simulated, the layout's figures printed."""
+    if not args.queue:
+        raise _cli.UsageError("--fleet and --priority need at least one --queue")
     if args.seeds > 1 or args.chart:
         raise _cli.UsageError("--queue and --fleet take neither --seeds above 1 nor --chart")
     fleets = []

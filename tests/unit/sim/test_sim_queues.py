@@ -186,6 +186,7 @@ def test_two_fleets_each_on_its_queues_with_the_month_of_each(
         (["--queue", "a=1@00:00", "--fleet", "m=b@/tmp"], "--fleet 'b': not a --queue"),
         (["--queue", "a=1@00:00", "--fleet", "m=a"], "expected NAME=QUEUE[,QUEUE...]@ASSEMBLY"),
         (["--queue", "a=1@00:00", "--seeds", "2"], "neither --seeds above 1 nor --chart"),
+        (["--priority", "default"], "--fleet and --priority need at least one --queue"),
     ],
 )
 def test_bad_layout_input_is_named(
