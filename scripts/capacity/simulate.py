@@ -23,12 +23,29 @@ metadata or output naming it (the kit's `Deadline0400To0900`: the window's end m
 margin), else 08:30. Exit 0 whatever the outcome (read the report), unless --fail-on-miss
 and the deadline was missed (exit 1, after the report, with one `error:` line on stderr); 2 on
 bad input.
+
+Several queues and fleets (issue 20; scripts/capacity/sim/layout.py says what is modelled):
+
+    queue-worker simulate --cdk-out cdk.out/prod --queue emails=5000@00:00-24:00,fixed:5 \
+        --priority emails,default
+    queue-worker simulate --cdk-out cdk.out/prod --queue emails=5000@00:00-24:00,fixed:5 \
+        --fleet mail=emails@/tmp/mail-assembly --markdown-row
+
+The template's queue is `default` (--messages, --arrival, --batch, --duration). `--queue
+NAME=COUNT@HH:MM[-HH:MM][,DURATION]` adds a queue with its own arrivals (uniform in the window)
+and job durations (--duration's syntax, default fixed:5). The template's fleet consumes
+`default` and every added queue no `--fleet` takes, in `--priority` order (default: `default`,
+then the queues as given). `--fleet NAME=QUEUE[,QUEUE...]@ASSEMBLY` runs another fleet, read from
+that assembly's templates (its scaling, windows, task), on those queues in that order. The report
+gives each queue's waits (arrival to start: p50, p95, max, p95 while `default` drains), its
+last finish against the deadline, each fleet's task-hours, and the whole month (bill's lines).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -37,8 +54,8 @@ from pathlib import Path
 
 from scripts import _cli
 from scripts._cli import OpsError, Parser
-from scripts.capacity.sim import report
-from scripts.capacity.sim.engine import Batch, Gap, SimConfig, Simulation
+from scripts.capacity.sim import layout, report
+from scripts.capacity.sim.engine import Batch, Gap, QueueLoad, SimConfig, Simulation
 from scripts.capacity.sim.inputs import Problems, add_spot_arguments
 from scripts.capacity.sim.template import Model, TemplateError, find_templates, read_model
 
@@ -52,6 +69,9 @@ LAG_SOURCES = {
 }
 HELP = "simulate one day of the synthesized templates (scaling, cost, deadline)"
 DEFAULTS_IN_HELP = True  # option help leaves the defaults to argparse
+MAIN_QUEUE = "default"  # the template's queue, as stacks/config.py names a single queue
+QUEUE_NAME = re.compile(r"[a-z0-9_-]{1,40}")
+DEFAULT_QUEUE_DURATION = "fixed:5"
 
 
 def add_arguments(parser: Parser) -> None:
@@ -137,6 +157,28 @@ def add_arguments(parser: Parser) -> None:
         metavar="N[@HH:MM-HH:MM]",
         help="Spot tasks that can run at once, all day or between two times; ECS cannot place "
         "more (default: no shortfall)",
+    )
+    parser.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        metavar="NAME=COUNT@HH:MM[-HH:MM][,DURATION]",
+        help="another queue: COUNT messages sent uniformly in the window, jobs of DURATION "
+        f"(--duration's syntax, default {DEFAULT_QUEUE_DURATION}); repeatable",
+    )
+    parser.add_argument(
+        "--priority",
+        metavar="NAME,NAME...",
+        help="the order the template's fleet takes its queues (default: default, then the "
+        "--queue ones it consumes as given)",
+    )
+    parser.add_argument(
+        "--fleet",
+        action="append",
+        default=[],
+        metavar="NAME=QUEUE[,QUEUE...]@ASSEMBLY",
+        help="another fleet, from that cloud assembly's templates, consuming those --queue "
+        "queues in that order; repeatable",
     )
     parser.add_argument("--label", help="the setup's name in the report (default: the source)")
     parser.add_argument("--chart", help="write a PNG chart of the day here")
@@ -284,6 +326,153 @@ def _batch(text: str, problems: Problems) -> Batch:
     return Batch(int(count_text), start, end)
 
 
+def _queue_load(text: str, problems: Problems) -> QueueLoad:
+    """NAME=COUNT@HH:MM[-HH:MM][,DURATION]."""
+    name, equals, rest = text.partition("=")
+    window, _, duration = rest.partition(",")
+    count_text, _, times = window.partition("@")
+    start_text, _, end_text = times.partition("-")
+    expected = (
+        "expected NAME=COUNT@HH:MM[-HH:MM][,DURATION], e.g. emails=5000@00:00-24:00,fixed:5 "
+        "(NAME 1-40 of a-z 0-9 _ -, COUNT >= 1)"
+    )
+    if not (equals and QUEUE_NAME.fullmatch(name) and count_text.isdigit() and start_text):
+        problems.add("--queue", text, expected)
+        return QueueLoad(name, (), 1, 1)
+    if name == MAIN_QUEUE:
+        problems.add("--queue", text, f"{MAIN_QUEUE!r} is the template's queue: name another")
+    if int(count_text) < 1:
+        problems.add("--queue", text, expected)
+    start = problems.clock("--queue", start_text)
+    end = problems.clock("--queue", end_text) if end_text else start
+    if end < start:
+        problems.add("--queue", text, "the end must not be before the start")
+    durations = problems.durations(f"--queue {name}", duration or DEFAULT_QUEUE_DURATION)
+    return QueueLoad(name, (Batch(int(count_text), start, end),), durations.low, durations.high)
+
+
+def _fleet(text: str, problems: Problems) -> tuple[str, tuple[str, ...], Path]:
+    """NAME=QUEUE[,QUEUE...]@ASSEMBLY."""
+    name, equals, rest = text.partition("=")
+    queues_text, at, assembly = rest.partition("@")
+    queues = tuple(queues_text.split(","))
+    if not (equals and at and assembly and QUEUE_NAME.fullmatch(name)) or not all(
+        QUEUE_NAME.fullmatch(q) for q in queues
+    ):
+        problems.add(
+            "--fleet", text, "expected NAME=QUEUE[,QUEUE...]@ASSEMBLY, e.g. mail=emails@/tmp/mail"
+        )
+    return name, queues, Path(assembly)
+
+
+def layout_fleets(
+    args: argparse.Namespace, config: SimConfig
+) -> list[tuple[str, SimConfig, Path | None]]:
+    """Each fleet's simulation inputs: the template's fleet first (assembly None), then every
+    --fleet. Every queue is consumed by exactly one fleet."""
+    problems = Problems()
+    loads = {}
+    for text in args.queue:
+        load = _queue_load(text, problems)
+        if load.name in loads:
+            problems.add("--queue", text, f"queue {load.name!r} is given twice")
+        loads[load.name] = load
+    others = [_fleet(text, problems) for text in args.fleet]
+    problems.fail()
+    taken: dict[str, str] = {}
+    for name, queues, _ in others:
+        if name == MAIN_QUEUE or [n for n, _, _ in others].count(name) > 1:
+            problems.add("--fleet", name, "a fleet name once, not 'default' (the template's)")
+        for queue in queues:
+            if queue not in loads:
+                problems.add("--fleet", queue, f"not a --queue; allowed: {sorted(loads)}")
+            elif queue in taken:
+                problems.add("--fleet", queue, f"already consumed by fleet {taken[queue]!r}")
+            taken[queue] = name
+    rest = [MAIN_QUEUE, *(q for q in loads if q not in taken)]
+    order = tuple(args.priority.split(",")) if args.priority else tuple(rest)
+    if sorted(order) != sorted(rest):
+        problems.add(
+            "--priority",
+            args.priority,
+            f"name each queue of the template's fleet once: {', '.join(rest)}",
+        )
+    problems.fail()
+    fleets: list[tuple[str, SimConfig, Path | None]] = [
+        (
+            MAIN_QUEUE,
+            replace(
+                config,
+                queue_name=MAIN_QUEUE,
+                other_queues=tuple(loads[q] for q in order if q != MAIN_QUEUE),
+                priority=order,
+            ),
+            None,
+        )
+    ]
+    for name, queues, assembly in others:
+        first = loads[queues[0]]
+        fleets.append(
+            (
+                name,
+                replace(
+                    config,
+                    messages=first.batches[0].count,
+                    arrival_start=first.batches[0].start,
+                    arrival_end=first.batches[0].end,
+                    more_batches=first.batches[1:],
+                    duration_low=first.duration_low,
+                    duration_high=first.duration_high,
+                    poison_fraction=0.0,
+                    first_attempt_failures=0.0,
+                    processes=None,
+                    queue_name=first.name,
+                    other_queues=tuple(loads[q] for q in queues[1:]),
+                    priority=queues,
+                ),
+                assembly,
+            )
+        )
+    return fleets
+
+
+def execute_layout(
+    args: argparse.Namespace, model: Model, config: SimConfig, paths: list[Path], label: str
+) -> int:
+    """Several queues (and fleets): each fleet simulated, the layout's figures printed."""
+    if not args.queue:
+        raise _cli.UsageError("--fleet and --priority need at least one --queue")
+    if args.seeds > 1 or args.chart:
+        raise _cli.UsageError("--queue and --fleet take neither --seeds above 1 nor --chart")
+    fleets = []
+    for name, fleet_config, assembly in layout_fleets(args, config):
+        fleet_paths = paths
+        fleet_model = model
+        if assembly is not None:
+            try:
+                fleet_paths = find_templates(assembly)
+                fleet_model = read_model(fleet_paths)
+            except (TemplateError, OSError, KeyError) as error:
+                raise OpsError(f"--fleet {name}: cannot read the templates: {error}") from None
+        sim = Simulation(fleet_model, fleet_config).run()
+        day = report.build(sim, name, "")
+        fleets.append(layout.Fleet(name, sim, day, tuple(fleet_paths)))
+    result = layout.build(label, fleets, MAIN_QUEUE, config.region)
+    watched = next(q.name for q in result.queues if q.name != MAIN_QUEUE)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    elif args.markdown_row:
+        if args.markdown_header:
+            print(layout.markdown_header(watched, MAIN_QUEUE))
+        print(layout.markdown_row(result, watched))
+    else:
+        print(layout.text(result))
+    deadline_met = next(q.deadline_met for q in result.queues if q.name == MAIN_QUEUE)
+    if args.fail_on_miss and deadline_met is False:
+        raise OpsError(f"--fail-on-miss: queue {MAIN_QUEUE} missed deadline {result.deadline}")
+    return 0
+
+
 def execute(args: argparse.Namespace) -> int:
     """Simulate the day and print the report."""
     if args.env:
@@ -296,6 +485,8 @@ def execute(args: argparse.Namespace) -> int:
     config, deadline_source = configure(args, model)
     source = f"cdk.out/{args.env}" if args.env else args.cdk_out
     label = args.label or str(source or ", ".join(p.name for p in args.template))
+    if args.queue or args.fleet or args.priority:
+        return execute_layout(args, model, config, paths, label)
     if args.seeds > 1:
         days = [
             report.build(Simulation(model, replace(config, seed=seed)).run(), label, "")

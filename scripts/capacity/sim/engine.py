@@ -4,6 +4,10 @@ Event driven with integer seconds since local midnight (`t`). Every minute (t % 
 scheduled actions fire, one datapoint per metric is sampled (published after a lag), alarms
 are evaluated on the datapoints published so far, and the policies of alarms in ALARM run.
 Slots pull one message at a time, at once when free and a message is visible (long poll).
+A fleet may consume several queues (SimConfig.other_queues): a slot takes a message of the first
+queue in SimConfig.queue_order that has one visible, and the queue metrics the scaling reads are
+the sums over them (the oldest message's age the oldest of any); scripts/capacity/sim/layout.py
+runs several fleets.
 """
 
 from __future__ import annotations
@@ -65,6 +69,21 @@ class Batch:
     end: int
 
 
+@dataclass(frozen=True)
+class QueueLoad:
+    """Another queue the fleet consumes: its arrivals (batches) and job durations (uniform
+    `duration_low`..`duration_high` seconds). None of its messages is poison or fails."""
+
+    name: str
+    batches: tuple[Batch, ...]
+    duration_low: int
+    duration_high: int
+
+    @property
+    def messages(self) -> int:
+        return sum(batch.count for batch in self.batches)
+
+
 @dataclass
 class SimConfig:
     """Inputs of one simulated day (defaults: the reference day).
@@ -97,6 +116,18 @@ class SimConfig:
     spot_discount: float = pricing.SPOT_DISCOUNT
     first_attempt_failures: float = 0.0  # share of messages whose first run fails (then retried)
 
+    # Several queues (issue 20): the template's queue is `queue_name`, the one `messages` and
+    # `more_batches` go to; `other_queues` are consumed by the same fleet, in `priority` order
+    # (empty: `queue_name` first, then `other_queues` as listed).
+    queue_name: str = "default"
+    other_queues: tuple[QueueLoad, ...] = ()
+    priority: tuple[str, ...] = ()
+
+    @property
+    def queue_order(self) -> tuple[str, ...]:
+        """The queues the fleet consumes, the first it takes a message of first."""
+        return self.priority or (self.queue_name, *(q.name for q in self.other_queues))
+
     @property
     def batches(self) -> tuple[Batch, ...]:
         return (Batch(self.messages, self.arrival_start, self.arrival_end), *self.more_batches)
@@ -118,6 +149,8 @@ class Message:
     runs: int = 0
     release: str = ""  # why it became visible again: scaling | handed_back | retry | visibility
     settled: int | None = None
+    queue: int = 0  # its queue's place in SimConfig.queue_order
+    started: int | None = None  # when its first run started
 
 
 @dataclass
@@ -338,8 +371,16 @@ class Simulation:
         self.sequence = 0
         self.now = 0
         self.messages: list[Message] = []
-        self.visible: deque[int] = deque()  # may hold stale entries: check Message.state
-        self.visible_count = 0
+        self.queue_order = config.queue_order
+        if sorted(self.queue_order) != sorted(
+            {config.queue_name, *(q.name for q in config.other_queues)}
+        ) or len(set(self.queue_order)) != len(self.queue_order):
+            raise ValueError(f"priority {self.queue_order}: name every queue once")
+        self.main_queue = self.queue_order.index(config.queue_name)
+        # Per queue, in priority order; may hold stale entries: check Message.state.
+        self.visible_queues: list[deque[int]] = [deque() for _ in self.queue_order]
+        self.visible_in = [0] * len(self.queue_order)  # live entries of each
+        self.visible_count = 0  # of every queue: what the fleet's scaling reads
         self.inflight = 0
         self.oldest: list[tuple[int, int, int]] = []  # (sent, message, receipt) heap, lazy
         self.dlq = 0
@@ -398,10 +439,25 @@ class Simulation:
         )
         for index, sent in enumerate(times):
             duration = self.rng.randint(config.duration_low, config.duration_high)
-            self.messages.append(Message(sent=sent, duration=duration, poison=index in poison))
+            self.messages.append(
+                Message(sent=sent, duration=duration, poison=index in poison, queue=self.main_queue)
+            )
             self.at(sent, self._make_visible, index, 0)
         for index in failing:
             self.messages[index].fails_first = True
+        # The other queues draw from their own generator: the template's queue keeps its day.
+        draws = random.Random(config.seed + 3)
+        for load in config.other_queues:
+            place = self.queue_order.index(load.name)
+            sent_times = sorted(
+                batch.start + draws.randrange(max(batch.end - batch.start, 0) + 1)
+                for batch in load.batches
+                for _ in range(batch.count)
+            )
+            for sent in sent_times:
+                duration = draws.randint(load.duration_low, load.duration_high)
+                self.messages.append(Message(sent, duration, poison=False, queue=place))
+                self.at(sent, self._make_visible, len(self.messages) - 1, 0)
 
     def _make_visible(self, index: int, receipt: int) -> None:
         """The message (at this receipt) becomes visible: new, expired, handed back, failed."""
@@ -418,7 +474,8 @@ class Simulation:
             return
         message.state = "visible"
         self.visible_count += 1
-        self.visible.append(index)
+        self.visible_in[message.queue] += 1
+        self.visible_queues[message.queue].append(index)
         heapq.heappush(self.oldest, (message.sent, index, message.receipt))
         self._dispatch()
 
@@ -429,12 +486,20 @@ class Simulation:
                 self._receive(task, slot)
 
     def _receive(self, task: Task, slot: int) -> None:
-        index = self.visible.popleft()
+        """The slot takes the first visible message of the first queue that has one (as
+        `queue:work --queue=high,default`): a later queue only when every earlier is empty."""
+        visible = next(
+            q for q, count in zip(self.visible_queues, self.visible_in, strict=True) if count
+        )
+        index = visible.popleft()
         message = self.messages[index]
         while message.state != "visible":
-            index = self.visible.popleft()
+            index = visible.popleft()
             message = self.messages[index]
         self.visible_count -= 1
+        self.visible_in[message.queue] -= 1
+        if message.started is None:
+            message.started = self.now
         message.receives += 1
         message.receipt += 1
         if message.runs and message.release not in ("retry", "handed_back"):
@@ -490,6 +555,7 @@ class Simulation:
             # in practice it is); a run of the same message still going is a duplicate.
             if message.state == "visible":
                 self.visible_count -= 1
+                self.visible_in[message.queue] -= 1
             else:
                 self.inflight -= 1
             message.state = "deleted"
