@@ -681,6 +681,28 @@ def _existing_needs_its_dlq(v: Values) -> Iterator[Problem]:
         yield "idempotency_table", "true is allowed only on a kit queue"
 
 
+def _fifo_pairs(v: Values) -> Iterator[Problem]:
+    """FIFO keys need ``fifo``; an existing queue, its DLQ and a subscribed topic are FIFO
+    exactly when the queue is (SQS moves a FIFO queue's messages only to a FIFO DLQ; SNS FIFO
+    topics deliver only to FIFO queues, standard topics only to standard ones)."""
+    fifo = v("fifo")
+    for key in ("content_based_deduplication", "high_throughput"):
+        if v(key) and not fifo:
+            yield key, "true is only read with fifo true; allowed: false"
+    kind, queue_kind = ("a FIFO", "FIFO") if fifo else ("a standard", "standard")
+    named = {"arn": v("arn"), "dead_letter_queue_arn": v("dead_letter_queue_arn")} | {
+        f"subscriptions.{i}.topic_arn": s.topic_arn for i, s in enumerate(v("subscriptions"))
+    }
+    for key, arn in named.items():
+        if arn is not None and arn.endswith(".fifo") != fifo:
+            what = "FIFO" if arn.endswith(".fifo") else "standard"
+            yield (
+                key,
+                f"{arn!r} is {what} (by its name's '.fifo'), the queue {queue_kind} (fifo "
+                f"{str(fifo).lower()}); allowed: {kind} one",
+            )
+
+
 class QueueConfig(Model):
     """The work queue, its dead-letter queue and the worker's retry timing.
 
@@ -692,7 +714,10 @@ class QueueConfig(Model):
     existing queue must match ``max_receive_count`` and ``visibility_timeout_seconds`` (the
     worker reads them; synth cannot look); ``retention_days`` is its own. ``subscriptions``
     (default none): existing SNS topics a kit queue subscribes to. None of these is inherited
-    by ``queues``."""
+    by ``queues``. ``fifo`` (default false): a FIFO queue and DLQ (names end in ``.fifo``);
+    ``content_based_deduplication`` (default false: producers send a deduplication id) and
+    ``high_throughput`` (default false: deduplication and the throughput limit per message
+    group) are SQS's FIFO settings."""
 
     max_receive_count: int = Field(5, ge=1, le=1000)
     retention_days: int = Field(4, ge=1, le=14)
@@ -705,8 +730,11 @@ class QueueConfig(Model):
     kms_key_arn: KmsKeyArn | None = None
     kit_dead_letter_queue: bool = False
     subscriptions: Annotated[tuple[Subscription, ...], Strict(False)] = ()
+    fifo: bool = False
+    content_based_deduplication: bool = False
+    high_throughput: bool = False
 
-    rules = (_backoff_order, _existing_needs_its_dlq)
+    rules = (_backoff_order, _existing_needs_its_dlq, _fifo_pairs)
 
     @property
     def heartbeat_interval_seconds(self) -> int:

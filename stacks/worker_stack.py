@@ -39,6 +39,12 @@ SEVERAL_NOT_YET = (
     "that consumes several in priority order comes next); allowed: one queue and one worker"
 )
 
+FIFO_NOT_YET = (
+    "environments.{name}.queue.fifo: true is validated and the queue stack deploys the FIFO "
+    "queue and DLQ, but the worker does not yet keep a message group's order when a job fails "
+    "(it would run the group's next message while the failed one waits); allowed: false"
+)
+
 
 class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
@@ -62,6 +68,8 @@ class WorkerStack(Stack):
     ) -> None:
         if len(config.work_queues) > 1 or len(config.fleets) > 1:
             raise ConfigError([SEVERAL_NOT_YET.format(name=config.name)])
+        if any(queue.fifo for queue in config.work_queues.values()):
+            raise ConfigError([FIFO_NOT_YET.format(name=config.name)])
         super().__init__(scope, id_, **kwargs)
         self._network_config = config.network
         # The key and the log groups it encrypts are retained together (retain_data) or not.

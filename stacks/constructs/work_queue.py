@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
@@ -41,13 +43,14 @@ class WorkQueue(Construct):
         super().__init__(scope, id_)
         self.queue: sqs.IQueue
         self.dead_letter_queue: sqs.IQueue
-        work_queue_name = f"{name_prefix}-WorkQueue"
+        suffix = ".fifo" if config.fifo else ""
+        work_queue_name = f"{name_prefix}-WorkQueue{suffix}"
         if config.arn:
             self.queue = self._existing("WorkQueue", config.arn, config.kms_key_arn)
             self.dead_letter_queue = (
                 self._existing("DeadLetterQueue", config.dead_letter_queue_arn, config.kms_key_arn)
                 if config.dead_letter_queue_arn
-                else self._dead_letter_queue(name_prefix, config.arn, removal_policy)
+                else self._dead_letter_queue(name_prefix, config.arn, removal_policy, config.fifo)
             )
             if isinstance(self.dead_letter_queue, sqs.Queue):
                 acknowledge(
@@ -63,6 +66,7 @@ class WorkQueue(Construct):
             name_prefix,
             Stack.of(self).format_arn(service="sqs", resource=work_queue_name),
             removal_policy,
+            config.fifo,
         )
         self.queue = kit_queue = sqs.Queue(
             self,
@@ -79,6 +83,7 @@ class WorkQueue(Construct):
                 queue=self.dead_letter_queue, max_receive_count=config.max_receive_count
             ),
             removal_policy=removal_policy,
+            **_fifo_settings(config),
         )
         _skip_kms_check(kit_queue)
         for index, subscription in enumerate(config.subscriptions):
@@ -88,13 +93,15 @@ class WorkQueue(Construct):
         return sqs.Queue.from_queue_attributes(self, id_, queue_arn=arn, key_arn=key_arn)
 
     def _dead_letter_queue(
-        self, name_prefix: str, source_arn: str, removal_policy: RemovalPolicy
+        self, name_prefix: str, source_arn: str, removal_policy: RemovalPolicy, fifo: bool
     ) -> sqs.Queue:
-        """The kit's DLQ: 14 days, SSE-SQS, TLS only; only ``source_arn`` may redrive to it."""
+        """The kit's DLQ: 14 days, SSE-SQS, TLS only; only ``source_arn`` may redrive to it;
+        FIFO with a FIFO queue (SQS moves a FIFO queue's messages only to a FIFO DLQ)."""
         queue = sqs.Queue(
             self,
             "DeadLetterQueue",
-            queue_name=f"{name_prefix}-DeadLetterQueue",
+            queue_name=f"{name_prefix}-DeadLetterQueue" + (".fifo" if fifo else ""),
+            fifo=True if fifo else None,
             redrive_allow_policy=sqs.RedriveAllowPolicy(
                 redrive_permission=sqs.RedrivePermission.BY_QUEUE,
                 source_queues=[sqs.Queue.from_queue_arn(self, "WorkQueueByName", source_arn)],
@@ -141,3 +148,19 @@ def _skip_kms_check(queue: sqs.Queue) -> None:
         "key. A customer-managed key would charge KMS requests on every send/receive "
         "and make every producer need kms:GenerateDataKey on it.",
     )
+
+
+def _fifo_settings(config: QueueConfig) -> dict[str, Any]:
+    """A FIFO queue's settings (none for a standard queue: its template is unchanged)."""
+    if not config.fifo:
+        return {}
+    settings: dict[str, Any] = {
+        "fifo": True,
+        "content_based_deduplication": config.content_based_deduplication,
+    }
+    if config.high_throughput:
+        settings |= {
+            "deduplication_scope": sqs.DeduplicationScope.MESSAGE_GROUP,
+            "fifo_throughput_limit": sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+        }
+    return settings
