@@ -4,6 +4,7 @@
     queue-worker logs --env prod --follow --outcome retry
     queue-worker dlq --env prod --by-reason
     queue-worker retry --env prod ID
+    queue-worker pause --env prod
     queue-worker --project ~/src/our-queue-kit plan --env prod
     queue-worker VERB --help
 
@@ -25,7 +26,18 @@ from pathlib import Path
 from scripts import _cli
 from scripts.capacity import bill, plan, simulate
 from scripts.devtools import bench, local_run, local_stack, measure_image
-from scripts.operate import dlq, enqueue, forget, logs, purge, redrive, retry, status
+from scripts.operate import (
+    dlq,
+    enqueue,
+    forget,
+    logs,
+    pause,
+    purge,
+    redrive,
+    resume,
+    retry,
+    status,
+)
 
 COMMANDS: dict[str, _cli.Command] = {
     "status": status,
@@ -36,6 +48,8 @@ COMMANDS: dict[str, _cli.Command] = {
     "retry": retry,
     "forget": forget,
     "purge": purge,
+    "pause": pause,
+    "continue": resume,
     "plan": plan,
     "bill": bill,
     "simulate": simulate,

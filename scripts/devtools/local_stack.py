@@ -13,7 +13,8 @@ it). In it, :func:`stand_up` creates:
   moto to refuse it, the queues are created with SQS as the template says and a stack carries
   the template's outputs; the ready block says which way was taken;
 - the parts of QueueWorker-ENV-Worker the operator commands read: the ECS cluster, the task
-  definition's family, the service (desired 1, one running task), the worker log group and
+  definition's family, the service (desired 1, one running task) and its scalable target
+  (the template's min and max: what `pause` suspends), the worker log group and
   the template's CloudWatch alarms (their names, metrics and thresholds), named as the
   template names them, else as CloudFormation would (STACK-LOGICALID, without its random
   suffix); then a stack of that name whose outputs (ClusterName, ServiceName, LogGroupName)
@@ -238,6 +239,9 @@ def stand_up(cdk_out: Path, env_name: str, endpoint_url: str) -> LocalStack:
         client("ecs"), worker_template, names[SERVICE_OUTPUT]
     )
     task_id = run_service(client("ecs"), client("ec2"), cluster, service, task_definition)
+    register_scaling(
+        client("application-autoscaling"), worker_template, names[SERVICE_OUTPUT], cluster, service
+    )
     log_stream = f"{stream_prefix}/{container}/{task_id}"
     logs = client("logs")
     logs.create_log_group(logGroupName=log_group)
@@ -425,6 +429,26 @@ def run_service(ecs: Any, ec2: Any, cluster: str, service: str, task_definition:
         networkConfiguration={"awsvpcConfiguration": network},
     )["tasks"]
     return str(task["taskArn"].rsplit("/", 1)[-1])
+
+
+def register_scaling(
+    autoscaling: Any, template: Template, service_id: str, cluster: str, service: str
+) -> None:
+    """The service's scalable target with the template's min and max (no policy, no scheduled
+    action: moto does not run them), so that `pause` and `continue` have it to suspend and
+    resume: the target whose ResourceId names the service `service_id` (logical id; the Spot
+    fallback's service has a target of its own)."""
+    for properties in template.of_type("AWS::ApplicationAutoScaling::ScalableTarget").values():
+        resource = json.dumps(properties.get("ResourceId"))
+        if f'"{service_id}"' not in resource:
+            continue
+        autoscaling.register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=f"service/{cluster}/{service}",
+            ScalableDimension=properties["ScalableDimension"],
+            MinCapacity=int(properties["MinCapacity"]),
+            MaxCapacity=int(properties["MaxCapacity"]),
+        )
 
 
 def put_alarms(

@@ -6,7 +6,8 @@
 Read-only calls only. Resources come from the deployed stacks' outputs (ClusterName,
 ServiceName of QueueWorker-ENV-Worker; QueueUrl, DeadLetterQueueUrl of QueueWorker-ENV-Queue):
 ECS DescribeServices, ListTasks and GetTaskProtection (tasks running / desired / pending, how
-many hold scale-in protection); SQS GetQueueAttributes (visible, in flight, DLQ depth);
+many hold scale-in protection); SQS GetQueueAttributes (visible, in flight, DLQ depth) and
+ListQueueTags (paused: the work queue's `queue-worker:paused` tag, `queue-worker pause`);
 CloudWatch ApproximateAgeOfOldestMessage (the oldest message), DescribeAlarms (alarms named
 QueueWorker-ENV-* in ALARM) and, during a batch window of the environment's config, the job
 metric JobsProcessed: the progress since the window's start and the estimated finish =
@@ -27,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
-from worker.contract import JOBS_PROCESSED, metric_namespace
+from worker.contract import JOBS_PROCESSED, PAUSED_TAG, metric_namespace
 
 from scripts import _cli
 from scripts._aws import (
@@ -123,7 +124,9 @@ def execute(args: argparse.Namespace) -> int:
         target.output(WORKER_STACK, SERVICE_OUTPUT),
     )
     cloudwatch = target.client("cloudwatch")
-    queue = queue_state(target, target.output(QUEUE_STACK, QUEUE_URL_OUTPUT), cloudwatch, now)
+    queue_url = target.output(QUEUE_STACK, QUEUE_URL_OUTPUT)
+    queue = queue_state(target, queue_url, cloudwatch, now)
+    paused = target.sqs.list_queue_tags(QueueUrl=queue_url).get("Tags", {}).get(PAUSED_TAG)
     dlq_url = target.output(QUEUE_STACK, DLQ_URL_OUTPUT)
     dlq = queue_state(target, dlq_url, None, now)
     alarms = alarms_in_alarm(cloudwatch, f"{target.config.stack_prefix}-")
@@ -134,6 +137,7 @@ def execute(args: argparse.Namespace) -> int:
         "time": now.isoformat(timespec="seconds"),
         "tasks": asdict(tasks),
         "queue": asdict(queue),
+        "paused": paused,
         "dead_letter_queue": asdict(dlq),
         "alarms": alarms,
         "batch": asdict(batch) if batch else None,
@@ -141,7 +145,8 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        print("\n".join(render(target.config.stack_prefix, tasks, queue, dlq, alarms, batch)))
+        lines = render(target.config.stack_prefix, tasks, queue, dlq, alarms, batch, paused)
+        print("\n".join(lines))
     return 0
 
 
@@ -304,8 +309,9 @@ def render(
     dlq: QueueState,
     alarms: list[dict[str, str]],
     batch: Batch | None,
+    paused: str | None = None,
 ) -> list[str]:
-    """The screen."""
+    """The screen; `paused`: the pause tag's value, when the queue has one."""
     protected = (
         f"{tasks.protected} of {tasks.running} protected from scale-in"
         if tasks.protected is not None
@@ -321,6 +327,11 @@ def render(
         f"  tasks   running {tasks.running} / desired {tasks.desired} / pending "
         f"{tasks.pending}; {protected}",
         f"  queue   {queue.visible} visible, {queue.in_flight} in flight, {age} ({queue.name})",
+        *(
+            [f"  paused  {paused} (the workers take no new work; `continue` resumes)"]
+            if paused
+            else []
+        ),
         f"  dlq     {dlq.visible} messages ({dlq.name})",
         f"  alarms  {len(alarms)} in ALARM" + ("" if alarms else " (none)"),
         *[f"          {alarm['name']}: {alarm['reason']}" for alarm in alarms],

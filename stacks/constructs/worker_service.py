@@ -40,12 +40,14 @@ HEALTH_CHECK = (
 # On an existing queue's customer-managed key: Decrypt to receive, GenerateDataKey to send.
 EXISTING_QUEUE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # What the worker runtime calls on the work queue (worker.loop, worker.app.check_queue); the
-# batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch) need the single actions.
+# batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch) need the single actions;
+# ListQueueTags reads the pause flag (`queue-worker pause`, worker.contract.PAUSED_TAG).
 CONSUME_ACTIONS = (
     "sqs:ReceiveMessage",
     "sqs:ChangeMessageVisibility",
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
+    "sqs:ListQueueTags",
 )
 # worker.idempotency: a conditional PutItem claims a key, UpdateItem marks it done,
 # DeleteItem releases it; nothing reads, queries, scans or streams the table.

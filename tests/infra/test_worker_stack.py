@@ -298,6 +298,7 @@ def test_task_role_may_only_consume_its_queue_and_protect_its_tasks(prod: Synthe
             "sqs:ChangeMessageVisibility",
             "sqs:DeleteMessage",
             "sqs:GetQueueAttributes",
+            "sqs:ListQueueTags",  # the pause flag (queue-worker pause)
             "sqs:ReceiveMessage",
         ),
         ("sqs:SendMessage",),

@@ -29,6 +29,19 @@ the original attributes: how many of them it left out (the reason is shortened t
 SHORT_REASON_CHARS = 200
 """The reason's length on a copy sent again without the original attributes."""
 
+# -- The pause flag (`queue-worker pause` sets it, `queue-worker continue` removes it) ---------
+
+PAUSED_TAG = "queue-worker:paused"
+"""A tag on the work queue: while it is there, the kit's loop receives nothing (it finishes and
+deletes what it holds, then only polls the tag, every PAUSE_CHECK_SECONDS). Its value says when
+the pause began and the service's desired count then (``paused_tag_value``)."""
+PAUSE_CHECK_SECONDS = 30.0
+"""How often a loop reads the tag by default (the worker's PAUSE_CHECK_SECONDS)."""
+PAUSED_EVENT = "worker_paused"
+"""The log line a loop writes when it sees the tag appear; ``worker_continued`` when it goes."""
+CONTINUED_EVENT = "worker_continued"
+
+
 # -- Variables the task sets for the runners (recipes/) --------------------------------------
 
 MAX_RECEIVE_COUNT_VARIABLE = "WORKER_MAX_RECEIVE_COUNT"

@@ -7,7 +7,10 @@ receives do not long-poll); a failed delete is retried with backoff while the he
 holds the message; failures become visible again after a backoff; permanent failures go to the
 DLQ. A job whose visibility can no longer be extended is stopped before it runs out
 (`lease_lost`). A receive never asks for more than the loop will start before a recycle; between
-jobs the loop checks its recycle limits (job count, memory) and exits cleanly. On SIGTERM it
+jobs the loop checks its recycle limits (job count, memory) and exits cleanly. Before a receive
+it reads the work queue's pause tag (contract.PAUSED_TAG, at most every PAUSE_CHECK_SECONDS):
+while the tag is there it receives nothing, deletes what it finished and only polls the tag
+(`queue-worker pause` / `continue`). On SIGTERM it
 stops receiving at once, lets the running job finish within the grace period (else stops it and
 hands its message back), runs the batch's unstarted messages while a job of the mean duration
 still fits in the grace, hands back the rest and exits 0.
@@ -122,6 +125,9 @@ class Worker:
         self._job_fields: dict[str, Any] = {}  # what settling the job adds to its `job` line
         # While stopping: visibility changes (hand-backs 0, backoffs) made by `_finish_stop`.
         self._deferred: list[tuple[list[Held], int]] = []
+        self.paused = False  # the pause tag, as last read
+        self._pause_read_at: float | None = None  # time.monotonic() of that read
+        self._pause_read_failures = 0  # consecutive failed reads (only the first is logged)
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -186,6 +192,10 @@ class Worker:
                 if reason:
                     break
                 self._flush_deletes()  # retries deletes that failed, when due
+                if self._pause_flag():
+                    self._flush_deletes(force=True)  # what it finished, deleted now
+                    self._sleep_unless_stopped(self._until_next_pause_read())
+                    continue
                 batch = self._receive()
                 if batch:
                     reason = self._work(batch)
@@ -231,6 +241,35 @@ class Worker:
         if memory and self._job_growth_mib > 0:
             size = min(size, int((memory - self.rss_mib()) / self._job_growth_mib))
         return max(1, min(size, MAX_BATCH))
+
+    def _pause_flag(self) -> bool:
+        """Whether the work queue carries contract.PAUSED_TAG: read (ListQueueTags) at most
+        every PAUSE_CHECK_SECONDS, else the last answer; a failed read keeps the last answer
+        (a task role without sqs:ListQueueTags never pauses: the first failure is logged)."""
+        if self._pause_read_at is not None and self._until_next_pause_read() > 0:
+            return self.paused
+        self._pause_read_at = time.monotonic()
+        try:
+            response = self.sqs.list_queue_tags(QueueUrl=self.settings.queue_url)
+        except Exception as error:
+            self._pause_read_failures += 1
+            if self._pause_read_failures == 1:
+                self.log.warning("pause_check_error", error=repr(error))
+            return self.paused
+        self._pause_read_failures = 0
+        self._mark_alive()  # an answer from SQS: a paused process proves itself by it too
+        tags = response.get("Tags", {})
+        paused = contract.PAUSED_TAG in tags
+        if paused != self.paused:
+            self.paused = paused
+            event = contract.PAUSED_EVENT if paused else contract.CONTINUED_EVENT
+            self.log.info(event, tag=tags.get(contract.PAUSED_TAG, ""))
+        return paused
+
+    def _until_next_pause_read(self) -> float:
+        """Seconds until the pause tag is read again."""
+        last = self._pause_read_at if self._pause_read_at is not None else -float("inf")
+        return max(0.0, last + self.settings.pause_check_seconds - time.monotonic())
 
     def _receive(self) -> list[Held]:
         asked = self.batch_size()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from worker.contract import PAUSE_CHECK_SECONDS
 from worker.supervise import DEFAULTS
 
 # SQS never keeps a message invisible longer than 12 hours after it was received.
@@ -53,6 +54,8 @@ class Settings:
     run_dir: str = "/tmp/worker-run"
     task_protection_expires_minutes: int = 60
     receive_wait_seconds: int = 20
+    # How often the loop reads the work queue's pause tag (ListQueueTags), before a receive.
+    pause_check_seconds: float = PAUSE_CHECK_SECONDS
     process_name: str = LOCAL_PROCESS_NAME
     region: str | None = None
     workdir: str | None = None  # where commands and consumers run (None: the process's own)
@@ -111,6 +114,9 @@ class Settings:
                 "TASK_PROTECTION_EXPIRES_MINUTES", int, expires_default, low=1, high=2880
             ),
             receive_wait_seconds=reader.number("RECEIVE_WAIT_SECONDS", int, 20, low=0, high=20),
+            pause_check_seconds=reader.number(
+                "PAUSE_CHECK_SECONDS", float, PAUSE_CHECK_SECONDS, low=0.1, high=300
+            ),
             process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or LOCAL_PROCESS_NAME,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
             workdir=env.get("WORKER_WORKDIR", "").strip() or None,

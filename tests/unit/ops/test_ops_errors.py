@@ -24,6 +24,8 @@ QUEUE_COMMANDS = [
     pytest.param(["retry", "--reason", "boom"], id="retry"),
     pytest.param(["forget", "some-id", "--yes"], id="forget"),
     pytest.param(["purge", "--yes"], id="purge"),
+    pytest.param(["pause"], id="pause"),
+    pytest.param(["continue"], id="continue"),
 ]
 ENV_COMMANDS = [
     pytest.param(["status"], id="status"),
