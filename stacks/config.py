@@ -681,14 +681,17 @@ def _existing_needs_its_dlq(v: Values) -> Iterator[Problem]:
         yield "idempotency_table", "true is allowed only on a kit queue"
 
 
-def _fifo_pairs(v: Values) -> Iterator[Problem]:
-    """FIFO keys need ``fifo``; an existing queue, its DLQ and a subscribed topic are FIFO
-    exactly when the queue is (SQS moves a FIFO queue's messages only to a FIFO DLQ; SNS FIFO
-    topics deliver only to FIFO queues, standard topics only to standard ones)."""
-    fifo = v("fifo")
+def _fifo_keys_need_fifo(v: Values) -> Iterator[Problem]:
     for key in ("content_based_deduplication", "high_throughput"):
-        if v(key) and not fifo:
+        if v(key) and not v("fifo"):
             yield key, "true is only read with fifo true; allowed: false"
+
+
+def _fifo_pairs(v: Values) -> Iterator[Problem]:
+    """An existing queue, its DLQ and a subscribed topic are FIFO exactly when the queue is
+    (SQS moves a FIFO queue's messages only to a FIFO DLQ; SNS FIFO topics deliver only to FIFO
+    queues, standard topics only to standard ones)."""
+    fifo = v("fifo")
     kind, queue_kind = ("a FIFO", "FIFO") if fifo else ("a standard", "standard")
     named = {"arn": v("arn"), "dead_letter_queue_arn": v("dead_letter_queue_arn")} | {
         f"subscriptions.{i}.topic_arn": s.topic_arn for i, s in enumerate(v("subscriptions"))
@@ -734,7 +737,7 @@ class QueueConfig(Model):
     content_based_deduplication: bool = False
     high_throughput: bool = False
 
-    rules = (_backoff_order, _existing_needs_its_dlq, _fifo_pairs)
+    rules = (_backoff_order, _existing_needs_its_dlq, _fifo_keys_need_fifo, _fifo_pairs)
 
     @property
     def heartbeat_interval_seconds(self) -> int:

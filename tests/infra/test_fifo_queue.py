@@ -113,3 +113,10 @@ def test_the_worker_stack_refuses_fifo_until_the_worker_keeps_group_order() -> N
     (problem,) = caught.value.problems
     assert problem.startswith(f"{Q}fifo: true is validated and the queue stack deploys the FIFO")
     assert problem.endswith("allowed: false")
+
+
+def test_a_bad_arn_hides_no_fifo_key_problem() -> None:
+    assert problems(high_throughput=True, arn="orders") == [
+        f"{Q}arn: 'orders' is not an SQS queue ARN such as 'arn:aws:sqs:REGION:ACCOUNT:NAME'",
+        f"{Q}high_throughput: true is only read with fifo true; allowed: false",
+    ]
