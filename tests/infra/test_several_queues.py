@@ -4,6 +4,7 @@ single queue's logical ids, so adding a queue never replaces one holding message
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -114,3 +115,32 @@ def test_the_worker_stack_says_it_runs_one_worker_on_one_queue_yet() -> None:
     (problem,) = caught.value.problems
     assert problem.startswith("environments.prod.queues: several queues and workers are validated")
     assert problem.endswith("allowed: one queue and one worker")
+
+
+def readme_example() -> dict[str, Any]:
+    """The JSON block of the README's "Several queues and workers" section."""
+    section = (ROOT / "README.md").read_text().split("### Several queues and workers", 1)[1]
+    return dict(json.loads(section.split("```json\n", 1)[1].split("```", 1)[0]))
+
+
+def test_the_readmes_three_queue_example_is_valid_and_deploys_its_queues() -> None:
+    example = readme_example()
+    config = prod_config(batch_window=None, **example)
+    assert list(config.work_queues) == ["high", "default", "emails"]
+    assert {name: fleet.queues for name, fleet in config.fleets.items()} == {
+        "batch": ("high", "default"),
+        "mail": ("emails",),
+    }
+    assert config.fleets["mail"].worker.processes == 2
+    assert config.fleets["batch"].worker.processes == ENVIRONMENTS["prod"]["worker"]["processes"]
+    names = {
+        q["Properties"]["QueueName"]
+        for q in Template.from_json(queue_template(config))
+        .find_resources("AWS::SQS::Queue")
+        .values()
+    }
+    assert names == {
+        f"QueueWorker-prod{infix}-{kind}"
+        for infix in ("-high", "", "-emails")
+        for kind in ("WorkQueue", "DeadLetterQueue")
+    }
