@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from _pytest.nodeid import NodeId
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Queue as SQSQueue
 from moto.sqs.models import SQSBackend
@@ -37,6 +38,34 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 # jsii (aws-cdk-lib) runs on the venv's Node 24, not the machine's end-of-life Node 20.
 os.environ["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
+
+
+def xdist_groups(item: pytest.Item) -> str | None:
+    """The `@name` suffix xdist's ``--dist loadgroup`` gives an item of ``xdist_group`` marks
+    (their names sorted and joined by `_`, as pytest-xdist names them), or None."""
+    names = {
+        str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+        for mark in item.iter_markers("xdist_group")
+    }
+    return "@" + "_".join(sorted(names)) if names else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each ``xdist_group`` on one worker. pytest-xdist 3.8 groups by the `@name` it
+    appends to a worker's node ids through ``item._nodeid``, which pytest 9.2 no longer reads
+    (a node id is ``item._id``): every group was spread over both workers, and each worker
+    built the group's session fixtures (the docs run's sandbox, the PHP images). Here the
+    suffix goes where pytest 9.2 reads it; a pytest or xdist that already has it is left
+    alone, and one where it does not take fails the run rather than split the groups."""
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's loadgroup workers
+        return
+    for item in items:
+        suffix = xdist_groups(item)
+        if suffix is None or item.nodeid.endswith(suffix):
+            continue
+        item._id = NodeId.parse(item.nodeid + suffix)
+        assert item.nodeid.endswith(suffix), f"{item.nodeid}: xdist's group suffix not taken"
 
 
 def free_port() -> int:

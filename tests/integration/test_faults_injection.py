@@ -369,27 +369,40 @@ def test_a_lost_lease_stops_the_job_before_sqs_delivers_it_again(
     assert {j["level"] for j in fleet.jobs("lease_lost")} == {"warning"}
 
 
+# The 45-s outage at the prod visibility (120 s) and heartbeat (30 s), all three a third.
+OUTAGE_VISIBILITY, OUTAGE_HEARTBEAT, OUTAGE_SECONDS = 120 // 3, 30 // 3, 45 / 3
+
+
 def test_a_45_s_sqs_outage_reruns_nothing_sqs_did_not_redeliver(
     make_fleet: MakeFleet, tmp_path: Path
 ) -> None:
-    """30 jobs of 1 s on 8 processes at the prod visibility (120 s) and heartbeat (30 s); SQS
-    refuses connections for 45 s while jobs run. No message's visibility runs out, so SQS
-    redelivers none: every delete that failed is retried and no job runs twice."""
+    """30 jobs of 1 s on 8 processes; SQS refuses connections while jobs run. No message's
+    visibility runs out, so SQS redelivers none: every delete that failed is retried and no job
+    runs twice.
+
+    Scaled to a third, to keep the test near half a minute: the prod visibility (120 s) and
+    heartbeat (30 s) and the 45-s outage become 40 s, 10 s and 15 s. The outage keeps its
+    measure against both (1.5 heartbeats, 3/8 of the visibility). The worker's own backoffs
+    are not scaled (receives retried after 1, 2, 4, 8, 16 s): a process whose receive at 15 s
+    still fails retries its deletes about 31 s after the outage began, past half of the 40-s
+    visibility, once the heartbeat has extended the messages (it does at 20 s or less left):
+    the hold is tried at least as hard as at the prod timings, where the deletes come back
+    about 61 s in, about when the first extensions fall due."""
     sqs = BreakableSqs()
     try:
-        url = sqs.queue(visibility=120)
+        url = sqs.queue(visibility=OUTAGE_VISIBILITY)
         record = tmp_path / "record"
         ids = send_jobs(sqs.client, url, record, 30, duration_seconds=1)
         fleet = make_fleet(
             endpoint=sqs.endpoint,
             QUEUE_URL=url,
             WORKER_PROCESSES=PROD_PROCESSES,
-            VISIBILITY_TIMEOUT_SECONDS=120,
-            HEARTBEAT_INTERVAL_SECONDS=30,
+            VISIBILITY_TIMEOUT_SECONDS=OUTAGE_VISIBILITY,
+            HEARTBEAT_INTERVAL_SECONDS=OUTAGE_HEARTBEAT,
         )
         fleet.wait_for(lambda: len(fleet.jobs("done")) >= 8, timeout=60)
         sqs.stop()
-        time.sleep(45)
+        time.sleep(OUTAGE_SECONDS)
         sqs.start()
         fleet.wait_for(lambda: queue_depth(sqs.client, url) == 0, timeout=120)
         assert fleet.stop() == 0

@@ -27,6 +27,8 @@ from tests.unit.worker.recording_handlers import runs
 
 MakeFleet = Callable[..., Fleet]
 SLOW_SECONDS = 12.0
+GRACE_SECONDS = 35  # WORKER_STOP_GRACE_SECONDS of the slow-SQS stop (prod: 100)
+STOP_WAIT_SECONDS = 40  # SUPERVISOR_STOPWAITSECS of the slow-SQS stop (prod: 110)
 
 
 class SlowProxy:
@@ -101,9 +103,13 @@ def test_a_stop_hands_every_message_back_when_sqs_takes_12_s_a_call(
     moto_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    """8 processes at the prod settings, but the grace and the stop wait halved (50 s, 55 s
-    instead of 100 s, 110 s) to keep the test near a minute; SQS answers every call 12 s late
-    from the SIGTERM on. 24 warm-up jobs teach the processes a short mean duration, so the 30
+    """8 processes at the prod settings, but the grace and the stop wait scaled down (35 s, 40 s
+    instead of 100 s, 110 s) to keep the test near half a minute; SQS answers every call 12 s
+    late from the SIGTERM on. As at prod, the stop wait bounds the running jobs (each stopped
+    at 40 - 22 = 18 s, where prod's stop at 110 - 22 = 88 s, before its grace ends) and leaves
+    the hand-back the same 22 s whatever the values, so the scale-down keeps the point: a 12-s
+    call fits it, while a hand-back begun at the grace's end (35 s) would end past the 40-s
+    stop wait. 24 warm-up jobs teach the processes a short mean duration, so the 30
     long jobs (10 min) that follow are received in batches: a process runs the first of its
     batch and holds the rest unstarted. The stop must hand every one of them back (visible
     at once, not after the 120-s visibility) before supervisord's stop wait kills anyone,
@@ -120,7 +126,11 @@ def test_a_stop_hands_every_message_back_when_sqs_takes_12_s_a_call(
             DEAD_LETTER_QUEUE_URL=pair.dlq_url,
             WORKER_HANDLER_MODE="command",
             WORKER_HANDLER=compound_job(record),
-            **{**PROD, "WORKER_STOP_GRACE_SECONDS": 50, "SUPERVISOR_STOPWAITSECS": 55},
+            **{
+                **PROD,
+                "WORKER_STOP_GRACE_SECONDS": GRACE_SECONDS,
+                "SUPERVISOR_STOPWAITSECS": STOP_WAIT_SECONDS,
+            },
         )
         warm = send(sqs_client, pair.url, 0, 3 * PROD_PROCESSES)
         fleet.wait_for(lambda: len(fleet.jobs("done")) == 3 * PROD_PROCESSES, timeout=60)
@@ -150,7 +160,7 @@ def test_a_stop_hands_every_message_back_when_sqs_takes_12_s_a_call(
         assert queue_counts(sqs_client, pair.url) == (30, 0)
     finally:
         proxy.close()
-    assert took < 55, took  # within the stop wait: no worker was killed
+    assert took < STOP_WAIT_SECONDS, took  # within the stop wait: no worker was killed
     stops = fleet.events("worker_stopped")
     assert sorted(e["reason"] for e in stops) == ["sigterm"] * PROD_PROCESSES
     handed_back = {j["message_id"] for j in fleet.jobs(contract.HANDED_BACK)}
