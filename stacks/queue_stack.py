@@ -12,10 +12,10 @@ from stacks.constructs.idempotency_table import IdempotencyTable
 from stacks.constructs.work_queue import WorkQueue
 
 
-def output_id(output: str, queue_name: str) -> str:
-    """The id of a queue's output: ``QueueUrl`` for the ``default`` queue (as before there
-    could be several), ``QueueUrl-emails`` for the others."""
-    return output if queue_name == DEFAULT_NAME else f"{output}-{queue_name}"
+def queue_scoped_id(base: str, queue_name: str) -> str:
+    """The id of a queue's construct or output: ``base`` for the ``default`` queue (as before
+    there could be several: ``WorkQueue``, ``QueueUrl``), ``base-NAME`` for the others."""
+    return base if queue_name == DEFAULT_NAME else f"{base}-{queue_name}"
 
 
 class QueueStack(Stack):
@@ -37,7 +37,7 @@ class QueueStack(Stack):
         self.work_queues = {
             name: WorkQueue(
                 self,
-                output_id("WorkQueue", name),
+                queue_scoped_id("WorkQueue", name),
                 config=queue,
                 name_prefix=config.stack_prefix
                 if name == DEFAULT_NAME
@@ -61,7 +61,7 @@ class QueueStack(Stack):
                 "DeadLetterQueueUrl": work_queue.dead_letter_queue.queue_url,
                 "DeadLetterQueueArn": work_queue.dead_letter_queue.queue_arn,
             }.items():
-                CfnOutput(self, output_id(output, name), value=value)
+                CfnOutput(self, queue_scoped_id(output, name), value=value)
         if self.idempotency_table is not None:
             CfnOutput(self, "IdempotencyTableName", value=self.idempotency_table.table_name)
         if all(queue.arn for queue in config.work_queues.values()) and not self.idempotency_table:

@@ -34,7 +34,7 @@ SHORT_REASON_CHARS = 200
 PAUSED_TAG = "queue-worker:paused"
 """A tag on the work queue: while it is there, the kit's loop receives nothing (it finishes and
 deletes what it holds, then only polls the tag, every PAUSE_CHECK_SECONDS). Its value says when
-the pause began and the service's desired count then (``paused_tag_value``)."""
+the pause began and the service's desired count then (``scripts.operate.pause.tag_value``)."""
 PAUSE_CHECK_SECONDS = 30.0
 """How often a loop reads the tag by default (the worker's PAUSE_CHECK_SECONDS)."""
 PAUSED_EVENT = "worker_paused"
