@@ -61,6 +61,8 @@ class Fleet:
         self._events: list[dict[str, Any]] = []
 
     def start(self) -> Fleet:
+        # The log exists from the start: a test may read it before the collector has opened it.
+        self.log_path.touch()
         # A pipe, as in a container: supervisord reopens /dev/stdout, which on a regular file
         # would start writing at offset 0 again.
         self.process = subprocess.Popen(
