@@ -191,6 +191,30 @@ def test_the_default_worker_keeps_its_ids_and_properties_beside_a_second() -> No
     assert beside["Metadata"] == single["Metadata"]
 
 
+def test_a_worker_on_spot_gets_its_own_fallback_and_the_cluster_container_insights() -> None:
+    workers = copy.deepcopy(TWO_WORKERS["workers"])
+    workers["mails"]["worker"]["capacity"] = {"spot_weight": 1}
+    workers["batch"]["scaling"] = {"max_tasks": 10}  # 80 + (2 + 2 fallback) x 2 processes
+    template = worker_json(
+        prod_config(batch_window=None, queues=TWO_WORKERS["queues"], workers=workers)
+    )
+    services = {
+        logical_id
+        for logical_id, r in template["Resources"].items()
+        if r["Type"] == "AWS::ECS::Service"
+    }
+    assert {s.removesuffix(s[-8:]) for s in services} == {
+        "WorkerbatchService",
+        "WorkermailsService",
+        "WorkermailsFallbackService",
+    }
+    assert any(logical_id.startswith("SpotFallbackmails") for logical_id in template["Resources"])
+    Template.from_json(template).has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )
+
+
 def test_a_worker_on_two_queues_is_refused_until_the_runtime_consumes_several() -> None:
     config = prod_config(
         batch_window=None,
