@@ -99,7 +99,8 @@ class WorkerStack(Stack):
     and secret endpoints made when any worker needs it.
 
     Attributes: ``key`` (the stack's KMS key: alarm topic and log groups), ``network``,
-    ``cluster``, ``exec_log_group`` (ECS Exec sessions; None without ``worker.ecs_exec``),
+    ``cluster``, ``exec_log_group`` (ECS Exec sessions; None unless a worker sets
+    ``worker.ecs_exec``),
     ``fleets`` (WorkerFleet by worker name), ``monitoring`` (the topic, the dashboard and
     each worker's alarms).
     """
@@ -166,9 +167,10 @@ class WorkerStack(Stack):
                 "AwsSolutions-ECS4",
                 CONTAINER_INSIGHTS_OFF,
             )
+        views = {name: config.of_fleet(name) for name in config.fleets}
         self.fleets = {
-            name: self._fleet(name, config.of_fleet(name), work_queues, idempotency_table)
-            for name in config.fleets
+            name: self._fleet(name, view, work_queues, idempotency_table)
+            for name, view in views.items()
         }
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         for name, fleet in self.fleets.items():
@@ -184,7 +186,7 @@ class WorkerStack(Stack):
         for name, fleet in self.fleets.items():
             self.monitoring.watch(
                 name,
-                config=config.of_fleet(name),
+                config=views[name],
                 queue=fleet.work_queue.queue,
                 dead_letter_queue=fleet.work_queue.dead_letter_queue,
                 cluster=self.cluster,
