@@ -220,6 +220,7 @@ class WorkerStack(Stack):
             queue=queue,
             dead_letter_queue=work_queue.dead_letter_queue,
             idempotency_table=idempotency_table,
+            settings_key=f"workers.{name}.worker" if config.workers else "worker",
         )
         scaling = QueueScaling(
             self,

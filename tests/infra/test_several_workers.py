@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from stacks.app_builder import build
 from stacks.config import ConfigError, EnvironmentConfig, load_config
@@ -212,6 +212,19 @@ def test_a_worker_on_spot_gets_its_own_fallback_and_the_cluster_container_insigh
     Template.from_json(template).has_resource_properties(
         "AWS::ECS::Cluster",
         {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )
+
+
+def test_a_workers_synth_warnings_name_its_own_keys() -> None:
+    workers = copy.deepcopy(TWO_WORKERS["workers"])
+    workers["mails"]["worker"]["ecs_exec"] = True
+    _, worker_stack = build(
+        App(context=FEATURE_FLAGS),
+        prod_config(batch_window=None, queues=TWO_WORKERS["queues"], workers=workers),
+    )
+    Annotations.from_stack(worker_stack).has_warning(
+        "/QueueWorker-prod-Worker/Worker-mails",
+        Match.string_like_regexp(r"^workers\.mails\.worker\.ecs_exec is on: .*root shell"),
     )
 
 
