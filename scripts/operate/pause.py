@@ -193,8 +193,8 @@ def refuse_consumer_mode(target: Target) -> None:
 def execute(args: argparse.Namespace) -> int:
     """Set the flag, suspend scaling, set the count to 0; print what was done."""
     target = Target(args)
-    refuse_consumer_mode(target)
     urls = flagged_queues(args, target, "pause")
+    refuse_consumer_mode(target)
     service = service_of(target)
     tasks: Tasks | None = None
     if service is not None:
