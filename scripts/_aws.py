@@ -3,8 +3,11 @@
 `--env NAME` names an environment of cdk.json (`--cdk-json`, default the project's, see
 `--project`): its config gives the region and the batch windows, and the deployed stacks
 `QueueWorker-NAME-Queue` (outputs QueueUrl, DeadLetterQueueUrl) and `QueueWorker-NAME-Worker`
-(outputs ClusterName, ServiceName, LogGroupName) give the resources. Queue commands also take
-`--queue NAME|URL` (the work queue; its DLQ is found through its redrive policy).
+(outputs ClusterName, ServiceName, LogGroupName) give the resources. An environment with several
+queues or workers has those outputs once per queue or worker (:func:`output_key`): with `--env`,
+`--queue NAME` and `--worker NAME` choose one, and may be left out where there is only one.
+Without `--env`, queue commands take `--queue NAME|URL` (an SQS queue; its DLQ is found through
+its redrive policy).
 `--region` and `--endpoint-url` point the clients elsewhere (boto3 also honours
 AWS_ENDPOINT_URL by itself).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,8 +27,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from scripts._cli import NONEXISTENT_QUEUE_CODES, OpsError, Parser, error_code
-from stacks.config import ConfigError, EnvironmentConfig, load_config
+from scripts._cli import NONEXISTENT_QUEUE_CODES, OpsError, Parser, UsageError, error_code
+from stacks.config import DEFAULT_NAME, ConfigError, EnvironmentConfig, load_config
 
 QUEUE_STACK = "{prefix}-Queue"
 WORKER_STACK = "{prefix}-Worker"
@@ -38,6 +42,14 @@ CLUSTER_OUTPUT = "ClusterName"
 SERVICE_OUTPUT = "ServiceName"
 LOG_GROUP_OUTPUT = "LogGroupName"
 WORKER_STACK_OUTPUTS = (CLUSTER_OUTPUT, SERVICE_OUTPUT, LOG_GROUP_OUTPUT)
+
+
+def output_key(base: str, name: str) -> str:
+    """The OutputKey of output `base` of queue or worker NAME: `base` for the `default` one,
+    else that of the stacks' output id `base-NAME` (stacks.queue_stack.queue_scoped_id), which
+    CloudFormation keys by its letters and digits alone: `QueueUrl-mails` is `QueueUrlmails`."""
+    scoped = base if name == DEFAULT_NAME else f"{base}-{name}"
+    return re.sub(r"[^A-Za-z0-9]", "", scoped)
 
 
 def add_aws_options(parser: Parser) -> None:
@@ -55,19 +67,29 @@ def add_aws_options(parser: Parser) -> None:
 
 
 def add_queue_options(parser: Parser) -> None:
-    """Exactly one of --env and --queue (alias --queue-url), plus the AWS options."""
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument(
+    """--env or --queue (alias --queue-url) or both, plus the AWS options; :class:`Target`
+    says when neither is given."""
+    parser.add_argument(
         "--env", help="environment NAME of cdk.json: its deployed stack QueueWorker-NAME-Queue"
     )
-    target.add_argument(
+    parser.add_argument(
         "--queue",
         "--queue-url",
         dest="queue",
         metavar="NAME|URL",
-        help="the work queue's name or URL (its DLQ: from its redrive policy)",
+        help="with --env: the NAME of one of its queues (default: its only one); without: the "
+        "work queue's name or URL (its DLQ: from its redrive policy)",
     )
     add_aws_options(parser)
+
+
+def add_worker_option(parser: Parser) -> None:
+    """--worker NAME: one of the environment's workers (default: its only one)."""
+    parser.add_argument(
+        "--worker",
+        metavar="NAME",
+        help="with --env: the NAME of one of its workers (default: its only one)",
+    )
 
 
 def add_env_options(parser: Parser) -> None:
@@ -120,6 +142,10 @@ class Target:
         self._outputs: dict[str, dict[str, str]] = {}
         self._queue_url: str | None = None
         self._dlq_url: str | None = None
+        if not args.env and not getattr(args, "queue", None):
+            raise UsageError("one of the arguments --env --queue/--queue-url is required")
+        if not args.env and getattr(args, "worker", None):
+            raise UsageError("--worker NAME names a worker of an environment: pass --env too")
         self.config = environment(cdk_json(args), args.env) if args.env else None
 
     @property
@@ -148,7 +174,7 @@ class Target:
         """The work queue's URL (checked to exist)."""
         if self._queue_url is None:
             if self.config is not None:
-                self._queue_url = self.output(QUEUE_STACK, QUEUE_URL_OUTPUT)
+                self._queue_url = self.queue_output(QUEUE_URL_OUTPUT)
             else:
                 self._queue_url = self._resolve_queue(self._args.queue)
             self.attributes(self._queue_url, "QueueArn")
@@ -158,7 +184,7 @@ class Target:
         """The DLQ's URL: stack output or the work queue's redrive target (checked to exist)."""
         if self._dlq_url is None:
             if self.config is not None:
-                self._dlq_url = self.output(QUEUE_STACK, DLQ_URL_OUTPUT)
+                self._dlq_url = self.queue_output(DLQ_URL_OUTPUT)
             else:
                 self._dlq_url = self._dlq_from_redrive_policy(self.queue_url())
             self.attributes(self._dlq_url, "QueueArn")
@@ -190,6 +216,27 @@ class Target:
             raise OpsError(f"stack {name} has no output {key} (outputs: {known})")
         return outputs[key]
 
+    def queue_choice(self) -> str:
+        """The environment's queue the command acts on: --queue NAME, else its only queue."""
+        assert self.config is not None, "queues of the config need --env"
+        given = getattr(self._args, "queue", None)
+        return chosen("queue", given, list(self.config.work_queues), self.config.name)
+
+    def worker_choice(self) -> str:
+        """The environment's worker the command acts on: --worker NAME, else its only worker."""
+        assert self.config is not None, "workers need --env"
+        given = getattr(self._args, "worker", None)
+        return chosen("worker", given, list(self.config.fleets), self.config.name)
+
+    def queue_output(self, base: str, queue: str | None = None) -> str:
+        """Output `base` (QUEUE_URL_OUTPUT...) of `queue` (default: the chosen queue)."""
+        return self.output(QUEUE_STACK, output_key(base, queue or self.queue_choice()))
+
+    def worker_output(self, base: str, worker: str | None = None) -> str:
+        """Output `base` (SERVICE_OUTPUT, LOG_GROUP_OUTPUT) of `worker` (default: the chosen
+        worker)."""
+        return self.output(WORKER_STACK, output_key(base, worker or self.worker_choice()))
+
     def _resolve_queue(self, name_or_url: str) -> str:
         if name_or_url.startswith(("https://", "http://")):
             return name_or_url
@@ -213,6 +260,25 @@ class Target:
                 raise OpsError(f"the DLQ in the redrive policy does not exist: {dlq_arn}") from None
             raise
         return str(response["QueueUrl"])
+
+
+def chosen(kind: str, given: str | None, names: Sequence[str], environment: str) -> str:
+    """`given`, one of the environment's `names` of queues or workers (`kind`); without it the
+    only name. UsageError listing the names when `given` is not one, or is missing and there
+    are several."""
+    allowed = ", ".join(names)
+    if given is None:
+        if len(names) == 1:
+            return names[0]
+        raise UsageError(
+            f"environment {environment} has {len(names)} {kind}s: pass --{kind} NAME, one of "
+            f"{allowed}"
+        )
+    if given not in names:
+        raise UsageError(
+            f"--{kind}: {given!r} is not a {kind} of environment {environment}; allowed: {allowed}"
+        )
+    return given
 
 
 def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:

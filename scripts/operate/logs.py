@@ -3,13 +3,15 @@
     queue-worker logs --env prod --since 1h --outcome retry
     queue-worker logs --env prod --follow --process worker_03
     queue-worker logs --env prod --message-id ID --json
+    queue-worker logs --env prod --worker mails --since 1h
 
-FilterLogEvents on the worker log group (output LogGroupName of QueueWorker-ENV-Worker, or
---log-group). The filters become a JSON filter pattern that CloudWatch applies, and are applied
-again to each line here (so an endpoint that ignores the pattern shows the same lines). Each
-JSON line is shown as: time, process, event, message id, outcome, duration, error; --json
-prints the lines as the worker wrote them. --follow polls every --poll-seconds until Ctrl-C
-(or until the reader of a pipe stops: `--follow | head -5` ends after five lines).
+FilterLogEvents on the worker's log group (output LogGroupName of QueueWorker-ENV-Worker, or
+--log-group); an environment with several workers names one with --worker. The filters become a
+JSON filter pattern that CloudWatch applies, and are applied again to each line here (so an
+endpoint that ignores the pattern shows the same lines). Each JSON line is shown as: time,
+process, event, message id, outcome, duration, error; --json prints the lines as the worker
+wrote them. --follow polls every --poll-seconds until Ctrl-C (or until the reader of a pipe
+stops: `--follow | head -5` ends after five lines).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from worker import contract
 
 from scripts import _cli
-from scripts._aws import LOG_GROUP_OUTPUT, WORKER_STACK, Target, add_env_options, iso_time
+from scripts._aws import LOG_GROUP_OUTPUT, Target, add_env_options, add_worker_option, iso_time
 from scripts._cli import Interrupted, OpsError, Parser, UsageError, positive_int
 
 HELP = "search and follow the worker's logs: --follow, --since, --process, --message-id, --outcome"
@@ -38,6 +40,7 @@ MAX_POLL_SECONDS = 60  # --follow never waits longer than this between polls
 def add_arguments(parser: Parser) -> None:
     """The command line."""
     add_env_options(parser)
+    add_worker_option(parser)
     parser.add_argument(
         "--log-group", help="the log group (default: the worker stack's output LogGroupName)"
     )
@@ -163,7 +166,7 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError("--max-polls needs --follow")
     start = parse_since(args.since, datetime.now(UTC))
     target = Target(args)
-    group = args.log_group or target.output(WORKER_STACK, LOG_GROUP_OUTPUT)
+    group = args.log_group or target.worker_output(LOG_GROUP_OUTPUT)
     client = target.client("logs")
     filters = wanted(args)
     pattern = filter_pattern(filters)

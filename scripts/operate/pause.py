@@ -2,23 +2,27 @@
 
     queue-worker pause --env prod
     queue-worker pause --env prod --json
-    queue-worker pause --queue NAME|URL       # the flag only: no stacks, so no scaling change
+    queue-worker pause --env prod --worker mails   # one worker of several: its queues, service
+    queue-worker pause --queue NAME|URL            # the flag only: no stacks, no scaling change
 
 Horizon's `horizon:pause` for the kit; `queue-worker continue` undoes it. Three steps, each
 done only when not done yet (run it again after a failure or a deploy; it says what it did):
 
-1. Tags the work queue `queue-worker:paused` (its value: when, and the service's desired count
-   then). Every worker loop reads the tag before a receive, at most every PAUSE_CHECK_SECONDS
-   (30 s): from then on it receives nothing, finishes and deletes what it holds (nothing is
-   handed back, nothing runs twice), releases its task protection and only polls the tag.
+1. Tags the work queue `queue-worker:paused` (each queue of the worker, with several; its
+   value: when, and the service's desired count then). Every worker loop reads the tag before
+   a receive, at most every PAUSE_CHECK_SECONDS (30 s): from then on it receives nothing,
+   finishes and deletes what it holds (nothing is handed back, nothing runs twice), releases its
+   task protection and only polls the tag.
 2. Suspends the service's scalable target (RegisterScalableTarget: dynamic scale-in, dynamic
    scale-out and scheduled scaling suspended): neither the queue-depth step scaling nor a batch
    window changes the service's count while paused.
 3. Sets the service's desired count to 0 (UpdateService): idle tasks stop now; a task that still
    holds scale-in protection (a process running a job) stops once its jobs are done.
 
-`status` shows the pause. In `consumer` handler mode the framework's own consumer receives, not
-the kit's loop, so nothing would read the tag: `pause` refuses there (exit 1).
+An environment with several workers names one with `--worker` (its queues and its service);
+`--queue` names no queue there: a worker's queues pause together. `status` shows the pause. In
+`consumer` handler mode the framework's own consumer receives, not the kit's loop, so nothing
+would read the tag: `pause` refuses there (exit 1).
 """
 
 from __future__ import annotations
@@ -35,13 +39,15 @@ from worker.contract import PAUSE_CHECK_SECONDS, PAUSED_TAG
 from scripts import _cli
 from scripts._aws import (
     CLUSTER_OUTPUT,
+    QUEUE_URL_OUTPUT,
     SERVICE_OUTPUT,
     WORKER_STACK,
     Target,
     add_queue_options,
+    add_worker_option,
     queue_name,
 )
-from scripts._cli import OpsError, Parser, print_json
+from scripts._cli import OpsError, Parser, UsageError, print_json
 from scripts.operate.status import Tasks, task_state
 
 HELP = "stop taking work (the running jobs finish) and keep scaling from starting tasks"
@@ -70,6 +76,7 @@ class Service:
 def add_arguments(parser: Parser) -> None:
     """The command line (pause and continue)."""
     add_queue_options(parser)
+    add_worker_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -78,8 +85,35 @@ def service_of(target: Target) -> Service | None:
     if target.config is None:
         return None
     return Service(
-        target.output(WORKER_STACK, CLUSTER_OUTPUT), target.output(WORKER_STACK, SERVICE_OUTPUT)
+        target.output(WORKER_STACK, CLUSTER_OUTPUT), target.worker_output(SERVICE_OUTPUT)
     )
+
+
+def flagged_queues(args: argparse.Namespace, target: Target, verb: str) -> list[str]:
+    """The URLs of the queues that carry the pause tag: with --env every queue the worker
+    consumes (checked to exist), else --queue's. UsageError for --queue with --env."""
+    if target.config is None:
+        return [target.queue_url()]
+    if args.queue:
+        workers = ", ".join(target.config.fleets)
+        raise UsageError(
+            f"--queue: with --env, {verb} acts on a worker and every queue it consumes; "
+            f"pass --worker NAME (workers: {workers})"
+        )
+    fleet = target.config.fleets[target.worker_choice()]
+    urls = [target.queue_output(QUEUE_URL_OUTPUT, queue) for queue in fleet.queues]
+    for url in urls:
+        target.attributes(url, "QueueArn")
+    return urls
+
+
+def by_queue(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The report's fields of each flagged queue (by name): `queue` and the fields of the one
+    queue, else `queues` mapping each name to its fields."""
+    if len(fields) == 1:
+        [(name, only)] = fields.items()
+        return {"queue": name, **only}
+    return {"queues": fields}
 
 
 def pause_tag(sqs: Any, url: str) -> str | None:
@@ -144,38 +178,42 @@ def finish(args: argparse.Namespace, report: dict[str, Any], lines: list[str]) -
 
 def refuse_consumer_mode(target: Target) -> None:
     """OpsError in consumer handler mode: the framework's consumer does not read the tag."""
-    if target.config is not None and target.config.worker.handler_mode == "consumer":
+    if target.config is None:
+        return
+    worker = target.worker_choice()
+    if target.config.fleets[worker].worker.handler_mode == "consumer":
+        which = "" if len(target.config.fleets) == 1 else f"'s worker {worker}"
         raise OpsError(
-            f"environment {target.config.name} runs handler_mode consumer: the framework's own "
-            "consumer receives there, not the kit's loop, and nothing in it reads the pause "
-            'flag; nothing changed (docs/operations.md, "Pause and continue")'
+            f"environment {target.config.name}{which} runs handler_mode consumer: the "
+            "framework's own consumer receives there, not the kit's loop, and nothing in it "
+            'reads the pause flag; nothing changed (docs/operations.md, "Pause and continue")'
         )
 
 
 def execute(args: argparse.Namespace) -> int:
     """Set the flag, suspend scaling, set the count to 0; print what was done."""
     target = Target(args)
+    urls = flagged_queues(args, target, "pause")
     refuse_consumer_mode(target)
-    url = target.queue_url()
-    name = queue_name(url)
     service = service_of(target)
     tasks: Tasks | None = None
     if service is not None:
         tasks = task_state(target.client("ecs"), service.cluster, service.name)
     lines: list[str] = []
-    report: dict[str, Any] = {"queue": name, "tag": PAUSED_TAG}
-    existing = pause_tag(target.sqs, url)
-    if existing is None:
-        value = tag_value(datetime.now(UTC), tasks.desired if tasks else None)
-        target.sqs.tag_queue(QueueUrl=url, Tags={PAUSED_TAG: value})
-        lines.append(
-            f"tagged {name} {PAUSED_TAG}={value}: each worker process stops receiving within "
-            f"{PAUSE_CHECK_SECONDS:g} s and finishes what it holds"
-        )
-    else:
-        value = existing
-        lines.append(f"{name} was already tagged {PAUSED_TAG}={value}")
-    report.update(value=value, already_paused=existing is not None)
+    value = tag_value(datetime.now(UTC), tasks.desired if tasks else None)
+    flagged: dict[str, dict[str, Any]] = {}
+    for url in urls:
+        name, existing = queue_name(url), pause_tag(target.sqs, url)
+        if existing is None:
+            target.sqs.tag_queue(QueueUrl=url, Tags={PAUSED_TAG: value})
+            lines.append(
+                f"tagged {name} {PAUSED_TAG}={value}: each worker process stops receiving "
+                f"within {PAUSE_CHECK_SECONDS:g} s and finishes what it holds"
+            )
+        else:
+            lines.append(f"{name} was already tagged {PAUSED_TAG}={existing}")
+        flagged[name] = {"value": existing or value, "already_paused": existing is not None}
+    report: dict[str, Any] = {**by_queue(flagged), "tag": PAUSED_TAG}
     if service is None or tasks is None:
         lines.append("--queue: the flag only (--env also suspends scaling and stops the tasks)")
         report.update(scaling=None, desired_count=None)

@@ -2,6 +2,7 @@
 
     queue-worker continue --env prod
     queue-worker continue --env prod --json
+    queue-worker continue --env prod --worker mails
     queue-worker continue --queue NAME|URL    # the flag only
 
 Horizon's `horizon:continue` for the kit (this module is scripts/operate/resume.py: `continue`
@@ -15,7 +16,8 @@ queue paused and a second run finishes the job:
    its alarm stays in ALARM, so a queue that grew during the pause adds tasks. A batch
    window's start or end that fell inside the pause is not run afterwards (Application Auto
    Scaling skips a scheduled action while scheduled scaling is suspended).
-3. Removes the tag: each worker loop receives again within PAUSE_CHECK_SECONDS (30 s).
+3. Removes the tag (from each queue of the worker, with several): each worker loop receives
+   again within PAUSE_CHECK_SECONDS (30 s).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from scripts._cli import Parser
 from scripts.operate.pause import (
     SUSPEND_KEYS,
     Service,
+    by_queue,
     finish,
+    flagged_queues,
     pause_tag,
     scalable_target,
     service_of,
@@ -55,24 +59,27 @@ def add_arguments(parser: Parser) -> None:
 def execute(args: argparse.Namespace) -> int:
     """Resume scaling, restore the count, remove the flag; print what was done."""
     target = Target(args)
-    url = target.queue_url()
-    name = queue_name(url)
+    urls = flagged_queues(args, target, "continue")
     service = service_of(target)
-    existing = pause_tag(target.sqs, url)
+    tags = {url: pause_tag(target.sqs, url) for url in urls}
     lines: list[str] = []
-    report: dict[str, Any] = {"queue": name, "tag": PAUSED_TAG, "was_paused": existing is not None}
+    flagged = {queue_name(url): {"was_paused": tag is not None} for url, tag in tags.items()}
+    report: dict[str, Any] = {**by_queue(flagged), "tag": PAUSED_TAG}
     if service is None:
         report.update(scaling=None, desired_count=None)
     else:
-        report.update(resume_service(target, service, existing, lines))
-    if existing is None:
-        lines.append(f"{name} has no {PAUSED_TAG} tag: the workers were not paused")
-    else:
-        target.sqs.untag_queue(QueueUrl=url, TagKeys=[PAUSED_TAG])
-        lines.append(
-            f"removed {PAUSED_TAG} from {name}: each worker process receives again within "
-            f"{PAUSE_CHECK_SECONDS:g} s"
-        )
+        recorded = next((tag for tag in tags.values() if tag is not None), None)
+        report.update(resume_service(target, service, recorded, lines))
+    for url, existing in tags.items():
+        name = queue_name(url)
+        if existing is None:
+            lines.append(f"{name} has no {PAUSED_TAG} tag: the workers were not paused")
+        else:
+            target.sqs.untag_queue(QueueUrl=url, TagKeys=[PAUSED_TAG])
+            lines.append(
+                f"removed {PAUSED_TAG} from {name}: each worker process receives again within "
+                f"{PAUSE_CHECK_SECONDS:g} s"
+            )
     return finish(args, report, lines)
 
 

@@ -2,6 +2,10 @@
 
     queue-worker status --env prod
     queue-worker status --env prod --json
+    queue-worker status --env prod --worker mails
+
+An environment with several queues or workers shows each worker (its tasks and batch) and each
+queue (its depth, pause and DLQ); --worker NAME shows one worker and the queues it consumes.
 
 Read-only calls only. Resources come from the deployed stacks' outputs (ClusterName,
 ServiceName of QueueWorker-ENV-Worker; QueueUrl, DeadLetterQueueUrl of QueueWorker-ENV-Queue):
@@ -34,12 +38,12 @@ from scripts import _cli
 from scripts._aws import (
     CLUSTER_OUTPUT,
     DLQ_URL_OUTPUT,
-    QUEUE_STACK,
     QUEUE_URL_OUTPUT,
     SERVICE_OUTPUT,
     WORKER_STACK,
     Target,
     add_env_options,
+    add_worker_option,
     queue_counts,
     queue_name,
 )
@@ -90,9 +94,31 @@ class Batch:
     """None when there is no rate to estimate from (nothing processed lately)."""
 
 
+@dataclass(frozen=True)
+class WorkerState:
+    """A worker of the environment: its service's tasks and its batch window's progress."""
+
+    name: str
+    queues: tuple[str, ...]
+    """The queues it consumes, in priority order."""
+    tasks: Tasks
+    batch: Batch | None
+
+
+@dataclass(frozen=True)
+class QueueOfEnvironment:
+    """A queue of the environment: its depth, its pause tag's value (None: not paused), its DLQ."""
+
+    name: str
+    queue: QueueState
+    paused: str | None
+    dead_letter_queue: QueueState
+
+
 def add_arguments(parser: Parser) -> None:
     """The command line."""
     add_env_options(parser)
+    add_worker_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--now",
@@ -117,37 +143,76 @@ def execute(args: argparse.Namespace) -> int:
     """Collect and print the environment's status."""
     now = now_option(args.now) if args.now else datetime.now(UTC)
     target = Target(args)
-    assert target.config is not None
-    tasks = task_state(
-        target.client("ecs"),
-        target.output(WORKER_STACK, CLUSTER_OUTPUT),
-        target.output(WORKER_STACK, SERVICE_OUTPUT),
-    )
+    config = target.config
+    assert config is not None
+    shown = [target.worker_choice()] if args.worker else list(config.fleets)
     cloudwatch = target.client("cloudwatch")
-    queue_url = target.output(QUEUE_STACK, QUEUE_URL_OUTPUT)
-    queue = queue_state(target, queue_url, cloudwatch, now)
-    paused = target.sqs.list_queue_tags(QueueUrl=queue_url).get("Tags", {}).get(PAUSED_TAG)
-    dlq_url = target.output(QUEUE_STACK, DLQ_URL_OUTPUT)
-    dlq = queue_state(target, dlq_url, None, now)
-    alarms = alarms_in_alarm(cloudwatch, f"{target.config.stack_prefix}-")
-    batch = batch_state(cloudwatch, target.config.name, target.config.batch_windows, queue, now)
-    report = {
-        "environment": target.config.name,
+    queues = {
+        name: queue_of_environment(target, name, cloudwatch, now)
+        for worker in shown
+        for name in config.fleets[worker].queues
+    }
+    workers = [worker_state(target, name, queues, cloudwatch, now) for name in shown]
+    alarms = alarms_in_alarm(cloudwatch, f"{config.stack_prefix}-")
+    report: dict[str, Any] = {
+        "environment": config.name,
         "region": target.region,
         "time": now.isoformat(timespec="seconds"),
-        "tasks": asdict(tasks),
-        "queue": asdict(queue),
-        "paused": paused,
-        "dead_letter_queue": asdict(dlq),
-        "alarms": alarms,
-        "batch": asdict(batch) if batch else None,
     }
+    if len(config.fleets) == 1 and len(config.work_queues) == 1:
+        [worker], [queue] = workers, queues.values()
+        report.update(
+            tasks=asdict(worker.tasks),
+            queue=asdict(queue.queue),
+            paused=queue.paused,
+            dead_letter_queue=asdict(queue.dead_letter_queue),
+            alarms=alarms,
+            batch=asdict(worker.batch) if worker.batch else None,
+        )
+        lines = render(config.stack_prefix, worker, queue, alarms)
+    else:
+        report.update(
+            workers=[asdict(worker) for worker in workers],
+            queues=[asdict(queue) for queue in queues.values()],
+            alarms=alarms,
+        )
+        lines = render_several(config.stack_prefix, workers, list(queues.values()), alarms)
     if args.json:
         print_json(report)
     else:
-        lines = render(target.config.stack_prefix, tasks, queue, dlq, alarms, batch, paused)
         print("\n".join(lines))
     return 0
+
+
+def worker_state(
+    target: Target,
+    name: str,
+    queues: dict[str, QueueOfEnvironment],
+    cloudwatch: Any,
+    now: datetime,
+) -> WorkerState:
+    """The worker's tasks, and its batch window's progress on the queues it consumes."""
+    assert target.config is not None
+    fleet = target.config.fleets[name]
+    tasks = task_state(
+        target.client("ecs"),
+        target.output(WORKER_STACK, CLUSTER_OUTPUT),
+        target.worker_output(SERVICE_OUTPUT, name),
+    )
+    consumed = [queues[queue].queue for queue in fleet.queues]
+    batch = batch_state(cloudwatch, target.config.name, fleet.batch_windows, consumed, now)
+    return WorkerState(name, tuple(fleet.queues), tasks, batch)
+
+
+def queue_of_environment(
+    target: Target, name: str, cloudwatch: Any, now: datetime
+) -> QueueOfEnvironment:
+    """The queue NAME of the environment: depth and oldest message, pause tag, DLQ depth."""
+    url = target.queue_output(QUEUE_URL_OUTPUT, name)
+    queue = queue_state(target, url, cloudwatch, now)
+    paused = target.sqs.list_queue_tags(QueueUrl=url).get("Tags", {}).get(PAUSED_TAG)
+    dlq = queue_state(target, target.queue_output(DLQ_URL_OUTPUT, name), None, now)
+    return QueueOfEnvironment(name, queue, paused, dlq)
 
 
 def task_state(ecs: Any, cluster: str, service: str) -> Tasks:
@@ -269,10 +334,11 @@ def batch_state(
     cloudwatch: Any,
     environment: str,
     windows: Sequence[BatchWindow],
-    queue: QueueState,
+    queues: Sequence[QueueState],
     now: datetime,
 ) -> Batch | None:
-    """Progress and estimated finish when `now` is inside a batch window; else None."""
+    """Progress and estimated finish (of the work in `queues`) when `now` is inside a batch
+    window; else None."""
     window = active_window(windows, now)
     if window is None:
         return None
@@ -285,7 +351,7 @@ def batch_state(
     recent_start = max(start, now - timedelta(minutes=RATE_MINUTES))
     minutes = max(1.0, (now - recent_start).total_seconds() / 60)
     per_minute = total(cloudwatch, namespace, JOBS_PROCESSED, recent_start, now) / minutes
-    left = queue.visible + queue.in_flight + queue.delayed
+    left = sum(queue.visible + queue.in_flight + queue.delayed for queue in queues)
     finish: datetime | None = None
     if left == 0:
         finish = local
@@ -303,58 +369,98 @@ def batch_state(
 
 
 def render(
-    prefix: str,
-    tasks: Tasks,
-    queue: QueueState,
-    dlq: QueueState,
-    alarms: list[dict[str, str]],
-    batch: Batch | None,
-    paused: str | None = None,
+    prefix: str, worker: WorkerState, queue: QueueOfEnvironment, alarms: list[dict[str, str]]
 ) -> list[str]:
-    """The screen; `paused`: the pause tag's value, when the queue has one."""
+    """The screen of an environment with one worker and one queue."""
+    return [
+        prefix,
+        *tasks_lines(worker.tasks),
+        *queue_lines(queue),
+        *alarm_lines(alarms),
+        *batch_lines(worker.batch),
+    ]
+
+
+def render_several(
+    prefix: str,
+    workers: Sequence[WorkerState],
+    queues: Sequence[QueueOfEnvironment],
+    alarms: list[dict[str, str]],
+) -> list[str]:
+    """The screen of an environment with several queues or workers: each worker (tasks,
+    batch), then each queue (depth, pause, DLQ), then the alarms."""
+    lines = [prefix]
+    for worker in workers:
+        lines.append(f"  worker {worker.name}: consumes {', '.join(worker.queues)}")
+        lines.extend(
+            f"  {line}" for line in [*tasks_lines(worker.tasks), *batch_lines(worker.batch)]
+        )
+    for queue in queues:
+        lines.append(f"  queue {queue.name}")
+        lines.extend(f"  {line}" for line in queue_lines(queue))
+    return [*lines, *alarm_lines(alarms)]
+
+
+def tasks_lines(tasks: Tasks) -> list[str]:
+    """The service's tasks and how many are protected from scale-in."""
     protected = (
         f"{tasks.protected} of {tasks.running} protected from scale-in"
         if tasks.protected is not None
         else f"protection: unknown ({tasks.protection_note})"
     )
+    return [
+        f"  tasks   running {tasks.running} / desired {tasks.desired} / pending "
+        f"{tasks.pending}; {protected}"
+    ]
+
+
+def queue_lines(of: QueueOfEnvironment) -> list[str]:
+    """The queue's depth and oldest message, its pause (when paused), its DLQ's depth."""
+    queue, dlq = of.queue, of.dead_letter_queue
     age = (
         "oldest: unknown (no datapoint)"
         if queue.oldest_age_seconds is None
         else f"oldest {_duration(queue.oldest_age_seconds)}"
     )
-    lines = [
-        prefix,
-        f"  tasks   running {tasks.running} / desired {tasks.desired} / pending "
-        f"{tasks.pending}; {protected}",
+    return [
         f"  queue   {queue.visible} visible, {queue.in_flight} in flight, {age} ({queue.name})",
         *(
-            [f"  paused  {paused} (the workers take no new work; `continue` resumes)"]
-            if paused
+            [f"  paused  {of.paused} (the workers take no new work; `continue` resumes)"]
+            if of.paused
             else []
         ),
         f"  dlq     {dlq.visible} messages ({dlq.name})",
+    ]
+
+
+def alarm_lines(alarms: list[dict[str, str]]) -> list[str]:
+    """How many alarms are in ALARM, one line each."""
+    return [
         f"  alarms  {len(alarms)} in ALARM" + ("" if alarms else " (none)"),
         *[f"          {alarm['name']}: {alarm['reason']}" for alarm in alarms],
     ]
+
+
+def batch_lines(batch: Batch | None) -> list[str]:
+    """The batch window's progress and estimated finish, or that there is none now."""
     if batch is None:
-        lines.append("  batch   no batch window now")
-    else:
+        return ["  batch   no batch window now"]
+    lines = [
+        f"  batch   window {batch.window}: {batch.processed_since_start} processed since "
+        f"its start, {batch.left} left, {batch.per_minute:g}/min over the last "
+        f"{RATE_MINUTES} min"
+    ]
+    if batch.estimated_finish is None:
         lines.append(
-            f"  batch   window {batch.window}: {batch.processed_since_start} processed since "
-            f"its start, {batch.left} left, {batch.per_minute:g}/min over the last "
-            f"{RATE_MINUTES} min"
+            f"          finish: unknown (nothing processed lately); deadline "
+            f"{batch.deadline[11:16]}"
         )
-        if batch.estimated_finish is None:
-            lines.append(
-                f"          finish: unknown (nothing processed lately); deadline "
-                f"{batch.deadline[11:16]}"
-            )
-        else:
-            verdict = "on time" if batch.on_time else "LATE"
-            lines.append(
-                f"          estimated finish {batch.estimated_finish[11:16]}, deadline "
-                f"{batch.deadline[11:16]}: {verdict}"
-            )
+    else:
+        verdict = "on time" if batch.on_time else "LATE"
+        lines.append(
+            f"          estimated finish {batch.estimated_finish[11:16]}, deadline "
+            f"{batch.deadline[11:16]}: {verdict}"
+        )
     return lines
 
 

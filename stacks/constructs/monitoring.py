@@ -217,7 +217,8 @@ class Monitoring(Construct):
     * Topic: SNS, encrypted with ``key`` (the kit's key, see KitKey), TLS only; only this
       account's CloudWatch alarms and this construct's EventBridge rules may publish
       (``aws:SourceAccount`` / ``aws:SourceArn``); ``config.alarms.email`` subscribed when set.
-    * Dashboard ``<stack prefix>`` with ``monitoring.dashboard``: each watched worker's rows.
+    * Dashboard ``<stack prefix>`` with ``monitoring.dashboard`` (made by the first
+      :meth:`watch`, so None until then): each watched worker's rows.
 
     Each worker's alarms, rules, job metrics and queries come from :meth:`watch`.
     Attributes: ``topic``, ``key``, ``dashboard`` (or None), ``fleets`` (worker name ->

@@ -64,6 +64,11 @@ NOT_RUN: list[tuple[re.Pattern[str], str]] = [
         "names message ids of the docs' own run: SQS gives every message its id, yours differ",
     ),
     (
+        re.compile(r"--env \S+ .*--(?:queue|worker) |--(?:queue|worker) \S+ .*--env "),
+        "names a queue or worker of an environment with several (the README's `queues` and "
+        "`workers` example): the project's environments have one of each",
+    ),
+    (
         re.compile(r"^docker build|--image our-app"),
         "needs your application's image (your Dockerfile and source)",
     ),
