@@ -1271,6 +1271,22 @@ class EnvironmentConfig(EnvironmentBlock):
     def stack_prefix(self) -> str:
         return f"QueueWorker-{self.name}"
 
+    def of_fleet(self, name: str) -> EnvironmentConfig:
+        """The environment as its worker ``name`` sees it: that worker's ``worker``,
+        ``scaling`` and batch windows, and the first queue it consumes as ``queue``; every
+        environment-wide key (alarms, monitoring, network, ``queues``, ``workers``) as is. For
+        an environment without ``workers``, ``of_fleet("default")`` equals the environment."""
+        fleet = self.fleets[name]
+        return self.model_copy(
+            update={
+                "worker": fleet.worker,
+                "scaling": fleet.scaling,
+                "batch_window": fleet.batch_window,
+                "windows": fleet.windows,
+                "queue": self.work_queues[fleet.queues[0]],
+            }
+        )
+
 
 def load_config(
     environments: Mapping[str, Any] | None,

@@ -7,15 +7,10 @@ from typing import Any
 from aws_cdk import CfnOutput, CfnWaitConditionHandle, RemovalPolicy, Stack
 from constructs import Construct
 
-from stacks.config import DEFAULT_NAME, EnvironmentConfig
+from stacks.config import EnvironmentConfig
 from stacks.constructs.idempotency_table import IdempotencyTable
 from stacks.constructs.work_queue import WorkQueue
-
-
-def queue_scoped_id(base: str, queue_name: str) -> str:
-    """The id of a queue's construct or output: ``base`` for the ``default`` queue (as before
-    there could be several: ``WorkQueue``, ``QueueUrl``), ``base-NAME`` for the others."""
-    return base if queue_name == DEFAULT_NAME else f"{base}-{queue_name}"
+from stacks.naming import scoped_id
 
 
 class QueueStack(Stack):
@@ -37,11 +32,9 @@ class QueueStack(Stack):
         self.work_queues = {
             name: WorkQueue(
                 self,
-                queue_scoped_id("WorkQueue", name),
+                scoped_id("WorkQueue", name),
                 config=queue,
-                name_prefix=config.stack_prefix
-                if name == DEFAULT_NAME
-                else f"{config.stack_prefix}-{name}",
+                name_prefix=scoped_id(config.stack_prefix, name),
                 removal_policy=removal,
             )
             for name, queue in config.work_queues.items()
@@ -61,7 +54,7 @@ class QueueStack(Stack):
                 "DeadLetterQueueUrl": work_queue.dead_letter_queue.queue_url,
                 "DeadLetterQueueArn": work_queue.dead_letter_queue.queue_arn,
             }.items():
-                CfnOutput(self, queue_scoped_id(output, name), value=value)
+                CfnOutput(self, scoped_id(output, name), value=value)
         if self.idempotency_table is not None:
             CfnOutput(self, "IdempotencyTableName", value=self.idempotency_table.table_name)
         if all(queue.arn for queue in config.work_queues.values()) and not self.idempotency_table:

@@ -1,8 +1,10 @@
-"""STATELESS: network, cluster, worker service, scaling, batch windows and monitoring."""
+"""STATELESS: network, cluster, and each worker's service, scaling, batch windows and monitoring."""
 
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
@@ -10,7 +12,6 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from worker import contract
 
@@ -22,8 +23,10 @@ from stacks.constructs.kit_key import KitKey, encrypted_log_group
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
 from stacks.constructs.queue_scaling import QueueScaling
+from stacks.constructs.work_queue import WorkQueue
 from stacks.constructs.worker_service import RETENTION, WorkerService
 from stacks.nag import acknowledge
+from stacks.naming import job_metric_namespace, scoped_id
 
 CONTAINER_INSIGHTS_OFF = (
     "Container Insights costs 3-5 USD a month per environment (custom metrics and performance "
@@ -33,10 +36,15 @@ CONTAINER_INSIGHTS_OFF = (
 )
 
 
-SEVERAL_NOT_YET = (
-    "environments.{name}.queues: several queues and workers are validated and the queue stack "
-    "deploys every queue, but the worker stack still runs one worker on one queue (the runtime "
-    "that consumes several in priority order comes next); allowed: one queue and one worker"
+ONE_QUEUE_A_WORKER_YET = (
+    "environments.{name}.workers.{worker}.queues: {queues} names {count} queues; the worker "
+    "stack runs each worker on one queue (the runtime that consumes several in priority order "
+    "comes next); allowed: one queue, or a worker of its own for each queue"
+)
+EVERY_QUEUE_ONE_WORKER_YET = (
+    "environments.{name}.queues: {queues} are {count} queues without workers, so the one "
+    "default worker would consume them all in priority order, which the worker stack does not "
+    "run yet (the runtime comes next); allowed: one queue, or workers with one queue each"
 )
 
 FIFO_NOT_YET = (
@@ -46,13 +54,55 @@ FIFO_NOT_YET = (
 )
 
 
+def unsupported_layouts(config: EnvironmentConfig) -> list[str]:
+    """What the worker stack cannot run yet: a worker on several queues, a FIFO queue."""
+    problems = []
+    for worker, fleet in config.fleets.items():
+        if len(fleet.queues) > 1:
+            queues = list(fleet.queues)
+            problems.append(
+                ONE_QUEUE_A_WORKER_YET.format(
+                    name=config.name, worker=worker, queues=queues, count=len(queues)
+                )
+                if config.workers
+                else EVERY_QUEUE_ONE_WORKER_YET.format(
+                    name=config.name, queues=queues, count=len(queues)
+                )
+            )
+    if any(queue.fifo for queue in config.work_queues.values()):
+        problems.append(FIFO_NOT_YET.format(name=config.name))
+    return problems
+
+
+@dataclass(frozen=True)
+class WorkerFleet:
+    """One worker's constructs: ``work_queue`` (the queue stack's WorkQueue it consumes),
+    ``service`` (WorkerService), ``scaling``, ``spot_fallback`` (or None), ``batch_windows``.
+    Its alarms, rules, job metrics and queries: ``WorkerStack.monitoring.fleets[name]``."""
+
+    work_queue: WorkQueue
+    service: WorkerService
+    scaling: QueueScaling
+    spot_fallback: SpotFallback | None
+    batch_windows: BatchWindowSchedule
+
+
 class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
 
-    Takes the queues from the queue stack. Attributes: ``key`` (the stack's KMS key: alarm
-    topic and log groups), ``network``, ``cluster``, ``exec_log_group`` (ECS Exec sessions;
-    None without ``worker.ecs_exec``), ``worker``, ``scaling``, ``spot_fallback`` (or None),
-    ``batch_windows``, ``monitoring``.
+    One fleet for each of ``config.fleets``, each on its one queue of ``work_queues`` (the
+    queue stack's WorkQueues by name), sharing the key, network, cluster, alarm topic and
+    dashboard. The ``default`` worker keeps the construct ids, names and outputs of the time
+    there was one (``Worker``, ``Scaling``, ``ServiceName``...); another worker's carry its
+    name (``Worker-NAME``, output ``ServiceName-NAME``: :func:`~stacks.naming.scoped_id`).
+    Settings shared by the fleets follow all of them: logs are encrypted, ECS Exec allowed
+    and secret endpoints made when any worker needs it.
+
+    Attributes: ``key`` (the stack's KMS key: alarm topic and log groups), ``network``,
+    ``cluster``, ``exec_log_group`` (ECS Exec sessions; None unless a worker sets
+    ``worker.ecs_exec``),
+    ``fleets`` (WorkerFleet by worker name), ``monitoring`` (the topic, the dashboard and
+    each worker's alarms).
     """
 
     def __init__(
@@ -61,35 +111,37 @@ class WorkerStack(Stack):
         id_: str,
         *,
         config: EnvironmentConfig,
-        queue: sqs.IQueue,
-        dead_letter_queue: sqs.IQueue,
+        work_queues: Mapping[str, WorkQueue],
         idempotency_table: dynamodb.ITableV2 | None = None,
         **kwargs: Any,
     ) -> None:
-        if len(config.work_queues) > 1 or len(config.fleets) > 1:
-            raise ConfigError([SEVERAL_NOT_YET.format(name=config.name)])
-        if any(queue.fifo for queue in config.work_queues.values()):
-            raise ConfigError([FIFO_NOT_YET.format(name=config.name)])
+        if problems := unsupported_layouts(config):
+            raise ConfigError(problems)
         super().__init__(scope, id_, **kwargs)
         self._network_config = config.network
+        workers = [fleet.worker for fleet in config.fleets.values()]
+        encrypt_logs = any(worker.encrypt_logs for worker in workers)
+        ecs_exec = any(worker.ecs_exec for worker in workers)
         # The key and the log groups it encrypts are retained together (retain_data) or not.
         self.key = KitKey(
             self,
             "Key",
             prefix=config.stack_prefix,
-            encrypt_logs=config.worker.encrypt_logs,
+            encrypt_logs=encrypt_logs,
             retain=config.retain_data,
         ).key
         self.network = Network(
             self,
             "Network",
             config=config.network,
-            log_key=self.key if config.worker.encrypt_logs else None,
+            log_key=self.key if encrypt_logs else None,
             log_retention=RETENTION[config.worker.log_retention_days],
             retain_logs=config.retain_data,
-            secret_kinds=frozenset(ref.partition(":")[0] for ref in config.worker.secrets.values()),
+            secret_kinds=frozenset(
+                ref.partition(":")[0] for worker in workers for ref in worker.secrets.values()
+            ),
             dynamodb=idempotency_table is not None,
-            ecs_exec=config.worker.ecs_exec,
+            ecs_exec=ecs_exec,
         )
         self.exec_log_group: logs.LogGroup | None = None
         self.cluster = ecs.Cluster(
@@ -105,7 +157,7 @@ class WorkerStack(Stack):
             ),
             enable_fargate_capacity_providers=True,
             execute_command_configuration=(
-                self._exec_sessions_logging(config) if config.worker.ecs_exec else None
+                self._exec_sessions_logging(config, encrypt_logs) if ecs_exec else None
             ),
         )
         if not config.container_insights:
@@ -115,81 +167,108 @@ class WorkerStack(Stack):
                 "AwsSolutions-ECS4",
                 CONTAINER_INSIGHTS_OFF,
             )
-        self.worker = WorkerService(
+        views = {name: config.of_fleet(name) for name in config.fleets}
+        self.fleets = {
+            name: self._fleet(name, view, work_queues, idempotency_table)
+            for name, view in views.items()
+        }
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        for name, fleet in self.fleets.items():
+            CfnOutput(
+                self, scoped_id("ServiceName", name), value=fleet.service.service.service_name
+            )
+            CfnOutput(
+                self, scoped_id("LogGroupName", name), value=fleet.service.log_group.log_group_name
+            )
+        if self.exec_log_group is not None:
+            CfnOutput(self, "ExecSessionLogGroupName", value=self.exec_log_group.log_group_name)
+        self.monitoring = Monitoring(self, "Monitoring", config=config, key=self.key)
+        for name, fleet in self.fleets.items():
+            self.monitoring.watch(
+                name,
+                config=views[name],
+                queue=fleet.work_queue.queue,
+                dead_letter_queue=fleet.work_queue.dead_letter_queue,
+                cluster=self.cluster,
+                service=fleet.service.service,
+                log_group=fleet.service.log_group,
+                deadline_alarms=[
+                    *fleet.batch_windows.deadline_alarms,
+                    fleet.scaling.backlog_beyond_max_alarm,
+                ],
+                scaling_alarms=[fleet.scaling.fleet_size_alarm],
+            )
+
+    def _fleet(
+        self,
+        name: str,
+        config: EnvironmentConfig,
+        work_queues: Mapping[str, WorkQueue],
+        idempotency_table: dynamodb.ITableV2 | None,
+    ) -> WorkerFleet:
+        """The worker ``name`` (``config``: the environment as it sees it) on its one queue:
+        its service, queue scaling, Spot fallback (or None) and batch windows."""
+        work_queue = work_queues[config.fleets[name].queues[0]]
+        queue = work_queue.queue
+        service = WorkerService(
             self,
-            "Worker",
+            scoped_id("Worker", name),
             config=config,
             cluster=self.cluster,
             network=self.network,
             key=self.key,
             queue=queue,
-            dead_letter_queue=dead_letter_queue,
+            dead_letter_queue=work_queue.dead_letter_queue,
             idempotency_table=idempotency_table,
+            settings_key=f"workers.{name}.worker" if config.workers else "worker",
         )
-        self.scaling = QueueScaling(
+        scaling = QueueScaling(
             self,
-            "Scaling",
-            service=self.worker.service,
+            scoped_id("Scaling", name),
+            service=service.service,
             cluster=self.cluster,
             queue=queue,
             job_duration=cloudwatch.Metric(
-                namespace=contract.metric_namespace(config.name), metric_name=contract.JOB_DURATION
+                namespace=job_metric_namespace(config.name, name),
+                metric_name=contract.JOB_DURATION,
             ),
             processes=config.worker.processes,
             config=config.scaling,
             windows=config.batch_windows,
         )
-        self.spot_fallback = (
+        spot_fallback = (
             SpotFallback(
                 self,
-                "SpotFallback",
+                scoped_id("SpotFallback", name),
                 cluster=self.cluster,
-                service=self.worker.service,
-                fallback=self.worker.fallback_service,
+                service=service.service,
+                fallback=service.fallback_service,
                 max_tasks=config.worker.capacity.fallback_max_tasks(config.scaling.max_tasks),
                 after_minutes=typing.cast("int", config.worker.capacity.fallback_after_minutes),
                 scaling=config.scaling,
             )
-            if self.worker.fallback_service
+            if service.fallback_service
             else None
         )
-        self.batch_windows = BatchWindowSchedule(
+        batch_windows = BatchWindowSchedule(
             self,
-            "BatchWindows",
-            scalable_target=self.scaling.scalable_target,
+            scoped_id("BatchWindows", name),
+            scalable_target=scaling.scalable_target,
             queue=queue,
             windows=config.batch_windows,
             floor_tasks=config.scaling.min_tasks,
             job_timeout_seconds=config.worker.job_timeout_seconds,
+            worker=name,
         )
-        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
-        CfnOutput(self, "ServiceName", value=self.worker.service.service_name)
-        CfnOutput(self, "LogGroupName", value=self.worker.log_group.log_group_name)
-        if self.exec_log_group is not None:
-            CfnOutput(self, "ExecSessionLogGroupName", value=self.exec_log_group.log_group_name)
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            config=config,
-            queue=queue,
-            dead_letter_queue=dead_letter_queue,
-            cluster=self.cluster,
-            service=self.worker.service,
-            log_group=self.worker.log_group,
-            key=self.key,
-            deadline_alarms=[
-                *self.batch_windows.deadline_alarms,
-                self.scaling.backlog_beyond_max_alarm,
-            ],
-            scaling_alarms=[self.scaling.fleet_size_alarm],
-        )
+        return WorkerFleet(work_queue, service, scaling, spot_fallback, batch_windows)
 
-    def _exec_sessions_logging(self, config: EnvironmentConfig) -> ecs.ExecuteCommandConfiguration:
+    def _exec_sessions_logging(
+        self, config: EnvironmentConfig, encrypt: bool
+    ) -> ecs.ExecuteCommandConfiguration:
         """ECS Exec sessions (who opened them: CloudTrail's ExecuteCommand) are recorded in a
         log group of their own, encrypted with the kit's key as the worker's log is, kept as
         long: a shell transcript never mixes into the worker's JSON log. CDK grants the task
         role what the SSM agent needs to write it (``WorkerService._allow_ecs_exec``)."""
-        encrypt = config.worker.encrypt_logs
         self.exec_log_group = group = encrypted_log_group(
             self,
             "ExecSessionLogs",

@@ -12,7 +12,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.config import BatchWindow
+from stacks.config import DEFAULT_NAME, BatchWindow
+from stacks.naming import scoped_id
 
 DAY_MINUTES = 24 * 60
 
@@ -76,8 +77,9 @@ class BatchWindowSchedule(Construct):
     * The deadline alarm fires when the oldest message has waited so long that a job started
       now could not finish by the deadline (``end`` minus ``deadline_margin_minutes``: from
       ``start`` to the deadline, minus the job timeout).
-    * The template's metadata ``Deadline<start>To<end>`` holds the deadline as HH:MM local time,
-      for scripts/capacity/simulate.py and operators.
+    * The template's metadata ``Deadline<start>To<end>`` (``...-<worker>`` but for the
+      ``default`` worker) holds the deadline as HH:MM local time, for
+      scripts/capacity/simulate.py and operators.
 
     Deadline-aware scaling itself lives in the fleet-size alarm (``QueueScaling``), which reads
     each window's :func:`window_clock`. Attributes: ``deadline_alarms``.
@@ -93,6 +95,7 @@ class BatchWindowSchedule(Construct):
         windows: tuple[BatchWindow, ...],
         floor_tasks: int,
         job_timeout_seconds: int,
+        worker: str = DEFAULT_NAME,
     ) -> None:
         super().__init__(scope, id_)
         self.deadline_alarms: list[cloudwatch.Alarm] = []
@@ -100,7 +103,9 @@ class BatchWindowSchedule(Construct):
             start = datetime.combine(datetime.min, window.start)
             release = start + timedelta(minutes=window.hold_minutes)
             name = window_name(window)
-            Stack.of(self).add_metadata(f"Deadline{name}", f"{window.deadline:%H:%M}")
+            Stack.of(self).add_metadata(
+                scoped_id(f"Deadline{name}", worker), f"{window.deadline:%H:%M}"
+            )
             zone = TimeZone.of(window.timezone)
             scalable_target.scale_on_schedule(
                 f"RaiseFloor{name}",

@@ -33,7 +33,8 @@ from constructs import Construct
 from worker import contract as c
 from worker.contract import FAILED_OUTCOMES
 
-from stacks.config import EnvironmentConfig
+from stacks.config import DEFAULT_NAME, EnvironmentConfig
+from stacks.naming import job_metric_namespace, scoped_id
 
 MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
@@ -164,6 +165,21 @@ def oldest_message_age_seconds(config: EnvironmentConfig) -> int:
     return max([healthy, *windows])
 
 
+def _allow_publish(topic: sns.Topic, service: str, source_arn: str, operator: str) -> None:
+    """``service`` may publish on behalf of ``source_arn`` in this account only."""
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(service)],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Stack.of(topic).account},
+                operator: {"aws:SourceArn": source_arn},
+            },
+        )
+    )
+
+
 @jsii.implements(events.IRuleTarget)
 class _TopicTarget:
     """An SNS topic as a rule target, without the unconditional ``events.amazonaws.com``
@@ -180,45 +196,48 @@ class _TopicTarget:
         )
 
 
+@dataclass(frozen=True)
+class WatchedFleet:
+    """One worker's monitoring (:meth:`Monitoring.watch`): ``alarms`` (name suffix -> alarm),
+    ``job_metrics`` (filter id -> metric filter), ``queries``, and the two rules."""
+
+    alarms: dict[str, cloudwatch.Alarm]
+    job_metrics: dict[str, logs.MetricFilter]
+    deployment_failed_rule: events.Rule
+    tasks_not_starting_rule: events.Rule
+    queries: dict[str, logs.QueryDefinition]
+
+
 class Monitoring(Construct):
     """Alarms to one topic, an optional dashboard and saved log queries for one environment.
 
     What it costs follows ``config.monitoring`` (docs/operations.md, "Monitoring levels";
-    scripts/capacity/bill.py prices it):
+    scripts/capacity/bill.py prices it). Shared by every worker of the environment:
 
     * Topic: SNS, encrypted with ``key`` (the kit's key, see KitKey), TLS only; only this
       account's CloudWatch alarms and this construct's EventBridge rules may publish
       (``aws:SourceAccount`` / ``aws:SourceArn``); ``config.alarms.email`` subscribed when set.
-    * Alarms (alarm and OK actions to the topic), named ``<stack prefix>-<what>``, at every
-      level: ``dlq-messages`` (DLQ >= ``dlq_messages_threshold``, default 1),
-      ``oldest-message-age`` (see :func:`oldest_message_age_seconds`), ``error-rate`` (the
-      average of ``JobFailurePercent``: failed / all jobs > ``worker_error_rate_percent``,
-      default 20, two 5-minute periods, only when jobs ran: one metric); plus the given
-      ``deadline_alarms`` (default none). Level ``full`` adds ``memory-high`` (a task's memory
-      > 90% for 3 minutes) and, with Container Insights, ``tasks-missing`` (running < desired
-      for ``tasks_missing_minutes``, default 10). ``scaling_alarms`` (default none) are only
-      shown on the dashboard.
-    * EventBridge rules (free) mail the topic when a deployment fails (circuit breaker
-      rollback) and when tasks cannot start (ECS service action events
-      SERVICE_TASK_START_IMPAIRED, SERVICE_TASK_CONFIGURATION_FAILURE and, without Spot,
-      SERVICE_TASK_PLACEMENT_FAILURE): tasks missing, without Container Insights.
-    * Job metrics from the log group in namespace ``QueueWorkerKit/<env>``: ``JobsProcessed``,
-      ``JobsFailed``, ``JobsRetried``, ``JobDuration`` (seconds, done jobs),
-      ``JobFailurePercent`` (100 a failed job, 0 a done one).
-    * Dashboard ``<stack prefix>`` with ``monitoring.dashboard``: queue, DLQ, tasks, scaling,
-      CPU/memory, job outcomes.
-    * Logs Insights queries ``<stack>/process-story``, ``message-story``, ``slowest-jobs``,
-      ``errors``.
+    * Dashboard ``<stack prefix>`` with ``monitoring.dashboard`` (made by the first
+      :meth:`watch`, so None until then): each watched worker's rows.
 
-    Attributes: ``topic``, ``key``, ``dashboard`` (or None), ``alarms`` (name suffix ->
-    alarm), ``job_metrics`` (filter id -> metric filter), ``queries``,
-    ``deployment_failed_rule``, ``tasks_not_starting_rule``.
+    Each worker's alarms, rules, job metrics and queries come from :meth:`watch`.
+    Attributes: ``topic``, ``key``, ``dashboard`` (or None), ``fleets`` (worker name ->
+    :class:`WatchedFleet`, in the order they were watched).
     """
 
     def __init__(
+        self, scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey
+    ) -> None:
+        super().__init__(scope, id_)
+        self.key = key
+        self.topic = self._topic(config.stack_prefix, config.alarms.email)
+        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self.dashboard: cloudwatch.Dashboard | None = None
+        self.fleets: dict[str, WatchedFleet] = {}
+
+    def watch(
         self,
-        scope: Construct,
-        id_: str,
+        worker: str,
         *,
         config: EnvironmentConfig,
         queue: sqs.IQueue,
@@ -226,21 +245,114 @@ class Monitoring(Construct):
         cluster: ecs.ICluster,
         service: ecs.FargateService,
         log_group: logs.ILogGroup,
-        key: kms.IKey,
         deadline_alarms: Sequence[cloudwatch.Alarm] = (),
         scaling_alarms: Sequence[cloudwatch.Alarm] = (),
+    ) -> WatchedFleet:
+        """Watch the worker ``worker`` (``config``: the environment as that worker sees it,
+        ``EnvironmentConfig.of_fleet``). Its resources' ids and names are the environment's for
+        the ``default`` worker and carry the worker's name for the others (``scoped_id``):
+
+        * Alarms (alarm and OK actions to the topic), named ``<stack prefix>[-<worker>]-<what>``,
+          at every level: ``dlq-messages`` (DLQ >= ``dlq_messages_threshold``, default 1),
+          ``oldest-message-age`` (see :func:`oldest_message_age_seconds`), ``error-rate`` (the
+          average of ``JobFailurePercent``: failed / all jobs > ``worker_error_rate_percent``,
+          default 20, two 5-minute periods, only when jobs ran: one metric); plus the given
+          ``deadline_alarms`` (default none). Level ``full`` adds ``memory-high`` (a task's
+          memory > 90% for 3 minutes) and, with Container Insights, ``tasks-missing`` (running <
+          desired for ``tasks_missing_minutes``, default 10). ``scaling_alarms`` (default none)
+          are only shown on the dashboard.
+        * EventBridge rules (free) mail the topic when a deployment fails (circuit breaker
+          rollback) and when tasks cannot start (ECS service action events
+          SERVICE_TASK_START_IMPAIRED, SERVICE_TASK_CONFIGURATION_FAILURE and, without Spot,
+          SERVICE_TASK_PLACEMENT_FAILURE): tasks missing, without Container Insights.
+        * Job metrics from the log group in :func:`~stacks.naming.job_metric_namespace`
+          (``QueueWorkerKit/<env>`` for ``default``): ``JobsProcessed``, ``JobsFailed``,
+          ``JobsRetried``, ``JobDuration`` (seconds, done jobs), ``JobFailurePercent`` (100 a
+          failed job, 0 a done one).
+        * Dashboard rows (titles prefixed ``<worker>: `` but for ``default``): queue, DLQ,
+          tasks, scaling, CPU/memory, job outcomes.
+        * Logs Insights queries ``<stack>[/<worker>]/process-story``, ``message-story``,
+          ``slowest-jobs``, ``errors``.
+        """
+        fleet = _FleetMonitoring(self, worker, config, cluster, service, log_group)
+        alarms = fleet.alarms(queue, dead_letter_queue, service)
+        for alarm in deadline_alarms:
+            self.notify(alarm)
+        watched = WatchedFleet(
+            alarms=alarms,
+            job_metrics=fleet.job_metrics,
+            deployment_failed_rule=fleet.deployment_failed_rule(service),
+            tasks_not_starting_rule=fleet.tasks_not_starting_rule(service),
+            queries=fleet.queries(log_group),
+        )
+        if config.monitoring.dashboard:
+            if self.dashboard is None:
+                self.dashboard = cloudwatch.Dashboard(
+                    self,
+                    "Dashboard",
+                    dashboard_name=config.stack_prefix,
+                    default_interval=Duration.hours(12),
+                )
+            fleet.add_rows(
+                self.dashboard,
+                queue,
+                dead_letter_queue,
+                service,
+                log_group,
+                [*alarms.values(), *deadline_alarms, *scaling_alarms],
+            )
+        self.fleets[worker] = watched
+        return watched
+
+    def _topic(self, prefix: str, email: str | None) -> sns.Topic:
+        """Encrypted with the kit's key, TLS only; this account's alarms may publish."""
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"{prefix} alarms",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        stack = Stack.of(self)
+        _allow_publish(
+            topic,
+            "cloudwatch.amazonaws.com",
+            f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:*",
+            "ArnLike",
+        )
+        if email is not None:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return topic
+
+    def notify(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
+        """``alarm`` sends its alarm and OK actions to the topic."""
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        return alarm
+
+
+class _FleetMonitoring:
+    """What :meth:`Monitoring.watch` builds for one worker, in the Monitoring construct: ids
+    and names are the environment's for ``default`` and carry the worker's name otherwise."""
+
+    def __init__(
+        self,
+        monitoring: Monitoring,
+        worker: str,
+        config: EnvironmentConfig,
+        cluster: ecs.ICluster,
+        service: ecs.FargateService,
+        log_group: logs.ILogGroup,
     ) -> None:
-        super().__init__(scope, id_)
+        self._monitoring = monitoring
+        self._worker = worker
         self._config = config
-        self._prefix = config.stack_prefix
-        self.key = key
-        self.topic = self._topic(config.alarms.email)
-        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self._prefix = scoped_id(config.stack_prefix, worker)
         self.job_metrics = {
             m.key: log_group.add_metric_filter(
                 m.key,
                 filter_pattern=logs.FilterPattern.literal(m.pattern),
-                metric_namespace=c.metric_namespace(config.name),
+                metric_namespace=job_metric_namespace(config.name, worker),
                 metric_name=m.name,
                 metric_value=m.value,
                 unit=m.unit,
@@ -261,10 +373,15 @@ class Monitoring(Construct):
             )
             for name in ("running", "desired", "pending")
         }
-        self.alarms = self._alarms(queue, dead_letter_queue, service)
-        for alarm in deadline_alarms:
-            self._notify(alarm)
-        self.deployment_failed_rule = self._service_event_rule(
+
+    def _title(self, title: str) -> str:
+        return title if self._worker == DEFAULT_NAME else f"{self._worker}: {title}"
+
+    def _error_rate_metric(self) -> cloudwatch.Metric:
+        return self._job_metric(c.JOB_FAILURE_PERCENT, "Average")
+
+    def deployment_failed_rule(self, service: ecs.FargateService) -> events.Rule:
+        return self._service_event_rule(
             "DeploymentFailed",
             service,
             detail_type="ECS Deployment State Change",
@@ -272,12 +389,14 @@ class Monitoring(Construct):
             what="worker deployment failed and was rolled back",
             anchor="deployment-failed",
         )
-        # Tasks that cannot start, without Container Insights: ECS says so as service action
-        # events (free). A placement failure is Spot's shortfall when the fallback covers it.
+
+    def tasks_not_starting_rule(self, service: ecs.FargateService) -> events.Rule:
+        """Tasks that cannot start, without Container Insights: ECS says so as service action
+        events (free). A placement failure is Spot's shortfall when the fallback covers it."""
         not_starting = ["SERVICE_TASK_START_IMPAIRED", "SERVICE_TASK_CONFIGURATION_FAILURE"]
-        if not config.worker.capacity.spot:
+        if not self._config.worker.capacity.spot:
             not_starting.append("SERVICE_TASK_PLACEMENT_FAILURE")
-        self.tasks_not_starting_rule = self._service_event_rule(
+        return self._service_event_rule(
             "TasksNotStarting",
             service,
             detail_type="ECS Service Action",
@@ -285,67 +404,20 @@ class Monitoring(Construct):
             what="worker tasks cannot start",
             anchor="tasks-missing",
         )
-        self.queries = {
+
+    def queries(self, log_group: logs.ILogGroup) -> dict[str, logs.QueryDefinition]:
+        stack_name = Stack.of(self._monitoring).stack_name
+        prefix = stack_name if self._worker == DEFAULT_NAME else f"{stack_name}/{self._worker}"
+        return {
             name: logs.QueryDefinition(
-                self,
-                f"Query-{name}",
-                query_definition_name=f"{Stack.of(self).stack_name}/{name}",
+                self._monitoring,
+                scoped_id(f"Query-{name}", self._worker),
+                query_definition_name=f"{prefix}/{name}",
                 query_string=query,
                 log_groups=[log_group],
             )
             for name, query in QUERIES.items()
         }
-        self.dashboard = (
-            self._dashboard(
-                queue,
-                dead_letter_queue,
-                service,
-                log_group,
-                [*self.alarms.values(), *deadline_alarms, *scaling_alarms],
-            )
-            if config.monitoring.dashboard
-            else None
-        )
-
-    def _topic(self, email: str | None) -> sns.Topic:
-        """Encrypted with the kit's key, TLS only; this account's alarms may publish."""
-        topic = sns.Topic(
-            self,
-            "AlarmTopic",
-            display_name=f"{self._prefix} alarms",
-            master_key=self.key,
-            enforce_ssl=True,
-        )
-        stack = Stack.of(self)
-        self._allow_publish(
-            topic,
-            "cloudwatch.amazonaws.com",
-            f"arn:aws:cloudwatch:{stack.region}:{stack.account}:alarm:*",
-            "ArnLike",
-        )
-        if email is not None:
-            topic.add_subscription(subscriptions.EmailSubscription(email))
-        return topic
-
-    @staticmethod
-    def _allow_publish(topic: sns.Topic, service: str, source_arn: str, operator: str) -> None:
-        """``service`` may publish on behalf of ``source_arn`` in this account only."""
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(service)],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Stack.of(topic).account},
-                    operator: {"aws:SourceArn": source_arn},
-                },
-            )
-        )
-
-    def _notify(self, alarm: cloudwatch.Alarm) -> cloudwatch.Alarm:
-        alarm.add_alarm_action(self._action)
-        alarm.add_ok_action(self._action)
-        return alarm
 
     def _alarm(
         self,
@@ -358,10 +430,10 @@ class Monitoring(Construct):
         comparison: cloudwatch.ComparisonOperator = GT,
     ) -> cloudwatch.Alarm:
         """An alarm named ``<prefix>-<name>``: ``periods`` breaching datapoints in a row."""
-        return self._notify(
+        return self._monitoring.notify(
             cloudwatch.Alarm(
-                self,
-                f"Alarm-{name}",
+                self._monitoring,
+                scoped_id(f"Alarm-{name}", self._worker),
                 alarm_name=f"{self._prefix}-{name}",
                 alarm_description=f"{description} See docs/operations.md#{name}.",
                 metric=metric,
@@ -373,7 +445,7 @@ class Monitoring(Construct):
             )
         )
 
-    def _alarms(
+    def alarms(
         self, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue, service: ecs.FargateService
     ) -> dict[str, cloudwatch.Alarm]:
         alarms = self._config.alarms
@@ -458,8 +530,8 @@ class Monitoring(Construct):
         reason = events.EventField.from_path("$.detail.reason")
         name = events.EventField.from_path("$.detail.eventName")
         rule = events.Rule(
-            self,
-            id_,
+            self._monitoring,
+            scoped_id(id_, self._worker),
             description=f"{self._prefix}: {what}",
             event_pattern=events.EventPattern(
                 source=["aws.ecs"],
@@ -469,7 +541,7 @@ class Monitoring(Construct):
             ),
             targets=[
                 _TopicTarget(
-                    self.topic,
+                    self._monitoring.topic,
                     events.RuleTargetInput.from_text(
                         f"{self._prefix}: {what} ({name}): {reason}. "
                         f"See docs/operations.md#{anchor}."
@@ -477,17 +549,20 @@ class Monitoring(Construct):
                 )
             ],
         )
-        self._allow_publish(self.topic, "events.amazonaws.com", rule.rule_arn, "ArnEquals")
+        topic = self._monitoring.topic
+        _allow_publish(topic, "events.amazonaws.com", rule.rule_arn, "ArnEquals")
         return rule
 
-    def _dashboard(
+    def add_rows(
         self,
+        dashboard: cloudwatch.Dashboard,
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         service: ecs.FargateService,
         log_group: logs.ILogGroup,
         alarms: Sequence[cloudwatch.Alarm],
-    ) -> cloudwatch.Dashboard:
+    ) -> None:
+        """This worker's rows on the environment's dashboard."""
         age = oldest_message_age_seconds(self._config)
 
         def line(value: float, label: str) -> cloudwatch.HorizontalAnnotation:
@@ -500,7 +575,7 @@ class Monitoring(Construct):
             y_axis: cloudwatch.YAxisProps | None = None,
         ) -> cloudwatch.GraphWidget:
             return cloudwatch.GraphWidget(
-                title=title,
+                title=self._title(title),
                 left=list(metrics),
                 left_annotations=[line(*alarm_line)] if alarm_line else None,
                 left_y_axis=y_axis,
@@ -508,12 +583,6 @@ class Monitoring(Construct):
                 height=6,
             )
 
-        dashboard = cloudwatch.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=self._prefix,
-            default_interval=Duration.hours(12),
-        )
         dashboard.add_widgets(
             graph(
                 "Queue depth",
@@ -560,7 +629,7 @@ class Monitoring(Construct):
                 ],
             ),
             cloudwatch.AlarmStatusWidget(
-                title="Alarms (scale-out / scale-in show scaling activity)",
+                title=self._title("Alarms (scale-out / scale-in show scaling activity)"),
                 alarms=list(alarms),
                 width=8,
                 height=6,
@@ -592,17 +661,16 @@ class Monitoring(Construct):
             ),
             graph(
                 "Failed jobs (%)",
-                [self.alarms["error-rate"].metric],
+                [self._error_rate_metric()],
                 alarm_line=(self._config.alarms.worker_error_rate_percent, "alarm"),
             ),
         )
         dashboard.add_widgets(
             cloudwatch.LogQueryWidget(
-                title="Errors and failed jobs (latest)",
+                title=self._title("Errors and failed jobs (latest)"),
                 log_group_names=[log_group.log_group_name],
                 query_string=QUERIES["errors"].to_string(),
                 width=24,
                 height=6,
             )
         )
-        return dashboard

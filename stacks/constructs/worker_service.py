@@ -83,14 +83,16 @@ RETENTION = dict(
 )
 
 
-def consumer_mode_warnings(config: EnvironmentConfig) -> dict[str, str]:
-    """Warning id -> message: what ``consumer`` mode gives up; none in the other modes."""
+def consumer_mode_warnings(config: EnvironmentConfig, key: str = "worker") -> dict[str, str]:
+    """Warning id -> message: what ``consumer`` mode gives up; none in the other modes.
+    ``key``: where the worker's settings are in cdk.json (``workers.NAME.worker`` for one of
+    several workers)."""
     worker = config.worker
     if worker.handler_mode != "consumer":
         return {}
     warnings = {
         "consumer-mode": (
-            f"worker.handler_mode is 'consumer': the consumer {worker.handler!r} receives "
+            f"{key}.handler_mode is 'consumer': the consumer {worker.handler!r} receives "
             "instead of the kit's loop (the kit only watches and recycles it by memory) and "
             "gives up the loop's guarantees: no visibility heartbeat (a job longer than "
             f"queue.visibility_timeout_seconds {config.queue.visibility_timeout_seconds} s runs "
@@ -103,8 +105,8 @@ def consumer_mode_warnings(config: EnvironmentConfig) -> dict[str, str]:
     }
     if worker.job_timeout_seconds > worker.stop_grace_seconds:
         warnings["consumer-job-timeout"] = (
-            f"worker.job_timeout_seconds {worker.job_timeout_seconds} exceeds "
-            f"worker.stop_grace_seconds {worker.stop_grace_seconds} (stop_timeout_seconds - 20), "
+            f"{key}.job_timeout_seconds {worker.job_timeout_seconds} exceeds "
+            f"{key}.stop_grace_seconds {worker.stop_grace_seconds} (stop_timeout_seconds - 20), "
             "what a stopping task waits for a running job: in consumer mode every scale-in and "
             "deploy kills the jobs that run longer, and each waits out its visibility timeout "
             "before it runs again. Use handler_mode 'command', or keep jobs and "
@@ -161,6 +163,9 @@ class WorkerService(Construct):
     weights); with Spot and its fallback, ``fallback_service`` is an on-demand service of the
     same task definition that :class:`~stacks.constructs.capacity.SpotFallback` scales.
 
+    ``settings_key`` (default ``worker``) is where ``config.worker`` is written in cdk.json, as
+    the synth warnings name it (``workers.NAME.worker`` for one of several workers).
+
     Attributes: ``task_definition``, ``container``, ``service``, ``fallback_service`` (or None),
     ``log_group``.
     """
@@ -177,6 +182,7 @@ class WorkerService(Construct):
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         idempotency_table: dynamodb.ITableV2 | None = None,
+        settings_key: str = "worker",
     ) -> None:
         super().__init__(scope, id_)
         worker = config.worker
@@ -243,7 +249,7 @@ class WorkerService(Construct):
             queue_key.grant(task_role, *EXISTING_QUEUE_KEY_ACTIONS)
         if worker.image is not None or worker.handler_mode == "consumer":
             queue.grant_send_messages(task_role)
-        for warning_id, message in consumer_mode_warnings(config).items():
+        for warning_id, message in consumer_mode_warnings(config, settings_key).items():
             Annotations.of(self).add_warning_v2(f"queue-worker-kit:{warning_id}", message)
         if idempotency_table is not None:  # worker.idempotency's conditional writes
             idempotency_table.grant(task_role, *IDEMPOTENCY_ACTIONS)
@@ -281,7 +287,7 @@ class WorkerService(Construct):
             else None
         )
         if worker.ecs_exec:
-            self._allow_ecs_exec(cluster)
+            self._allow_ecs_exec(cluster, settings_key)
 
     def _service(
         self,
@@ -398,7 +404,7 @@ class WorkerService(Construct):
             )
         )
 
-    def _allow_ecs_exec(self, cluster: ecs.ICluster) -> None:
+    def _allow_ecs_exec(self, cluster: ecs.ICluster, settings_key: str) -> None:
         """ECS Exec: CDK grants the task role the four ssmmessages channel actions and, for the
         session log (the cluster's execute command configuration), logs:DescribeLogGroups and
         the writes to the sessions' log group."""
@@ -429,8 +435,8 @@ class WorkerService(Construct):
             )
         Annotations.of(self).add_warning_v2(
             "queue-worker-kit:ecsExec",
-            "worker.ecs_exec is on: anyone allowed ecs:ExecuteCommand on this cluster gets a "
-            "root shell in the worker container, and the container keeps a writable root "
+            f"{settings_key}.ecs_exec is on: anyone allowed ecs:ExecuteCommand on this cluster "
+            "gets a root shell in the worker container, and the container keeps a writable root "
             "filesystem because the SSM agent writes to it (docs/operations.md).",
         )
 

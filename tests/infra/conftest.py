@@ -87,6 +87,22 @@ SUBSCRIPTION = {
     "filter_policy": {"type": ["order"]},
 }
 
+# Two queues, each consumed by a worker of its own: prod's batch moves into the batch worker,
+# and the mails worker runs 2 small tasks at most (96 + 4 processes: prod's cap of 100).
+TWO_WORKERS: dict[str, Any] = {
+    "batch_window": None,
+    "queues": {"batch": {}, "mails": {"max_receive_count": 3}},
+    "workers": {
+        "batch": {"queues": ["batch"], "batch_windows": [ENVIRONMENTS["prod"]["batch_window"]]},
+        "mails": {
+            "queues": ["mails"],
+            "worker": {"processes": 2, "cpu": 256, "memory_mib": 1024},
+            "scaling": {"min_tasks": 1, "max_tasks": 2},
+        },
+    },
+    "monitoring": {"dashboard": True},
+}
+
 # Settings that change which resources exist or how they are configured, beyond the shipped
 # environments: each must scan clean too.
 VARIANTS = {
@@ -108,6 +124,8 @@ VARIANTS = {
     "dev-unencrypted-logs": ("dev", {"worker": {"encrypt_logs": False}}),
     "prod-existing-queue": ("prod", {"queue": EXISTING_QUEUE}),
     "prod-subscribed": ("prod", {"queue": {"subscriptions": [SUBSCRIPTION]}}),
+    # Two workers side by side, each on its own queue (issue 20), with the dashboard.
+    "prod-two-workers": ("prod", TWO_WORKERS),
     "prod-spot-arm64": (
         "prod",
         {

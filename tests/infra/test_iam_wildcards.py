@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stacks.config import DEFAULT_NAME, EnvironmentConfig
 from tests.infra.conftest import ROOT, VARIANTS, Synthesized, synthesize, variant
 
 SECURITY_DOC = (ROOT / "docs" / "security.md").read_text()
@@ -190,7 +191,7 @@ def trusts(name: str) -> frozenset[Trust]:
         for logical_id, resource in template["Resources"].items():
             if resource["Type"] != "AWS::IAM::Role":
                 continue
-            role = re.sub(r"[0-9A-F]{8}$", "", logical_id)
+            role = without_worker_name(re.sub(r"[0-9A-F]{8}$", "", logical_id), s.config)
             for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
                 assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole"
                 (principal,) = listed(statement["Principal"]["Service"])
@@ -199,6 +200,17 @@ def trusts(name: str) -> frozenset[Trust]:
                 )
                 found.add((role, principal, condition))
     return frozenset(found)
+
+
+def without_worker_name(logical_id: str, config: EnvironmentConfig) -> str:
+    """A worker's role as the ``default`` worker's: ``ScalingbatchTargetRole`` (worker
+    ``batch``) trusts what ``ScalingTargetRole`` does, for the same reason."""
+    for worker in config.fleets:
+        in_id = re.sub(r"[-_]", "", worker)  # logical ids keep letters and digits only
+        base = re.match(rf"^(Worker|Scaling|SpotFallback|BatchWindows){in_id}(?=[A-Z])", logical_id)
+        if worker != DEFAULT_NAME and base:
+            return base.group(1) + logical_id[base.end() :]
+    return logical_id
 
 
 def explained_trusts() -> set[Trust]:

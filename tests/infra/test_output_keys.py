@@ -1,5 +1,5 @@
-"""The operator commands read a queue's outputs under the keys the queue stack gives them:
-scripts._aws.output_key against a synthesized template (the contract between the two)."""
+"""The operator commands read a queue's and a worker's outputs under the keys the stacks give
+them: scripts._aws.output_key against synthesized templates (the contract between them)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import copy
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from scripts._aws import QUEUE_STACK_OUTPUTS, output_key
+from scripts._aws import CLUSTER_OUTPUT, QUEUE_STACK_OUTPUTS, WORKER_STACK_OUTPUTS, output_key
 from stacks.config import load_config
-from stacks.queue_stack import QueueStack, queue_scoped_id
-from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT
+from stacks.naming import scoped_id
+from stacks.queue_stack import QueueStack
+from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT, variant
 
 QUEUES = {"default": {}, "mails-high": {}, "bulk_jobs": {}}
 
@@ -30,5 +31,16 @@ def test_the_commands_read_each_queues_outputs_under_the_stacks_keys() -> None:
 
 def test_output_key_is_the_scoped_id_as_cloudformation_keys_it() -> None:
     for queue in QUEUES:
-        scoped = queue_scoped_id("ServiceName", queue)
+        scoped = scoped_id("ServiceName", queue)
         assert output_key("ServiceName", queue) == "".join(c for c in scoped if c.isalnum())
+
+
+def test_the_commands_read_each_workers_outputs_under_the_stacks_keys() -> None:
+    two_workers = variant("prod-two-workers")
+    read = {
+        output_key(base, worker)
+        for base in WORKER_STACK_OUTPUTS
+        if base != CLUSTER_OUTPUT  # one cluster for every worker
+        for worker in two_workers.config.fleets
+    }
+    assert read | {CLUSTER_OUTPUT} == set(two_workers.worker_json["Outputs"])

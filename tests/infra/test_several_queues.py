@@ -26,7 +26,7 @@ def prod_config(**changes: Any) -> EnvironmentConfig:
 
 
 def queue_template(config: EnvironmentConfig) -> dict[str, Any]:
-    """The queue stack alone (the worker stack refuses several queues yet)."""
+    """The queue stack alone (the worker stack refuses one worker on several queues yet)."""
     app = App(context=FEATURE_FLAGS)
     return Template.from_stack(QueueStack(app, "QueueWorker-prod-Queue", config=config)).to_json()
 
@@ -109,12 +109,14 @@ def test_both_queues_of_every_queue_deny_plain_http(several: dict[str, Any]) -> 
     )
 
 
-def test_the_worker_stack_says_it_runs_one_worker_on_one_queue_yet() -> None:
+def test_the_worker_stack_says_one_worker_runs_several_queues_next() -> None:
     with pytest.raises(ConfigError) as caught:
         build(App(context=FEATURE_FLAGS), prod_config(queues=EMAILS))
     (problem,) = caught.value.problems
-    assert problem.startswith("environments.prod.queues: several queues and workers are validated")
-    assert problem.endswith("allowed: one queue and one worker")
+    assert problem.startswith(
+        "environments.prod.queues: ['emails', 'default'] are 2 queues without workers"
+    )
+    assert problem.endswith("allowed: one queue, or workers with one queue each")
 
 
 def readme_example() -> dict[str, Any]:
@@ -144,3 +146,13 @@ def test_the_readmes_three_queue_example_is_valid_and_deploys_its_queues() -> No
         for infix in ("-high", "", "-emails")
         for kind in ("WorkQueue", "DeadLetterQueue")
     }
+
+
+def test_the_readmes_batch_worker_on_two_queues_is_refused_by_the_worker_stack() -> None:
+    """Its batch worker consumes high before default: the runtime for that comes next."""
+    with pytest.raises(ConfigError) as caught:
+        build(App(context=FEATURE_FLAGS), prod_config(batch_window=None, **readme_example()))
+    (problem,) = caught.value.problems
+    assert problem.startswith(
+        "environments.prod.workers.batch.queues: ['high', 'default'] names 2 queues"
+    )

@@ -81,6 +81,27 @@ def test_each_worker_inherits_the_environments_worker_and_scaling_keys_it_does_n
     assert config.work_queues["emails"].max_receive_count == 3
 
 
+def test_the_environment_as_one_worker_sees_it() -> None:
+    config = load_config(mail_and_batch(), "prod")
+    mail = config.of_fleet("mail")
+    assert (mail.worker, mail.scaling) == (
+        config.fleets["mail"].worker,
+        config.fleets["mail"].scaling,
+    )
+    assert (mail.queue, mail.batch_windows) == (config.work_queues["emails"], ())
+    assert config.of_fleet("batch").batch_windows == config.fleets["batch"].batch_windows
+    assert (mail.alarms, mail.workers, mail.container_insights) == (
+        config.alarms,
+        config.workers,
+        config.container_insights,
+    )
+
+
+def test_without_workers_the_default_worker_sees_the_environment_as_it_is() -> None:
+    config = load_config(ENVIRONMENTS, "prod")
+    assert config.of_fleet("default") == config
+
+
 def test_objects_merge_key_by_key() -> None:
     envs = mail_and_batch(worker={**ENVIRONMENTS["prod"]["worker"], "environment": {"A": "1"}})
     envs["prod"]["workers"]["mail"]["worker"]["environment"] = {"B": "2"}
