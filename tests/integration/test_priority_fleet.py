@@ -18,21 +18,13 @@ from worker import contract
 
 from tests.integration.fleet import PROD, PROD_PROCESSES, send_jobs
 from tests.sqs_helpers import queue_counts
-from tests.unit.worker.recording_handlers import runs
+from tests.unit.worker.recording_handlers import runs, started
 
 JOB_SECONDS = 0.2
 PREFETCH_SECONDS = 0.4
 BATCH = int(PREFETCH_SECONDS / JOB_SECONDS)  # the most low jobs a process holds at once
 LOW_JOBS = 160
 HIGH_JOBS = 16
-
-
-def started(record: Path) -> list[str]:
-    """The message ids in the order their runs started."""
-    if not record.exists():
-        return []
-    lines = [line.split() for line in record.read_text(encoding="ascii").splitlines()]
-    return [message_id for message_id, what, _pid in lines if what == "start"]
 
 
 def test_the_high_queues_jobs_start_before_the_low_queues_remaining_ones(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from worker.settings import Settings, SettingsError, WorkQueue
 
 from tests.sqs_helpers import drain, queue_counts
 from tests.unit.worker.harness import Harness
+from tests.unit.worker.recording_handlers import started
 
 Make = Callable[..., Harness]
 HIGH = "https://sqs.eu-west-1.amazonaws.com/123456789012/high"
@@ -48,12 +48,6 @@ class QueueCalls:
             return response
 
         return call
-
-
-def started(record: Path) -> list[str]:
-    """The message ids in the order their jobs started."""
-    lines = record.read_text(encoding="ascii").splitlines()
-    return [line.split()[0] for line in lines if line.split()[1] == "start"]
 
 
 # -- settings ------------------------------------------------------------------------------------
