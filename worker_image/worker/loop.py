@@ -186,7 +186,10 @@ class Worker:
     def run(self) -> str:
         """Consume until SIGTERM or a recycle limit; never raises for a job or SQS fault."""
         self.log.info(
-            "worker_started", mode=self.settings.handler_mode, handler=self.settings.handler
+            "worker_started",
+            mode=self.settings.handler_mode,
+            handler=self.settings.handler,
+            queues=[queue.name for queue in self.queues],
         )
         self.heartbeat.start()
         reason = ""

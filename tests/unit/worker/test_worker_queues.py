@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from worker import contract
+from worker import app, contract
 from worker.contract import PAUSED_TAG, QUEUES_VARIABLE
 from worker.handlers import queue_environment
 from worker.settings import Settings, SettingsError, WorkQueue
@@ -119,6 +119,21 @@ def test_a_command_learns_its_messages_queue() -> None:
     }
     assert contract.MAX_RECEIVE_COUNT_VARIABLE not in queue_environment(WorkQueue("low", LOW))
     assert queue_environment(None) == {}
+
+
+def test_a_worker_with_a_missing_queue_among_its_queues_exits_ex_config(
+    sqs_client: Any,
+    make_queue_pair: Callable[..., Any],
+    moto_endpoint: str,
+    capsys: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    there, gone = make_queue_pair().url, make_queue_pair().url
+    sqs_client.delete_queue(QueueUrl=gone)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # boto3 reads it from the process
+    env = queues_env({"name": "high", "url": there}, {"name": "low", "url": gone})
+    assert app.main({**env, "AWS_REGION": "ap-northeast-1"}) == app.EX_CONFIG
+    assert f"WORKER_QUEUES[1].url='{gone}': cannot be used" in capsys.readouterr().err
 
 
 # -- the loop on two queues (moto) ---------------------------------------------------------------
