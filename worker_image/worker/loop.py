@@ -305,7 +305,8 @@ class Worker:
         few messages may answer empty (its message is taken at a later receive, after the
         batch a lower queue gave), and a message that lands in a higher queue while every
         process waits in the last queue's long poll waits for that poll to end (at most
-        RECEIVE_WAIT_SECONDS). A failed receive ends the round: the next starts at the top."""
+        RECEIVE_WAIT_SECONDS). A failed receive ends the round (as Laravel's worker does), and its
+        backoff grows with the rounds that failed in a row: the next round starts at the top."""
         asked = self.batch_size()
         open_queues = [q for q in self.queues if q.name not in self.paused_queues]
         batch: list[Held] = []
@@ -316,14 +317,16 @@ class Worker:
             batch = received
             if batch:
                 break
+        self._receive_failures = 0  # a round without a failure: a failing queue's backoff grows
         if len(batch) < asked:
             self._flush_deletes(force=True)  # the queues run dry: nothing to batch them with
         return batch
 
     def _receive_from(self, queue: WorkQueue, asked: int, long_poll: bool) -> list[Held] | None:
-        """One ReceiveMessage of `queue`; None when it failed (logged, then a backoff) or a
-        stop abandoned it. Even the `long_poll` never waits while done messages await their
-        delete (unless that delete failed: then its backoff paces the loop)."""
+        """One ReceiveMessage of `queue`; None when it failed (logged, then a backoff that
+        grows with the rounds that failed in a row) or a stop abandoned it. Even the `long_poll`
+        never waits while done messages await their delete (unless that delete failed: then its
+        backoff paces the loop)."""
         wait = long_poll and not (self._done and not self._delete_failures)
         try:
             with self._receiving_state():
@@ -346,7 +349,6 @@ class Worker:
             )
             self._sleep_unless_stopped(backoff)
             return None
-        self._receive_failures = 0
         self._mark_alive()
         now = time.monotonic()
         return [
@@ -537,9 +539,8 @@ class Worker:
 
     def _delete(self, messages: list[Held]) -> list[Held]:
         """DeleteMessageBatch (10 at a time, on each message's queue); returns the messages to
-        retry: those whose delete
-        failed for a reason a retry may cure and that the heartbeat still holds (their lease not
-        lost). A deleted message, or one given up, is released."""
+        retry: those whose delete failed for a reason a retry may cure and that the heartbeat
+        still holds (their lease not lost). A deleted message, or one given up, is released."""
         retry: list[Held] = []
         for queue, batch in queue_batches(messages, _queue_of):
             entries = [
@@ -658,6 +659,7 @@ class Worker:
 
 
 def _queue_of(message: Held) -> WorkQueue:
+    """The queue every call about `message` goes to."""
     return message.queue
 
 

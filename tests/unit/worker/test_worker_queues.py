@@ -4,10 +4,12 @@ order of receives, and every call about a message going to its own queue and DLQ
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from worker import app, contract
 from worker.contract import PAUSED_TAG, QUEUES_VARIABLE
 from worker.handlers import queue_environment
@@ -20,6 +22,24 @@ from tests.unit.worker.recording_handlers import started
 Make = Callable[..., Harness]
 HIGH = "https://sqs.eu-west-1.amazonaws.com/123456789012/high"
 LOW = "https://sqs.eu-west-1.amazonaws.com/123456789012/low"
+
+
+class RefusingQueue:
+    """Wraps an SQS client: every receive of queue `url` is refused as a lost connection; counts
+    the receives of each queue."""
+
+    def __init__(self, client: Any, url: str) -> None:
+        self.client, self.url = client, url
+        self.receives: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        self.receives[kwargs["QueueUrl"]] += 1
+        if kwargs["QueueUrl"] == self.url:
+            raise EndpointConnectionError(endpoint_url=self.url)
+        return self.client.receive_message(**kwargs)
 
 
 def queues_env(*entries: Any) -> dict[str, str]:
@@ -215,3 +235,16 @@ def test_a_paused_queue_gives_nothing_while_the_others_go_on(make_worker: Make) 
     h.stop()
     assert set(h.runs()) == {served, held_back}
     assert [e[contract.QUEUE] for e in h.events(contract.CONTINUED_EVENT)] == ["high"]
+
+
+def test_a_failing_queue_ends_each_round_and_backs_off_more_each_time(make_worker: Make) -> None:
+    h = make_worker(queues=("high", "low"))
+    high, low = h.worker.queues
+    h.sqs.client = refusing = RefusingQueue(h.sqs.client, high.url)
+    h.start()
+    h.wait_for(lambda: len(h.events("receive_error")) >= 3)
+    h.stop()
+    errors = h.events("receive_error")
+    assert [e["backoff_seconds"] for e in errors[:3]] == [1.0, 2.0, 4.0]
+    assert {e[contract.QUEUE] for e in errors} == {"high"}
+    assert refusing.receives[low.url] == 0  # the order holds: nothing below a failing queue
