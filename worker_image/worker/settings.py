@@ -215,7 +215,7 @@ def _work_queues(reader: _Reader) -> tuple[WorkQueue, ...]:
     for index, entry in enumerate(entries):
         where = f"{QUEUES_VARIABLE}[{index}]"
         if not isinstance(entry, dict):
-            reader.fail(where, entry, shape)
+            reader.fail(where, entry, 'an object: {"name": ..., "url": ...}')
             continue
         for key in sorted(set(entry) - set(QUEUE_KEYS)):
             reader.fail(
