@@ -23,6 +23,21 @@ PROD_PROCESSES: int = json.loads((ROOT / "cdk.json").read_text())["context"]["en
 ]["worker"]["processes"]
 """The processes per task of the shipped prod environment: the shape fault tests run at."""
 
+PROD = {
+    "WORKER_PROCESSES": PROD_PROCESSES,
+    "VISIBILITY_TIMEOUT_SECONDS": 120,
+    "HEARTBEAT_INTERVAL_SECONDS": 30,
+    "RECEIVE_WAIT_SECONDS": 20,
+    "RETRY_BACKOFF_BASE_SECONDS": 10,
+    "RETRY_BACKOFF_MAX_SECONDS": 600,
+    "WORKER_STOP_GRACE_SECONDS": 100,
+    "SUPERVISOR_STOPWAITSECS": 110,
+    "JOB_TIMEOUT_SECONDS": 900,
+    "MAX_JOBS_PER_PROCESS": 200,
+    "MAX_MEMORY_MIB_PER_PROCESS": 200,
+}
+"""The prod environment's worker settings (cdk.json, the contract's defaults)."""
+
 FAST = {
     "RECEIVE_WAIT_SECONDS": "1",
     "VISIBILITY_TIMEOUT_SECONDS": "2",

@@ -22,7 +22,7 @@ from worker import contract
 from worker.handlers import sqs_attributes
 
 from tests.conftest import REGION, free_port
-from tests.integration.fleet import PROD_PROCESSES, Fleet, queue_depth, send_jobs
+from tests.integration.fleet import PROD, PROD_PROCESSES, Fleet, queue_depth, send_jobs
 from tests.sqs_helpers import drain
 from tests.unit.worker.harness import FakeAgent
 from tests.unit.worker.recording_handlers import RECORDED_COMMAND, runs
@@ -473,20 +473,6 @@ def test_recycles_never_spend_a_receive_of_a_message_that_did_not_run(
 
 # -- Issue 17: no message takes a worker down (prod shape: 8 processes) ----------------------
 
-PROD = {
-    "WORKER_PROCESSES": PROD_PROCESSES,
-    "VISIBILITY_TIMEOUT_SECONDS": 120,
-    "HEARTBEAT_INTERVAL_SECONDS": 30,
-    "RECEIVE_WAIT_SECONDS": 20,
-    "RETRY_BACKOFF_BASE_SECONDS": 10,
-    "RETRY_BACKOFF_MAX_SECONDS": 600,
-    "WORKER_STOP_GRACE_SECONDS": 100,
-    "SUPERVISOR_STOPWAITSECS": 110,
-    "JOB_TIMEOUT_SECONDS": 900,
-    "MAX_JOBS_PER_PROCESS": 200,
-    "MAX_MEMORY_MIB_PER_PROCESS": 200,
-}
-"""The prod environment's worker settings (cdk.json, the contract's defaults)."""
 # SQS's maximum message size (body + attributes), before its 1-MiB raise: 256 KiB.
 SQS_MAX_MESSAGE_BYTES = 256 * 1024
 

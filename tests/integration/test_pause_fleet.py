@@ -22,19 +22,11 @@ from worker.contract import CONTINUED_EVENT, PAUSED_EVENT, PAUSED_TAG
 from scripts.__main__ import main
 from tests.integration.fleet import PROD_PROCESSES, send_jobs
 from tests.sqs_helpers import queue_counts
-from tests.unit.worker.recording_handlers import runs
+from tests.unit.worker.recording_handlers import runs, started
 
 REGION = "ap-northeast-1"
 CHECK_SECONDS = 1.0  # PAUSE_CHECK_SECONDS of this test (30 s by default)
 SLOW_SECONDS = 4.0  # each process's running job when the flag is set
-
-
-def started(record: Path) -> list[str]:
-    """The message ids in the order their runs started."""
-    if not record.exists():
-        return []
-    lines = [line.split() for line in record.read_text(encoding="ascii").splitlines()]
-    return [message_id for message_id, what, _pid in lines if what == "start"]
 
 
 def test_pause_lets_running_jobs_finish_takes_nothing_new_and_continue_runs_the_rest(

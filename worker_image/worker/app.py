@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from worker.consumer import ConsumerWatcher
+from worker.contract import QUEUES_VARIABLE
 from worker.handlers import (
     CallableRunner,
     CommandRunner,
@@ -45,7 +46,7 @@ QUEUE_UNUSABLE_CODES = frozenset(
 
 
 class QueueUnusable(RuntimeError):
-    """The queue cannot be read from (names QUEUE_URL)."""
+    """A work queue cannot be read from (names QUEUE_URL, or its WORKER_QUEUES entry)."""
 
 
 def sqs_client(settings: Settings) -> Any:
@@ -128,12 +129,18 @@ def make_runner(settings: Settings, log: EventLog) -> Runner:
     return runner
 
 
-def check_queue(sqs: Any, queue_url: str, sleep: Callable[[float], None] = time.sleep) -> None:
+def check_queue(
+    sqs: Any,
+    queue_url: str,
+    sleep: Callable[[float], None] = time.sleep,
+    variable: str = "QUEUE_URL",
+) -> None:
     """QueueUnusable unless the queue exists and this role may read it (GetQueueAttributes,
     granted with ReceiveMessage by the kit's consume grant): at once for a missing queue or a
     denied call, after QUEUE_CHECK_ATTEMPTS tries for other errors. No message is received:
     a check must not spend a receive. A receive that is denied on its own is caught by the
-    fleet's watch (no receive within WORKER_START_TIMEOUT_SECONDS, worker.supervise)."""
+    fleet's watch (no receive within WORKER_START_TIMEOUT_SECONDS, worker.supervise).
+    `variable` names the setting that gave the URL in the error."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     last: Exception | None = None
@@ -144,14 +151,14 @@ def check_queue(sqs: Any, queue_url: str, sleep: Callable[[float], None] = time.
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in QUEUE_UNUSABLE_CODES:
-                raise QueueUnusable(f"QUEUE_URL={queue_url!r}: cannot be used: {code}") from error
+                raise QueueUnusable(f"{variable}={queue_url!r}: cannot be used: {code}") from error
             last = error
         except BotoCoreError as error:
             last = error
         if attempt < QUEUE_CHECK_ATTEMPTS:
             sleep(2.0 ** (attempt - 1))
     raise QueueUnusable(
-        f"QUEUE_URL={queue_url!r}: still failing after {QUEUE_CHECK_ATTEMPTS} tries: {last!r}"
+        f"{variable}={queue_url!r}: still failing after {QUEUE_CHECK_ATTEMPTS} tries: {last!r}"
     )
 
 
@@ -188,7 +195,10 @@ def main(env: Mapping[str, str] = os.environ) -> int:
         return EX_CONFIG
     try:
         sqs = sqs_client(settings)
-        check_queue(sqs, settings.queue_url)
+        for index, queue in enumerate(settings.queues):
+            check_queue(sqs, queue.url, variable=f"{QUEUES_VARIABLE}[{index}].url")
+        if not settings.queues:
+            check_queue(sqs, settings.queue_url)
     except QueueUnusable as error:
         runner.close()
         write_line(str(error))

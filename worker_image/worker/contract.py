@@ -32,15 +32,32 @@ SHORT_REASON_CHARS = 200
 # -- The pause flag (`queue-worker pause` sets it, `queue-worker continue` removes it) ---------
 
 PAUSED_TAG = "queue-worker:paused"
-"""A tag on the work queue: while it is there, the kit's loop receives nothing (it finishes and
-deletes what it holds, then only polls the tag, every PAUSE_CHECK_SECONDS). Its value says when
-the pause began and the service's desired count then (``scripts.operate.pause.tag_value``)."""
+"""A tag on a work queue: while it is there, the kit's loop receives nothing from that queue (it
+finishes and deletes what it holds; when every queue it consumes is paused it only polls the
+tags, every PAUSE_CHECK_SECONDS). Its value says when the pause began and the service's
+desired count then (``scripts.operate.pause.tag_value``)."""
 PAUSE_CHECK_SECONDS = 30.0
 """How often a loop reads the tag by default (the worker's PAUSE_CHECK_SECONDS)."""
 PAUSED_EVENT = "worker_paused"
-"""The log line a loop writes when it sees the tag appear; ``worker_continued`` when it goes."""
+"""The log line a loop writes when it sees the tag appear; ``worker_continued`` when it goes
+(both with the field ``queue``)."""
 CONTINUED_EVENT = "worker_continued"
 
+
+# -- Several work queues in priority order (docs/contract.md, "Several queues") ---------------
+
+QUEUES_VARIABLE = "WORKER_QUEUES"
+"""The work queues of one worker, highest priority first: a JSON list of objects with the keys
+``QUEUE_KEYS`` (``name`` and ``url`` required). A process takes a message of a queue only when
+every queue before it had none. Replaces QUEUE_URL and DEAD_LETTER_QUEUE_URL (the one-queue
+form, still read when this is unset); setting both forms is an error."""
+QUEUE_KEYS = ("name", "url", "dead_letter_queue_url", "max_receive_count")
+"""The keys of a WORKER_QUEUES entry: ``name`` (1 to 80 letters, digits, ``-``, ``_``; unique;
+the ``queue`` of log lines), ``url``, ``dead_letter_queue_url`` (optional: where the worker
+dead-letters that queue's permanent failures itself) and ``max_receive_count`` (optional: the
+queue's maxReceiveCount, given to a command as WORKER_MAX_RECEIVE_COUNT)."""
+QUEUE_NAME_VARIABLE = "WORKER_QUEUE_NAME"
+"""Command mode: the name of the queue the message came from (WORKER_QUEUE_URL is its URL)."""
 
 # -- Variables the task sets for the runners (recipes/) --------------------------------------
 
@@ -73,6 +90,9 @@ EVENT = "event"
 PROCESS = "process"
 PID = "pid"
 MESSAGE_ID = "message_id"
+QUEUE = "queue"
+"""The name of the queue a message came from (``job`` lines and the queue's own events): a
+WORKER_QUEUES entry's ``name``, else the last part of QUEUE_URL."""
 RECEIVE_COUNT = "receive_count"
 DURATION_SECONDS = "duration_seconds"
 OUTCOME = "outcome"

@@ -11,9 +11,9 @@ idempotency guard skipped it; deleted, logged as `duplicate`); raising Permanent
 the message to the DLQ at once; any other exception is retried with backoff.
 
 Commands (docs/frameworks.md): the body on stdin; env WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT,
-WORKER_QUEUE_URL, WORKER_MESSAGE_ATTRIBUTES_FILE (and WORKER_MESSAGE_ATTRIBUTES while at most
-64 KiB), WORKER_RESULT_FILE. A command that cannot be started (fork or exec refused) is its
-message's failure, retried. Exit codes:
+WORKER_QUEUE_URL and WORKER_QUEUE_NAME (the message's queue), WORKER_MESSAGE_ATTRIBUTES_FILE (and
+WORKER_MESSAGE_ATTRIBUTES while at most 64 KiB), WORKER_RESULT_FILE. A command that cannot be
+started (fork or exec refused) is its message's failure, retried. Exit codes:
     0   done, message deleted
     65  permanent failure (EX_DATAERR): sent to the DLQ at once
     75  temporary failure (EX_TEMPFAIL): retried after the backoff
@@ -48,7 +48,7 @@ from typing import IO, Any, Protocol
 
 from worker import contract
 from worker.logs import EventLog
-from worker.settings import LOCAL_PROCESS_NAME, SQS_MAX_VISIBILITY_SECONDS
+from worker.settings import LOCAL_PROCESS_NAME, SQS_MAX_VISIBILITY_SECONDS, WorkQueue
 from worker.supervise import group_members
 
 EX_DATAERR = 65
@@ -100,6 +100,7 @@ class JobContext:
     message_id: str
     receive_count: int
     attributes: Mapping[str, Any] = field(default_factory=dict)  # as boto3 returns them
+    queue: WorkQueue | None = None  # the queue the message came from (None outside the loop)
 
 
 @dataclass(frozen=True)
@@ -293,9 +294,11 @@ class CommandRunner:
     """Runs a shell command per message with the body on stdin, in its own process group.
 
     The contract (docs/frameworks.md, docs/contract.md): the body on stdin; the environment
-    of the worker plus WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT, WORKER_QUEUE_URL,
-    WORKER_MESSAGE_ATTRIBUTES_FILE (a file of JSON in SQS's shape; the same JSON in
-    WORKER_MESSAGE_ATTRIBUTES while at most 64 KiB: `attributes_environment`) and
+    of the worker plus WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT, WORKER_QUEUE_URL and
+    WORKER_QUEUE_NAME (the message's queue; `queue_url` for a context that names none; its
+    max_receive_count, when set, as WORKER_MAX_RECEIVE_COUNT), WORKER_MESSAGE_ATTRIBUTES_FILE
+    (a file of JSON in SQS's shape; the same JSON in WORKER_MESSAGE_ATTRIBUTES while at most
+    64 KiB: `attributes_environment`) and
     WORKER_RESULT_FILE (where the command may write {"reason": ..., "retry_after_seconds":
     ...}); the exit code decides (module doc). A command that cannot be started is a `retry`
     of its message with the reason, never an exception out of `run`.
@@ -368,6 +371,7 @@ class CommandRunner:
             "WORKER_RECEIVE_COUNT": str(context.receive_count),
             "WORKER_QUEUE_URL": self.queue_url,
             "WORKER_RESULT_FILE": result_file,
+            **queue_environment(context.queue),
             **attributes_environment(context.attributes, attributes_file),
         }
         process = subprocess.Popen(
@@ -622,6 +626,17 @@ def sqs_attributes(attributes: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         else:
             shaped[name] = {"DataType": data_type, "StringValue": str(value.get("StringValue"))}
     return shaped
+
+
+def queue_environment(queue: WorkQueue | None) -> dict[str, str]:
+    """What a command learns of its message's queue: WORKER_QUEUE_URL, WORKER_QUEUE_NAME and,
+    when the queue sets one, its WORKER_MAX_RECEIVE_COUNT (else the task's stands)."""
+    if queue is None:
+        return {}
+    env = {"WORKER_QUEUE_URL": queue.url, contract.QUEUE_NAME_VARIABLE: queue.name}
+    if queue.max_receive_count is not None:
+        env[contract.MAX_RECEIVE_COUNT_VARIABLE] = str(queue.max_receive_count)
+    return env
 
 
 def attributes_environment(attributes: Mapping[str, Any], path: str) -> dict[str, str]:

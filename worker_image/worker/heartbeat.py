@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from worker.logs import EventLog
-from worker.settings import SQS_MAX_VISIBILITY_SECONDS
+from worker.settings import SQS_MAX_VISIBILITY_SECONDS, WorkQueue
 
 # Stop extending a little before SQS's 12 h cap so the request itself is never refused.
 _CAP_MARGIN_SECONDS = 30
@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Held:
-    """A received message: what the loop needs to run, extend, delete or hand it back."""
+    """A received message: what the loop needs to run, extend, delete or hand it back; every
+    call about it goes to its own queue."""
 
     message_id: str
     receipt_handle: str
@@ -35,11 +36,23 @@ class Held:
     receive_count: int
     attributes: dict[str, Any]
     received_at: float  # time.monotonic() at receive
+    queue: WorkQueue
 
 
 def chunks(items: Sequence[T], size: int = 10) -> list[list[T]]:
     """SQS batch calls take at most 10 entries."""
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def queue_batches(
+    items: Sequence[T], queue: Callable[[T], WorkQueue]
+) -> list[tuple[WorkQueue, list[T]]]:
+    """`items` as SQS batch calls take them: one queue a call (`queue(item)`, in the order the
+    queues first appear), at most 10 entries."""
+    by_queue: dict[WorkQueue, list[T]] = {}
+    for item in items:
+        by_queue.setdefault(queue(item), []).append(item)
+    return [(q, batch) for q, members in by_queue.items() for batch in chunks(members)]
 
 
 class Heartbeat:
@@ -62,7 +75,6 @@ class Heartbeat:
     def __init__(
         self,
         sqs: Any,
-        queue_url: str,
         visibility_seconds: int,
         interval_seconds: float,
         log: EventLog,
@@ -70,7 +82,6 @@ class Heartbeat:
     ) -> None:
         self.sqs = sqs
         self.on_beat = on_beat  # before every beat (the process's liveness mark)
-        self.queue_url = queue_url
         self.visibility_seconds = visibility_seconds
         self.interval_seconds = interval_seconds
         self.log = log
@@ -150,7 +161,8 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Extend the held messages that would become visible before the beat after next
-        (ChangeMessageVisibilityBatch, 10 at a time), with no lock held across the calls."""
+        (ChangeMessageVisibilityBatch on each message's queue, 10 at a time), with no lock held
+        across the calls."""
         now = time.monotonic()
         quiet = now >= self._quiet_from
         with self._lock:
@@ -169,8 +181,8 @@ class Heartbeat:
                     entries.append((message, timeout))
             self._in_flight = {m.message_id for m, _ in entries}
         try:
-            for batch in chunks(entries):
-                failed = self._extend(batch)
+            for queue, batch in queue_batches(entries, lambda entry: entry[0].queue):
+                failed = self._extend(queue, batch)
                 with self._lock:
                     for i, (message, timeout) in enumerate(batch):
                         self._settle(message.message_id, now, timeout, i in failed)
@@ -179,25 +191,30 @@ class Heartbeat:
                 self._in_flight = set()
                 self._settled.notify_all()
 
-    def _extend(self, batch: list[tuple[Held, int]]) -> set[int]:
+    def _extend(self, queue: WorkQueue, batch: list[tuple[Held, int]]) -> set[int]:
         """One ChangeMessageVisibilityBatch; the indexes of `batch` that were not extended."""
         try:
             response = self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url,
+                QueueUrl=queue.url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": t}
                     for i, (m, t) in enumerate(batch)
                 ],
             )
         except Exception as error:  # the next beat retries; the loop must not die
-            self.log.warning("heartbeat_error", error=repr(error), messages=len(batch))
+            self.log.warning(
+                "heartbeat_error", error=repr(error), messages=len(batch), queue=queue.name
+            )
             return set(range(len(batch)))
         failed = set()
         for entry in response.get("Failed", []):
             failed.add(int(entry["Id"]))
             message = batch[int(entry["Id"])][0]
             self.log.warning(
-                "heartbeat_error", message_id=message.message_id, error=entry.get("Code")
+                "heartbeat_error",
+                message_id=message.message_id,
+                error=entry.get("Code"),
+                queue=queue.name,
             )
         return failed
 

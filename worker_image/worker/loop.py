@@ -1,19 +1,22 @@
 """The consumer loop: one per process.
 
-receive (long poll, adaptive batch) -> run held messages one at a time -> delete the done ones
-in batches of up to 10, across receives (flushed when 10 are done, when the oldest has waited
-DELETE_FLUSH_SECONDS, when a receive comes back short, and before stopping; while deletes wait,
-receives do not long-poll); a failed delete is retried with backoff while the heartbeat still
-holds the message; failures become visible again after a backoff; permanent failures go to the
-DLQ. A job whose visibility can no longer be extended is stopped before it runs out
-(`lease_lost`). A receive never asks for more than the loop will start before a recycle; between
-jobs the loop checks its recycle limits (job count, memory) and exits cleanly. Before a receive
-it reads the work queue's pause tag (contract.PAUSED_TAG, at most every PAUSE_CHECK_SECONDS):
-while the tag is there it receives nothing, deletes what it finished and only polls the tag
-(`queue-worker pause` / `continue`). On SIGTERM it
-stops receiving at once, lets the running job finish within the grace period (else stops it and
-hands its message back), runs the batch's unstarted messages while a job of the mean duration
-still fits in the grace, hands back the rest and exits 0.
+receive (the queues in priority order, `Worker._receive`; long poll, adaptive batch) -> run held
+messages one at a time -> delete the done ones in batches of up to 10, across receives (flushed
+when 10 are done, when the oldest has waited DELETE_FLUSH_SECONDS, when a receive comes back
+short, and before stopping; while deletes wait, receives do not long-poll); a failed delete is
+retried with backoff while the heartbeat still holds the message; failures become visible again
+after a backoff; permanent failures go to the DLQ. A job whose visibility can no longer be
+extended is stopped before it runs out (`lease_lost`). A receive never asks for more than the
+loop will start before a recycle; between jobs the loop checks its recycle limits (job count,
+memory) and exits cleanly. Before a receive it reads each work queue's pause tag
+(contract.PAUSED_TAG, at most every PAUSE_CHECK_SECONDS): a tagged queue gives nothing (the
+others go on); while every queue is tagged the loop deletes what it finished and only polls the
+tags (`queue-worker pause` / `continue`). Every call about a message (delete, heartbeat,
+backoff, hand-back, dead-letter copy) goes to the message's own queue and DLQ; its `job` line
+names the queue (`queue`). On SIGTERM it stops receiving at once, lets the running job finish
+within the grace period (else stops it and hands its message back), runs the batch's unstarted
+messages while a job of the mean duration still fits in the grace, hands back the rest and exits
+0.
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ from worker.handlers import (
     sqs_attributes,
 )
 from worker.health import mark_alive
-from worker.heartbeat import Heartbeat, Held, chunks
+from worker.heartbeat import Heartbeat, Held, queue_batches
 from worker.logs import EventLog
 from worker.protection import TaskProtection
-from worker.settings import Settings
+from worker.settings import Settings, WorkQueue
 
 MAX_BATCH = 10
 # A done message waits at most this long for its batched delete (the heartbeat keeps it
@@ -103,9 +106,9 @@ class Worker:
         self.runner = runner
         self.log = log
         self.protection = protection
+        self.queues = settings.work_queues  # highest priority first
         self.heartbeat = Heartbeat(
             sqs,
-            settings.queue_url,
             settings.visibility_timeout_seconds,
             settings.heartbeat_interval_seconds,
             log,
@@ -125,9 +128,10 @@ class Worker:
         self._job_fields: dict[str, Any] = {}  # what settling the job adds to its `job` line
         # While stopping: visibility changes (hand-backs 0, backoffs) made by `_finish_stop`.
         self._deferred: list[tuple[list[Held], int]] = []
-        self.paused = False  # the pause tag, as last read
+        self.paused_queues: set[str] = set()  # the names of those tagged, as last read
         self._pause_read_at: float | None = None  # time.monotonic() of that read
-        self._pause_read_failures = 0  # consecutive failed reads (only the first is logged)
+        # The queues whose last tag read failed (a failure is logged when a queue enters it).
+        self._pause_unread: set[str] = set()
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -182,7 +186,10 @@ class Worker:
     def run(self) -> str:
         """Consume until SIGTERM or a recycle limit; never raises for a job or SQS fault."""
         self.log.info(
-            "worker_started", mode=self.settings.handler_mode, handler=self.settings.handler
+            "worker_started",
+            mode=self.settings.handler_mode,
+            handler=self.settings.handler,
+            queues=[queue.name for queue in self.queues],
         )
         self.heartbeat.start()
         reason = ""
@@ -242,29 +249,42 @@ class Worker:
             size = min(size, int((memory - self.rss_mib()) / self._job_growth_mib))
         return max(1, min(size, MAX_BATCH))
 
+    @property
+    def paused(self) -> bool:
+        """Whether every queue the loop consumes carries the pause tag, as last read."""
+        return len(self.paused_queues) == len(self.queues)
+
     def _pause_flag(self) -> bool:
-        """Whether the work queue carries contract.PAUSED_TAG: read (ListQueueTags) at most
-        every PAUSE_CHECK_SECONDS, else the last answer; a failed read keeps the last answer
-        (a task role without sqs:ListQueueTags never pauses: the first failure is logged)."""
-        if self._pause_read_at is not None and self._until_next_pause_read() > 0:
-            return self.paused
-        self._pause_read_at = time.monotonic()
+        """Whether every work queue carries contract.PAUSED_TAG: the tags read (ListQueueTags,
+        each queue) at most every PAUSE_CHECK_SECONDS, else the last answer. A tagged queue
+        alone is skipped by `_receive`. A failed read keeps its queue's last answer (a task role
+        without sqs:ListQueueTags never pauses: a queue's first failure is logged)."""
+        if self._pause_read_at is None or self._until_next_pause_read() <= 0:
+            self._pause_read_at = time.monotonic()
+            for queue in self.queues:
+                self._read_pause_tag(queue)
+        return self.paused
+
+    def _read_pause_tag(self, queue: WorkQueue) -> None:
+        """Read one queue's pause tag into `paused_queues`; log when it appears or goes."""
         try:
-            response = self.sqs.list_queue_tags(QueueUrl=self.settings.queue_url)
+            response = self.sqs.list_queue_tags(QueueUrl=queue.url)
         except Exception as error:
-            self._pause_read_failures += 1
-            if self._pause_read_failures == 1:
-                self.log.warning("pause_check_error", error=repr(error))
-            return self.paused
-        self._pause_read_failures = 0
+            if queue.name not in self._pause_unread:
+                self._pause_unread.add(queue.name)
+                self.log.warning("pause_check_error", error=repr(error), queue=queue.name)
+            return
+        self._pause_unread.discard(queue.name)
         self._mark_alive()  # an answer from SQS: a paused process proves itself by it too
         tags = response.get("Tags", {})
         paused = contract.PAUSED_TAG in tags
-        if paused != self.paused:
-            self.paused = paused
+        if paused != (queue.name in self.paused_queues):
+            if paused:
+                self.paused_queues.add(queue.name)
+            else:
+                self.paused_queues.discard(queue.name)
             event = contract.PAUSED_EVENT if paused else contract.CONTINUED_EVENT
-            self.log.info(event, tag=tags.get(contract.PAUSED_TAG, ""))
-        return paused
+            self.log.info(event, tag=tags.get(contract.PAUSED_TAG, ""), queue=queue.name)
 
     def _until_next_pause_read(self) -> float:
         """Seconds until the pause tag is read again."""
@@ -272,34 +292,64 @@ class Worker:
         return max(0.0, last + self.settings.pause_check_seconds - time.monotonic())
 
     def _receive(self) -> list[Held]:
+        """The next batch, from the queues in priority order (WORKER_QUEUES; one queue: it).
+
+        The first queue not paused that gives messages gives the whole batch: a process takes
+        a message of a lower queue only when every queue above it had none a moment before,
+        and never holds messages of two queues (no prefetch across queues). Every queue but the
+        last is asked with a short poll (WaitTimeSeconds=0), the last with the long poll
+        (RECEIVE_WAIT_SECONDS). The cost: an idle process makes one receive per queue each long
+        poll, N times the requests of one queue (8 idle processes on 3 queues: about 3.1
+        million a month, $1.24 at $0.40 a million, against 1 million for one queue). The limits
+        of the order: a short poll asks only some of SQS's servers, so a higher queue holding
+        few messages may answer empty (its message is taken at a later receive, after the
+        batch a lower queue gave), and a message that lands in a higher queue while every
+        process waits in the last queue's long poll waits for that poll to end (at most
+        RECEIVE_WAIT_SECONDS). A failed receive ends the round (as Laravel's worker does), and its
+        backoff grows with the rounds that failed in a row: the next round starts at the top."""
         asked = self.batch_size()
+        open_queues = [q for q in self.queues if q.name not in self.paused_queues]
+        batch: list[Held] = []
+        for index, queue in enumerate(open_queues):
+            received = self._receive_from(queue, asked, long_poll=index == len(open_queues) - 1)
+            if received is None:
+                return []
+            batch = received
+            if batch:
+                break
+        self._receive_failures = 0  # a round without a failure: a failing queue's backoff grows
+        if len(batch) < asked:
+            self._flush_deletes(force=True)  # the queues run dry: nothing to batch them with
+        return batch
+
+    def _receive_from(self, queue: WorkQueue, asked: int, long_poll: bool) -> list[Held] | None:
+        """One ReceiveMessage of `queue`; None when it failed (logged, then a backoff that
+        grows with the rounds that failed in a row) or a stop abandoned it. Even the `long_poll`
+        never waits while done messages await their delete (unless that delete failed: then its
+        backoff paces the loop)."""
+        wait = long_poll and not (self._done and not self._delete_failures)
         try:
             with self._receiving_state():
                 response = self.sqs.receive_message(
-                    QueueUrl=self.settings.queue_url,
+                    QueueUrl=queue.url,
                     MaxNumberOfMessages=asked,
-                    # Never wait in a long poll while done messages await their delete
-                    # (unless that delete failed: then its backoff paces the loop).
-                    WaitTimeSeconds=0
-                    if self._done and not self._delete_failures
-                    else self.settings.receive_wait_seconds,
+                    WaitTimeSeconds=self.settings.receive_wait_seconds if wait else 0,
                     # The heartbeat's unit from the start, whatever the queue's default.
                     VisibilityTimeout=self.settings.visibility_timeout_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
                     MessageAttributeNames=["All"],
                 )
         except StopRequested:
-            return []
+            return None
         except Exception as error:
             self._receive_failures += 1
             backoff = min(2.0 ** (self._receive_failures - 1), _RECEIVE_BACKOFF_MAX_SECONDS)
-            self.log.warning("receive_error", error=repr(error), backoff_seconds=backoff)
+            self.log.warning(
+                "receive_error", error=repr(error), backoff_seconds=backoff, queue=queue.name
+            )
             self._sleep_unless_stopped(backoff)
-            return []
-        self._receive_failures = 0
+            return None
         self._mark_alive()
-        if len(response.get("Messages", [])) < asked:
-            self._flush_deletes(force=True)  # the queue runs dry: nothing to batch them with
         now = time.monotonic()
         return [
             Held(
@@ -309,6 +359,7 @@ class Worker:
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
                 attributes=producer_attributes(m.get("MessageAttributes", {})),
                 received_at=now,
+                queue=queue,
             )
             for m in response.get("Messages", [])
         ]
@@ -381,7 +432,9 @@ class Worker:
 
     def _run_one(self, message: Held) -> bool:
         """Run one job and settle its message; True when it is done and awaits deletion."""
-        context = JobContext(message.message_id, message.receive_count, message.attributes)
+        context = JobContext(
+            message.message_id, message.receive_count, message.attributes, message.queue
+        )
         started = time.monotonic()
         self._job_fields = {}
 
@@ -412,6 +465,7 @@ class Worker:
                 "info" if outcome in ("done", "duplicate", "handed_back") else "warning",
                 "job",
                 message_id=message.message_id,
+                queue=message.queue.name,
                 receive_count=message.receive_count,
                 duration_seconds=round(duration, 3),
                 outcome=outcome,
@@ -442,7 +496,8 @@ class Worker:
     # -- SQS calls -----------------------------------------------------------------------------
 
     def _dead_letter(self, message: Held, reason: str) -> str:
-        """Send a copy to DEAD_LETTER_QUEUE_URL with the reason, then delete the message.
+        """Send a copy to the DLQ of the message's queue (DEAD_LETTER_QUEUE_URL, or its
+        WORKER_QUEUES entry's) with the reason, then delete the message.
 
         A copy the DLQ refuses as too large (SQS counts the body and every attribute's name,
         type and value against its MaximumMessageSize) is sent again without the original
@@ -450,14 +505,15 @@ class Worker:
         shortened; when even that does not fit, the message is left to SQS's redrive
         (`_TOO_LARGE`: made visible again after its backoff, moved with its own attributes
         after maxReceiveCount receives). The message is deleted only once a copy landed."""
-        if not self.settings.dead_letter_queue_url:
+        dead_letter_queue_url = message.queue.dead_letter_queue_url
+        if not dead_letter_queue_url:
             return _FAILED
         # The reason is a job's error: masked as the log masks it (worker.masking).
         copies = dead_letter_copies(message, self.log.mask.mask(reason))
         for attributes in copies:
             try:
                 self._client().send_message(
-                    QueueUrl=self.settings.dead_letter_queue_url,
+                    QueueUrl=dead_letter_queue_url,
                     MessageBody=message.body,
                     MessageAttributes=attributes,
                 )
@@ -465,7 +521,10 @@ class Worker:
                 if too_large(error):
                     continue  # the next, smaller copy
                 self.log.warning(
-                    "dead_letter_error", message_id=message.message_id, error=repr(error)
+                    "dead_letter_error",
+                    message_id=message.message_id,
+                    error=repr(error),
+                    queue=message.queue.name,
                 )
                 return _FAILED
             self._delete([message])
@@ -473,16 +532,17 @@ class Worker:
         self.log.warning(
             contract.DEAD_LETTER_TOO_LARGE_EVENT,
             message_id=message.message_id,
+            queue=message.queue.name,
             copy_bytes=message_size(message.body, copies[-1]),
         )
         return _TOO_LARGE
 
     def _delete(self, messages: list[Held]) -> list[Held]:
-        """DeleteMessageBatch (10 at a time); returns the messages to retry: those whose delete
-        failed for a reason a retry may cure and that the heartbeat still holds (their lease not
-        lost). A deleted message, or one given up, is released."""
+        """DeleteMessageBatch (10 at a time, on each message's queue); returns the messages to
+        retry: those whose delete failed for a reason a retry may cure and that the heartbeat
+        still holds (their lease not lost). A deleted message, or one given up, is released."""
         retry: list[Held] = []
-        for batch in chunks(messages):
+        for queue, batch in queue_batches(messages, _queue_of):
             entries = [
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)
             ]
@@ -490,18 +550,22 @@ class Worker:
             try:
                 if len(entries) == 1:
                     self._client().delete_message(
-                        QueueUrl=self.settings.queue_url, ReceiptHandle=entries[0]["ReceiptHandle"]
+                        QueueUrl=queue.url, ReceiptHandle=entries[0]["ReceiptHandle"]
                     )
                 else:
                     response = self._client().delete_message_batch(
-                        QueueUrl=self.settings.queue_url, Entries=entries
+                        QueueUrl=queue.url, Entries=entries
                     )
                     for entry in response.get("Failed", []):
-                        self.log.warning("delete_error", error=entry.get("Code"), messages=1)
+                        self.log.warning(
+                            "delete_error", error=entry.get("Code"), messages=1, queue=queue.name
+                        )
                         if not entry.get("SenderFault"):  # a bad receipt handle stays bad
                             failed.append(batch[int(entry["Id"])])
             except Exception as error:
-                self.log.warning("delete_error", error=repr(error), messages=len(entries))
+                self.log.warning(
+                    "delete_error", error=repr(error), messages=len(entries), queue=queue.name
+                )
                 failed = batch
             kept = [m for m in failed if not self.heartbeat.lease_lost(m.message_id)]
             if len(kept) < len(failed):
@@ -542,9 +606,12 @@ class Worker:
             self.heartbeat.release(messages, wait_until=wait_until)
             by_seconds.setdefault(seconds, []).extend(messages)
         for seconds, messages in sorted(by_seconds.items()):
-            calls += [(self._change_visibility, (batch, seconds)) for batch in chunks(messages)]
+            calls += [
+                (self._change_visibility, (batch, seconds))
+                for _, batch in queue_batches(messages, _queue_of)
+            ]
         done, self._done = self._done, []
-        calls += [(self._delete, (batch,)) for batch in chunks(done)]
+        calls += [(self._delete, (batch,)) for _, batch in queue_batches(done, _queue_of)]
         threads = [
             threading.Thread(target=call, args=args, name="stop-call", daemon=True)
             for call, args in calls
@@ -561,17 +628,18 @@ class Worker:
         return self.stop_sqs if self.stop_requested_at is not None else self.sqs
 
     def _change_visibility(self, messages: list[Held], seconds: int) -> None:
-        for batch in chunks(messages):
+        """ChangeMessageVisibilityBatch to `seconds`, on each message's queue."""
+        for queue, batch in queue_batches(messages, _queue_of):
             entries = [
                 {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
                 for i, m in enumerate(batch)
             ]
             try:
-                self._client().change_message_visibility_batch(
-                    QueueUrl=self.settings.queue_url, Entries=entries
-                )
+                self._client().change_message_visibility_batch(QueueUrl=queue.url, Entries=entries)
             except Exception as error:  # the message comes back after its visibility anyway
-                self.log.warning("visibility_error", error=repr(error), messages=len(entries))
+                self.log.warning(
+                    "visibility_error", error=repr(error), messages=len(entries), queue=queue.name
+                )
 
     # -- recycling -----------------------------------------------------------------------------
 
@@ -588,6 +656,11 @@ class Worker:
         """This process's RSS plus what its runner holds between jobs (a callable's executor;
         a command, gone after its job, holds none), MiB."""
         return (rss_bytes() + self.runner.rss_bytes()) / 2**20
+
+
+def _queue_of(message: Held) -> WorkQueue:
+    """The queue every call about `message` goes to."""
+    return message.queue
 
 
 def dead_letter_attributes(attributes: dict[str, Any]) -> dict[str, Any]:

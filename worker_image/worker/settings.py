@@ -6,13 +6,14 @@ names every offending variable, its value and what is allowed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from worker.contract import PAUSE_CHECK_SECONDS
+from worker.contract import PAUSE_CHECK_SECONDS, QUEUE_KEYS, QUEUES_VARIABLE
 from worker.supervise import DEFAULTS
 
 # SQS never keeps a message invisible longer than 12 hours after it was received.
@@ -21,6 +22,7 @@ HANDLER_MODES = ("callable", "command", "consumer")
 # The process name outside supervisord (which sets SUPERVISOR_PROCESS_NAME, unique in a task).
 LOCAL_PROCESS_NAME = "worker_local"
 _CALLABLE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 T = TypeVar("T", int, float)
 
@@ -30,11 +32,30 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class WorkQueue:
+    """One queue a worker consumes: its name (the ``queue`` of log lines), its URL, its DLQ
+    (None: the worker dead-letters nothing itself, SQS's redrive does) and its
+    maxReceiveCount for the runners (None: the task's WORKER_MAX_RECEIVE_COUNT)."""
+
+    name: str
+    url: str
+    dead_letter_queue_url: str | None = None
+    max_receive_count: int | None = None
+
+
+def queue_name_of(url: str) -> str:
+    """A queue's name from its URL: the URL's last part (``QueueWorker-prod-WorkQueue``)."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
 class Settings:
     """Runtime settings; defaults are the contract's examples (docs/contract.md)."""
 
-    queue_url: str
+    queue_url: str  # the first (or only) work queue
     dead_letter_queue_url: str | None = None
+    # WORKER_QUEUES, highest priority first; empty: the one queue of QUEUE_URL.
+    queues: tuple[WorkQueue, ...] = ()
     handler_mode: str = "callable"
     handler: str = "worker.examples:sleep_job"
     job_timeout_seconds: float = 900.0
@@ -64,6 +85,15 @@ class Settings:
     output_max_events_per_job: int = 1000
 
     @property
+    def work_queues(self) -> tuple[WorkQueue, ...]:
+        """The queues the loop consumes, highest priority first: WORKER_QUEUES, else the one
+        queue of QUEUE_URL and DEAD_LETTER_QUEUE_URL (named by its URL's last part)."""
+        if self.queues:
+            return self.queues
+        url = self.queue_url
+        return (WorkQueue(queue_name_of(url), url, self.dead_letter_queue_url),)
+
+    @property
     def task_protection_active(self) -> bool:
         """Protection is on only when enabled and the ECS agent endpoint is known."""
         return self.task_protection and bool(self.ecs_agent_uri)
@@ -89,9 +119,18 @@ class Settings:
         elif not handler:
             reader.fail("WORKER_HANDLER", handler, f"required in {mode} mode (a command)")
         expires_default = max(60, -(-2 * int(job_timeout) // 60))
+        several = bool(env.get(QUEUES_VARIABLE, "").strip())
+        queues = _work_queues(reader)
+        first = queues[0] if queues else WorkQueue("", "")
+        for name in ("QUEUE_URL", "DEAD_LETTER_QUEUE_URL"):
+            if several and env.get(name, "").strip():
+                reader.fail(name, env[name], f"set {QUEUES_VARIABLE} or {name}, not both")
         settings = cls(
-            queue_url=reader.required("QUEUE_URL"),
-            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None,
+            queue_url=first.url if several else reader.required("QUEUE_URL"),
+            dead_letter_queue_url=first.dead_letter_queue_url
+            if several
+            else env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None,
+            queues=queues,
             handler_mode=mode,
             handler=handler,
             job_timeout_seconds=job_timeout,
@@ -118,7 +157,9 @@ class Settings:
                 "PAUSE_CHECK_SECONDS", float, PAUSE_CHECK_SECONDS, low=0.1, high=300
             ),
             process_name=env.get("SUPERVISOR_PROCESS_NAME", "").strip() or LOCAL_PROCESS_NAME,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or _url_region(env),
+            region=env.get("AWS_REGION")
+            or env.get("AWS_DEFAULT_REGION")
+            or _url_region(first.url if several else env.get("QUEUE_URL", "")),
             workdir=env.get("WORKER_WORKDIR", "").strip() or None,
             output_max_bytes_per_job=reader.number(
                 "OUTPUT_MAX_BYTES_PER_JOB", int, 1_048_576, low=0
@@ -149,10 +190,55 @@ class Settings:
         return settings
 
 
-def _url_region(env: Mapping[str, str]) -> str | None:
+def _url_region(url: str) -> str | None:
     """The region of an AWS queue URL (https://sqs.REGION.amazonaws.com/...), else None."""
-    match = re.match(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com", env.get("QUEUE_URL", ""))
+    match = re.match(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com", url)
     return match.group(1) if match else None
+
+
+def _work_queues(reader: _Reader) -> tuple[WorkQueue, ...]:
+    """WORKER_QUEUES (contract.QUEUES_VARIABLE) in priority order; () when unset. Every fault of
+    every entry goes to `reader` (named ``WORKER_QUEUES[i].key``); what is returned then is
+    never used (the reader raises)."""
+    raw = reader.env.get(QUEUES_VARIABLE, "").strip()
+    if not raw:
+        return ()
+    shape = 'a JSON list of {"name": ..., "url": ...} objects, highest priority first'
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list) or not entries:
+        reader.fail(QUEUES_VARIABLE, raw, shape)
+        return ()
+    queues: list[WorkQueue] = []
+    for index, entry in enumerate(entries):
+        where = f"{QUEUES_VARIABLE}[{index}]"
+        if not isinstance(entry, dict):
+            reader.fail(where, entry, 'an object: {"name": ..., "url": ...}')
+            continue
+        for key in sorted(set(entry) - set(QUEUE_KEYS)):
+            reader.fail(
+                f"{where}.{key}", entry[key], "unknown key; allowed: " + ", ".join(QUEUE_KEYS)
+            )
+        name, url = entry.get("name"), entry.get("url")
+        dead_letter, receives = entry.get("dead_letter_queue_url"), entry.get("max_receive_count")
+        if not isinstance(name, str) or not _QUEUE_NAME.match(name):
+            reader.fail(f"{where}.name", name, "required: 1 to 80 letters, digits, '-' or '_'")
+        if not isinstance(url, str) or not url.strip():
+            reader.fail(f"{where}.url", url, "required: the queue's URL")
+        if dead_letter is not None and not (isinstance(dead_letter, str) and dead_letter.strip()):
+            reader.fail(f"{where}.dead_letter_queue_url", dead_letter, "a URL, or left out")
+        if receives is not None and not (type(receives) is int and receives >= 1):
+            reader.fail(f"{where}.max_receive_count", receives, "an integer >= 1, or left out")
+        queues.append(
+            WorkQueue(str(name), str(url).strip(), (dead_letter or "").strip() or None, receives)
+        )
+    for key in ("name", "url"):
+        values = [getattr(queue, key) for queue in queues]
+        for value in sorted({v for v in values if values.count(v) > 1}):
+            reader.fail(f"{QUEUES_VARIABLE}[*].{key}", value, "appears twice: each queue once")
+    return tuple(queues)
 
 
 class _Reader:

@@ -357,6 +357,19 @@ def test_symfony_transport_names_the_received_stamps_transport(
     assert dispatched(run)["transport"] == "invoices"
 
 
+def test_on_a_worker_of_several_queues_the_transport_is_the_messages_queue(
+    run_message: Callable[..., Run],
+) -> None:
+    queues = {"WORKER_QUEUES": '[{"name": "mails", "url": "u"}]', "WORKER_QUEUE_NAME": "mails"}
+    several = run_message("php", "hello", settings=queues)
+    one = run_message("php", "hello", settings={"WORKER_QUEUE_NAME": "work"})
+    configured = run_message("php", "hello", settings={**queues, "SYMFONY_TRANSPORT": "all"})
+
+    assert dispatched(several)["transport"] == "mails"
+    assert dispatched(one)["transport"] == "async"  # one queue: as before
+    assert dispatched(configured)["transport"] == "all"
+
+
 @pytest.mark.parametrize("serializer", ["php", "json"])
 def test_an_unrecoverable_exception_is_dead_lettered_at_once(
     run_message: Callable[..., Run], serializer: str

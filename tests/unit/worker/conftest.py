@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from worker.app import make_runner
+from worker.contract import QUEUES_VARIABLE
 from worker.handlers import CallableRunner, Runner
 from worker.logs import EventLog
 from worker.loop import Worker
@@ -36,20 +38,23 @@ FAST = {
 def make_worker(
     sqs_client: Any, make_queue_pair: Callable[..., Any], tmp_path: Path
 ) -> Iterator[Callable[..., Harness]]:
-    """Factory: a Worker on a fresh queue pair (settings: FAST + overrides), cleaned up after."""
+    """Factory: a Worker on a fresh queue pair (settings: FAST + overrides), cleaned up after;
+    with `queues` (names, highest priority first), on a fresh pair each, in WORKER_QUEUES."""
     harnesses: list[Harness] = []
 
-    def make(max_receive_count: int = 3, **env: str) -> Harness:
-        pair = make_queue_pair(max_receive_count=max_receive_count, visibility_timeout=2)
-        settings = Settings.from_env(
-            {
-                "QUEUE_URL": pair.url,
-                "DEAD_LETTER_QUEUE_URL": pair.dlq_url,
-                "WORKER_HANDLER": RECORDED,
-                **FAST,
-                **env,
-            }
-        )
+    def make(max_receive_count: int = 3, queues: tuple[str, ...] = (), **env: str) -> Harness:
+        pairs = [
+            make_queue_pair(max_receive_count=max_receive_count, visibility_timeout=2)
+            for _ in queues or ("",)
+        ]
+        where = {"QUEUE_URL": pairs[0].url, "DEAD_LETTER_QUEUE_URL": pairs[0].dlq_url}
+        if queues:
+            entries = [
+                {"name": name, "url": pair.url, "dead_letter_queue_url": pair.dlq_url}
+                for name, pair in zip(queues, pairs, strict=True)
+            ]
+            where = {QUEUES_VARIABLE: json.dumps(entries)}
+        settings = Settings.from_env({**where, "WORKER_HANDLER": RECORDED, **FAST, **env})
         stream = io.StringIO()
         log = EventLog("worker_test", stream)
         runner: Runner = CallableRunner(settings.handler)  # started by its first job

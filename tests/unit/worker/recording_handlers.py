@@ -90,6 +90,14 @@ def runs(path: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
+def started(path: Path) -> list[str]:
+    """The message ids in the order their runs started (empty when the record is absent)."""
+    if not path.exists():
+        return []
+    lines = [line.split() for line in path.read_text(encoding="ascii").splitlines()]
+    return [message_id for message_id, what, _pid in lines if what == "start"]
+
+
 def main() -> int:
     """The recorded job as a command: exit 0 done, 65 permanent, 1 failed."""
     path = os.environ.get(contract.MESSAGE_ATTRIBUTES_FILE_VARIABLE)

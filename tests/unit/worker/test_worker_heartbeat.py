@@ -9,6 +9,9 @@ from typing import Any
 
 from worker.heartbeat import Heartbeat, Held
 from worker.logs import EventLog
+from worker.settings import WorkQueue
+
+QUEUE = WorkQueue("q", "q")
 
 
 class SlowSqs:
@@ -30,11 +33,11 @@ class SlowSqs:
 
 
 def held(name: str, received_at: float) -> Held:
-    return Held(name, f"rh-{name}", "{}", 1, {}, received_at)
+    return Held(name, f"rh-{name}", "{}", 1, {}, received_at, QUEUE)
 
 
 def heartbeat(sqs: SlowSqs, visibility: int = 2, interval: float = 0.5) -> Heartbeat:
-    return Heartbeat(sqs, "q", visibility, interval, EventLog("t", io.StringIO()))
+    return Heartbeat(sqs, visibility, interval, EventLog("t", io.StringIO()))
 
 
 def test_a_slow_extension_blocks_neither_hold_nor_release_of_other_messages() -> None:

@@ -27,7 +27,9 @@
  *   SYMFONY_KERNEL_CLASS        the kernel class (default: App\Kernel)
  *   APP_ENV, APP_DEBUG          as for bin/console (defaults: prod, and debug off in prod);
  *                               .env files are loaded with symfony/dotenv when installed
- *   SYMFONY_TRANSPORT           the transport name in ReceivedStamp (default: async)
+ *   SYMFONY_TRANSPORT           the transport name in ReceivedStamp (default: on a worker of
+ *                               several queues, WORKER_QUEUES, the message's queue name,
+ *                               WORKER_QUEUE_NAME; else async)
  *   SYMFONY_SERIALIZER_SERVICE  a PUBLIC service id of the transport's serializer (default:
  *                               messenger.transport.native_php_serializer, Messenger's
  *                               default, built here when it is not public)
@@ -196,6 +198,19 @@ function headersFrom(array $attributes): array
 }
 
 /**
+ * The transport the message counts as received from: SYMFONY_TRANSPORT; else, on a worker of
+ * several queues (WORKER_QUEUES), the message's queue (WORKER_QUEUE_NAME), so that queues named
+ * like the app's transports reach the handlers bound to theirs (from_transport), as
+ * `messenger:consume high default` does; else async.
+ */
+function transportName(): string
+{
+    $queue = (string) getenv('WORKER_QUEUE_NAME');
+    $perQueue = (string) getenv('WORKER_QUEUES') !== '' && $queue !== '';
+    return getenv('SYMFONY_TRANSPORT') ?: ($perQueue ? $queue : 'async');
+}
+
+/**
  * The envelope as the Worker dispatches a received message: ReceivedStamp (so it is handled,
  * not sent again), ConsumedByWorkerStamp, the SQS message id, and a RedeliveryStamp on a
  * redelivery: its retry count is Messenger's meaning, the retries before this run (SQS
@@ -204,7 +219,7 @@ function headersFrom(array $attributes): array
 function received(Envelope $envelope): Envelope
 {
     $stamps = [
-        new ReceivedStamp(getenv('SYMFONY_TRANSPORT') ?: 'async'),
+        new ReceivedStamp(transportName()),
         new ConsumedByWorkerStamp(),
         new TransportMessageIdStamp((string) getenv('WORKER_MESSAGE_ID')),
     ];
