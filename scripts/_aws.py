@@ -28,7 +28,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from scripts._cli import NONEXISTENT_QUEUE_CODES, OpsError, Parser, UsageError, error_code
-from stacks.config import DEFAULT_NAME, ConfigError, EnvironmentConfig, load_config
+from stacks.config import ConfigError, EnvironmentConfig, load_config
+from stacks.naming import scoped_id
 
 QUEUE_STACK = "{prefix}-Queue"
 WORKER_STACK = "{prefix}-Worker"
@@ -45,11 +46,10 @@ WORKER_STACK_OUTPUTS = (CLUSTER_OUTPUT, SERVICE_OUTPUT, LOG_GROUP_OUTPUT)
 
 
 def output_key(base: str, name: str) -> str:
-    """The OutputKey of output `base` of queue or worker NAME: `base` for the `default` one,
-    else that of the stacks' output id `base-NAME` (stacks.queue_stack.queue_scoped_id), which
+    """The OutputKey of output `base` of queue or worker NAME: the stacks' output id
+    (stacks.naming.scoped_id: `base` for the `default` one, else `base-NAME`), which
     CloudFormation keys by its letters and digits alone: `QueueUrl-mails` is `QueueUrlmails`."""
-    scoped = base if name == DEFAULT_NAME else f"{base}-{name}"
-    return re.sub(r"[^A-Za-z0-9]", "", scoped)
+    return re.sub(r"[^A-Za-z0-9]", "", scoped_id(base, name))
 
 
 def add_aws_options(parser: Parser) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
-from worker.contract import JOBS_PROCESSED, PAUSED_TAG, metric_namespace
+from worker.contract import JOBS_PROCESSED, PAUSED_TAG
 
 from scripts import _cli
 from scripts._aws import (
@@ -49,6 +49,7 @@ from scripts._aws import (
 )
 from scripts._cli import OpsError, Parser, UsageError, error_code, print_json
 from stacks.config import BatchWindow
+from stacks.naming import job_metric_namespace
 
 HELP = "one screen: tasks, queue, DLQ, alarms, and the batch's progress against its deadline"
 RATE_MINUTES = 15  # processed-per-minute is measured over this many minutes
@@ -200,7 +201,8 @@ def worker_state(
         target.worker_output(SERVICE_OUTPUT, name),
     )
     consumed = [queues[queue].queue for queue in fleet.queues]
-    batch = batch_state(cloudwatch, target.config.name, fleet.batch_windows, consumed, now)
+    namespace = job_metric_namespace(target.config.name, name)
+    batch = batch_state(cloudwatch, namespace, fleet.batch_windows, consumed, now)
     return WorkerState(name, tuple(fleet.queues), tasks, batch)
 
 
@@ -332,13 +334,13 @@ def active_window(windows: Sequence[BatchWindow], now: datetime) -> BatchWindow 
 
 def batch_state(
     cloudwatch: Any,
-    environment: str,
+    namespace: str,
     windows: Sequence[BatchWindow],
     queues: Sequence[QueueState],
     now: datetime,
 ) -> Batch | None:
-    """Progress and estimated finish (of the work in `queues`) when `now` is inside a batch
-    window; else None."""
+    """Progress (jobs in the worker's metric `namespace`) and estimated finish (of the work in
+    `queues`) when `now` is inside a batch window; else None."""
     window = active_window(windows, now)
     if window is None:
         return None
@@ -346,7 +348,6 @@ def batch_state(
     local = now.astimezone(zone)
     start = datetime.combine(local.date(), window.start, zone)
     deadline = datetime.combine(local.date(), window.deadline, zone)
-    namespace = metric_namespace(environment)
     processed = total(cloudwatch, namespace, JOBS_PROCESSED, start, now)
     recent_start = max(start, now - timedelta(minutes=RATE_MINUTES))
     minutes = max(1.0, (now - recent_start).total_seconds() / 60)

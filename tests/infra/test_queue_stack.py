@@ -7,7 +7,8 @@ import re
 from aws_cdk.assertions import Match
 
 from stacks.deploy_role_stack import execution_policy_name
-from tests.infra.conftest import ROOT, Synthesized, synthesize
+from tests.infra.conftest import ROOT, TWO_WORKERS, Synthesized, synthesize
+from tests.infra.test_several_queues import prod_config, queue_template, readme_example
 
 FOURTEEN_DAYS = 14 * 24 * 3600
 
@@ -113,24 +114,37 @@ def test_idempotency_table_when_enabled() -> None:
 def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
     """Every ``QueueWorker-ENV-X`` in README.md and docs/ (placeholders ENV and NAME read as
     an environment) is a stack, a queue, a policy or an alarm the app creates, so `purge`, `dlq`
-    and `redrive` accept what the docs tell the operator to type."""
+    and `redrive` accept what the docs tell the operator to type. The samples of an environment
+    of several queues show the README's example of them (as prod), whose queues count too."""
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     shown = {
         (env, kind)
         for doc in docs
         for env, kind in re.findall(
-            r"QueueWorker-([A-Za-z]+)-([A-Za-z]+(?:-[a-z]+)*)", doc.read_text()
+            r"QueueWorker-([A-Za-z]+)-([A-Za-z]+(?:-[a-z]+)*(?:-WorkQueue|-DeadLetterQueue)?)",
+            doc.read_text(),
         )
     }
     assert shown
+    readme_example_queues = {
+        r["Properties"]["QueueName"]
+        for r in queue_template(prod_config(batch_window=None, **readme_example()))[
+            "Resources"
+        ].values()
+        if r["Type"] == "AWS::SQS::Queue"
+    }
     for env, kind in sorted(shown):
-        s = synthesize("prod" if env in ("ENV", "NAME") else env)
+        worker, _, rest = kind.partition("-")
+        if worker in ("NAME", "W") and rest:  # a worker's resource: a worker of TWO_WORKERS
+            s, kind = synthesize("prod", **TWO_WORKERS), f"mails-{rest}"
+        else:
+            s = synthesize("prod" if env in ("ENV", "NAME") else env)
         name = f"{s.config.stack_prefix}-{kind}"
         queues = {
             r["Properties"]["QueueName"]
             for r in s.queue_json["Resources"].values()
             if r["Type"] == "AWS::SQS::Queue"
-        }
+        } | (readme_example_queues if s.config.name == "prod" else set())
         stacks = {f"{s.config.stack_prefix}-{k}" for k in ("Queue", "Worker", "Deploy")}
         policies = {execution_policy_name(s.config.name)}  # numbered -1, -2, ... in the docs
         alarms = {

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from worker.contract import PAUSED_TAG
+from worker.contract import JOBS_PROCESSED, PAUSED_TAG
 
 from scripts.__main__ import main
 from scripts._aws import (
@@ -25,6 +26,7 @@ from scripts._aws import (
     SERVICE_OUTPUT,
     output_key,
 )
+from stacks.naming import job_metric_namespace
 from tests.conftest import REGION
 from tests.unit.ops.ops_helpers import send
 from tests.unit.ops.test_ops_errors import QUEUE_COMMANDS
@@ -233,6 +235,38 @@ def test_logs_read_the_named_workers_log_group(
         f"error: environment {several.env} has 2 workers: pass --worker NAME, one of mail, "
         "default (see --help)"
     )
+
+
+def test_a_workers_batch_counts_its_own_jobs_only(
+    several: Several, moto_endpoint: str, capsys: Any
+) -> None:
+    """Each worker's jobs are in its own metric namespace (stacks.naming, what its log metric
+    filters write): the batch line of worker `mail` counts its 5 jobs a minute, not the
+    default worker's 100."""
+    cdk_json = Path(several.args[several.args.index("--cdk-json") + 1])
+    context = json.loads(cdk_json.read_text())
+    window = {"start": "04:00", "end": "09:00", "timezone": "Asia/Tokyo", "min_tasks": 1}
+    context["context"]["environments"][several.env]["workers"]["mail"]["batch_windows"] = [window]
+    cdk_json.write_text(json.dumps(context))
+    now = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)  # 05:00 in Tokyo
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=moto_endpoint)
+    for worker, value in {"mail": 5.0, "default": 100.0}.items():
+        cloudwatch.put_metric_data(
+            Namespace=job_metric_namespace(several.env, worker),
+            MetricData=[
+                {
+                    "MetricName": JOBS_PROCESSED,
+                    "Value": value,
+                    "Timestamp": now - timedelta(minutes=m),
+                }
+                for m in range(1, 11)
+            ],
+        )
+    report = run_json(capsys, "status", *several.args, "--json", "--now", now.isoformat())
+    batch = {worker["name"]: worker["batch"] for worker in report["workers"]}
+    assert batch["default"] is None  # no window of its own
+    assert batch["mail"]["processed_since_start"] == 50
+    assert batch["mail"]["per_minute"] == round(50 / 15, 1)
 
 
 def test_status_shows_every_worker_and_every_queue(
