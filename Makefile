@@ -60,7 +60,9 @@ run: synth
 	@$(PY) -m scripts local-run --env dev
 
 ## test: lint, type-check and run the whole test suite (what CI runs)
-test: setup lint
+test:
+	@# The checkov venv installs while the main one does, and lint runs while npm installs.
+	@$(MAKE) --no-print-directory -j3 setup lint
 	@$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 ## setup: the Python venvs (pinned deps, Node 24 with npm and npx; checkov apart) and the CDK CLI

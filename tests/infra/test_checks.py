@@ -54,14 +54,47 @@ def assert_clean_with_reasons(report: dict[str, Any]) -> None:
         assert len(reason) > 40, (skipped["check_id"], skipped["resource"])
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_checkov_fails_nothing_and_every_skip_has_its_reason(name: str) -> None:
+CHECK_RESULTS = ("passed_checks", "failed_checks", "skipped_checks")
+
+
+def templates_of(name: str) -> list[str]:
+    """The queue and worker templates of variant ``name``."""
     templates = sorted(str(p) for p in variant(name).outdir.glob("*.template.json"))
     assert len(templates) == 2
-    report = checkov(
+    return templates
+
+
+@pytest.fixture(scope="module")
+def checkov_of_every_variant() -> dict[str, Any]:
+    """One checkov run over every variant's templates: its start (loading every check) costs
+    more than a scan, and the tests below read each variant's part of the report."""
+    templates = [t for name in sorted(VARIANTS) for t in templates_of(name)]
+    return checkov(
         *(arg for t in templates for arg in ("--file", t)), "--framework", "cloudformation"
     )
-    assert report["summary"]["passed"] > 50  # it really scanned both templates
+
+
+def part_of(report: dict[str, Any], templates: list[str]) -> dict[str, Any]:
+    """The results of `report` on `templates` alone."""
+    results = report["results"]
+    return {
+        "results": {
+            kind: [c for c in results[kind] if c["file_abs_path"] in templates]
+            for kind in CHECK_RESULTS
+        }
+        | {"parsing_errors": [p for p in results["parsing_errors"] if p in templates]}
+    }
+
+
+@pytest.mark.xdist_group("scanners")  # one worker runs the one scan
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_checkov_fails_nothing_and_every_skip_has_its_reason(
+    name: str, checkov_of_every_variant: dict[str, Any]
+) -> None:
+    templates = templates_of(name)
+    report = part_of(checkov_of_every_variant, templates)
+    results = report["results"]
+    assert len(results["passed_checks"]) > 50  # it really scanned this variant
     assert_clean_with_reasons(report)
 
 
@@ -88,17 +121,44 @@ def test_cdk_nag_has_no_unacknowledged_findings(name: str) -> None:
         assert acknowledged["acknowledgedAt"].count("/") >= 2
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_cfn_lint_finds_nothing(name: str) -> None:
-    templates = sorted(str(p) for p in variant(name).outdir.glob("*.template.json"))
-    assert len(templates) == 2
+@pytest.fixture(scope="module")
+def cfn_lint_of_every_variant() -> list[dict[str, Any]]:
+    """What one cfn-lint run finds in every variant's templates (its JSON matches)."""
+    templates = [t for name in sorted(VARIANTS) for t in templates_of(name)]
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), *templates],
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", *templates],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("["), result.stdout + result.stderr
+    matches: list[dict[str, Any]] = json.loads(result.stdout)
+    assert (result.returncode == 0) == (matches == []), result.stderr
+    return matches
+
+
+@pytest.mark.xdist_group("scanners")
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_cfn_lint_finds_nothing(name: str, cfn_lint_of_every_variant: list[dict[str, Any]]) -> None:
+    templates = templates_of(name)
+    assert [m for m in cfn_lint_of_every_variant if m["Filename"] in templates] == []
+
+
+def test_cfn_lint_reports_what_it_finds_by_template(tmp_path: Path) -> None:
+    """The variants' test above reads cfn-lint's JSON by file: a template with a fault shows
+    there under its own name."""
+    broken = tmp_path / "broken.template.json"
+    broken.write_text(
+        json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"Nope": 1}}}})
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert {m["Filename"] for m in json.loads(result.stdout)} == {str(broken)}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -1,4 +1,4 @@
-"""A fleet that cannot work exits, at 1, 8 and 32 processes (worker.watch).
+"""A fleet that cannot work exits, at 1 and 8 processes, and at 32 for one fault (worker.watch).
 
 The real fleet (tests/integration/fleet.py: `python -m worker.supervise`, the real supervisord
 with worker_image/supervisord.conf) against moto's server. Each failing fleet must exit 1
@@ -51,8 +51,15 @@ def reasons(fleet: Fleet) -> list[str]:
     return [e["reason"] for e in fleet.events("process_fatal")]
 
 
-@pytest.mark.parametrize("processes", [1, 8, 32])
-@pytest.mark.parametrize("fault", list(CANNOT_WORK))
+@pytest.mark.parametrize(
+    ("fault", "processes"),
+    [
+        *((fault, processes) for fault in CANNOT_WORK for processes in (1, 8)),
+        # 32 processes once: 32 starts at once on a loaded machine (the bound under CPU
+        # starvation). The start-up check's case at 32 cost 46 s of boto3 starts for the same.
+        ("cannot_import", 32),
+    ],
+)
 def test_a_fleet_that_cannot_work_exits_within_the_bound(
     make_fleet: MakeFleet,
     make_queue_pair: Callable[..., Any],
