@@ -159,3 +159,20 @@ def test_a_command_gets_its_messages_group_and_deduplication_id(tmp_path: Path) 
     finally:
         runner.close()
     assert json.loads(out.read_text()) == dict(zip(names, ("orders-7", "d-1"), strict=True))
+
+
+def test_a_stop_hands_back_what_it_holds_and_each_group_comes_back_in_order(
+    make_worker: Make, sqs_client: Any
+) -> None:
+    harness = prefetching(make_worker(fifo=True, WORKER_STOP_GRACE_SECONDS="1"))
+    ids = send_groups(harness, a1={"hang_on_first": True}, b1={}, a2={})
+    name = {message_id: job for job, message_id in ids.items()}
+    harness.start()
+    harness.wait_for(lambda: started(harness.record) == [ids["a1"]])
+    assert harness.stop() == "sigterm"
+
+    assert [(name[j["message_id"]], j["outcome"]) for j in harness.jobs()] == [
+        ("a1", contract.HANDED_BACK)
+    ]  # stopped at the grace; b1 and a2 handed back unrun
+    back = drain(sqs_client, harness.worker.queues[0].url)
+    assert [json.loads(m["Body"])["name"] for m in back] == ["a1", "b1", "a2"]
