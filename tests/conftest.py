@@ -139,17 +139,28 @@ class QueuePair:
 
 @pytest.fixture
 def make_queue_pair(sqs_client: Any) -> Callable[..., QueuePair]:
-    """Factory: a fresh, uniquely named queue + DLQ with redrive after `max_receive_count`."""
+    """Factory: a fresh, uniquely named queue + DLQ with redrive after `max_receive_count`;
+    `fifo`: both FIFO (``*.fifo``), the work queue with content-based deduplication, the DLQ
+    without (a copy sent there must carry its deduplication id)."""
 
-    def make(*, max_receive_count: int = 3, visibility_timeout: int = 30) -> QueuePair:
+    def make(
+        *, max_receive_count: int = 3, visibility_timeout: int = 30, fifo: bool = False
+    ) -> QueuePair:
         name = f"work-{uuid.uuid4().hex[:10]}"
-        dlq_url = sqs_client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        suffix = ".fifo" if fifo else ""
+        fifo_attributes = {"FifoQueue": "true"} if fifo else {}
+        dlq_url = sqs_client.create_queue(
+            QueueName=f"{name}-dlq{suffix}", Attributes=fifo_attributes
+        )["QueueUrl"]
         dlq_arn = sqs_client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+        if fifo:
+            fifo_attributes["ContentBasedDeduplication"] = "true"
         url = sqs_client.create_queue(
-            QueueName=name,
+            QueueName=name + suffix,
             Attributes={
+                **fifo_attributes,
                 "VisibilityTimeout": str(visibility_timeout),
                 "RedrivePolicy": json.dumps(
                     {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}

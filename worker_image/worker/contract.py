@@ -59,6 +59,18 @@ queue's maxReceiveCount, given to a command as WORKER_MAX_RECEIVE_COUNT)."""
 QUEUE_NAME_VARIABLE = "WORKER_QUEUE_NAME"
 """Command mode: the name of the queue the message came from (WORKER_QUEUE_URL is its URL)."""
 
+# -- FIFO queues (docs/contract.md, "FIFO queues"): a queue whose URL ends with ``.fifo`` ------
+
+FIFO_SYSTEM_ATTRIBUTES = ("MessageGroupId", "MessageDeduplicationId", "SequenceNumber")
+"""What the loop asks a FIFO queue for besides ApproximateReceiveCount, for each message."""
+MESSAGE_GROUP_ID_VARIABLE = "WORKER_MESSAGE_GROUP_ID"
+"""Command mode, FIFO queues: the message's MessageGroupId (absent on a standard queue)."""
+MESSAGE_DEDUPLICATION_ID_VARIABLE = "WORKER_MESSAGE_DEDUPLICATION_ID"
+"""Command mode, FIFO queues: the message's MessageDeduplicationId (the producer's, or the
+body's SHA-256 under content-based deduplication)."""
+MESSAGE_GROUP_ID = "message_group_id"
+"""A ``job`` field on a FIFO queue's message: its MessageGroupId."""
+
 # -- Variables the task sets for the runners (recipes/) --------------------------------------
 
 MAX_RECEIVE_COUNT_VARIABLE = "WORKER_MAX_RECEIVE_COUNT"

@@ -11,7 +11,8 @@ idempotency guard skipped it; deleted, logged as `duplicate`); raising Permanent
 the message to the DLQ at once; any other exception is retried with backoff.
 
 Commands (docs/frameworks.md): the body on stdin; env WORKER_MESSAGE_ID, WORKER_RECEIVE_COUNT,
-WORKER_QUEUE_URL and WORKER_QUEUE_NAME (the message's queue), WORKER_MESSAGE_ATTRIBUTES_FILE (and
+WORKER_QUEUE_URL and WORKER_QUEUE_NAME (the message's queue), on a FIFO queue
+WORKER_MESSAGE_GROUP_ID and WORKER_MESSAGE_DEDUPLICATION_ID, WORKER_MESSAGE_ATTRIBUTES_FILE (and
 WORKER_MESSAGE_ATTRIBUTES while at most 64 KiB), WORKER_RESULT_FILE. A command that cannot be
 started (fork or exec refused) is its message's failure, retried. Exit codes:
     0   done, message deleted
@@ -101,6 +102,8 @@ class JobContext:
     receive_count: int
     attributes: Mapping[str, Any] = field(default_factory=dict)  # as boto3 returns them
     queue: WorkQueue | None = None  # the queue the message came from (None outside the loop)
+    message_group_id: str | None = None  # a FIFO queue's message: its group (else None)
+    deduplication_id: str | None = None  # a FIFO queue's message: its deduplication id
 
 
 @dataclass(frozen=True)
@@ -372,6 +375,7 @@ class CommandRunner:
             "WORKER_QUEUE_URL": self.queue_url,
             "WORKER_RESULT_FILE": result_file,
             **queue_environment(context.queue),
+            **fifo_environment(context),
             **attributes_environment(context.attributes, attributes_file),
         }
         process = subprocess.Popen(
@@ -637,6 +641,16 @@ def queue_environment(queue: WorkQueue | None) -> dict[str, str]:
     if queue.max_receive_count is not None:
         env[contract.MAX_RECEIVE_COUNT_VARIABLE] = str(queue.max_receive_count)
     return env
+
+
+def fifo_environment(context: JobContext) -> dict[str, str]:
+    """A FIFO queue's message: WORKER_MESSAGE_GROUP_ID and WORKER_MESSAGE_DEDUPLICATION_ID
+    (contract.MESSAGE_GROUP_ID_VARIABLE, ...); nothing for a standard queue's."""
+    values = {
+        contract.MESSAGE_GROUP_ID_VARIABLE: context.message_group_id,
+        contract.MESSAGE_DEDUPLICATION_ID_VARIABLE: context.deduplication_id,
+    }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def attributes_environment(attributes: Mapping[str, Any], path: str) -> dict[str, str]:

@@ -28,7 +28,8 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Held:
     """A received message: what the loop needs to run, extend, delete or hand it back; every
-    call about it goes to its own queue."""
+    call about it goes to its own queue. A FIFO queue's message has its group, deduplication id
+    and sequence number (None on a standard queue)."""
 
     message_id: str
     receipt_handle: str
@@ -37,6 +38,9 @@ class Held:
     attributes: dict[str, Any]
     received_at: float  # time.monotonic() at receive
     queue: WorkQueue
+    group_id: str | None = None
+    deduplication_id: str | None = None
+    sequence_number: str | None = None
 
 
 def chunks(items: Sequence[T], size: int = 10) -> list[list[T]]:

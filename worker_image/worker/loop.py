@@ -13,10 +13,12 @@ memory) and exits cleanly. Before a receive it reads each work queue's pause tag
 others go on); while every queue is tagged the loop deletes what it finished and only polls the
 tags (`queue-worker pause` / `continue`). Every call about a message (delete, heartbeat,
 backoff, hand-back, dead-letter copy) goes to the message's own queue and DLQ; its `job` line
-names the queue (`queue`). On SIGTERM it stops receiving at once, lets the running job finish
-within the grace period (else stops it and hands its message back), runs the batch's unstarted
-messages while a job of the mean duration still fits in the grace, hands back the rest and exits
-0.
+names the queue (`queue`). On a FIFO queue (its URL ends with `.fifo`) a message that does not
+finish holds its group back: the group's later messages in the batch are handed back unrun
+(`Worker._work`; docs/contract.md, "FIFO queues"). On SIGTERM it stops receiving at once, lets
+the running job finish within the grace period (else stops it and hands its message back), runs
+the batch's unstarted messages while a job of the mean duration still fits in the grace, hands
+back the rest and exits 0.
 """
 
 from __future__ import annotations
@@ -336,7 +338,10 @@ class Worker:
                     WaitTimeSeconds=self.settings.receive_wait_seconds if wait else 0,
                     # The heartbeat's unit from the start, whatever the queue's default.
                     VisibilityTimeout=self.settings.visibility_timeout_seconds,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    MessageSystemAttributeNames=[
+                        "ApproximateReceiveCount",
+                        *(contract.FIFO_SYSTEM_ATTRIBUTES if queue.fifo else ()),
+                    ],
                     MessageAttributeNames=["All"],
                 )
         except StopRequested:
@@ -360,6 +365,9 @@ class Worker:
                 attributes=producer_attributes(m.get("MessageAttributes", {})),
                 received_at=now,
                 queue=queue,
+                group_id=m.get("Attributes", {}).get("MessageGroupId"),
+                deduplication_id=m.get("Attributes", {}).get("MessageDeduplicationId"),
+                sequence_number=m.get("Attributes", {}).get("SequenceNumber"),
             )
             for m in response.get("Messages", [])
         ]
@@ -380,22 +388,37 @@ class Worker:
             time.sleep(min(0.1, deadline - time.monotonic()))
 
     def _work(self, batch: list[Held]) -> str:
-        """Run a received batch one message at a time; returns a recycle reason or ''."""
+        """Run a received batch one message at a time, in the order SQS gave it; returns a
+        recycle reason or ''.
+
+        FIFO queues: a message that did not finish (it stays on its queue: a retry, a
+        timeout, a hand-back) holds its group back: the group's later messages in the batch
+        are handed back at once (visibility 0, in the order received) and do not run, so none
+        runs before it. SQS delivers none of them again while it is in flight (its backoff),
+        then the group in order, it first. One the worker dead-lettered is gone from the
+        queue: its group goes on. The other groups of the batch go on."""
         self.heartbeat.hold(batch)
         if self.protection:
             self.protection.busy()
         reason = ""
+        waiting = list(batch)
         try:
-            for index, message in enumerate(batch):
-                reason = self._recycle_reason() if index else ""  # checked between jobs
+            while waiting:
+                message = waiting.pop(0)
+                reason = self._recycle_reason() if message is not batch[0] else ""  # between jobs
                 if reason or not self._fits_in_grace():
-                    self._hand_back(batch[index:])
+                    self._hand_back([message, *waiting])
                     break
                 before = self.rss_mib()
-                if self._run_one(message):
+                outcome = self._run_one(message)
+                if outcome in (contract.DONE, contract.DUPLICATE):
                     if not self._done:
                         self._first_done_at = time.monotonic()
                     self._done.append(message)
+                elif message.group_id is not None and outcome != contract.DEAD_LETTER:
+                    behind = [m for m in waiting if m.group_id == message.group_id]
+                    waiting = [m for m in waiting if m.group_id != message.group_id]
+                    self._hand_back(behind)
                 self._job_growth_mib = max(self._job_growth_mib, self.rss_mib() - before)
                 self._flush_deletes()
         finally:
@@ -430,10 +453,16 @@ class Worker:
             else:
                 self._delete_failures = 0
 
-    def _run_one(self, message: Held) -> bool:
-        """Run one job and settle its message; True when it is done and awaits deletion."""
+    def _run_one(self, message: Held) -> str:
+        """Run one job and settle its message; returns the outcome taken (done and duplicate:
+        the message awaits its deletion)."""
         context = JobContext(
-            message.message_id, message.receive_count, message.attributes, message.queue
+            message.message_id,
+            message.receive_count,
+            message.attributes,
+            message.queue,
+            message.group_id,
+            message.deduplication_id,
         )
         started = time.monotonic()
         self._job_fields = {}
@@ -456,6 +485,8 @@ class Worker:
             self.durations.append(duration)
         outcome = self._settle(message, result)
         fields: dict[str, Any] = {"error": result.error} if result.error else {}
+        if message.group_id is not None:
+            fields[contract.MESSAGE_GROUP_ID] = message.group_id
         fields.update(self._job_fields)
         rss = self.runner.job_rss_bytes()
         if rss:
@@ -471,7 +502,7 @@ class Worker:
                 outcome=outcome,
                 **fields,
             )
-        return outcome in ("done", "duplicate")
+        return outcome
 
     def _settle(self, message: Held, result: JobResult) -> str:
         """Apply a job's result to its message; returns the outcome actually taken."""
@@ -504,10 +535,20 @@ class Worker:
         attributes (counted in contract.DROPPED_ATTRIBUTES_ATTRIBUTE) and with the reason
         shortened; when even that does not fit, the message is left to SQS's redrive
         (`_TOO_LARGE`: made visible again after its backoff, moved with its own attributes
-        after maxReceiveCount receives). The message is deleted only once a copy landed."""
+        after maxReceiveCount receives). The message is deleted only once a copy landed.
+
+        A FIFO queue's copy (its DLQ is FIFO too) keeps the message's group and is deduplicated
+        by the message's id: a copy sent again (its delete failed) within SQS's 5-minute
+        deduplication interval lands once."""
         dead_letter_queue_url = message.queue.dead_letter_queue_url
         if not dead_letter_queue_url:
             return _FAILED
+        fifo: dict[str, str] = {}
+        if message.queue.fifo and message.group_id is not None:
+            fifo = {
+                "MessageGroupId": message.group_id,
+                "MessageDeduplicationId": message.message_id,
+            }
         # The reason is a job's error: masked as the log masks it (worker.masking).
         copies = dead_letter_copies(message, self.log.mask.mask(reason))
         for attributes in copies:
@@ -516,6 +557,7 @@ class Worker:
                     QueueUrl=dead_letter_queue_url,
                     MessageBody=message.body,
                     MessageAttributes=attributes,
+                    **fifo,
                 )
             except Exception as error:
                 if too_large(error):

@@ -42,6 +42,11 @@ class WorkQueue:
     dead_letter_queue_url: str | None = None
     max_receive_count: int | None = None
 
+    @property
+    def fifo(self) -> bool:
+        """Whether it is a FIFO queue: SQS names every FIFO queue, and only those, ``*.fifo``."""
+        return self.url.endswith(".fifo")
+
 
 def queue_name_of(url: str) -> str:
     """A queue's name from its URL: the URL's last part (``QueueWorker-prod-WorkQueue``)."""

@@ -39,12 +39,15 @@ def make_worker(
     sqs_client: Any, make_queue_pair: Callable[..., Any], tmp_path: Path
 ) -> Iterator[Callable[..., Harness]]:
     """Factory: a Worker on a fresh queue pair (settings: FAST + overrides), cleaned up after;
-    with `queues` (names, highest priority first), on a fresh pair each, in WORKER_QUEUES."""
+    with `queues` (names, highest priority first), on a fresh pair each, in WORKER_QUEUES;
+    `fifo`: FIFO pairs (make_queue_pair)."""
     harnesses: list[Harness] = []
 
-    def make(max_receive_count: int = 3, queues: tuple[str, ...] = (), **env: str) -> Harness:
+    def make(
+        max_receive_count: int = 3, queues: tuple[str, ...] = (), fifo: bool = False, **env: str
+    ) -> Harness:
         pairs = [
-            make_queue_pair(max_receive_count=max_receive_count, visibility_timeout=2)
+            make_queue_pair(max_receive_count=max_receive_count, visibility_timeout=2, fifo=fifo)
             for _ in queues or ("",)
         ]
         where = {"QUEUE_URL": pairs[0].url, "DEAD_LETTER_QUEUE_URL": pairs[0].dlq_url}

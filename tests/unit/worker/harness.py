@@ -53,12 +53,17 @@ class Harness:
     thread: threading.Thread | None = None
     result: list[str] = field(default_factory=list)
 
-    def send(self, body: str | None = None, *, queue: int = 0, **job: Any) -> str:
+    def send(
+        self, body: str | None = None, *, queue: int = 0, group: str | None = None, **job: Any
+    ) -> str:
         """Send a raw body, or a recorded job {"record": ..., **job}, to the worker's queue
-        number `queue` (0: the first); returns the message id."""
+        number `queue` (0: the first), in message group `group` (FIFO); returns the message
+        id."""
         text = body if body is not None else json.dumps({"record": str(self.record), **job})
         url = self.worker.queues[queue].url
-        return str(self.sqs.client.send_message(QueueUrl=url, MessageBody=text)["MessageId"])
+        fifo = {} if group is None else {"MessageGroupId": group}
+        response = self.sqs.client.send_message(QueueUrl=url, MessageBody=text, **fifo)
+        return str(response["MessageId"])
 
     def runs(self) -> dict[str, dict[str, int]]:
         return runs(self.record)

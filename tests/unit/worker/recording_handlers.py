@@ -1,7 +1,8 @@
 """Handlers for the runtime's tests: each run leaves lines in a record file, so a test can
 count starts, completions and overlapping runs per message (`<message_id> <what> <pid>`).
 
-Body: JSON {"record": path, "duration_seconds": float, "fail": bool, "permanent": bool,
+Body: JSON {"record": path, "duration_seconds": float, "fail": bool, "fail_on_first": bool
+(fails on receive 1 only), "permanent": bool,
 "hang_on_first": bool (sleeps an hour on receive 1), "leak_mib": int (kept forever),
 "child_seconds": float (on receive 1 only, the job shells out to a child that sleeps this long
 and then records `child_done`; the job waits for it)}.
@@ -71,7 +72,7 @@ def recorded_job(body: str, context: JobContext) -> None:
             _LEAKED.append(b"\x01" * (int(job["leak_mib"]) * 2**20))
         if job.get("permanent"):
             raise PermanentFailure("asked to fail permanently")
-        if job.get("fail"):
+        if job.get("fail") or (job.get("fail_on_first") and context.receive_count == 1):
             raise RuntimeError("asked to fail")
         _record(record, context.message_id, "done")
     finally:
