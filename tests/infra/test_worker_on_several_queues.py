@@ -15,6 +15,7 @@ from worker import contract
 
 from stacks.app_builder import build
 from stacks.config import ConfigError, EnvironmentConfig, load_config
+from stacks.constructs.queue_scaling import ALARM_LIMIT, fleet_size_alarm_size
 from stacks.constructs.worker_service import CONSUME_ACTIONS
 from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT, variant
 
@@ -189,3 +190,34 @@ def test_a_worker_on_more_queues_than_its_fleet_size_alarm_reads_is_refused() ->
         "and 4 expressions in the worker's fleet-size alarm; CloudWatch takes 10 of each; "
         "allowed: fewer queues for this worker (a worker of its own for some) or fewer windows"
     ]
+
+
+def windows(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": f"{6 * i:02d}:00",
+            "end": f"{6 * i + 2:02d}:00",
+            "timezone": "UTC",
+            "min_tasks": 1,
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize(("queues", "windows_"), [(2, 1), (4, 3), (5, 0)])
+def test_the_fleet_size_alarm_reads_what_the_refusal_counts(queues: int, windows_: int) -> None:
+    """The largest layouts synth allows fit CloudWatch's 10 metrics and 10 expressions."""
+    names = [f"q{index}" for index in range(queues)]
+    config = prod_config(
+        batch_window=None,
+        queues={name: {} for name in names},
+        workers={"batch": {"queues": names, "batch_windows": windows(windows_)}},
+    )
+    _, worker_stack = build(App(context=FEATURE_FLAGS), config)
+    metrics = metrics_of(Template.from_stack(worker_stack).to_json(), "ScalingbatchFleetSize")
+    counted = (
+        sum("MetricStat" in m for m in metrics.values()),
+        sum("Expression" in m for m in metrics.values()),
+    )
+    assert counted == fleet_size_alarm_size(queues, windows_)
+    assert max(counted) <= ALARM_LIMIT
