@@ -22,8 +22,8 @@ from stacks.constructs.capacity import SpotFallback
 from stacks.constructs.kit_key import KitKey, encrypted_log_group
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.network import Network
-from stacks.constructs.queue_scaling import QueueScaling
-from stacks.constructs.work_queue import WorkQueue
+from stacks.constructs.queue_scaling import ALARM_LIMIT, QueueScaling, fleet_size_alarm_size
+from stacks.constructs.work_queue import ConsumedQueue, WorkQueue
 from stacks.constructs.worker_service import RETENTION, WorkerService
 from stacks.nag import acknowledge
 from stacks.naming import job_metric_namespace, scoped_id
@@ -36,17 +36,6 @@ CONTAINER_INSIGHTS_OFF = (
 )
 
 
-ONE_QUEUE_A_WORKER_YET = (
-    "environments.{name}.workers.{worker}.queues: {queues} names {count} queues; the worker "
-    "stack runs each worker on one queue (the runtime that consumes several in priority order "
-    "comes next); allowed: one queue, or a worker of its own for each queue"
-)
-EVERY_QUEUE_ONE_WORKER_YET = (
-    "environments.{name}.queues: {queues} are {count} queues without workers, so the one "
-    "default worker would consume them all in priority order, which the worker stack does not "
-    "run yet (the runtime comes next); allowed: one queue, or workers with one queue each"
-)
-
 FIFO_NOT_YET = (
     "environments.{name}.queue.fifo: true is validated and the queue stack deploys the FIFO "
     "queue and DLQ, but the worker does not yet keep a message group's order when a job fails "
@@ -54,19 +43,31 @@ FIFO_NOT_YET = (
 )
 
 
+TOO_BIG_AN_ALARM = (
+    "environments.{name}.{key}: {queues} queues with {windows} batch windows need {metrics} "
+    "metrics and {expressions} expressions in the worker's fleet-size alarm; CloudWatch takes "
+    "{limit} of each; allowed: fewer queues for this worker (a worker of its own for some) or "
+    "fewer windows"
+)
+
+
 def unsupported_layouts(config: EnvironmentConfig) -> list[str]:
-    """What the worker stack cannot run yet: a worker on several queues, a FIFO queue."""
+    """What the worker stack cannot run: a worker on more queues and windows than its
+    fleet-size alarm can read; a FIFO queue (yet)."""
     problems = []
     for worker, fleet in config.fleets.items():
-        if len(fleet.queues) > 1:
-            queues = list(fleet.queues)
+        queues, windows = len(fleet.queues), len(fleet.batch_windows)
+        metrics, expressions = fleet_size_alarm_size(queues, windows)
+        if queues > 1 and max(metrics, expressions) > ALARM_LIMIT:
             problems.append(
-                ONE_QUEUE_A_WORKER_YET.format(
-                    name=config.name, worker=worker, queues=queues, count=len(queues)
-                )
-                if config.workers
-                else EVERY_QUEUE_ONE_WORKER_YET.format(
-                    name=config.name, queues=queues, count=len(queues)
+                TOO_BIG_AN_ALARM.format(
+                    name=config.name,
+                    key=f"workers.{worker}.queues" if config.workers else "queues",
+                    queues=queues,
+                    windows=windows,
+                    metrics=metrics,
+                    expressions=expressions,
+                    limit=ALARM_LIMIT,
                 )
             )
     if any(queue.fifo for queue in config.work_queues.values()):
@@ -76,11 +77,11 @@ def unsupported_layouts(config: EnvironmentConfig) -> list[str]:
 
 @dataclass(frozen=True)
 class WorkerFleet:
-    """One worker's constructs: ``work_queue`` (the queue stack's WorkQueue it consumes),
+    """One worker's constructs: ``queues`` (the queues it consumes, highest priority first),
     ``service`` (WorkerService), ``scaling``, ``spot_fallback`` (or None), ``batch_windows``.
     Its alarms, rules, job metrics and queries: ``WorkerStack.monitoring.fleets[name]``."""
 
-    work_queue: WorkQueue
+    queues: tuple[ConsumedQueue, ...]
     service: WorkerService
     scaling: QueueScaling
     spot_fallback: SpotFallback | None
@@ -90,11 +91,11 @@ class WorkerFleet:
 class WorkerStack(Stack):
     """Everything that can be destroyed and recreated without losing a message.
 
-    One fleet for each of ``config.fleets``, each on its one queue of ``work_queues`` (the
-    queue stack's WorkQueues by name), sharing the key, network, cluster, alarm topic and
-    dashboard. The ``default`` worker keeps the construct ids, names and outputs of the time
-    there was one (``Worker``, ``Scaling``, ``ServiceName``...); another worker's carry its
-    name (``Worker-NAME``, output ``ServiceName-NAME``: :func:`~stacks.naming.scoped_id`).
+    One fleet for each of ``config.fleets``, each on its queues of ``work_queues`` (the queue
+    stack's WorkQueues by name) in priority order, sharing the key, network, cluster, alarm
+    topic and dashboard. The ``default`` worker keeps the construct ids, names and outputs of
+    the time there was one (``Worker``, ``Scaling``, ``ServiceName``...); another worker's
+    carry its name (``Worker-NAME``, output ``ServiceName-NAME``: :func:`~stacks.naming.scoped_id`).
     Settings shared by the fleets follow all of them: logs are encrypted, ECS Exec allowed
     and secret endpoints made when any worker needs it.
 
@@ -187,8 +188,7 @@ class WorkerStack(Stack):
             self.monitoring.watch(
                 name,
                 config=views[name],
-                queue=fleet.work_queue.queue,
-                dead_letter_queue=fleet.work_queue.dead_letter_queue,
+                queues=fleet.queues,
                 cluster=self.cluster,
                 service=fleet.service.service,
                 log_group=fleet.service.log_group,
@@ -206,10 +206,13 @@ class WorkerStack(Stack):
         work_queues: Mapping[str, WorkQueue],
         idempotency_table: dynamodb.ITableV2 | None,
     ) -> WorkerFleet:
-        """The worker ``name`` (``config``: the environment as it sees it) on its one queue:
+        """The worker ``name`` (``config``: the environment as it sees it) on its queues:
         its service, queue scaling, Spot fallback (or None) and batch windows."""
-        work_queue = work_queues[config.fleets[name].queues[0]]
-        queue = work_queue.queue
+        consumed = tuple(
+            ConsumedQueue(queue, config.work_queues[queue], work_queues[queue])
+            for queue in config.fleets[name].queues
+        )
+        queues = [each.queue for each in consumed]
         service = WorkerService(
             self,
             scoped_id("Worker", name),
@@ -217,8 +220,7 @@ class WorkerStack(Stack):
             cluster=self.cluster,
             network=self.network,
             key=self.key,
-            queue=queue,
-            dead_letter_queue=work_queue.dead_letter_queue,
+            queues=consumed,
             idempotency_table=idempotency_table,
             settings_key=f"workers.{name}.worker" if config.workers else "worker",
         )
@@ -227,7 +229,7 @@ class WorkerStack(Stack):
             scoped_id("Scaling", name),
             service=service.service,
             cluster=self.cluster,
-            queue=queue,
+            queues=queues,
             job_duration=cloudwatch.Metric(
                 namespace=job_metric_namespace(config.name, name),
                 metric_name=contract.JOB_DURATION,
@@ -254,13 +256,13 @@ class WorkerStack(Stack):
             self,
             scoped_id("BatchWindows", name),
             scalable_target=scaling.scalable_target,
-            queue=queue,
+            queues=queues,
             windows=config.batch_windows,
             floor_tasks=config.scaling.min_tasks,
             job_timeout_seconds=config.worker.job_timeout_seconds,
             worker=name,
         )
-        return WorkerFleet(work_queue, service, scaling, spot_fallback, batch_windows)
+        return WorkerFleet(consumed, service, scaling, spot_fallback, batch_windows)
 
     def _exec_sessions_logging(
         self, config: EnvironmentConfig, encrypt: bool

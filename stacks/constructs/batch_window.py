@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.config import DEFAULT_NAME, BatchWindow
+from stacks.constructs.work_queue import across_queues
 from stacks.naming import scoped_id
 
 DAY_MINUTES = 24 * 60
@@ -74,7 +76,8 @@ class BatchWindowSchedule(Construct):
       metrics lag after a quiet night (an idle queue's first datapoints can be ~15 min late).
     * ``hold_minutes`` (30) later the floor goes back to ``floor_tasks``: by then queue scaling
       sees the backlog and holds the tasks it needs, and nothing idles until the window ends.
-    * The deadline alarm fires when the oldest message has waited so long that a job started
+    * The deadline alarm fires when the oldest message of ``queues`` (the worker's: the
+      oldest of them all) has waited so long that a job started
       now could not finish by the deadline (``end`` minus ``deadline_margin_minutes``: from
       ``start`` to the deadline, minus the job timeout).
     * The template's metadata ``Deadline<start>To<end>`` (``...-<worker>`` but for the
@@ -91,7 +94,7 @@ class BatchWindowSchedule(Construct):
         id_: str,
         *,
         scalable_target: appscaling.ScalableTarget,
-        queue: sqs.IQueue,
+        queues: Sequence[sqs.IQueue],
         windows: tuple[BatchWindow, ...],
         floor_tasks: int,
         job_timeout_seconds: int,
@@ -99,6 +102,15 @@ class BatchWindowSchedule(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.deadline_alarms: list[cloudwatch.Alarm] = []
+        oldest = across_queues(
+            queues,
+            lambda queue: queue.metric_approximate_age_of_oldest_message(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            function="MAX",
+            id_="oldest",
+            label="Age of the oldest message in the worker's queues",
+        )
         for window in windows:
             start = datetime.combine(datetime.min, window.start)
             release = start + timedelta(minutes=window.hold_minutes)
@@ -124,11 +136,10 @@ class BatchWindowSchedule(Construct):
             to_deadline = _minutes(window.deadline) - _minutes(window.start)
             allowed_wait = max(60, to_deadline * 60 - job_timeout_seconds)
             self.deadline_alarms.append(
-                queue.metric_approximate_age_of_oldest_message(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ).create_alarm(
+                cloudwatch.Alarm(
                     self,
                     f"Deadline{name}",
+                    metric=oldest,
                     alarm_description=(
                         f"The batch will miss {window.deadline:%H:%M} {window.timezone}: a message "
                         f"has waited over {allowed_wait} s, too long to finish by then. Raise "

@@ -27,13 +27,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 from worker import contract as c
 from worker.contract import FAILED_OUTCOMES
 
 from stacks.config import DEFAULT_NAME, EnvironmentConfig
+from stacks.constructs.work_queue import ConsumedQueue
 from stacks.naming import job_metric_namespace, scoped_id
 
 MINUTE = Duration.minutes(1)
@@ -240,8 +240,7 @@ class Monitoring(Construct):
         worker: str,
         *,
         config: EnvironmentConfig,
-        queue: sqs.IQueue,
-        dead_letter_queue: sqs.IQueue,
+        queues: Sequence[ConsumedQueue],
         cluster: ecs.ICluster,
         service: ecs.FargateService,
         log_group: logs.ILogGroup,
@@ -254,7 +253,9 @@ class Monitoring(Construct):
 
         * Alarms (alarm and OK actions to the topic), named ``<stack prefix>[-<worker>]-<what>``,
           at every level: ``dlq-messages`` (DLQ >= ``dlq_messages_threshold``, default 1),
-          ``oldest-message-age`` (see :func:`oldest_message_age_seconds`), ``error-rate`` (the
+          ``oldest-message-age`` (see :func:`oldest_message_age_seconds`) for each of ``queues``
+          (the worker's, in priority order; with several, a queue's two carry its name but for
+          the ``default`` queue's: ``dlq-messages-high``), ``error-rate`` (the
           average of ``JobFailurePercent``: failed / all jobs > ``worker_error_rate_percent``,
           default 20, two 5-minute periods, only when jobs ran: one metric); plus the given
           ``deadline_alarms`` (default none). Level ``full`` adds ``memory-high`` (a task's
@@ -275,7 +276,7 @@ class Monitoring(Construct):
           ``slowest-jobs``, ``errors``.
         """
         fleet = _FleetMonitoring(self, worker, config, cluster, service, log_group)
-        alarms = fleet.alarms(queue, dead_letter_queue, service)
+        alarms = fleet.alarms(queues, service)
         for alarm in deadline_alarms:
             self.notify(alarm)
         watched = WatchedFleet(
@@ -295,8 +296,7 @@ class Monitoring(Construct):
                 )
             fleet.add_rows(
                 self.dashboard,
-                queue,
-                dead_letter_queue,
+                queues,
                 service,
                 log_group,
                 [*alarms.values(), *deadline_alarms, *scaling_alarms],
@@ -428,14 +428,16 @@ class _FleetMonitoring:
         periods: int,
         description: str,
         comparison: cloudwatch.ComparisonOperator = GT,
+        anchor: str | None = None,
     ) -> cloudwatch.Alarm:
-        """An alarm named ``<prefix>-<name>``: ``periods`` breaching datapoints in a row."""
+        """An alarm named ``<prefix>-<name>``: ``periods`` breaching datapoints in a row; its
+        description points at docs/operations.md#<anchor> (default: ``name``)."""
         return self._monitoring.notify(
             cloudwatch.Alarm(
                 self._monitoring,
                 scoped_id(f"Alarm-{name}", self._worker),
                 alarm_name=f"{self._prefix}-{name}",
-                alarm_description=f"{description} See docs/operations.md#{name}.",
+                alarm_description=f"{description} See docs/operations.md#{anchor or name}.",
                 metric=metric,
                 threshold=threshold,
                 comparison_operator=comparison,
@@ -445,34 +447,53 @@ class _FleetMonitoring:
             )
         )
 
-    def alarms(
-        self, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue, service: ecs.FargateService
-    ) -> dict[str, cloudwatch.Alarm]:
+    def _queue_alarms(self, consumed: ConsumedQueue, several: bool) -> dict[str, cloudwatch.Alarm]:
+        """The DLQ and oldest-message alarms of one queue of the worker: named as ever for a
+        worker of one queue; with ``several``, carrying the queue's name (``scoped_id``)."""
         alarms = self._config.alarms
         age = oldest_message_age_seconds(self._config)
-        missing = alarms.tasks_missing_minutes
-        alarms_ = {
-            "dlq-messages": self._alarm(
-                "dlq-messages",
-                dead_letter_queue.metric_approximate_number_of_messages_visible(
+        of_queue = f" of queue {consumed.name!r}" if several else ""
+        names = {
+            what: scoped_id(what, consumed.name) if several else what
+            for what in ("dlq-messages", "oldest-message-age")
+        }
+        return {
+            names["dlq-messages"]: self._alarm(
+                names["dlq-messages"],
+                consumed.dead_letter_queue.metric_approximate_number_of_messages_visible(
                     period=FIVE_MINUTES, statistic="Maximum"
                 ),
                 threshold=alarms.dlq_messages_threshold,
                 comparison=GTE,
                 periods=1,
-                description=f"The DLQ holds {alarms.dlq_messages_threshold}+ messages: jobs "
-                "failed for good. Peek, fix, redrive.",
+                description=f"The DLQ{of_queue} holds {alarms.dlq_messages_threshold}+ "
+                "messages: jobs failed for good. Peek, fix, redrive.",
+                anchor="dlq-messages",
             ),
-            "oldest-message-age": self._alarm(
-                "oldest-message-age",
-                queue.metric_approximate_age_of_oldest_message(
+            names["oldest-message-age"]: self._alarm(
+                names["oldest-message-age"],
+                consumed.queue.metric_approximate_age_of_oldest_message(
                     period=FIVE_MINUTES, statistic="Maximum"
                 ),
                 threshold=age,
                 periods=1,
-                description=f"A message has waited over {age} s: the fleet is not consuming "
-                "or not keeping up.",
+                description=f"A message{of_queue} has waited over {age} s: the fleet is not "
+                "consuming or not keeping up.",
+                anchor="oldest-message-age",
             ),
+        }
+
+    def alarms(
+        self, queues: Sequence[ConsumedQueue], service: ecs.FargateService
+    ) -> dict[str, cloudwatch.Alarm]:
+        alarms = self._config.alarms
+        missing = alarms.tasks_missing_minutes
+        alarms_ = {
+            **{
+                name: alarm
+                for consumed in queues
+                for name, alarm in self._queue_alarms(consumed, len(queues) > 1).items()
+            },
             "error-rate": self._alarm(
                 "error-rate",
                 self._job_metric(c.JOB_FAILURE_PERCENT, "Average"),
@@ -556,14 +577,17 @@ class _FleetMonitoring:
     def add_rows(
         self,
         dashboard: cloudwatch.Dashboard,
-        queue: sqs.IQueue,
-        dead_letter_queue: sqs.IQueue,
+        queues: Sequence[ConsumedQueue],
         service: ecs.FargateService,
         log_group: logs.ILogGroup,
         alarms: Sequence[cloudwatch.Alarm],
     ) -> None:
-        """This worker's rows on the environment's dashboard."""
+        """This worker's rows on the environment's dashboard; with several queues, each
+        queue's lines carry its name."""
         age = oldest_message_age_seconds(self._config)
+
+        def label(consumed: ConsumedQueue, what: str) -> str:
+            return f"{consumed.name} {what}" if len(queues) > 1 else what
 
         def line(value: float, label: str) -> cloudwatch.HorizontalAnnotation:
             return cloudwatch.HorizontalAnnotation(value=value, label=label)
@@ -587,32 +611,38 @@ class _FleetMonitoring:
             graph(
                 "Queue depth",
                 [
-                    queue.metric_approximate_number_of_messages_visible(
-                        label="visible", period=MINUTE, statistic="Maximum"
-                    ),
-                    queue.metric_approximate_number_of_messages_not_visible(
-                        label="in flight", period=MINUTE, statistic="Maximum"
-                    ),
-                    queue.metric_approximate_number_of_messages_delayed(
-                        label="delayed", period=MINUTE, statistic="Maximum"
-                    ),
+                    metric
+                    for consumed in queues
+                    for metric in (
+                        consumed.queue.metric_approximate_number_of_messages_visible(
+                            label=label(consumed, "visible"), period=MINUTE, statistic="Maximum"
+                        ),
+                        consumed.queue.metric_approximate_number_of_messages_not_visible(
+                            label=label(consumed, "in flight"), period=MINUTE, statistic="Maximum"
+                        ),
+                        consumed.queue.metric_approximate_number_of_messages_delayed(
+                            label=label(consumed, "delayed"), period=MINUTE, statistic="Maximum"
+                        ),
+                    )
                 ],
             ),
             graph(
                 "Age of the oldest message (s)",
                 [
-                    queue.metric_approximate_age_of_oldest_message(
-                        label="oldest", period=MINUTE, statistic="Maximum"
+                    consumed.queue.metric_approximate_age_of_oldest_message(
+                        label=label(consumed, "oldest"), period=MINUTE, statistic="Maximum"
                     )
+                    for consumed in queues
                 ],
                 alarm_line=(age, "alarm"),
             ),
             graph(
                 "DLQ depth",
                 [
-                    dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        label="in DLQ", period=MINUTE, statistic="Maximum"
+                    consumed.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        label=label(consumed, "in DLQ"), period=MINUTE, statistic="Maximum"
                     )
+                    for consumed in queues
                 ],
                 alarm_line=(self._config.alarms.dlq_messages_threshold, "alarm"),
             ),

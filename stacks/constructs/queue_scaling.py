@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -15,10 +16,13 @@ from constructs import Construct
 
 from stacks.config import BatchWindow, ScalingConfig
 from stacks.constructs.batch_window import DAY_MINUTES, window_clock
+from stacks.constructs.work_queue import across_queues
 
 MINUTE = Duration.minutes(1)
 # Step scaling policies take at most 20 step adjustments.
 MAX_STEPS = 20
+# CloudWatch takes at most 10 metrics and 10 expressions in one alarm.
+ALARM_LIMIT = 10
 # Minutes the backlog must need more than max_tasks before that alarm fires.
 BACKLOG_BEYOND_MAX_MINUTES = 5
 # Seconds of the time left that deadline-aware scaling keeps in hand: the alarm's newest
@@ -55,6 +59,16 @@ def deadline_tasks_expression(
     return f"IF({since} < {clock.span}, CEIL(work / ({processes} * {time_left})), 0)"
 
 
+def fleet_size_alarm_size(queues: int, windows: int) -> tuple[int, int]:
+    """The metrics and the expressions of the fleet-size alarm of a worker on ``queues``
+    queues with ``windows`` batch windows (each at most ALARM_LIMIT): two SQS metrics a queue,
+    the job metric twice with windows; the rules' expressions, one a window, and with several
+    queues the two sums."""
+    metrics = 2 * queues + (2 if windows else 0)
+    expressions = (5 + windows if windows else 2) + (2 if queues > 1 else 0)
+    return metrics, expressions
+
+
 def repeat(metric_id: str) -> str:
     """The metric's value, else its newest earlier one in the alarm's range, else 0: a minute
     in which no job finished, or whose datapoint is late, keeps the last measured jobs."""
@@ -79,8 +93,10 @@ def capacity_steps(max_tasks: int) -> list[int]:
 
 
 class QueueScaling(Construct):
-    """Sets the worker service's task count from the queue each minute, between ``min_tasks``
-    and ``max_tasks``, with no task count read back from CloudWatch.
+    """Sets the worker service's task count from the queues each minute, between ``min_tasks``
+    and ``max_tasks``, with no task count read back from CloudWatch. ``visible`` and
+    ``in_flight`` below are the sums over every queue of ``queues`` (the worker's, in priority
+    order; :func:`across_queues`).
 
     One step policy of type ``ExactCapacity`` sets the desired count to ``fleet_size`` (rounded
     up to :func:`capacity_steps`), the larger of:
@@ -124,7 +140,7 @@ class QueueScaling(Construct):
         *,
         service: ecs.FargateService,
         cluster: ecs.ICluster,
-        queue: sqs.IQueue,
+        queues: Sequence[sqs.IQueue],
         job_duration: cloudwatch.Metric,
         processes: int,
         config: ScalingConfig,
@@ -140,11 +156,23 @@ class QueueScaling(Construct):
             min_capacity=config.min_tasks,
             max_capacity=config.max_tasks,
         )
-        visible = queue.metric_approximate_number_of_messages_visible(
-            period=MINUTE, statistic="Maximum"
+        visible = across_queues(
+            queues,
+            lambda queue: queue.metric_approximate_number_of_messages_visible(
+                period=MINUTE, statistic="Maximum"
+            ),
+            function="SUM",
+            id_="visible",
+            label="Messages visible in the worker's queues",
         )
-        in_flight = queue.metric_approximate_number_of_messages_not_visible(
-            period=MINUTE, statistic="Maximum"
+        in_flight = across_queues(
+            queues,
+            lambda queue: queue.metric_approximate_number_of_messages_not_visible(
+                period=MINUTE, statistic="Maximum"
+            ),
+            function="SUM",
+            id_="in_flight",
+            label="Messages in flight from the worker's queues",
         )
         self.mean_job_metric = cloudwatch.MathExpression(
             expression=(

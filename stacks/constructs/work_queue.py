@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -164,3 +167,43 @@ def _fifo_settings(config: QueueConfig) -> dict[str, Any]:
             "fifo_throughput_limit": sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
         }
     return settings
+
+
+@dataclass(frozen=True)
+class ConsumedQueue:
+    """A queue as a worker consumes it: ``name`` (its key in ``queues``, ``default`` for
+    ``queue``), its ``config`` and the queue stack's ``work_queue``."""
+
+    name: str
+    config: QueueConfig
+    work_queue: WorkQueue
+
+    @property
+    def queue(self) -> sqs.IQueue:
+        return self.work_queue.queue
+
+    @property
+    def dead_letter_queue(self) -> sqs.IQueue:
+        return self.work_queue.dead_letter_queue
+
+
+def across_queues(
+    queues: Sequence[sqs.IQueue],
+    metric: Callable[[sqs.IQueue], cloudwatch.Metric],
+    *,
+    function: str,
+    id_: str,
+    label: str,
+) -> cloudwatch.IMetric:
+    """``metric`` of the one queue, or ``function`` (``SUM``, ``MAX``) over every queue's
+    (ids ``<id_>0``, ``<id_>1``...): a minute counts the queues that published in it and is
+    missing only when none did, as one queue's is."""
+    if len(queues) == 1:
+        return metric(queues[0])
+    using = {f"{id_}{index}": metric(queue) for index, queue in enumerate(queues)}
+    return cloudwatch.MathExpression(
+        expression=f"{function}([{', '.join(using)}])",
+        using_metrics=using,
+        label=label,
+        period=Duration.minutes(1),
+    )

@@ -12,7 +12,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from worker import contract
@@ -21,6 +20,7 @@ from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
 from stacks.constructs.capacity import ON_DEMAND, capacity_strategies
 from stacks.constructs.kit_key import encrypted_log_group
 from stacks.constructs.network import Network
+from stacks.constructs.work_queue import ConsumedQueue
 from stacks.constructs.worker_image import worker_image
 from stacks.nag import acknowledge, as_nag_resource
 
@@ -142,11 +142,14 @@ class WorkerService(Construct):
 
     Task shape, architecture, process count and worker timings come from ``config``; the image
     is the one ``worker.image`` selects (stacks/constructs/worker_image.py: the kit's
-    ``worker_image/`` by default, the team's Dockerfile, or an ECR image). The task role may
-    consume ``queue``, send to ``dead_letter_queue`` (permanent failures), use the optional
-    ``idempotency_table`` and set its own task's scale-in protection, nothing else; with a
-    team image or in ``consumer`` mode it may also send to ``queue``: a framework's retry
-    re-sends (Symfony Messenger) and jobs commonly dispatch further jobs (Laravel).
+    ``worker_image/`` by default, the team's Dockerfile, or an ECR image). The worker consumes
+    ``queues`` in priority order: one queue is given as ``QUEUE_URL`` and
+    ``DEAD_LETTER_QUEUE_URL``, several as ``WORKER_QUEUES`` (docs/contract.md, "Several
+    queues"). The task role may consume each queue, send to each one's DLQ (permanent
+    failures), use the optional ``idempotency_table`` and set its own task's scale-in
+    protection, nothing else; with a team image or in ``consumer`` mode it may also send to
+    each queue: a framework's retry re-sends (Symfony Messenger) and jobs commonly dispatch
+    further jobs (Laravel).
     ``consumer`` mode gives up the kit's guarantees; synth warns about it
     (:func:`consumer_mode_warnings`).
     Deployments roll back on failure (circuit breaker); tasks get an init process and the full
@@ -179,8 +182,7 @@ class WorkerService(Construct):
         cluster: ecs.ICluster,
         network: Network,
         key: kms.IKey,
-        queue: sqs.IQueue,
-        dead_letter_queue: sqs.IQueue,
+        queues: Sequence[ConsumedQueue],
         idempotency_table: dynamodb.ITableV2 | None = None,
         settings_key: str = "worker",
     ) -> None:
@@ -207,7 +209,7 @@ class WorkerService(Construct):
         self.container = self.task_definition.add_container(
             CONTAINER_NAME,
             image=worker_image(self, worker.image, worker.architecture),
-            environment=self._environment(config, queue, dead_letter_queue, idempotency_table),
+            environment=self._environment(config, queues, idempotency_table),
             secrets=self._secrets(worker.secrets),
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix="worker",
@@ -239,16 +241,13 @@ class WorkerService(Construct):
         self.container.add_mount_points(
             ecs.MountPoint(container_path=WRITABLE_PATH, source_volume="tmp", read_only=False)
         )
-        # What the runtime calls (tests/infra/test_iam_calls.py compares them): consume the
-        # work queue (GetQueueAttributes: the start-up check), send failures to the DLQ.
         task_role = self.task_definition.task_role
-        queue.grant(task_role, *CONSUME_ACTIONS)
-        dead_letter_queue.grant(task_role, "sqs:SendMessage")
-        # An existing queue's customer-managed key: read the queue, send to it and its DLQ.
-        if queue_key := queue.encryption_master_key:
-            queue_key.grant(task_role, *EXISTING_QUEUE_KEY_ACTIONS)
-        if worker.image is not None or worker.handler_mode == "consumer":
-            queue.grant_send_messages(task_role)
+        for consumed in queues:
+            self._allow_queue(
+                consumed,
+                task_role,
+                sends=worker.image is not None or worker.handler_mode == "consumer",
+            )
         for warning_id, message in consumer_mode_warnings(config, settings_key).items():
             Annotations.of(self).add_warning_v2(f"queue-worker-kit:{warning_id}", message)
         if idempotency_table is not None:  # worker.idempotency's conditional writes
@@ -289,6 +288,20 @@ class WorkerService(Construct):
         if worker.ecs_exec:
             self._allow_ecs_exec(cluster, settings_key)
 
+    @staticmethod
+    def _allow_queue(consumed: ConsumedQueue, task_role: iam.IRole, *, sends: bool) -> None:
+        """What the runtime calls (tests/infra/test_iam_calls.py compares them): consume the
+        queue (GetQueueAttributes: the start-up check), send failures to its DLQ; ``sends``:
+        send to the queue too."""
+        queue = consumed.queue
+        queue.grant(task_role, *CONSUME_ACTIONS)
+        consumed.dead_letter_queue.grant(task_role, "sqs:SendMessage")
+        # An existing queue's customer-managed key: read the queue, send to it and its DLQ.
+        if queue_key := queue.encryption_master_key:
+            queue_key.grant(task_role, *EXISTING_QUEUE_KEY_ACTIONS)
+        if sends:
+            queue.grant_send_messages(task_role)
+
     def _service(
         self,
         id_: str,
@@ -317,18 +330,16 @@ class WorkerService(Construct):
             enable_execute_command=config.worker.ecs_exec or None,  # off: absent from template
         )
 
-    @staticmethod
     def _environment(
+        self,
         config: EnvironmentConfig,
-        queue: sqs.IQueue,
-        dead_letter_queue: sqs.IQueue,
+        queues: Sequence[ConsumedQueue],
         idempotency_table: dynamodb.ITableV2 | None,
     ) -> dict[str, str]:
         """The worker runtime's settings (docs/contract.md), then the team's own variables."""
         worker, q = config.worker, config.queue
         return {
-            "QUEUE_URL": queue.queue_url,
-            "DEAD_LETTER_QUEUE_URL": dead_letter_queue.queue_url,
+            **self._queue_variables(queues),
             "WORKER_PROCESSES": str(worker.processes),
             "WORKER_HANDLER_MODE": worker.handler_mode,
             "WORKER_HANDLER": worker.handler,
@@ -357,6 +368,27 @@ class WorkerService(Construct):
             ),
             **worker.environment,
         }
+
+    def _queue_variables(self, queues: Sequence[ConsumedQueue]) -> dict[str, str]:
+        """One queue: ``QUEUE_URL`` and ``DEAD_LETTER_QUEUE_URL``. Several: ``WORKER_QUEUES``,
+        highest priority first, each with its DLQ and its ``max_receive_count`` (a JSON string
+        of the queues' URL tokens, resolved by CloudFormation)."""
+        if len(queues) == 1:
+            (only,) = queues
+            return {
+                "QUEUE_URL": only.queue.queue_url,
+                "DEAD_LETTER_QUEUE_URL": only.dead_letter_queue.queue_url,
+            }
+        entries = [
+            {
+                "name": consumed.name,
+                "url": consumed.queue.queue_url,
+                "dead_letter_queue_url": consumed.dead_letter_queue.queue_url,
+                "max_receive_count": consumed.config.max_receive_count,
+            }
+            for consumed in queues
+        ]
+        return {contract.QUEUES_VARIABLE: Stack.of(self).to_json_string(entries)}
 
     def _secrets(self, refs: Mapping[str, str]) -> dict[str, ecs.Secret]:
         """``ssm:/name`` -> SSM parameter; ``secretsmanager:name[:key]`` -> Secrets Manager. The

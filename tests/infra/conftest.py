@@ -103,6 +103,17 @@ TWO_WORKERS: dict[str, Any] = {
     "monitoring": {"dashboard": True},
 }
 
+# A worker on two queues in priority order (issue 20): prod's batch worker consumes high before
+# default (each with its own max_receive_count), beside a mails worker on one queue.
+WORKER_ON_TWO_QUEUES: dict[str, Any] = {
+    **TWO_WORKERS,
+    "queues": {"high": {"max_receive_count": 2}, "default": {}, "mails": {"max_receive_count": 3}},
+    "workers": {
+        **TWO_WORKERS["workers"],
+        "batch": {**TWO_WORKERS["workers"]["batch"], "queues": ["high", "default"]},
+    },
+}
+
 # Settings that change which resources exist or how they are configured, beyond the shipped
 # environments: each must scan clean too.
 VARIANTS = {
@@ -126,6 +137,8 @@ VARIANTS = {
     "prod-subscribed": ("prod", {"queue": {"subscriptions": [SUBSCRIPTION]}}),
     # Two workers side by side, each on its own queue (issue 20), with the dashboard.
     "prod-two-workers": ("prod", TWO_WORKERS),
+    # A worker on two queues in priority order beside a worker on one (issue 20).
+    "prod-worker-on-two-queues": ("prod", WORKER_ON_TWO_QUEUES),
     "prod-spot-arm64": (
         "prod",
         {

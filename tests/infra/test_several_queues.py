@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
+from worker import contract
 
 from stacks.app_builder import build
-from stacks.config import ConfigError, EnvironmentConfig, load_config
+from stacks.config import EnvironmentConfig, load_config
 from stacks.queue_stack import QueueStack
 from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT
 
@@ -26,7 +28,7 @@ def prod_config(**changes: Any) -> EnvironmentConfig:
 
 
 def queue_template(config: EnvironmentConfig) -> dict[str, Any]:
-    """The queue stack alone (the worker stack refuses one worker on several queues yet)."""
+    """The queue stack alone."""
     app = App(context=FEATURE_FLAGS)
     return Template.from_stack(QueueStack(app, "QueueWorker-prod-Queue", config=config)).to_json()
 
@@ -109,14 +111,28 @@ def test_both_queues_of_every_queue_deny_plain_http(several: dict[str, Any]) -> 
     )
 
 
-def test_the_worker_stack_says_one_worker_runs_several_queues_next() -> None:
-    with pytest.raises(ConfigError) as caught:
-        build(App(context=FEATURE_FLAGS), prod_config(queues=EMAILS))
-    (problem,) = caught.value.problems
-    assert problem.startswith(
-        "environments.prod.queues: ['emails', 'default'] are 2 queues without workers"
-    )
-    assert problem.endswith("allowed: one queue, or workers with one queue each")
+def test_without_workers_the_default_worker_consumes_every_queue_in_order() -> None:
+    """The queues' order is the priority; the default queue's alarms keep their names."""
+    app = App(context=FEATURE_FLAGS)
+    _, worker_stack = build(app, prod_config(queues=EMAILS))
+    template = Template.from_stack(worker_stack)
+    (task,) = template.find_resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert "QUEUE_URL" not in environment
+    joined = json.dumps(environment[contract.QUEUES_VARIABLE])
+    assert joined.index('\\"name\\":\\"emails\\"') < joined.index('\\"name\\":\\"default\\"')
+    assert '\\"max_receive_count\\":3' in joined
+    names = {
+        alarm["Properties"].get("AlarmName")
+        for alarm in template.find_resources("AWS::CloudWatch::Alarm").values()
+    }
+    assert {
+        "QueueWorker-prod-dlq-messages",
+        "QueueWorker-prod-dlq-messages-emails",
+        "QueueWorker-prod-oldest-message-age",
+        "QueueWorker-prod-oldest-message-age-emails",
+    } <= names
 
 
 def readme_example() -> dict[str, Any]:
@@ -148,11 +164,30 @@ def test_the_readmes_three_queue_example_is_valid_and_deploys_its_queues() -> No
     }
 
 
-def test_the_readmes_batch_worker_on_two_queues_is_refused_by_the_worker_stack() -> None:
-    """Its batch worker consumes high before default: the runtime for that comes next."""
-    with pytest.raises(ConfigError) as caught:
-        build(App(context=FEATURE_FLAGS), prod_config(batch_window=None, **readme_example()))
-    (problem,) = caught.value.problems
-    assert problem.startswith(
-        "environments.prod.workers.batch.queues: ['high', 'default'] names 2 queues"
-    )
+def test_the_readmes_example_synthesizes_the_whole_app_without_nag_findings(
+    tmp_path: Path,
+) -> None:
+    """Both stacks of exactly the README's block, with cdk-nag's AwsSolutions checks."""
+    app = App(outdir=str(tmp_path), context=FEATURE_FLAGS)
+    _, worker_stack = build(app, prod_config(batch_window=None, **readme_example()))
+    app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["conclusion"] == "success"
+    assert nag["violations"] == []
+    template = json.loads((tmp_path / f"{worker_stack.stack_name}.template.json").read_text())
+    services = Template.from_json(template).find_resources("AWS::ECS::Service")
+    assert len(services) == 2
+    tasks = Template.from_json(template).find_resources("AWS::ECS::TaskDefinition")
+    queues_of = {
+        logical_id: {e["Name"] for e in t["Properties"]["ContainerDefinitions"][0]["Environment"]}
+        for logical_id, t in tasks.items()
+    }
+    (batch,) = [
+        names for logical_id, names in queues_of.items() if logical_id.startswith("Workerbatch")
+    ]
+    (mail,) = [
+        names for logical_id, names in queues_of.items() if logical_id.startswith("Workermail")
+    ]
+    assert contract.QUEUES_VARIABLE in batch and "QUEUE_URL" not in batch
+    assert "QUEUE_URL" in mail and contract.QUEUES_VARIABLE not in mail

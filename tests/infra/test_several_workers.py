@@ -13,7 +13,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Annotations, Match, Template
 
 from stacks.app_builder import build
-from stacks.config import ConfigError, EnvironmentConfig, load_config
+from stacks.config import EnvironmentConfig, load_config
 from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT, TWO_WORKERS, synthesize, variant
 
 WORKERS = ("batch", "mails")
@@ -226,18 +226,3 @@ def test_a_workers_synth_warnings_name_its_own_keys() -> None:
         "/QueueWorker-prod-Worker/Worker-mails",
         Match.string_like_regexp(r"^workers\.mails\.worker\.ecs_exec is on: .*root shell"),
     )
-
-
-def test_a_worker_on_two_queues_is_refused_until_the_runtime_consumes_several() -> None:
-    config = prod_config(
-        batch_window=None,
-        queues={"high": {}, "default": {}},
-        workers={"batch": {"queues": ["high", "default"]}},
-    )
-    with pytest.raises(ConfigError) as caught:
-        build(App(context=FEATURE_FLAGS), config)
-    assert caught.value.problems == [
-        "environments.prod.workers.batch.queues: ['high', 'default'] names 2 queues; the worker "
-        "stack runs each worker on one queue (the runtime that consumes several in priority "
-        "order comes next); allowed: one queue, or a worker of its own for each queue"
-    ]
