@@ -591,7 +591,8 @@ def test_jobs_that_print_10_mb_each_log_at_most_their_limit_and_are_done(
     # the raw text too: a parsed-lines count missed one and waited out its timeout.
     job_line = re.compile(
         r'"event": "job", "process": "[^"]+", "pid": \d+, "message_id": "([^"]+)", '
-        r'"queue": "[^"]+", "receive_count": \d+, "duration_seconds": ([\d.]+), "outcome": "([a-z_]+)"'
+        r'"queue": "[^"]+", "receive_count": \d+, "duration_seconds": ([\d.]+), '
+        r'"outcome": "([a-z_]+)"'
     )
 
     def jobs() -> list[tuple[str, str, str]]:
