@@ -49,7 +49,7 @@ from stacks.sizing import kit_memory_mib, task_memory_need_mib
 SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # CloudWatch Logs accepts only these retention periods.
 # Each window adds an expression to the fleet-size alarm; CloudWatch allows 10 an alarm.
-MAX_BATCH_WINDOWS = 6
+MAX_BATCH_WINDOWS = 5
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
 # Variables the kit sets in the container; the team's environment and secrets may not use them.
 RESERVED_ENV = frozenset(

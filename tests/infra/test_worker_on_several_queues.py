@@ -14,7 +14,7 @@ from aws_cdk.assertions import Template
 from worker import contract
 
 from stacks.app_builder import build
-from stacks.config import ConfigError, EnvironmentConfig, load_config
+from stacks.config import MAX_BATCH_WINDOWS, ConfigError, EnvironmentConfig, load_config
 from stacks.constructs.queue_scaling import ALARM_LIMIT, fleet_size_alarm_size
 from stacks.constructs.worker_service import CONSUME_ACTIONS
 from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT, variant
@@ -195,8 +195,8 @@ def test_a_worker_on_more_queues_than_its_fleet_size_alarm_reads_is_refused() ->
 def windows(count: int) -> list[dict[str, Any]]:
     return [
         {
-            "start": f"{6 * i:02d}:00",
-            "end": f"{6 * i + 2:02d}:00",
+            "start": f"{4 * i:02d}:00",
+            "end": f"{4 * i + 2:02d}:00",
             "timezone": "UTC",
             "min_tasks": 1,
         }
@@ -204,7 +204,7 @@ def windows(count: int) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize(("queues", "windows_"), [(2, 1), (4, 3), (5, 0)])
+@pytest.mark.parametrize(("queues", "windows_"), [(1, MAX_BATCH_WINDOWS), (2, 1), (4, 3), (5, 0)])
 def test_the_fleet_size_alarm_reads_what_the_refusal_counts(queues: int, windows_: int) -> None:
     """The largest layouts synth allows fit CloudWatch's 10 metrics and 10 expressions."""
     names = [f"q{index}" for index in range(queues)]
