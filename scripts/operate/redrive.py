@@ -215,11 +215,11 @@ class _Copy:
 
 def fifo_fields(message: dict[str, Any]) -> dict[str, str]:
     """What a copy of DLQ `message` (received with its MessageGroupId) sends to a FIFO queue:
-    its group, and its DLQ message id as deduplication id. Not the original deduplication id
-    (the worker's copy carries the original message id): SQS drops, for 5 minutes, a send whose
-    id it has seen, so a message retried, failed again at once and retried again would vanish.
-    The DLQ id is new for each dead-lettering, and a copy sent again after a failed delete
-    lands once."""
+    its group, and its DLQ message id as deduplication id. Not the deduplication id it carries
+    (SQS's redrive keeps the producer's, or the body's hash; a worker's copy has the message's
+    id): SQS drops, for 5 minutes, a send with an id the queue has seen, so a message that
+    failed at once, or was retried and failed again, would vanish. The DLQ id is new for each
+    dead-lettering, and a copy sent again after a failed delete lands once."""
     return {
         "MessageGroupId": message.get("Attributes", {}).get("MessageGroupId", ""),
         "MessageDeduplicationId": message["MessageId"],
