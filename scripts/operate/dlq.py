@@ -152,7 +152,8 @@ def by_reason(described: Sequence[dict[str, Any]], ids_shown: int) -> list[dict[
 
 
 def describe(message: dict[str, Any], preview_chars: int = 120) -> dict[str, Any]:
-    """The fields an operator looks at: ids, sent time, receive count, reason, body preview.
+    """The fields an operator looks at: ids, sent time, receive count, reason, body preview;
+    on a FIFO DLQ also the message's group (`message_group_id`).
 
     `source_message_id` is the id the message had on the work queue: the worker's attribute
     when it dead-lettered the message itself, else the message's own id (SQS keeps the id when
@@ -164,7 +165,7 @@ def describe(message: dict[str, Any], preview_chars: int = 120) -> dict[str, Any
     source_id = extra.get(SOURCE_MESSAGE_ID_ATTRIBUTE, {}).get("StringValue")
     body = message.get("Body", "").replace("\n", "\\n")
     preview = body if len(body) <= preview_chars else body[:preview_chars] + "..."
-    return {
+    described = {
         "message_id": message["MessageId"],
         "source_message_id": source_id or message["MessageId"],
         "sent_at": iso_time(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else "",
@@ -172,6 +173,9 @@ def describe(message: dict[str, Any], preview_chars: int = 120) -> dict[str, Any
         "reason": reason or DEFAULT_REASON,
         "body_preview": preview,
     }
+    if "MessageGroupId" in attributes:  # a FIFO DLQ's message
+        described["message_group_id"] = attributes["MessageGroupId"]
+    return described
 
 
 def add_arguments(parser: Parser) -> None:

@@ -3,9 +3,14 @@
     queue-worker enqueue --env dev --count 2000 --duration uniform:30:300 --rate 20
     queue-worker enqueue --queue NAME|URL --count 50 --poison 2 --malformed 1 --seed 7
     queue-worker enqueue --queue NAME|URL --body-file bodies.jsonl
+    queue-worker enqueue --queue NAME.fifo --count 20 --duration uniform:30:300 --group-id g1
 
 Generated bodies are `{"duration_seconds": x}` (the example handler sleeps x seconds); poison
 bodies add `"fail": true`; malformed bodies are not JSON. `make_bodies` is the reusable part.
+A FIFO queue (`*.fifo`) needs --group-id (every message goes to that group, in order) and,
+unless the queue has content-based deduplication, --deduplication-id (one message only). With
+content-based deduplication SQS keeps one of equal bodies sent within 5 minutes (and still
+counts the others as sent): --duration uniform:... makes generated bodies differ.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from scripts import _cli
-from scripts._aws import Pacer, Target, add_queue_options, queue_name
+from scripts._aws import Pacer, Target, add_queue_options, is_fifo, queue_name
 from scripts._cli import (
     Interrupted,
     OpsError,
@@ -93,8 +98,15 @@ def make_bodies(
     return bodies
 
 
-def send_bodies(sqs: Any, queue_url: str, bodies: Sequence[str], rate: float = 0) -> int:
-    """Send `bodies` with SendMessageBatch, at most `rate` a second (0, the default: no limit).
+def send_bodies(
+    sqs: Any,
+    queue_url: str,
+    bodies: Sequence[str],
+    rate: float = 0,
+    fields: Mapping[str, str] | None = None,
+) -> int:
+    """Send `bodies` with SendMessageBatch, at most `rate` a second (0, the default: no limit),
+    each entry with `fields` too (a FIFO queue's MessageGroupId...; default none).
 
     Returns how many were sent; entries SQS rejects as the sender's fault raise OpsError.
     """
@@ -106,7 +118,9 @@ def send_bodies(sqs: Any, queue_url: str, bodies: Sequence[str], rate: float = 0
             for start in range(0, len(bodies), batch_size):
                 pacer.wait(start)
                 with uninterrupted():
-                    batch = _send_batch(sqs, queue_url, bodies[start : start + batch_size])
+                    batch = _send_batch(
+                        sqs, queue_url, bodies[start : start + batch_size], fields or {}
+                    )
                     sent += batch
                     bar.advance(batch)
         except KeyboardInterrupt:
@@ -114,10 +128,10 @@ def send_bodies(sqs: Any, queue_url: str, bodies: Sequence[str], rate: float = 0
     return sent
 
 
-def _send_batch(sqs: Any, queue_url: str, batch: Sequence[str]) -> int:
+def _send_batch(sqs: Any, queue_url: str, batch: Sequence[str], fields: Mapping[str, str]) -> int:
     pending = {str(index): body for index, body in enumerate(batch)}
     for _ in range(SEND_ATTEMPTS):
-        entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
+        entries = [{"Id": key, "MessageBody": body, **fields} for key, body in pending.items()]
         response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         for ok in response.get("Successful", []):
             del pending[ok["Id"]]
@@ -162,6 +176,12 @@ def add_arguments(parser: Parser) -> None:
     )
     parser.add_argument("--seed", type=int, help="random seed for durations and positions")
     parser.add_argument("--body-file", help="send these lines (one body each; - = stdin) instead")
+    parser.add_argument("--group-id", help="FIFO queue only, required there: the MessageGroupId")
+    parser.add_argument(
+        "--deduplication-id",
+        help="FIFO queue, one message: its MessageDeduplicationId (default: the queue's "
+        "content-based deduplication)",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be sent; send none"
     )
@@ -184,6 +204,36 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError("--poison + --malformed must not exceed --count")
 
 
+def message_fields(
+    target: Target, url: str, args: argparse.Namespace, count: int
+) -> dict[str, str]:
+    """What each message to queue `url` carries besides its body: on a FIFO queue its group and
+    any --deduplication-id; none on a standard queue. UsageError (exit 2) when the options do
+    not fit the queue."""
+    given = {"MessageGroupId": args.group_id, "MessageDeduplicationId": args.deduplication_id}
+    fields = {name: value for name, value in given.items() if value}
+    if not is_fifo(url):
+        if fields:
+            raise UsageError(
+                f"--group-id and --deduplication-id apply to a FIFO queue (*.fifo) only; "
+                f"{queue_name(url)} is a standard queue"
+            )
+        return fields
+    if not args.group_id:
+        raise UsageError(f"{queue_name(url)} is a FIFO queue: give --group-id (SQS needs a group)")
+    if args.deduplication_id:
+        if count != 1:
+            raise UsageError(f"--deduplication-id names one message, not {count}")
+        return fields
+    content = target.attributes(url, "ContentBasedDeduplication").get("ContentBasedDeduplication")
+    if content != "true":
+        raise UsageError(
+            f"{queue_name(url)} has no content-based deduplication: give --deduplication-id "
+            "(one message at a time)"
+        )
+    return fields
+
+
 def execute(args: argparse.Namespace) -> int:
     """Send the messages; print how many were sent (or would be, with --dry-run)."""
     check(args)
@@ -195,13 +245,14 @@ def execute(args: argparse.Namespace) -> int:
         what = f"({args.poison} poison, {args.malformed} malformed, duration {args.duration})"
     target = Target(args)
     url = target.queue_url()
+    fields = message_fields(target, url, args, len(bodies))
     if args.dry_run:
         print(f"dry run: would send {len(bodies)} messages to {queue_name(url)} {what}")
         for body in bodies[:3]:
             print(f"  e.g. {body}")
         return 0
     started = time.monotonic()
-    sent = send_bodies(target.sqs, url, bodies, args.rate)
+    sent = send_bodies(target.sqs, url, bodies, args.rate, fields)
     elapsed = time.monotonic() - started
     print(f"sent {sent} messages to {queue_name(url)} {what} in {elapsed:.1f} s")
     return 0

@@ -12,6 +12,10 @@ the DLQ while it runs, such as the copies a worker dead-letters again at once, s
 it ends even while the fleet runs, and says how many it left.
 `auto` (the default) uses the move task and falls back to copy where the move task is not
 supported (e.g. an emulator), or when --limit is given (the move task cannot stop at a count).
+
+On a FIFO queue (`*.fifo`) the move task keeps each message's group; a copy sends each message
+with its own `MessageGroupId`, in the order received (SQS hands a group out in order),
+deduplicated by its DLQ message id (`fifo_fields`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from scripts._aws import (
     Pacer,
     Target,
     add_queue_options,
+    is_fifo,
     queue_counts,
     queue_name,
     release,
@@ -177,7 +182,7 @@ class _Copy:
                 MaxNumberOfMessages=min(10, total - self.moved),
                 VisibilityTimeout=COPY_VISIBILITY_SECONDS,
                 WaitTimeSeconds=1,
-                AttributeNames=["SentTimestamp"],
+                MessageSystemAttributeNames=["SentTimestamp", "MessageGroupId"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not any(m["MessageId"] not in self.left for m in messages):
@@ -208,6 +213,19 @@ class _Copy:
         return sent_ms is not None and int(sent_ms) > self.started_ms + CLOCK_MARGIN_MS
 
 
+def fifo_fields(message: dict[str, Any]) -> dict[str, str]:
+    """What a copy of DLQ `message` (received with its MessageGroupId) sends to a FIFO queue:
+    its group, and its DLQ message id as deduplication id. Not the deduplication id it carries
+    (SQS's redrive keeps the producer's, or the body's hash; a worker's copy has the message's
+    id): SQS drops, for 5 minutes, a send with an id the queue has seen, so a message that
+    failed at once, or was retried and failed again, would vanish. The DLQ id is new for each
+    dead-lettering, and a copy sent again after a failed delete lands once."""
+    return {
+        "MessageGroupId": message.get("Attributes", {}).get("MessageGroupId", ""),
+        "MessageDeduplicationId": message["MessageId"],
+    }
+
+
 def copy_batch(
     sqs: Any, dlq_url: str, queue_url: str, messages: Sequence[dict[str, Any]]
 ) -> dict[str, str]:
@@ -217,11 +235,15 @@ def copy_batch(
     A send that fails leaves its message in the DLQ, visible again, and raises OpsError once the
     others are deleted; a delete that fails leaves a sent message in both queues (a warning):
     a duplicate, never a loss. The kit's own attributes travel with the copy (the worker takes
-    them off before the handler sees the message).
+    them off before the handler sees the message). To a FIFO queue, each goes with
+    `fifo_fields`, in the order given (SQS keeps a batch's order within a group).
     """
+    fifo = is_fifo(queue_url)
     entries = []
     for index, message in enumerate(messages):
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
+        if fifo:
+            entry.update(fifo_fields(message))
         if message.get("MessageAttributes"):
             entry["MessageAttributes"] = {
                 name: {key: value[key] for key in MESSAGE_ATTRIBUTE_KEYS if key in value}

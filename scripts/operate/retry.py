@@ -12,7 +12,10 @@ succeeded: a crash between the two leaves the message in both queues (the job ma
 never in neither. An ID that names no message is an error naming every such ID, and nothing
 moves. The copy starts again with receive count 1 and a new id on the work queue, printed
 (`logs --message-id NEW_ID`); the worker takes the kit's failure attributes off before the
-handler sees it.
+handler sees it. On a FIFO queue each copy keeps its group, is sent in its group's order (as
+read) and is deduplicated by its DLQ message id (`redrive.fifo_fields`). SQS hands out none of
+a group's messages while some of it are hidden, so a read of a FIFO DLQ sees of each group
+only what its first receive gave: run it again for the rest (or `redrive`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scripts import _cli
-from scripts._aws import Target, queue_name
+from scripts._aws import Target, is_fifo, queue_name
 from scripts._cli import Interrupted, OpsError, Parser, uninterrupted
 from scripts.operate import _chosen
 from scripts.operate.dlq import Scan, read_all
@@ -42,7 +45,11 @@ def send_back(
 ) -> list[dict[str, Any]]:
     """Copy `chosen` (messages of `scan`) to the queue 10 at a time, each deleted from the DLQ
     once sent (redrive.copy_batch); their summaries with the new ids. What is sent leaves
-    `scan`, so the end of the read does not hand it back."""
+    `scan`, so the end of the read does not hand it back. To a FIFO queue they go in the order
+    read (SQS hands out each group in order; moto's SequenceNumber is not ordered)."""
+    if is_fifo(queue_url):
+        read = {message_id: index for index, message_id in enumerate(scan.messages)}
+        chosen = sorted(chosen, key=lambda message: read[message["MessageId"]])
     done: list[dict[str, Any]] = []
     try:
         for start in range(0, len(chosen), 10):

@@ -60,6 +60,10 @@ NOT_RUN: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"^gh "), "needs GitHub: your token and repository (OWNER/NAME)"),
     (
+        re.compile(r"--queue \S+\.fifo\b"),
+        "needs a FIFO queue; the project's environments have none",
+    ),
+    (
         re.compile(r"^queue-worker (?:retry|forget) .*\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"),
         "names message ids of the docs' own run: SQS gives every message its id, yours differ",
     ),

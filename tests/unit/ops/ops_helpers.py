@@ -18,3 +18,19 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+def drain_fifo(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Receive (and delete) every message of FIFO queue `url` in the order received, each with
+    its system attributes (MessageGroupId, MessageDeduplicationId, SequenceNumber...)."""
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    ).get("Messages", []):
+        messages += batch
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return messages

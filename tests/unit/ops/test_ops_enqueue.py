@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from ops_helpers import drain_fifo
 
 from scripts.capacity.sim.inputs import Problems
 from scripts.operate import enqueue
@@ -135,3 +136,62 @@ def test_bad_arguments_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert complaint in err
     assert err.count("\n") == 1
+
+
+def test_fifo_sends_to_the_group_in_order(
+    sqs_client: Any, make_queue_pair: Any, aws_args: list[str], tmp_path: Any
+) -> None:
+    pair = make_queue_pair(fifo=True)  # content-based deduplication
+    body_file = tmp_path / "bodies.jsonl"
+    body_file.write_text("".join(f'{{"order": {n}}}\n' for n in range(12)))
+    argv = [*aws_args, "--queue-url", pair.url, "--body-file", str(body_file)]
+    assert enqueue.main([*argv, "--group-id", "orders-42"]) == 0
+    received = drain_fifo(sqs_client, pair.url)
+    assert [message["Body"] for message in received] == body_file.read_text().splitlines()
+    assert {message["Attributes"]["MessageGroupId"] for message in received} == {"orders-42"}
+
+
+def test_fifo_without_content_deduplication_takes_a_deduplication_id(
+    sqs_client: Any, make_queue_pair: Any, aws_args: list[str]
+) -> None:
+    fifo = make_queue_pair(fifo=True).dlq_url  # a FIFO queue without content-based dedup
+    argv = [*aws_args, "--queue-url", fifo, "--count", "1", "--group-id", "g"]
+    assert enqueue.main([*argv, "--deduplication-id", "job-1"]) == 0
+    (message,) = drain_fifo(sqs_client, fifo)
+    assert message["Attributes"]["MessageDeduplicationId"] == "job-1"
+    assert message["Attributes"]["MessageGroupId"] == "g"
+
+
+@pytest.mark.parametrize(
+    ("fifo", "queue", "extra", "complaint"),
+    [
+        (True, "url", ["--count", "1"], "is a FIFO queue: give --group-id"),
+        (True, "dlq_url", ["--count", "1", "--group-id", "g"], "give --deduplication-id"),
+        (
+            True,
+            "dlq_url",
+            ["--count", "2", "--group-id", "g", "--deduplication-id", "d"],
+            "--deduplication-id names one message, not 2",
+        ),
+        (False, "url", ["--count", "1", "--group-id", "g"], "apply to a FIFO queue (*.fifo) only"),
+        (False, "url", ["--count", "1", "--deduplication-id", "d"], "is a standard queue"),
+    ],
+)
+def test_fifo_options_that_do_not_fit_the_queue_exit_2(
+    sqs_client: Any,
+    make_queue_pair: Any,
+    aws_args: list[str],
+    capsys: Any,
+    fifo: bool,
+    queue: str,
+    extra: list[str],
+    complaint: str,
+) -> None:
+    url = getattr(make_queue_pair(fifo=fifo), queue)
+    with pytest.raises(SystemExit) as exited:
+        enqueue.main([*aws_args, "--queue-url", url, *extra])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert complaint in err
+    assert err.count("\n") == 1
+    assert counts(sqs_client, url) == (0, 0)
