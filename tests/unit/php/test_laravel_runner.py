@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 from worker import contract
+from worker.handlers import queue_environment
+from worker.settings import WorkQueue
 
 from tests.conftest import REGION, QueuePair
 from tests.sqs_helpers import queue_counts
@@ -155,6 +157,21 @@ def test_a_job_that_succeeds_exits_0_with_the_events_of_queue_work(
     assert run.records[-1] == {"kind": "terminated"}  # the application's terminating callbacks
     assert error_lines(run) == []
     assert run.of_kind("reported") == []
+
+
+def test_a_job_runs_on_its_messages_queue_as_under_queue_work_of_several(
+    run_job: Callable[..., Run],
+) -> None:
+    """On a worker of several queues (`queue:work sqs --queue=high,default`), Laravel's job
+    and its events name the queue its message came from: the variables the worker gives a
+    command of that message (worker.handlers.queue_environment)."""
+    high = WorkQueue(name="high", url=f"{QUEUE_URL.rsplit('/', 1)[0]}/high")
+    run = run_job("RecordJob", "urgent", settings=queue_environment(high))
+
+    assert run.exit_code == EXIT_DONE, run.stderr
+    queues = [record["queue"] for record in run.of_kind("event")]
+    assert queues == [high.url, high.url]  # JobProcessing, JobProcessed
+    assert high.url != QUEUE_URL
 
 
 def test_the_application_is_found_by_laravel_base_path(

@@ -24,7 +24,9 @@ from typing import Any
 
 import boto3
 import pytest
-from worker.handlers import sqs_attributes
+from worker import contract
+from worker.handlers import queue_environment, sqs_attributes
+from worker.settings import WorkQueue
 
 from tests.unit.php.conftest import (
     EXIT_DONE,
@@ -360,9 +362,16 @@ def test_symfony_transport_names_the_received_stamps_transport(
 def test_on_a_worker_of_several_queues_the_transport_is_the_messages_queue(
     run_message: Callable[..., Run],
 ) -> None:
-    queues = {"WORKER_QUEUES": '[{"name": "mails", "url": "u"}]', "WORKER_QUEUE_NAME": "mails"}
+    mails = WorkQueue(name="mails", url="https://sqs.example/1/mails")
+    # The task's list of queues, and the variables the worker gives a command of a message
+    # of `mails` (worker.handlers.queue_environment).
+    queues = {
+        contract.QUEUES_VARIABLE: json.dumps([{"name": mails.name, "url": mails.url}]),
+        **queue_environment(mails),
+    }
     several = run_message("php", "hello", settings=queues)
-    one = run_message("php", "hello", settings={"WORKER_QUEUE_NAME": "work"})
+    work = WorkQueue(name="work", url="https://sqs.example/1/work")
+    one = run_message("php", "hello", settings=queue_environment(work))
     configured = run_message("php", "hello", settings={**queues, "SYMFONY_TRANSPORT": "all"})
 
     assert dispatched(several)["transport"] == "mails"

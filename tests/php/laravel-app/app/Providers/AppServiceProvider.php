@@ -31,7 +31,7 @@ class AppServiceProvider extends ServiceProvider
             $events[] = 'Illuminate\Queue\Events\JobReleasedAfterException';
         }
         $this->app['events']->listen($events, function ($event) {
-            Recorder::write('event', ['event' => class_basename($event)]);
+            Recorder::write('event', ['event' => class_basename($event), 'queue' => $event->job->getQueue()]);
         });
 
         $this->app->terminating(fn () => Recorder::write('terminated'));
