@@ -36,13 +36,6 @@ CONTAINER_INSIGHTS_OFF = (
 )
 
 
-FIFO_NOT_YET = (
-    "environments.{name}.queue.fifo: true is validated and the queue stack deploys the FIFO "
-    "queue and DLQ, but the worker does not yet keep a message group's order when a job fails "
-    "(it would run the group's next message while the failed one waits); allowed: false"
-)
-
-
 TOO_BIG_AN_ALARM = (
     "environments.{name}.{key}: {queues} queues with {windows} batch windows need {metrics} "
     "metrics and {expressions} expressions in the worker's fleet-size alarm; CloudWatch takes "
@@ -53,7 +46,7 @@ TOO_BIG_AN_ALARM = (
 
 def unsupported_layouts(config: EnvironmentConfig) -> list[str]:
     """What the worker stack cannot run: a worker on more queues and windows than its
-    fleet-size alarm can read; a FIFO queue (yet)."""
+    fleet-size alarm can read."""
     problems = []
     for worker, fleet in config.fleets.items():
         queues, windows = len(fleet.queues), len(fleet.batch_windows)
@@ -70,8 +63,6 @@ def unsupported_layouts(config: EnvironmentConfig) -> list[str]:
                     limit=ALARM_LIMIT,
                 )
             )
-    if any(queue.fifo for queue in config.work_queues.values()):
-        problems.append(FIFO_NOT_YET.format(name=config.name))
     return problems
 
 

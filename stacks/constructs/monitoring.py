@@ -41,6 +41,8 @@ FIVE_MINUTES = Duration.minutes(5)
 # An idle queue's metrics can lag ~15 min when it wakes; scale-out and a task start add ~5.
 WAKE_UP_SECONDS = 20 * 60
 MEMORY_ALARM_PERCENT = 90
+# FIFO queues only: message groups with a message in flight.
+FIFO_GROUPS_IN_FLIGHT = "ApproximateNumberOfGroupsWithInflightMessages"
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
@@ -163,6 +165,18 @@ def oldest_message_age_seconds(config: EnvironmentConfig) -> int:
         for w in config.batch_windows
     ]
     return max([healthy, *windows])
+
+
+def _groups_in_flight(consumed: ConsumedQueue, label: str) -> list[cloudwatch.Metric]:
+    """A FIFO queue's groups with a message in flight (none for a standard queue): SQS gives
+    a group to one receiver at a time, so processes beyond this number have nothing to do."""
+    if not consumed.config.fifo:
+        return []
+    return [
+        consumed.queue.metric(
+            FIFO_GROUPS_IN_FLIGHT, label=label, period=MINUTE, statistic="Maximum"
+        )
+    ]
 
 
 def _allow_publish(topic: sns.Topic, service: str, source_arn: str, operator: str) -> None:
@@ -623,6 +637,7 @@ class _FleetMonitoring:
                         consumed.queue.metric_approximate_number_of_messages_delayed(
                             label=label(consumed, "delayed"), period=MINUTE, statistic="Maximum"
                         ),
+                        *_groups_in_flight(consumed, label(consumed, "groups in flight")),
                     )
                 ],
             ),

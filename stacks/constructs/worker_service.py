@@ -115,6 +115,14 @@ def consumer_mode_warnings(config: EnvironmentConfig, key: str = "worker") -> di
     return warnings
 
 
+def prefetch_seconds(configured: int, queues: Sequence[ConsumedQueue]) -> int:
+    """``PREFETCH_SECONDS``: ``worker.prefetch_seconds``, or 0 (one message a receive) for a
+    worker on any FIFO queue. A message the worker hands back behind its group's failing one
+    has spent a receive: with several messages a receive, a later message of a group can reach
+    ``max_receive_count`` and the DLQ without having run (docs/contract.md, "FIFO queues")."""
+    return 0 if any(consumed.config.fifo for consumed in queues) else configured
+
+
 class StartSecret(ecs.Secret):
     """``secret`` as ECS reads it at task start: the execution role may ``action`` on
     ``resource`` only."""
@@ -349,7 +357,7 @@ class WorkerService(Construct):
             "RETRY_BACKOFF_BASE_SECONDS": str(q.retry_backoff_base_seconds),
             "RETRY_BACKOFF_MAX_SECONDS": str(q.retry_backoff_max_seconds),
             contract.MAX_RECEIVE_COUNT_VARIABLE: str(q.max_receive_count),
-            "PREFETCH_SECONDS": str(worker.prefetch_seconds),
+            "PREFETCH_SECONDS": str(prefetch_seconds(worker.prefetch_seconds, queues)),
             "MAX_JOBS_PER_PROCESS": str(worker.max_jobs_per_process),
             "MAX_MEMORY_MIB_PER_PROCESS": str(worker.max_memory_mib_per_process),
             "WORKER_STOP_GRACE_SECONDS": str(worker.stop_grace_seconds),

@@ -139,6 +139,11 @@ VARIANTS = {
     "prod-two-workers": ("prod", TWO_WORKERS),
     # A worker on two queues in priority order beside a worker on one (issue 20).
     "prod-worker-on-two-queues": ("prod", WORKER_ON_TWO_QUEUES),
+    # A worker on a FIFO queue (issue 21), with the dashboard that shows its groups in flight.
+    "prod-fifo": (
+        "prod",
+        {"queue": {"fifo": True, "high_throughput": True}, "monitoring": {"dashboard": True}},
+    ),
     "prod-spot-arm64": (
         "prod",
         {

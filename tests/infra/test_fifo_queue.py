@@ -1,5 +1,5 @@
-"""FIFO queues (issue 21, item 1), first step: the config and the queue stack. The worker stack
-refuses them until the worker keeps a message group's order through failures."""
+"""FIFO queues (issue 21, item 1): the config and the queue stack (the worker on a FIFO queue:
+test_fifo_worker.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
-from stacks.app_builder import build
 from stacks.config import ConfigError, EnvironmentConfig, load_config
 from stacks.queue_stack import QueueStack
 from tests.infra.conftest import ENVIRONMENTS, EXISTING_QUEUE, FEATURE_FLAGS, REGION, ROOT
@@ -105,14 +104,6 @@ def test_an_existing_fifo_queue_needs_fifo_and_a_topic_its_kind() -> None:
         f"{Q}subscriptions[0].topic_arn: {topic!r} is standard (by its name's '.fifo'), the "
         "queue FIFO (fifo true); allowed: a FIFO one"
     ]
-
-
-def test_the_worker_stack_refuses_fifo_until_the_worker_keeps_group_order() -> None:
-    with pytest.raises(ConfigError) as caught:
-        build(App(context=FEATURE_FLAGS), prod_config(fifo=True))
-    (problem,) = caught.value.problems
-    assert problem.startswith(f"{Q}fifo: true is validated and the queue stack deploys the FIFO")
-    assert problem.endswith("allowed: false")
 
 
 def test_a_bad_arn_hides_no_fifo_key_problem() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aws_cdk.assertions import Match
 
 from stacks.deploy_role_stack import execution_policy_name
-from tests.infra.conftest import ROOT, TWO_WORKERS, Synthesized, synthesize
-from tests.infra.test_several_queues import prod_config, queue_template, readme_example
+from tests.infra.conftest import ROOT, TWO_WORKERS, Synthesized, synthesize, variant
+from tests.infra.test_several_queues import readme_example
 
 FOURTEEN_DAYS = 14 * 24 * 3600
 
@@ -111,28 +112,40 @@ def test_idempotency_table_when_enabled() -> None:
     assert "IdempotencyTableName" in s.queue.find_outputs("*")
 
 
+def queue_names(template: dict[str, Any]) -> set[str]:
+    return {
+        r["Properties"]["QueueName"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SQS::Queue"
+    }
+
+
+def alarm_names(template: dict[str, Any]) -> set[str]:
+    return {
+        r["Properties"].get("AlarmName")
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
 def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
     """Every ``QueueWorker-ENV-X`` in README.md and docs/ (placeholders ENV and NAME read as
     an environment) is a stack, a queue, a policy or an alarm the app creates, so `purge`, `dlq`
     and `redrive` accept what the docs tell the operator to type. The samples of an environment
-    of several queues show the README's example of them (as prod), whose queues count too."""
+    of several queues show the README's example of them (as prod), whose queues and alarms count
+    too, and a FIFO queue's name (``.fifo``) is that of prod with ``queue.fifo``."""
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     shown = {
         (env, kind)
         for doc in docs
         for env, kind in re.findall(
-            r"QueueWorker-([A-Za-z]+)-([A-Za-z]+(?:-[a-z]+)*(?:-WorkQueue|-DeadLetterQueue)?)",
+            r"QueueWorker-([A-Za-z]+)-([A-Za-z]+(?:-[a-z]+)*(?:-WorkQueue|-DeadLetterQueue)?(?:\.fifo)?)",
             doc.read_text(),
         )
     }
     assert shown
-    readme_example_queues = {
-        r["Properties"]["QueueName"]
-        for r in queue_template(prod_config(batch_window=None, **readme_example()))[
-            "Resources"
-        ].values()
-        if r["Type"] == "AWS::SQS::Queue"
-    }
+    readme = synthesize("prod", batch_window=None, **readme_example())
+    prod_queues = queue_names(readme.queue_json) | queue_names(variant("prod-fifo").queue_json)
     for env, kind in sorted(shown):
         worker, _, rest = kind.partition("-")
         if worker in ("NAME", "W") and rest:  # a worker's resource: a worker of TWO_WORKERS
@@ -140,16 +153,9 @@ def test_the_names_the_docs_show_are_the_ones_the_stacks_create() -> None:
         else:
             s = synthesize("prod" if env in ("ENV", "NAME") else env)
         name = f"{s.config.stack_prefix}-{kind}"
-        queues = {
-            r["Properties"]["QueueName"]
-            for r in s.queue_json["Resources"].values()
-            if r["Type"] == "AWS::SQS::Queue"
-        } | (readme_example_queues if s.config.name == "prod" else set())
+        prod = s.config.name == "prod"
+        queues = queue_names(s.queue_json) | (prod_queues if prod else set())
         stacks = {f"{s.config.stack_prefix}-{k}" for k in ("Queue", "Worker", "Deploy")}
         policies = {execution_policy_name(s.config.name)}  # numbered -1, -2, ... in the docs
-        alarms = {
-            r["Properties"].get("AlarmName")
-            for r in s.worker_json["Resources"].values()
-            if r["Type"] == "AWS::CloudWatch::Alarm"
-        }
+        alarms = alarm_names(s.worker_json) | (alarm_names(readme.worker_json) if prod else set())
         assert name in queues | stacks | policies | alarms, name

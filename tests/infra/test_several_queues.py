@@ -158,10 +158,11 @@ def test_the_readmes_three_queue_example_is_valid_and_deploys_its_queues() -> No
         .values()
     }
     assert names == {
-        f"QueueWorker-prod{infix}-{kind}"
-        for infix in ("-high", "", "-emails")
+        f"QueueWorker-prod{infix}-{kind}{suffix}"
+        for infix, suffix in (("-high", ""), ("", ""), ("-emails", ".fifo"))
         for kind in ("WorkQueue", "DeadLetterQueue")
     }
+    assert config.work_queues["emails"].fifo
 
 
 def test_the_readmes_example_synthesizes_the_whole_app_without_nag_findings(
@@ -191,3 +192,6 @@ def test_the_readmes_example_synthesizes_the_whole_app_without_nag_findings(
     ]
     assert contract.QUEUES_VARIABLE in batch and "QUEUE_URL" not in batch
     assert "QUEUE_URL" in mail and contract.QUEUES_VARIABLE not in mail
+    (mail_task,) = [t for i, t in tasks.items() if i.startswith("Workermail")]
+    (container,) = mail_task["Properties"]["ContainerDefinitions"]
+    assert {"Name": "PREFETCH_SECONDS", "Value": "0"} in container["Environment"]
