@@ -28,7 +28,7 @@ KIT_TASK_OVERHEAD_MIB = 42
 
 KIT_SLOT_OVERHEAD_MIB: Mapping[str, int] = {
     "callable": 7,  # the resource tracker (6.4 MiB); loop + executor are inside the limit
-    "command": 33,  # the worker loop (32.8 MiB: Python, botocore and its SQS client)
+    "command": 34,  # the worker loop (33.0 MiB on 2026-12-07: Python, botocore, its SQS client)
     "consumer": 13,  # the watcher around the team's consumer (12.6 MiB)
 }
 """The kit's memory per worker process that the recycle limit does not bound, by mode."""
