@@ -294,11 +294,6 @@ def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in outputs}
 
 
-def is_fifo(url: str) -> bool:
-    """Whether queue `url` is FIFO: SQS names every FIFO queue, and only those, `*.fifo`."""
-    return url.endswith(".fifo")
-
-
 def queue_name(url: str) -> str:
     """The queue's name: the last part of its URL."""
     return url.rstrip("/").rsplit("/", 1)[-1]

@@ -24,8 +24,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from worker.contract import is_fifo_queue
+
 from scripts import _cli
-from scripts._aws import Pacer, Target, add_queue_options, is_fifo, queue_name
+from scripts._aws import Pacer, Target, add_queue_options, queue_name
 from scripts._cli import (
     Interrupted,
     OpsError,
@@ -212,7 +214,7 @@ def message_fields(
     not fit the queue."""
     given = {"MessageGroupId": args.group_id, "MessageDeduplicationId": args.deduplication_id}
     fields = {name: value for name, value in given.items() if value}
-    if not is_fifo(url):
+    if not is_fifo_queue(url):
         if fields:
             raise UsageError(
                 f"--group-id and --deduplication-id apply to a FIFO queue (*.fifo) only; "

@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
-from worker.contract import SOURCE_MESSAGE_ID_ATTRIBUTE
+from worker.contract import SOURCE_MESSAGE_ID_ATTRIBUTE, is_fifo_queue
 
 from scripts import _cli
 from scripts._aws import (
     Pacer,
     Target,
     add_queue_options,
-    is_fifo,
     queue_counts,
     queue_name,
     release,
@@ -238,7 +237,7 @@ def copy_batch(
     them off before the handler sees the message). To a FIFO queue, each goes with
     `fifo_fields`, in the order given (SQS keeps a batch's order within a group).
     """
-    fifo = is_fifo(queue_url)
+    fifo = is_fifo_queue(queue_url)
     entries = []
     for index, message in enumerate(messages):
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}

@@ -25,8 +25,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from worker.contract import is_fifo_queue
+
 from scripts import _cli
-from scripts._aws import Target, is_fifo, queue_name
+from scripts._aws import Target, queue_name
 from scripts._cli import Interrupted, OpsError, Parser, uninterrupted
 from scripts.operate import _chosen
 from scripts.operate.dlq import Scan, read_all
@@ -47,7 +49,7 @@ def send_back(
     once sent (redrive.copy_batch); their summaries with the new ids. What is sent leaves
     `scan`, so the end of the read does not hand it back. To a FIFO queue they go in the order
     read (SQS hands out each group in order; moto's SequenceNumber is not ordered)."""
-    if is_fifo(queue_url):
+    if is_fifo_queue(queue_url):
         read = {message_id: index for index, message_id in enumerate(scan.messages)}
         chosen = sorted(chosen, key=lambda message: read[message["MessageId"]])
     done: list[dict[str, Any]] = []

@@ -173,6 +173,12 @@ JOB_FAILURE_PERCENT = "JobFailurePercent"
 """100 for a failed job, 0 for a done one: its average is the error rate (one alarm metric)."""
 
 
+def is_fifo_queue(url: str) -> bool:
+    """Whether the queue at `url` is FIFO: SQS names every FIFO queue, and only those, ``*.fifo``
+    (the worker keeps its groups' order; the operator commands send with a group)."""
+    return url.endswith(".fifo")
+
+
 def metric_namespace(environment: str) -> str:
     """The CloudWatch namespace of an environment's job metrics: ``QueueWorkerKit/<env>``."""
     return f"QueueWorkerKit/{environment}"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from worker.contract import PAUSE_CHECK_SECONDS, QUEUE_KEYS, QUEUES_VARIABLE
+from worker.contract import PAUSE_CHECK_SECONDS, QUEUE_KEYS, QUEUES_VARIABLE, is_fifo_queue
 from worker.supervise import DEFAULTS
 
 # SQS never keeps a message invisible longer than 12 hours after it was received.
@@ -45,7 +45,7 @@ class WorkQueue:
     @property
     def fifo(self) -> bool:
         """Whether it is a FIFO queue: SQS names every FIFO queue, and only those, ``*.fifo``."""
-        return self.url.endswith(".fifo")
+        return is_fifo_queue(self.url)
 
 
 def queue_name_of(url: str) -> str:
