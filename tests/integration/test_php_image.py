@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from worker import contract
 
 from scripts.capacity import measured
 from tests.integration.containers import (
@@ -312,21 +313,22 @@ def records(out: Path, kind: str) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, lines) if r["kind"] == kind]
 
 
-def tutorial_synthesis(runner: str) -> Synthesized:
+def tutorial_synthesis(runner: str, *, fifo: bool = False) -> Synthesized:
     """prod with docs/frameworks.md step 2's block that runs `runner`, synthesized by the kit
-    (its image left out: these tests build it as step 1 says)."""
+    (its image left out: these tests build it as step 1 says); `fifo`: its queue FIFO."""
     from tests.infra.conftest import synthesize  # synthesizes in-process (CDK), once
 
     block = environment_block(runner)
     worker = {k: v for k, v in block["worker"].items() if k != "image"}
-    return synthesize("prod", worker=worker, queue=block.get("queue", {}))
+    queue = {**block.get("queue", {}), **({"fifo": True} if fifo else {})}
+    return synthesize("prod", worker=worker, queue=queue)
 
 
-def tutorial_environment(runner: str) -> dict[str, str]:
+def tutorial_environment(runner: str, *, fifo: bool = False) -> dict[str, str]:
     """The task's environment for docs/frameworks.md step 2's block that runs `runner`, with a
-    value for each of the block's secrets as ECS would inject it."""
+    value for each of the block's secrets as ECS would inject it; `fifo`: on a FIFO queue."""
     block = environment_block(runner)
-    resources = tutorial_synthesis(runner).worker_json["Resources"].values()
+    resources = tutorial_synthesis(runner, fifo=fifo).worker_json["Resources"].values()
     [task] = [r for r in resources if r["Type"] == "AWS::ECS::TaskDefinition"]
     [container] = task["Properties"]["ContainerDefinitions"]
     settings = {e["Name"]: e["Value"] for e in container["Environment"]}
@@ -334,6 +336,38 @@ def tutorial_environment(runner: str) -> dict[str, str]:
     assert set(secrets) == set(block["worker"].get("secrets", {}))
     plain = {name: value for name, value in settings.items() if isinstance(value, str)}
     return {**plain, **secrets}
+
+
+def tutorial_fleet(
+    start: Callable[..., Fleet],
+    image: str,
+    environment: dict[str, str],
+    pair: Any,
+    out: Path,
+    **app: str,
+) -> Fleet:
+    """The tutorial's fleet of `image` on `pair` (`environment` sped up by FAST), recording
+    into `out` (mounted at /out, with the Laravel app's SQLite database), with the app's `app`
+    settings."""
+    settings = {**environment, **FAST, "DB_DATABASE": "/out/app.sqlite", **app}
+    return start(
+        image,
+        "--volume",
+        f"{out}:/out",
+        **settings,
+        QUEUE_URL=pair.url,
+        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
+        TEST_OUTPUT_DIR="/out",
+    )
+
+
+def transport_dsn(url: str) -> str:
+    """Messenger's Amazon SQS transport DSN of moto's queue at `url`."""
+    host, path = url.removeprefix("http://").split("/", 1)
+    return (
+        f"sqs://{host}/{path}?sslmode=disable&auto_setup=false&region=ap-northeast-1"
+        "&access_key=testing&secret_key=testing"
+    )
 
 
 # The tutorial's settings, sped up only where SQS timings would make the test slow.
@@ -396,17 +430,7 @@ def test_the_laravel_tutorial_runs_real_laravel_jobs_at_8_processes(
         engine, image, out, f"php produce.php 1 'App\\Jobs\\ConfigJob' {' '.join(keys)}", **app
     )
     in_image(engine, image, out, "php produce.php 1 'App\\Jobs\\UntriedThrowJob'", **app)
-    fleet = start_php_fleet(
-        image,
-        "--volume",
-        f"{out}:/out",
-        **{**environment, **FAST},
-        QUEUE_URL=pair.url,
-        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
-        SQS_QUEUE=pair.url,
-        DB_DATABASE="/out/app.sqlite",
-        TEST_OUTPUT_DIR="/out",
-    )
+    fleet = tutorial_fleet(start_php_fleet, image, environment, pair, out, SQS_QUEUE=pair.url)
     fleet.wait_for(lambda: len(fleet.jobs("done")) == 25 and fleet.jobs("dead_letter"), 240)
     fleet.wait_for(lambda: queue_depth(sqs_client, pair.url) == 0, 30)
     assert fleet.stop(60) == 0
@@ -460,9 +484,7 @@ def test_the_symfony_tutorial_runs_messages_of_either_serializer_at_8_processes(
     environment = tutorial_environment("run-message.php")
     pair = make_queue_pair(max_receive_count=5)
     out = shared_dir(tmp_path)
-    host, path = pair.url.removeprefix("http://").split("/", 1)
-    dsn = f"sqs://{host}/{path}?sslmode=disable&auto_setup=false&region=ap-northeast-1"
-    dsn += "&access_key=testing&secret_key=testing"
+    dsn = transport_dsn(pair.url)
     # Where the warm-up put the cache; a producer of another environment builds its own there.
     app = {
         "MESSENGER_TRANSPORT_DSN": dsn,
@@ -481,19 +503,92 @@ def test_the_symfony_tutorial_runs_messages_of_either_serializer_at_8_processes(
     serializer_setting = (
         {} if serializer == "php" else {"SYMFONY_SERIALIZER_SERVICE": "queue_worker_kit.serializer"}
     )
-    fleet = start_php_fleet(
-        image,
-        "--volume",
-        f"{out}:/out",
-        **{**environment, **FAST, **app, **serializer_setting},
-        QUEUE_URL=pair.url,
-        DEAD_LETTER_QUEUE_URL=pair.dlq_url,
-        TEST_OUTPUT_DIR="/out",
+    fleet = tutorial_fleet(
+        start_php_fleet, image, environment, pair, out, **app, **serializer_setting
     )
     fleet.wait_for(lambda: len(fleet.jobs()) == len(texts), 240)
     assert fleet.stop(60) == 0
     assert [j["outcome"] for j in fleet.jobs()] == ["done"] * len(texts)
     assert sorted(r["text"] for r in records(out, "handled")) == sorted(texts)
+    assert queue_depth(sqs_client, pair.url) == 0
+
+
+def test_laravel_jobs_dispatched_to_a_fifo_queue_run_in_their_groups_order_at_8_processes(
+    engine: str,
+    build_php_image: Callable[[str], str],
+    start_php_fleet: Callable[..., Fleet],
+    make_queue_pair: Callable[..., Any],
+    sqs_client: Any,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    """The Laravel tutorial's worker on a FIFO queue (its environment as the stack makes it for
+    one), fed by Laravel 10's dispatch() through the kit's KitSqsFifoQueue (worker_image/
+    recipes/laravel, registered by the test app as the recipe README says): every job runs
+    once, in its group's order, and the job sees its group."""
+    image = build_php_image("laravel-app")
+    environment = tutorial_environment("run-job.php", fifo=True)
+    assert (environment["WORKER_PROCESSES"], environment["PREFETCH_SECONDS"]) == ("8", "0")
+    pair = make_queue_pair(max_receive_count=5, fifo=True)
+    out = shared_dir(tmp_path)
+    app = {"endpoint": moto_endpoint, "SQS_QUEUE": pair.url, "DB_DATABASE": "/out/app.sqlite"}
+    app["APP_CONFIG_CACHE"] = "/tmp/no-config-cache.php"
+    groups = ("tenant-1", "tenant-2", "tenant-3")
+    produce = " && ".join(f"MESSAGE_GROUP={group} php produce.php 6" for group in groups)
+    in_image(engine, image, out, f"php artisan migrate --force && {produce}", **app)
+    fleet = tutorial_fleet(start_php_fleet, image, environment, pair, out, SQS_QUEUE=pair.url)
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == 18, 120)
+    assert fleet.stop(60) == 0
+    handled = records(out, "handled")
+    for group in groups:
+        in_group = [r["note"] for r in handled if r["group"] == group]
+        assert in_group == [f"{group}-{n}" for n in range(1, 7)]  # once each, in order
+    assert len(handled) == 18
+    assert {j[contract.MESSAGE_GROUP_ID] for j in fleet.jobs()} == set(groups)
+    assert queue_depth(sqs_client, pair.url) == 0
+
+
+def test_symfony_messages_sent_to_a_fifo_queue_run_in_their_groups_order_at_8_processes(
+    engine: str,
+    build_php_image: Callable[[str], str],
+    start_php_fleet: Callable[..., Fleet],
+    make_queue_pair: Callable[..., Any],
+    sqs_client: Any,
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    """The Symfony tutorial's worker on a FIFO queue, fed by Messenger 6.4's Amazon SQS
+    transport: messages stamped with a group (AmazonSqsFifoStamp) and messages without one
+    (the transport's own group for all of them) run once each, in their group's order."""
+    image = build_php_image("symfony-app")
+    environment = tutorial_environment("run-message.php", fifo=True)
+    assert environment["PREFETCH_SECONDS"] == "0"
+    pair = make_queue_pair(max_receive_count=5, fifo=True)
+    out = shared_dir(tmp_path)
+    dsn = transport_dsn(pair.url)
+    app = {
+        "MESSENGER_TRANSPORT_DSN": dsn,
+        "APP_CACHE_DIR": "/tmp/symfony-cache",
+        "APP_LOG_DIR": "/tmp",
+    }
+    sent = [
+        {"message": "Ping", "argument": f"{group}-{n}", **({"group": group} if group else {})}
+        for n in range(1, 6)
+        for group in ("a", "b", "")
+    ]
+    produced = in_image(
+        engine, image, out, f"echo '{json.dumps(sent)}' | php produce.php",
+        endpoint=moto_endpoint, APP_ENV="prod", **app,
+    )  # fmt: skip
+    assert produced.split() == [str(len(sent))]
+    fleet = tutorial_fleet(start_php_fleet, image, environment, pair, out, **app)
+    fleet.wait_for(lambda: len(fleet.jobs("done")) == len(sent), 120)
+    assert fleet.stop(60) == 0
+    handled = [(r["group"], r["text"]) for r in records(out, "handled")]
+    default_group = "Symfony\\Component\\Messenger\\Bridge\\AmazonSqs\\Transport\\Connection::send"
+    for group, name in (("a", "a"), ("b", "b"), (default_group, "")):
+        assert [text for g, text in handled if g == group] == [f"{name}-{n}" for n in range(1, 6)]
+    assert len(handled) == len(sent)  # once each
     assert queue_depth(sqs_client, pair.url) == 0
 
 

@@ -4,13 +4,16 @@
 // `async` transport (Amazon SQS, async-aws) at MESSENGER_TRANSPORT_DSN, encoded by the
 // transport's serializer: the native PHP serializer in prod, the JSON one with APP_ENV=json.
 // Reads a JSON list from stdin: [{"message": "Ping", "argument": "hello", "delay_ms": 0,
-// "trace": "t-1", "retry_count": 1, "bus": "events"}, ...]; all but message and argument are
-// optional (retry_count: a RedeliveryStamp, as Messenger's retry re-sends a failed message;
-// bus: the events bus instead of the default one). Prints the count sent.
+// "trace": "t-1", "retry_count": 1, "bus": "events", "group": "g-1", "deduplication_id": "d-1"},
+// ...]; all but message and argument are optional (retry_count: a RedeliveryStamp, as
+// Messenger's retry re-sends a failed message; bus: the events bus instead of the default one;
+// group and deduplication_id: an AmazonSqsFifoStamp, the ids a FIFO queue's message is sent
+// with; without it the transport sends its own defaults). Prints the count sent.
 
 use App\Kernel;
 use App\Stamp\TraceStamp;
 use Symfony\Component\Dotenv\Dotenv;
+use Symfony\Component\Messenger\Bridge\AmazonSqs\Transport\AmazonSqsFifoStamp;
 use Symfony\Component\Messenger\Stamp\DelayStamp;
 use Symfony\Component\Messenger\Stamp\RedeliveryStamp;
 use Symfony\Component\Messenger\Stamp\SentStamp;
@@ -34,6 +37,9 @@ foreach (json_decode((string) stream_get_contents(STDIN), true, 512, JSON_THROW_
     }
     if (isset($spec['retry_count'])) {
         $stamps[] = new RedeliveryStamp($spec['retry_count']);
+    }
+    if (isset($spec['group']) || isset($spec['deduplication_id'])) {
+        $stamps[] = new AmazonSqsFifoStamp($spec['group'] ?? null, $spec['deduplication_id'] ?? null);
     }
     $bus = $kernel->getContainer()->get($buses[$spec['bus'] ?? 'default']);
     $envelope = $bus->dispatch(new $class($spec['argument']), $stamps);

@@ -10,6 +10,7 @@ $TEST_OUTPUT_DIR/record.jsonl; failed jobs from the failed_jobs table of its SQL
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -385,15 +386,21 @@ def sqs_settings(moto_endpoint: str) -> Callable[[QueuePair], dict[str, str]]:
     }
 
 
-def receive_all(sqs_client: Any, url: str, count: int) -> Iterator[dict[str, Any]]:
-    """`count` messages of the queue, as the kit receives them (with their receive count)."""
+def receive_all(
+    sqs_client: Any,
+    url: str,
+    count: int,
+    attributes: tuple[str, ...] = ("ApproximateReceiveCount",),
+) -> Iterator[dict[str, Any]]:
+    """`count` messages of the queue, as the kit receives them (with their receive count, or
+    the system `attributes` named)."""
     received = 0
     while received < count:
         messages = sqs_client.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=1,
-            AttributeNames=["ApproximateReceiveCount"],
+            AttributeNames=list(attributes),
         ).get("Messages", [])
         assert messages, f"{received} of {count} messages received"
         received += len(messages)
@@ -542,3 +549,77 @@ def test_max_exceptions_with_a_cache_of_one_process_are_said_to_be_not_counted(
 
     assert [run.exit_code for run in runs] == [EXIT_RETRY, EXIT_RETRY]  # never failed
     assert "$maxExceptions of App\\Jobs\\MaxExceptionsJob is not counted" in runs[1].stderr
+
+
+# FIFO queues: Laravel before 12 sends no message group, so the app dispatches through the kit's
+# KitSqsFifoQueue (worker_image/recipes/laravel), registered as its `sqs` driver.
+
+
+def test_jobs_dispatched_to_a_fifo_queue_carry_the_ids_laravel_12_would_send(
+    laravel_php: LaravelPhp,
+    run_body: Callable[..., Run],
+    make_queue_pair: Callable[..., QueuePair],
+    sqs_client: Any,
+    sqs_settings: Callable[[QueuePair], dict[str, str]],
+) -> None:
+    """The group from the job's messageGroup, the deduplication id from its deduplicationId()
+    (two dispatches of one id within 5 minutes queue one message) or else the payload's uuid,
+    no per-message delay (SQS refuses one on FIFO); the runner runs each in its group."""
+    pair = make_queue_pair(fifo=True)
+    settings = sqs_settings(pair)
+    laravel_php(PRODUCE, "3", env={**settings, "MESSAGE_GROUP": "tenant-7"})
+    unique = ("2", "App\\Jobs\\UniqueJob", "only-once")
+    laravel_php(PRODUCE, *unique, env={**settings, "MESSAGE_GROUP": "tenant-8"})
+    laravel_php(PRODUCE, "1", env={**settings, "MESSAGE_GROUP": "late", "DELAY_SECONDS": "600"})
+
+    messages = list(receive_all(sqs_client, pair.url, 5, ("All",)))
+
+    assert queue_counts(sqs_client, pair.url) == (0, 5)  # the unique job's second is dropped
+    groups = [message["Attributes"]["MessageGroupId"] for message in messages]
+    assert sorted(groups) == ["late", "tenant-7", "tenant-7", "tenant-7", "tenant-8"]
+    runs = [
+        run_body(
+            message["Body"],
+            settings={contract.MESSAGE_GROUP_ID_VARIABLE: message["Attributes"]["MessageGroupId"]},
+        )
+        for message in messages
+    ]
+    assert [run.exit_code for run in runs] == [EXIT_DONE] * 5, [run.stderr for run in runs]
+    handled = [(r["group"], r["note"]) for run in runs for r in run.of_kind("handled")]
+    assert [note for group, note in handled if group == "tenant-7"] == [
+        "tenant-7-1",
+        "tenant-7-2",
+        "tenant-7-3",
+    ]  # in the order dispatched
+    assert sorted(handled)[0] == ("late", "late-1") and sorted(handled)[-1] == (
+        "tenant-8",
+        "only-once",
+    )
+    for message in messages:
+        deduplication_id = message["Attributes"]["MessageDeduplicationId"]
+        if message["Attributes"]["MessageGroupId"] == "tenant-8":
+            assert deduplication_id == "only-once"
+        else:
+            assert deduplication_id == json.loads(message["Body"])["uuid"]
+
+
+def test_a_job_without_a_group_is_refused_by_name_for_a_fifo_queue(
+    php: str,
+    laravel_env: dict[str, str],
+    make_queue_pair: Callable[..., QueuePair],
+    sqs_client: Any,
+    sqs_settings: Callable[[QueuePair], dict[str, str]],
+) -> None:
+    pair = make_queue_pair(fifo=True)
+    done = subprocess.run(
+        [php, str(PRODUCE), "1"],
+        env={**os.environ, **laravel_env, **sqs_settings(pair)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert "App\\Jobs\\RecordJob has no message group" in done.stdout + done.stderr
+    assert pair.url.rsplit("/", 1)[1] in done.stdout + done.stderr
+    assert queue_counts(sqs_client, pair.url) == (0, 0)

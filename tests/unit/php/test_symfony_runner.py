@@ -621,3 +621,88 @@ def test_a_cache_warmed_at_build_time_runs_read_only_with_only_tmp_writable(
     assert handled == [{"kind": "handled", "text": "hello"}] * 2
     assert tree(app) == before  # nothing written to the app, its cache included
     assert sorted(p.name for p in writable.iterdir()) == ["record.jsonl"]  # nor to the temp dir
+
+
+# The transport's own sender, at a FIFO queue: Connection::send() sends every message with a
+# MessageGroupId and a MessageDeduplicationId (an AmazonSqsFifoStamp's, else its defaults).
+TRANSPORT_DEFAULT_GROUP = (
+    "Symfony\\Component\\Messenger\\Bridge\\AmazonSqs\\Transport\\Connection::send"
+)
+
+
+def test_messengers_sender_gives_a_fifo_queue_its_stamps_ids_or_its_own_defaults(
+    php: str, moto_endpoint: str, cache_dir: Path, run_runner: RunRunner
+) -> None:
+    """The ids the kit's FIFO worker then keeps: a stamp's group and deduplication id (a second
+    message of one id within 5 minutes is dropped by SQS); without a stamp, one group for every
+    message (the transport's method name: such messages run one at a time) and the hash of
+    body and headers (an identical message is dropped); no per-message delay (the transport
+    leaves DelayStamp out on FIFO). The runner runs each as any other, in its group."""
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint)
+    queue = f"symfony-fifo-{os.getpid()}.fifo"
+    url = sqs.create_queue(QueueName=queue, Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dsn = (
+        f"sqs://{moto_endpoint.removeprefix('http://')}/{queue}?sslmode=disable"
+        "&auto_setup=false&region=ap-northeast-1&access_key=testing&secret_key=testing"
+    )
+    sent = [
+        {"message": "Ping", "argument": "a-1", "group": "a"},
+        {"message": "Ping", "argument": "a-2", "group": "a"},
+        {"message": "Ping", "argument": "b-1", "group": "b", "deduplication_id": "b-once"},
+        {"message": "Ping", "argument": "b-2", "group": "b", "deduplication_id": "b-once"},
+        {"message": "Ping", "argument": "plain"},
+        {"message": "Ping", "argument": "plain"},
+        {"message": "Ping", "argument": "late", "group": "c", "delay_ms": 600_000},
+    ]
+    done = subprocess.run(
+        [php, str(PRODUCE)],
+        input=json.dumps(sent),
+        env=php_env(APP_ENV="prod", **app_dirs(cache_dir), MESSENGER_TRANSPORT_DSN=dsn),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+    messages: list[dict[str, Any]] = []
+    for _ in range(10):
+        messages += sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+    ids = {
+        received_text(m["Body"]): (
+            m["Attributes"]["MessageGroupId"],
+            m["Attributes"]["MessageDeduplicationId"],
+        )
+        for m in messages
+    }
+    assert list(ids) == ["a-1", "a-2", "b-1", "plain", "late"]  # b-2 and the second plain dropped
+    assert ids["a-1"][0] == ids["a-2"][0] == "a"
+    assert ids["b-1"] == ("b", "b-once")
+    assert ids["plain"][0] == TRANSPORT_DEFAULT_GROUP and len(ids["plain"][1]) == 40  # sha1
+    assert ids["late"][0] == "c"  # received at once: its delay was left out
+    runs = [
+        run_runner(
+            SYMFONY_RUNNER,
+            m["Body"],
+            cwd=SYMFONY_APP,
+            attributes=sqs_attributes(m.get("MessageAttributes", {})),
+            settings={
+                **app_dirs(cache_dir),
+                contract.MESSAGE_GROUP_ID_VARIABLE: m["Attributes"]["MessageGroupId"],
+            },
+        )
+        for m in messages
+    ]
+    assert [run.exit_code for run in runs] == [EXIT_DONE] * 5, [run.stderr for run in runs]
+    assert [(r["text"], r["group"]) for run in runs for r in run.of_kind("handled")] == [
+        (text, group) for text, (group, _) in ids.items()
+    ]
+
+
+def received_text(body: str) -> str:
+    """The Ping text in a PhpSerializer body (addslashes(serialize(...)))."""
+    return body.split('text\\";s:', 1)[1].split('\\"')[1]

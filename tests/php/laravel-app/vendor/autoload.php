@@ -22,3 +22,18 @@ spl_autoload_register(static function (string $class): void {
         }
     }
 });
+
+// The kit's FIFO queue for Laravel before 12 (worker_image/recipes/laravel/KitSqsFifoQueue.php),
+// as a team's composer.json "classmap" entry loads its copy: from bin/queue-worker/, where the
+// kit's image stage puts the recipes, else from the kit's source beside these tests.
+spl_autoload_register(static function (string $class): void {
+    if ($class === 'QueueWorkerKit\\Laravel\\KitSqsFifoQueue') {
+        foreach ([dirname(__DIR__).'/bin/queue-worker', dirname(__DIR__, 4).'/worker_image/recipes/laravel'] as $dir) {
+            if (is_file("$dir/KitSqsFifoQueue.php")) {
+                require "$dir/KitSqsFifoQueue.php";
+
+                return;
+            }
+        }
+    }
+});

@@ -8,7 +8,9 @@ use Illuminate\Queue\Events\JobExceptionOccurred;
 use Illuminate\Queue\Events\JobFailed;
 use Illuminate\Queue\Events\JobProcessed;
 use Illuminate\Queue\Events\JobProcessing;
+use Illuminate\Support\Facades\Queue;
 use Illuminate\Support\ServiceProvider;
+use QueueWorkerKit\Laravel\KitSqsFifoQueue;
 
 class AppServiceProvider extends ServiceProvider
 {
@@ -33,6 +35,12 @@ class AppServiceProvider extends ServiceProvider
         $this->app['events']->listen($events, function ($event) {
             Recorder::write('event', ['event' => class_basename($event), 'queue' => $event->job->getQueue()]);
         });
+
+        // Dispatches to FIFO queues, as worker_image/recipes/README.md "FIFO queues" says (the
+        // recipe is there wherever the kit's image stage or source is).
+        if (class_exists(KitSqsFifoQueue::class)) {
+            Queue::extend('sqs', KitSqsFifoQueue::connector());
+        }
 
         $this->app->terminating(fn () => Recorder::write('terminated'));
     }

@@ -9,6 +9,8 @@ final class PingHandler
 {
     public function __invoke(Ping $ping): void
     {
-        Recorder::record('handled', ['text' => $ping->text]);
+        // On a FIFO queue, the group the kit ran it in (WORKER_MESSAGE_GROUP_ID) too.
+        $group = getenv('WORKER_MESSAGE_GROUP_ID');
+        Recorder::record('handled', ['text' => $ping->text] + ($group ? ['group' => $group] : []));
     }
 }
