@@ -12,12 +12,13 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 from worker import contract
+from worker.settings import Settings
 
 from stacks.app_builder import build
 from stacks.config import MAX_BATCH_WINDOWS, ConfigError, EnvironmentConfig, load_config
 from stacks.constructs.queue_scaling import ALARM_LIMIT, fleet_size_alarm_size
 from stacks.constructs.worker_service import CONSUME_ACTIONS
-from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, ROOT, variant
+from tests.infra.conftest import ENVIRONMENTS, FEATURE_FLAGS, REGION, ROOT, variant
 
 # The queue stack's outputs of each queue of the variant, by what CDK puts in their names.
 HIGH, DEFAULT = "WorkQueuehighWorkQueue", "WorkQueue6DFDCC48"
@@ -76,6 +77,31 @@ def test_worker_queues_names_each_queue_with_its_dlq_in_priority_order(
     assert [q["max_receive_count"] for q in queues] == [2, 5]
     # The runners' default tries: the first queue's, replaced per queue by the entries'.
     assert env[contract.MAX_RECEIVE_COUNT_VARIABLE] == "2"
+
+
+def test_the_workers_own_settings_read_the_synthesized_worker_queues(
+    several: dict[str, Any],
+) -> None:
+    """Both sides of the contract: the container's environment as synthesized, each queue
+    stack reference replaced by a URL as CloudFormation resolves it, parsed by the runtime's
+    Settings.from_env: the queues, their DLQs and receive counts in priority order."""
+    env = environment(several, "batch")
+
+    def url(reference: dict[str, Any]) -> str:
+        return f"https://sqs.{REGION}.amazonaws.com/123456789012/{output_name(reference)}"
+
+    separator, parts = env[contract.QUEUES_VARIABLE]["Fn::Join"]
+    queues = separator.join(p if isinstance(p, str) else url(p) for p in parts)
+    plain = {name: value for name, value in env.items() if isinstance(value, str)}
+
+    settings = Settings.from_env({**plain, contract.QUEUES_VARIABLE: queues})
+
+    read = [(q.name, q.url, q.dead_letter_queue_url, q.max_receive_count) for q in settings.queues]
+    assert [(name, count) for name, _, _, count in read] == [("high", 2), ("default", 5)]
+    (high_url, high_dlq), (default_url, default_dlq) = ((u, d) for _, u, d, _ in read)
+    assert HIGH in high_url and HIGH_DLQ in str(high_dlq)
+    assert DEFAULT in default_url and DEFAULT_DLQ in str(default_dlq)
+    assert settings.queue_url == high_url
 
 
 def test_a_worker_on_one_queue_keeps_queue_url_beside_it(several: dict[str, Any]) -> None:
