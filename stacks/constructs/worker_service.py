@@ -83,19 +83,25 @@ RETENTION = dict(
 )
 
 
-def consumer_mode_warnings(config: EnvironmentConfig, key: str = "worker") -> dict[str, str]:
+def consumer_mode_warnings(
+    config: EnvironmentConfig, key: str = "worker", queues: Sequence[ConsumedQueue] = ()
+) -> dict[str, str]:
     """Warning id -> message: what ``consumer`` mode gives up; none in the other modes.
     ``key``: where the worker's settings are in cdk.json (``workers.NAME.worker`` for one of
-    several workers)."""
+    several workers); ``queues``: the queues it consumes (default: ``config.queue``), of which
+    the warning names the shortest visibility timeout by its key."""
     worker = config.worker
     if worker.handler_mode != "consumer":
         return {}
+    shortest = min(queues, key=lambda q: q.config.visibility_timeout_seconds, default=None)
+    visibility = (shortest.config if shortest else config.queue).visibility_timeout_seconds
+    visibility_key = f"queues.{shortest.name}" if shortest and config.queues else "queue"
     warnings = {
         "consumer-mode": (
             f"{key}.handler_mode is 'consumer': the consumer {worker.handler!r} receives "
             "instead of the kit's loop (the kit only watches and recycles it by memory) and "
             "gives up the loop's guarantees: no visibility heartbeat (a job longer than "
-            f"queue.visibility_timeout_seconds {config.queue.visibility_timeout_seconds} s runs "
+            f"{visibility_key}.visibility_timeout_seconds {visibility} s runs "
             "twice); no task scale-in protection and no hand-back on SIGTERM (a scale-in or a "
             f"deploy kills every job running longer than stop_timeout_seconds "
             f"{worker.stop_timeout_seconds} s); no job log lines (the JobsProcessed and "
@@ -256,7 +262,7 @@ class WorkerService(Construct):
                 task_role,
                 sends=worker.image is not None or worker.handler_mode == "consumer",
             )
-        for warning_id, message in consumer_mode_warnings(config, settings_key).items():
+        for warning_id, message in consumer_mode_warnings(config, settings_key, queues).items():
             Annotations.of(self).add_warning_v2(f"queue-worker-kit:{warning_id}", message)
         if idempotency_table is not None:  # worker.idempotency's conditional writes
             idempotency_table.grant(task_role, *IDEMPOTENCY_ACTIONS)

@@ -194,9 +194,11 @@ def test_kit_default_may_send_to_the_dlq_only(prod: Synthesized) -> None:
     assert any("sqs:SendMessage" in st["Action"] for st in statements_of(prod, "TaskRole"))
 
 
-def _worker_stack(**worker: Any) -> Any:
+def _worker_stack(queues: dict[str, Any] | None = None, **worker: Any) -> Any:
     environments = json.loads(json.dumps(ENVIRONMENTS))
     environments["prod"]["worker"].update(worker)
+    if queues:
+        environments["prod"]["queues"] = queues
     app = App(context=FEATURE_FLAGS)
     _, stack = build(app, load_config(environments, "prod", project_dir=ROOT))
     return stack
@@ -211,6 +213,24 @@ def test_consumer_mode_warns_what_it_gives_up() -> None:
         annotations.has_warning("*", Match.string_like_regexp(gives_up))
     annotations.has_warning("*", Match.string_like_regexp("Recommended: handler_mode 'command'"))
     annotations.has_no_warning("*", Match.string_like_regexp("job_timeout_seconds 60 exceeds"))
+
+
+def test_consumer_mode_names_the_shortest_visibility_of_its_queues_by_its_key() -> None:
+    stack = _worker_stack(
+        queues={
+            "reports": {"visibility_timeout_seconds": 900},
+            "emails": {"visibility_timeout_seconds": 300},
+        },
+        handler_mode="consumer",
+        handler="php artisan queue:work sqs --queue=reports,emails",
+        job_timeout_seconds=60,
+    )
+    Annotations.from_stack(stack).has_warning(
+        "*",
+        Match.string_like_regexp(
+            r"longer than queues\.emails\.visibility_timeout_seconds 300 s runs twice"
+        ),
+    )
 
 
 def test_consumer_mode_warns_harder_when_jobs_outlast_the_stop_grace() -> None:
