@@ -1319,6 +1319,7 @@ def load_config(
     if problems:
         raise ConfigError(problems)
     problems += _shared_bootstrap(environments, env_name, block)
+    problems += _shared_names(environments, env_name, block)
     if problems:
         raise ConfigError(problems)
     config = EnvironmentConfig.model_construct(name=env_name, **dict(block))
@@ -1438,6 +1439,43 @@ def _shared_bootstrap(
                 f"also the qualifier of {other!r}, which may share account and region "
                 f"{block.region!r}; with ci, allowed: a qualifier of its own, e.g. "
                 f"{re.sub(r'[^a-z0-9]', '', 'qw' + env_name.lower())[:10]!r}"
+            )
+    return problems
+
+
+def _scoped_names(raw: Mapping[str, Any]) -> set[str]:
+    """The names an environment's block gives its queues and workers (``queues``, ``workers``
+    keys), which name their resources ``QueueWorker-ENV-NAME-...``."""
+    names: set[str] = set()
+    for key in ("queues", "workers"):
+        section = raw.get(key)
+        names.update(section if isinstance(section, Mapping) else ())
+    return names - {DEFAULT_NAME}
+
+
+def _shared_names(
+    environments: Mapping[str, Any], env_name: str, block: EnvironmentBlock
+) -> list[str]:
+    """No queue or worker ``NAME`` of an environment ``ENV`` while cdk.json has an environment
+    ``ENV-NAME``: both would name queues, alarms and outputs ``QueueWorker-ENV-NAME-...``."""
+    problems = []
+    own = {*block.queues, *block.workers} - {DEFAULT_NAME}
+    for other, raw in environments.items():
+        if other.startswith(f"{env_name}-") and other.removeprefix(f"{env_name}-") in own:
+            name = other.removeprefix(f"{env_name}-")
+            where = "queues" if name in block.queues else "workers"
+            problems.append(
+                f"environments.{env_name}.{where}.{name}: its resources would be named like "
+                f"those of environment {other!r} (QueueWorker-{other}-...); allowed: a name "
+                "that does not make another environment's name"
+            )
+        name = env_name.removeprefix(f"{other}-")
+        if name != env_name and isinstance(raw, Mapping) and name in _scoped_names(raw):
+            problems.append(
+                f"environments.{env_name}: its resources would be named like those of the "
+                f"queue or worker {name!r} of environment {other!r} (QueueWorker-{env_name}-...); "
+                "allowed: an environment name that is not another's name and one of its queues "
+                "or workers"
             )
     return problems
 

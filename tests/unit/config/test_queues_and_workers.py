@@ -293,3 +293,30 @@ def test_synth_stops_at_a_key_written_twice_in_cdk_json(
         ": 'mail' is written twice (JSON keeps only the last); allowed: each key once"
     )
     assert problem.startswith("  - cdk.json context.environments.")
+
+
+def test_a_worker_named_like_another_environments_suffix_is_refused_from_both_sides() -> None:
+    """prod's worker `batch` and an environment `prod-batch` would both name their queues,
+    alarms and outputs QueueWorker-prod-batch-...: each side says so when it is loaded."""
+    envs = mail_and_batch()
+    envs["prod-batch"] = copy.deepcopy(ENVIRONMENTS["dev"])
+
+    assert problems(envs) == [
+        f"{P}workers.batch: its resources would be named like those of environment "
+        "'prod-batch' (QueueWorker-prod-batch-...); allowed: a name that does not make another "
+        "environment's name"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_config(envs, "prod-batch")
+    assert caught.value.problems == [
+        "environments.prod-batch: its resources would be named like those of the queue or "
+        "worker 'batch' of environment 'prod' (QueueWorker-prod-batch-...); allowed: an "
+        "environment name that is not another's name and one of its queues or workers"
+    ]
+
+
+def test_a_queue_named_like_another_environments_suffix_is_refused() -> None:
+    envs = mail_and_batch()
+    envs["prod-emails"] = copy.deepcopy(ENVIRONMENTS["dev"])
+    assert [p.split(":")[0] for p in problems(envs)] == [f"{P}queues.emails"]
+    assert load_config(mail_and_batch(), "prod").workers  # no such environment: accepted
