@@ -14,8 +14,8 @@ outside the task).
   limit counts the loop and its executor child together (worker/loop.py ``rss_mib``), so only
   the executor's multiprocessing resource tracker comes on top. ``command``: the limit bounds
   the command's processes, the worker loop comes on top. ``consumer``: the limit bounds the
-  team's consumer, the kit's watcher around it (worker/consumer.py, no boto3) comes on top
-  (measured with ``--modes consumer`` on 2026-11-25).
+  team's consumer, the kit's watcher around it (worker/consumer.py, with the SQS client it reads
+  the pause tag with since 2026-12-07) comes on top.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ KIT_TASK_OVERHEAD_MIB = 42
 KIT_SLOT_OVERHEAD_MIB: Mapping[str, int] = {
     "callable": 7,  # the resource tracker (6.4 MiB); loop + executor are inside the limit
     "command": 34,  # the worker loop (33.0 MiB on 2026-12-07: Python, botocore, its SQS client)
-    "consumer": 13,  # the watcher around the team's consumer (12.6 MiB)
+    "consumer": 34,  # the watcher around the team's consumer (32.7 MiB on 2026-12-07: botocore)
 }
 """The kit's memory per worker process that the recycle limit does not bound, by mode."""
 

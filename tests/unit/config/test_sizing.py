@@ -20,9 +20,10 @@ def test_need_is_the_recycle_limits_plus_the_kits_task_and_slot_share(mode: str)
     )
 
 
-def test_a_loop_beside_the_watched_process_costs_more_than_a_watcher() -> None:
+def test_a_loop_beside_the_watched_process_costs_at_least_a_watcher() -> None:
+    """Both hold an SQS client (the watcher reads the pause tag with its own)."""
     costs = sizing.KIT_SLOT_OVERHEAD_MIB
-    assert costs["command"] > costs["consumer"] > 0 and costs["command"] > costs["callable"] > 0
+    assert costs["command"] >= costs["consumer"] > 0 and costs["command"] > costs["callable"] > 0
 
 
 @pytest.mark.parametrize("mode", ["callable", "command", "consumer"])
