@@ -24,13 +24,14 @@ from worker.contract import CONTINUED_EVENT, PAUSED_EVENT, PAUSED_TAG
 from scripts.__main__ import main
 from tests.integration.fleet import PROD_PROCESSES, send_jobs
 from tests.sqs_helpers import queue_counts
+from tests.unit.worker.framework_consumer import READY_EVENT
 from tests.unit.worker.recording_handlers import runs, started
 
 REGION = "ap-northeast-1"
 CHECK_SECONDS = 1.0  # PAUSE_CHECK_SECONDS of this test (30 s by default)
 SLOW_SECONDS = 4.0  # each process's running job when the flag is set
 CONSUMER_CHECK_SECONDS = 0.5  # PAUSE_CHECK_SECONDS of the consumer-mode test
-CONSUMER_JOB_SECONDS = 2.0  # each consumer's running job when the flag is set
+CONSUMER_JOB_SECONDS = 3.0  # each consumer's running job when the flag is set
 
 
 def pause_while_each_runs_one(
@@ -110,6 +111,7 @@ def test_pause_in_consumer_mode_ends_each_consumer_after_its_job_and_continue_re
         WORKER_HANDLER=f"{sys.executable} -m tests.unit.worker.framework_consumer",
         PAUSE_CHECK_SECONDS=CONSUMER_CHECK_SECONDS,
     )
+    fleet.wait_for(lambda: len(fleet.events(READY_EVENT)) == PROD_PROCESSES)  # all polling
     slow, waiting, where = pause_while_each_runs_one(
         fleet, sqs_client, pair.url, record, moto_endpoint, CONSUMER_JOB_SECONDS
     )
