@@ -21,10 +21,11 @@ done only when not done yet (run it again after a failure or a deploy; it says w
 
 An environment with several workers names one with `--worker` (its queues and its service);
 `--queue` names no queue there: a worker's queues pause together. `status` shows the pause. In
-`consumer` handler mode the kit's watcher reads the tag instead of the loop, at the same interval:
-it sends the framework's consumer its graceful stop (SIGTERM: Laravel's `queue:work` and
-Symfony's `messenger:consume` end the current job and exit), waits without a consumer while the
-tag is there and starts a fresh one once it is gone (worker.consumer).
+`consumer` handler mode the fleet's watch reads the tag instead of the loop, once a task at the
+same interval, and each process's watcher obeys it: it sends the framework's consumer its
+graceful stop (SIGTERM: Laravel's `queue:work` and Symfony's `messenger:consume` end the current
+job and exit), waits without a consumer while the tag is there and starts a fresh one once it
+is gone (worker.pause.PauseReader, worker.consumer).
 """
 
 from __future__ import annotations

@@ -173,12 +173,12 @@ def test_the_task_role_grants_only_what_is_called(name: str) -> None:
     assert never_called == [], f"remove them, or explain them in {TABLE_TITLE!r}"
 
 
-def test_the_consumer_watcher_may_read_the_pause_tag_in_consumer_mode() -> None:
-    """In consumer mode the watcher reads the pause tag itself (worker.consumer with
-    worker.pause's reader and worker.app's client): what those modules call is granted to the
-    consumer-mode task role, ListQueueTags among it."""
-    watcher = [RUNTIME / name for name in ("consumer.py", "pause.py", "app.py")]
-    called = called_actions_of(watcher)["sqs"]
+def test_the_fleets_watch_may_read_the_pause_tag_in_consumer_mode() -> None:
+    """In consumer mode the fleet's watch reads the pause tag for the task (worker.watch with
+    worker.pause's reader and worker.clients' client): what those modules call is granted to
+    the consumer-mode task role, ListQueueTags among it."""
+    watch = [RUNTIME / name for name in ("watch.py", "pause.py", "clients.py")]
+    called = called_actions_of(watch)["sqs"]
     assert "sqs:ListQueueTags" in called
     for granted in task_role_actions(synthesized("prod-consumer")):
         assert sorted(called - granted) == []

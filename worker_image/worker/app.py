@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from worker.clients import bounded_sqs_client
 from worker.consumer import ConsumerWatcher
 from worker.contract import QUEUES_VARIABLE
 from worker.handlers import (
@@ -43,8 +44,6 @@ QUEUE_UNUSABLE_CODES = frozenset(
     }
 )
 """Error codes that retrying cannot fix: the queue does not exist or this role may not use it."""
-PAUSE_CONNECT_SECONDS = 2
-PAUSE_READ_SECONDS = 5
 
 
 class QueueUnusable(RuntimeError):
@@ -52,11 +51,8 @@ class QueueUnusable(RuntimeError):
 
 
 def sqs_client(settings: Settings) -> Any:
-    """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env.
-
-    boto3 is imported here, not at the top: a process that cannot start (a bad setting or
-    handler) fails before paying for it."""
-    return _bounded_sqs_client(settings, 3, 5, settings.receive_wait_seconds + 10)
+    """The loop's SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env."""
+    return bounded_sqs_client(settings.region, 3, 5, settings.receive_wait_seconds + 10)
 
 
 def stop_sqs_client(settings: Settings) -> Any:
@@ -65,28 +61,7 @@ def stop_sqs_client(settings: Settings) -> Any:
     stop ends within supervisord's stop wait (docs/reliability.md, "Stops under a slow SQS")."""
     from worker.loop import STOP_CONNECT_SECONDS, STOP_READ_SECONDS
 
-    return _bounded_sqs_client(settings, 1, STOP_CONNECT_SECONDS, STOP_READ_SECONDS)
-
-
-def pause_sqs_client(settings: Settings) -> Any:
-    """The SQS client of a consumer's watcher, for its pause-tag reads only: one try of at most
-    PAUSE_READ_SECONDS (a failed read is tried again PAUSE_CHECK_SECONDS later)."""
-    return _bounded_sqs_client(settings, 1, PAUSE_CONNECT_SECONDS, PAUSE_READ_SECONDS)
-
-
-def _bounded_sqs_client(
-    settings: Settings, attempts: int, connect_seconds: float, read_seconds: float
-) -> Any:
-    """An SQS client of `attempts` tries per call, each within the two timeouts."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"mode": "standard", "max_attempts": attempts},
-        connect_timeout=connect_seconds,
-        read_timeout=read_seconds,
-    )
-    return boto3.client("sqs", region_name=settings.region, config=config)
+    return bounded_sqs_client(settings.region, 1, STOP_CONNECT_SECONDS, STOP_READ_SECONDS)
 
 
 class LazyClient:
@@ -191,10 +166,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     try:
         if settings.handler_mode == "consumer":
             check_command(settings.handler, settings.workdir)
-            watcher = ConsumerWatcher(
-                settings, shlex.split(settings.handler), log, pause_sqs_client(settings)
-            )
-            return watcher.run()
+            return ConsumerWatcher(settings, shlex.split(settings.handler), log).run()
         # Loop modes only (a consumer's watcher never loads it), and before the clients: imported
         # after them, the loop cost each process 1 MiB more (heap layout; measured 2026-12-06).
         from worker.loop import Worker

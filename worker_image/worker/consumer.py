@@ -20,17 +20,16 @@ recycle. The job it was running is not deleted: SQS delivers it again after its 
 timeout (and its receives count toward the redrive to the DLQ). So one leaking consumer cannot
 take the memory of the task's other processes.
 
-The pause (`queue-worker pause`): the watcher reads the pause tag of its queues
-(contract.PAUSED_TAG) like the loop, with worker.pause.PauseFlag: once before it starts the
-consumer, then on a thread every PAUSE_CHECK_SECONDS (30 s; its SQS client makes one try of at
-most a few seconds, and a slow SQS never delays the memory samples). When every queue carries
-the tag it sends the consumer the recycle's SIGTERM (the framework ends its current job and
-exits; SIGKILL after WORKER_STOP_GRACE_SECONDS), logs `consumer_paused` once the consumer is
-gone and stays up without one (an exit would be a restart to supervisord, and fast ones a failed
-start), looking at the flag every PAUSED_SAMPLE_SECONDS; when the tag is gone it starts a fresh
-consumer and logs `consumer_resumed`. A SIGTERM/SIGINT while paused ends the watcher at once,
-with 0. A role that may not read the tags (sqs:ListQueueTags) never pauses: `pause_check_error`,
-once.
+The pause (`queue-worker pause`): the watcher reads no tag and loads no boto3. The fleet's watch
+reads the queues' pause tag once a task, every PAUSE_CHECK_SECONDS (30 s; worker.pause
+.PauseReader), and leaves WORKER_RUN_DIR/paused while every queue carries it; the watcher looks
+for that file at each memory sample (about once a second). While it is there the watcher sends
+the consumer the recycle's SIGTERM (the framework ends its current job and exits; SIGKILL after
+WORKER_STOP_GRACE_SECONDS), logs `consumer_paused` once the consumer is gone and stays up
+without one (an exit would be a restart to supervisord, and fast ones a failed start), looking
+at the file every PAUSED_SAMPLE_SECONDS; when it is gone it starts a fresh consumer and logs
+`consumer_resumed`. A watcher that starts while the file is there starts no consumer. A
+SIGTERM/SIGINT while paused ends the watcher at once, with 0.
 
 What this mode does not do (the docs' table): no visibility heartbeat, no task scale-in
 protection, no hand-back on SIGTERM, no `job` lines (hence no job metrics): the framework
@@ -44,16 +43,13 @@ import ctypes
 import os
 import signal
 import subprocess
-import threading
 import time
 from types import FrameType
-from typing import Any
 
 from worker.handlers import SAMPLE_SECONDS, ExitWatch, group_rss_bytes
 from worker.logs import EventLog
-from worker.pause import PauseFlag
 from worker.settings import Settings
-from worker.supervise import fleet_stopping, group_members
+from worker.supervise import fleet_paused, fleet_stopping, group_members
 
 # supervisord counts a process that exits within `startsecs` (1 s) as a failed start.
 MIN_LIFETIME_SECONDS = 1.5
@@ -61,7 +57,7 @@ MIN_LIFETIME_SECONDS = 1.5
 MEMORY_CEILING_FACTOR = 1.5
 # How often memory is sampled once the consumer is above the limit (else SAMPLE_SECONDS).
 HOT_SAMPLE_SECONDS = 0.25
-# How often a paused watcher (no consumer) looks for the tag's removal or a stop signal.
+# How often a paused watcher (no consumer) looks for the pause file's removal or a stop signal.
 PAUSED_SAMPLE_SECONDS = 0.2
 PAUSE = "pause"
 """The stop reason of a consumer stopped because its queues carry the pause tag."""
@@ -81,11 +77,10 @@ def _die_with_watcher() -> None:
 class ConsumerWatcher:
     """Runs the consumer command, forwards stop signals, recycles it above the memory limit."""
 
-    def __init__(self, settings: Settings, argv: list[str], log: EventLog, sqs: Any) -> None:
+    def __init__(self, settings: Settings, argv: list[str], log: EventLog) -> None:
         self.settings = settings
         self.argv = argv
         self.log = log
-        self.pause = PauseFlag(sqs, settings.work_queues, settings.pause_check_seconds, log)
         self.process: subprocess.Popen[bytes] | None = None
         self.stop_reason = ""
         self.stopping = False  # SIGTERM/SIGINT reached the watcher
@@ -146,12 +141,10 @@ class ConsumerWatcher:
         if fleet_stopping(self.settings.run_dir):  # a stop signal lost before our handlers
             self.log.info("worker_stopped", reason="sigterm", exit_code=None, max_rss_mib=0.0)
             return 0
-        self.pause.read()  # a watcher started while paused starts no consumer
-        threading.Thread(target=self._poll_pause_flag, name="pause-flag", daemon=True).start()
         code: int | None = None
         resumed = False
         while True:
-            while self.pause.paused and not self.stopping:
+            while self.paused() and not self.stopping:  # paused: no consumer
                 time.sleep(PAUSED_SAMPLE_SECONDS)
             if self.stopping:
                 self.stop_reason = self.stop_reason or "sigterm"
@@ -178,14 +171,12 @@ class ConsumerWatcher:
         )
         return status
 
-    def _poll_pause_flag(self) -> None:
-        """The pause-flag thread: reads the tags every PAUSE_CHECK_SECONDS until a stop."""
-        while not self.stopping:
-            time.sleep(self.pause.until_next_read())
-            self.pause.read()
+    def paused(self) -> bool:
+        """Whether the fleet's watch found every queue paused (its file in WORKER_RUN_DIR)."""
+        return fleet_paused(self.settings.run_dir)
 
     def _run_consumer(self, resumed: bool) -> int:
-        """Start the consumer and watch it to its end: its memory, the pause flag, the stop
+        """Start the consumer and watch it to its end: its memory, the pause file, the stop
         grace. Returns its exit code (negative: the signal that ended it)."""
         self.process = subprocess.Popen(
             self.argv, cwd=self.settings.workdir, preexec_fn=_die_with_watcher
@@ -214,7 +205,7 @@ class ConsumerWatcher:
                 self._stop("recycle_memory")
             elif self.stopping and self._stop_sent_at is None:  # signalled before Popen returned
                 self._stop("sigterm")
-            elif self.pause.paused and self._stop_sent_at is None:
+            elif self._stop_sent_at is None and self.paused():
                 self._stop(PAUSE)
             sent = self._stop_sent_at
             if sent is not None and time.monotonic() - sent > self.settings.stop_grace_seconds:

@@ -1,20 +1,31 @@
 """The pause flag as a worker reads it: contract.PAUSED_TAG on each work queue (ListQueueTags).
 
 `queue-worker pause` tags the queues, `continue` removes the tag. The loop (worker.loop) reads
-the flag before a receive, the consumer's watcher (worker.consumer) on a thread of its own;
-both read it at most every PAUSE_CHECK_SECONDS and log `worker_paused` / `worker_continued`
-(field ``queue``) when a queue's tag appears or goes.
+the flag before a receive. In consumer mode one reader a task does (PauseReader, on a thread of
+the fleet's watch, worker.watch) and leaves the answer as a file for the consumers' watchers
+(worker.supervise.PAUSED_MARKER, obeyed by worker.consumer), which load no boto3. Both read at
+most every PAUSE_CHECK_SECONDS and log `worker_paused` / `worker_continued` (field ``queue``)
+when a queue's tag appears or goes.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from worker import contract
+from worker.clients import bounded_sqs_client
 from worker.logs import EventLog
-from worker.settings import WorkQueue
+from worker.settings import Settings, WorkQueue
+from worker.supervise import mark_fleet_paused
+
+PAUSE_CONNECT_SECONDS = 2
+PAUSE_READ_SECONDS = 5
+"""The pause reader's SQS calls: one try, within these timeouts (a failed read is tried again
+PAUSE_CHECK_SECONDS later)."""
 
 
 class PauseFlag:
@@ -79,3 +90,47 @@ class PauseFlag:
                 self.paused_queues.discard(queue.name)
             event = contract.PAUSED_EVENT if paused else contract.CONTINUED_EVENT
             self.log.info(event, tag=tags.get(contract.PAUSED_TAG, ""), queue=queue.name)
+
+
+class PauseReader:
+    """Consumer mode: the task's one reader of the pause tags, on a thread of the fleet's watch.
+    It removes a PAUSED_MARKER left in `run_dir` at its start, then every PAUSE_CHECK_SECONDS
+    (30 s) reads the tags (PauseFlag) and leaves the marker while every queue is tagged,
+    removes it otherwise. It never raises: a failure (a setting, the client, a read) is logged
+    once (`pause_check_error`) and leaves the marker as it was (a role without
+    sqs:ListQueueTags never pauses). Its log lines go to `log` (the watch's: stderr)."""
+
+    def __init__(self, env: Mapping[str, str], run_dir: Path, log: EventLog) -> None:
+        self.env = env
+        self.run_dir = run_dir
+        self.log = log
+        self.flag: PauseFlag | None = None  # made at the first read
+        self.stopped = threading.Event()  # set: the thread ends after its current read
+        self._failed = False  # a failure outside the tag reads was logged
+
+    def start(self) -> None:
+        """Remove a stale marker, then read on a daemon thread until `stopped` is set."""
+        mark_fleet_paused(self.run_dir, False)
+        threading.Thread(target=self._run, name="pause-reader", daemon=True).start()
+
+    def _run(self) -> None:
+        due = 0.0
+        while not self.stopped.wait(due):
+            self.read()
+            due = self.flag.until_next_read() if self.flag else contract.PAUSE_CHECK_SECONDS
+
+    def read(self) -> None:
+        """Read the tags (when due) into the marker; never raises."""
+        try:
+            if self.flag is None:
+                settings = Settings.from_env(self.env)
+                sqs = bounded_sqs_client(
+                    settings.region, 1, PAUSE_CONNECT_SECONDS, PAUSE_READ_SECONDS
+                )
+                queues, check_seconds = settings.work_queues, settings.pause_check_seconds
+                self.flag = PauseFlag(sqs, queues, check_seconds, self.log)
+            mark_fleet_paused(self.run_dir, self.flag.read())
+        except Exception as error:
+            if not self._failed:
+                self._failed = True
+                self.log.warning("pause_check_error", error=repr(error))

@@ -36,15 +36,17 @@ while True:
 
 
 class Watched:
-    """`python -m worker` in consumer mode, in its own process group as supervisord starts it.
-    Its SQS calls (the pause-tag reads) go to AWS_ENDPOINT_URL: nowhere unless a test gives
-    moto's; `consumer` replaces the stand-in CONSUMER's command."""
+    """`python -m worker` in consumer mode, in its own process group as supervisord starts it,
+    with its own WORKER_RUN_DIR (`run_dir`); `consumer` replaces the stand-in CONSUMER's
+    command."""
 
     def __init__(self, tmp_path: Path, *args: str, consumer: str = "", **env: str) -> None:
         script = tmp_path / "consumer.py"
         script.write_text(CONSUMER)
         self.out = tmp_path / "out"
         self.log = tmp_path / "watcher.log"
+        self.run_dir = tmp_path / "run"
+        self.run_dir.mkdir(exist_ok=True)
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "worker"],
@@ -52,8 +54,8 @@ class Watched:
                 env={
                     **os.environ,
                     "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKER_IMAGE)]),
-                    "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
                     "QUEUE_URL": "http://127.0.0.1:1/000000000000/unused",
+                    "WORKER_RUN_DIR": str(self.run_dir),
                     "WORKER_HANDLER_MODE": "consumer",
                     "WORKER_HANDLER": consumer
                     or f"{sys.executable} {script} {self.out} {' '.join(args)}",

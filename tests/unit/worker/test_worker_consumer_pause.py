@@ -1,80 +1,70 @@
-"""`consumer` mode and the pause tag (contract.PAUSED_TAG) against moto: the watcher reads the
-tag like the loop (worker.pause.PauseFlag, every PAUSE_CHECK_SECONDS: shortened here to 0.5 s
-from 30 s); once the queue is tagged it sends the consumer its graceful stop, which ends its
-job, and waits without one; untagged, it starts a fresh consumer. The consumer is
-tests/unit/worker/framework_consumer.py, a stand-in for `php artisan queue:work sqs`."""
+"""`consumer` mode and the pause tag (contract.PAUSED_TAG), in its two halves.
+
+The fleet's watch reads the tags once a task (worker.pause.PauseReader, here against moto and
+an endpoint that denies every call) and leaves WORKER_RUN_DIR/paused while every queue is
+tagged; each consumer's watcher (worker.consumer) obeys that file: it stops its consumer
+gracefully and waits without one, and starts a fresh one when the file goes. The three together
+(`queue-worker pause`, the watch, the watchers) are tests/integration/test_pause_fleet.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from worker.consumer import CONSUMER_PAUSED_EVENT, CONSUMER_RESUMED_EVENT
-from worker.contract import CONTINUED_EVENT, PAUSED_EVENT, PAUSED_TAG
+from worker.contract import CONTINUED_EVENT, PAUSED_EVENT, PAUSED_TAG, QUEUES_VARIABLE
+from worker.logs import EventLog
+from worker.pause import PauseReader
+from worker.supervise import fleet_paused, mark_fleet_paused
 
-from tests.integration.fleet import send_jobs
-from tests.sqs_helpers import queue_counts
-from tests.unit.worker.recording_handlers import runs, started
+from tests.integration.fleet import ROOT, WORKER_IMAGE
 from tests.unit.worker.test_worker_consumer import Watched
 
-CHECK = "0.5"  # PAUSE_CHECK_SECONDS of these tests (30 by default)
-CONSUMER_COMMAND = f"{sys.executable} -m tests.unit.worker.framework_consumer"
+CHECK = "0.2"  # PAUSE_CHECK_SECONDS of these tests (30 by default)
 
 
-def consumer_pids(watched: Watched) -> list[int]:
-    """The pids of the consumers the watcher started, in order."""
-    started_events = watched.events("worker_started") + watched.events(CONSUMER_RESUMED_EVENT)
-    return [e["consumer_pid"] for e in started_events]
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
-def test_pause_ends_the_consumer_after_its_job_and_continue_starts_a_fresh_one(
-    make_queue_pair: Any, sqs_client: Any, moto_endpoint: str, tmp_path: Path
+# -- the watcher obeys the file ------------------------------------------------------------------
+
+
+def test_the_pause_file_stops_the_consumer_and_its_removal_starts_a_fresh_one(
+    tmp_path: Path,
 ) -> None:
-    pair = make_queue_pair(visibility_timeout=30)
-    record = tmp_path / "record"
-    watched = Watched(
-        tmp_path,
-        consumer=CONSUMER_COMMAND,
-        AWS_ENDPOINT_URL=moto_endpoint,
-        QUEUE_URL=pair.url,
-        PAUSE_CHECK_SECONDS=CHECK,
-    )
-    [first] = send_jobs(sqs_client, pair.url, record, duration_seconds=3)
-    watched.wait_for(lambda: started(record) == [first])
-    waiting = set(send_jobs(sqs_client, pair.url, record, 3, duration_seconds=0.05))
-    sqs_client.tag_queue(QueueUrl=pair.url, Tags={PAUSED_TAG: "since=test"})
+    watched = Watched(tmp_path, "0", "stop")
+    watched.wait_for(lambda: bool(watched.events("worker_started")))
+    [first] = [e["consumer_pid"] for e in watched.events("worker_started")]
 
+    mark_fleet_paused(watched.run_dir, True)
+    paused_at = time.monotonic()
     watched.wait_for(lambda: bool(watched.events(CONSUMER_PAUSED_EVENT)))
-    [paused] = watched.events(CONSUMER_PAUSED_EVENT)
-    assert paused["exit_code"] == 0  # its own graceful stop (SIGTERM), after its job
-    assert runs(record) == {first: {"start": 1, "done": 1}}  # the job in hand ended
-    assert queue_counts(sqs_client, pair.url) == (3, 0)  # and was deleted; nothing else taken
-    [queue_paused] = watched.events(PAUSED_EVENT)
-    assert queue_paused["tag"] == "since=test" and queue_paused["queue"] == pair.url.split("/")[-1]
-    [consumer] = consumer_pids(watched)
-    assert not Path(f"/proc/{consumer}").exists()  # gone, and reaped by the watcher
-    time.sleep(4 * float(CHECK))  # paused: no consumer, the watcher polls the tag
-    assert watched.process.poll() is None  # the watcher stays (an exit is a restart to supervisord)
-    assert started(record) == [first] and queue_counts(sqs_client, pair.url) == (3, 0)
+    assert time.monotonic() - paused_at < 2.5  # the next memory sample (about 1 s)
+    assert watched.events(CONSUMER_PAUSED_EVENT)[0]["exit_code"] == 0
+    assert watched.out.read_text() == "term"  # its own graceful stop
+    assert not Path(f"/proc/{first}").exists()  # gone, and reaped by the watcher
+    time.sleep(1.5)
+    assert watched.process.poll() is None  # the watcher stays (an exit is a restart)
+    assert not watched.events(CONSUMER_RESUMED_EVENT)
 
-    sqs_client.untag_queue(QueueUrl=pair.url, TagKeys=[PAUSED_TAG])
-    watched.wait_for(
-        lambda: len(runs(record)) == 4 and all(r["done"] for r in runs(record).values())
-    )
-    watched.wait_for(lambda: queue_counts(sqs_client, pair.url) == (0, 0))
-    assert len(watched.events(CONTINUED_EVENT)) == 1
+    mark_fleet_paused(watched.run_dir, False)
+    watched.wait_for(lambda: bool(watched.events(CONSUMER_RESUMED_EVENT)))
     [resumed] = watched.events(CONSUMER_RESUMED_EVENT)
-    assert resumed["consumer_pid"] != consumer
-    assert set(started(record)) == {first, *waiting}
-    assert all(run == {"start": 1, "done": 1} for run in runs(record).values())
+    assert resumed["consumer_pid"] != first and Path(f"/proc/{resumed['consumer_pid']}").exists()
 
     watched.process.send_signal(signal.SIGTERM)
     code, lines = watched.wait()
@@ -83,22 +73,84 @@ def test_pause_ends_the_consumer_after_its_job_and_continue_starts_a_fresh_one(
 
 
 def test_a_watcher_started_paused_starts_no_consumer_and_a_stop_ends_it_at_once(
-    make_queue_pair: Any, sqs_client: Any, moto_endpoint: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    pair = make_queue_pair()
-    sqs_client.tag_queue(QueueUrl=pair.url, Tags={PAUSED_TAG: "since=test"})
-    watched = Watched(
-        tmp_path, "0", "stop", AWS_ENDPOINT_URL=moto_endpoint, QUEUE_URL=pair.url
-    )  # PAUSE_CHECK_SECONDS: the default 30 s
-    watched.wait_for(lambda: bool(watched.events(PAUSED_EVENT)))
-    time.sleep(1)
+    watched = Watched(tmp_path, "0", "stop", WORKER_RUN_DIR=str(tmp_path / "run"))
+    mark_fleet_paused(watched.run_dir, True)  # before the watcher has imported its modules
+    time.sleep(2)  # past supervisord's startsecs: it stays up, not a failed start
+    assert watched.process.poll() is None and not watched.events()
     watched.process.send_signal(signal.SIGTERM)
     stopped_at = time.monotonic()
     code, lines = watched.wait()
-    assert time.monotonic() - stopped_at < 1.0  # not the next read of the tag 30 s later
+    assert time.monotonic() - stopped_at < 1.0
     assert code == 0 and not watched.out.exists()  # the consumer never ran
-    assert [e["event"] for e in lines] == [PAUSED_EVENT, "worker_stopped"]
+    assert [e["event"] for e in lines] == ["worker_stopped"]
     assert lines[-1]["reason"] == "sigterm" and lines[-1]["exit_code"] is None
+
+
+# -- the watch's reader writes the file ----------------------------------------------------------
+
+
+class Reader:
+    """A PauseReader of `env` (its SQS calls to `endpoint`), its log lines kept."""
+
+    def __init__(self, run_dir: Path, endpoint: str, **env: str) -> None:
+        self.stream = io.StringIO()
+        environment = {
+            "WORKER_HANDLER_MODE": "consumer",
+            "WORKER_HANDLER": "php artisan queue:work sqs",
+            "PAUSE_CHECK_SECONDS": CHECK,
+            **env,
+        }
+        self.reader = PauseReader(environment, run_dir, EventLog("supervise", self.stream))
+        self.endpoint = endpoint
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self.stream.getvalue().splitlines()]
+        return [e for e in lines if e["event"] == name]
+
+
+@pytest.fixture
+def reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Reader]]:
+    """Factory: a Reader of run dir `tmp_path`; its thread is stopped after the test. boto3
+    takes AWS_ENDPOINT_URL from the process's environment: set to the reader's endpoint."""
+    made: list[Reader] = []
+
+    def make(endpoint: str, **env: str) -> Reader:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        made.append(Reader(tmp_path, endpoint, **env))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.reader.stopped.set()
+
+
+def test_the_reader_leaves_the_file_while_every_queue_is_paused_and_removes_it_after(
+    make_queue_pair: Any, sqs_client: Any, moto_endpoint: str, reader: Any, tmp_path: Path
+) -> None:
+    high, low = make_queue_pair().url, make_queue_pair().url
+    queues = [{"name": "high", "url": high}, {"name": "low", "url": low}]
+    mark_fleet_paused(tmp_path, True)  # left by an earlier watch: removed at the start
+    watch = reader(moto_endpoint, **{QUEUES_VARIABLE: json.dumps(queues)})
+    watch.reader.start()
+    assert not fleet_paused(tmp_path)
+
+    sqs_client.tag_queue(QueueUrl=high, Tags={PAUSED_TAG: "since=test"})
+    wait_for(lambda: bool(watch.events(PAUSED_EVENT)))
+    time.sleep(2 * float(CHECK))
+    assert not fleet_paused(tmp_path)  # one queue of two: the consumers go on
+    sqs_client.tag_queue(QueueUrl=low, Tags={PAUSED_TAG: "since=test"})
+    wait_for(lambda: fleet_paused(tmp_path))
+    assert [(e["queue"], e["tag"]) for e in watch.events(PAUSED_EVENT)] == [
+        ("high", "since=test"),
+        ("low", "since=test"),
+    ]
+
+    sqs_client.untag_queue(QueueUrl=low, TagKeys=[PAUSED_TAG])
+    wait_for(lambda: not fleet_paused(tmp_path))
+    assert [e["queue"] for e in watch.events(CONTINUED_EVENT)] == ["low"]
+    assert not watch.events("pause_check_error")
 
 
 class DenyingSQS(BaseHTTPRequestHandler):
@@ -135,18 +187,45 @@ def denying_endpoint() -> Iterator[str]:
     server.shutdown()
 
 
-def test_a_watcher_whose_role_cannot_read_tags_never_pauses_and_says_so_once(
-    denying_endpoint: str, tmp_path: Path
+def test_a_role_that_cannot_read_the_tags_never_pauses_and_says_so_once(
+    denying_endpoint: str, reader: Any, tmp_path: Path
 ) -> None:
-    watched = Watched(
-        tmp_path, "0", "stop", AWS_ENDPOINT_URL=denying_endpoint, PAUSE_CHECK_SECONDS="0.2"
-    )
-    watched.wait_for(lambda: len(DenyingSQS.calls) >= 5)  # a second of refused reads
+    mark_fleet_paused(tmp_path, True)  # left by an earlier watch: removed at the start
+    watch = reader(denying_endpoint, QUEUE_URL=f"{denying_endpoint}/000000000000/work")
+    watch.reader.start()
+    wait_for(lambda: len(DenyingSQS.calls) >= 4)  # refused reads, one try each
     assert set(DenyingSQS.calls) == {"AmazonSQS.ListQueueTags"}
-    watched.process.send_signal(signal.SIGTERM)
-    code, lines = watched.wait()
-    assert code == 0 and watched.out.read_text() == "term"  # the consumer ran all along
-    [error] = [e for e in lines if e["event"] == "pause_check_error"]
+    assert not fleet_paused(tmp_path)
+    [error] = watch.events("pause_check_error")
     assert "AccessDenied" in error["error"] and error["level"] == "warning"
-    assert not [e for e in lines if e["event"] in (PAUSED_EVENT, CONSUMER_PAUSED_EVENT)]
-    assert [e["reason"] for e in lines if e["event"] == "worker_stopped"] == ["sigterm"]
+    assert error["queue"] == "work" and not watch.events(PAUSED_EVENT)
+
+
+def test_a_reader_that_cannot_start_says_so_once_and_never_raises(
+    reader: Any, tmp_path: Path
+) -> None:
+    watch = reader("http://127.0.0.1:1")  # no QUEUE_URL: no settings, no client
+    watch.reader.read()
+    watch.reader.read()
+    [error] = watch.events("pause_check_error")
+    assert "QUEUE_URL" in error["error"] and not fleet_paused(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["callable", "command"])
+def test_the_watch_of_the_other_modes_loads_no_pause_reader(mode: str, tmp_path: Path) -> None:
+    """Its memory stays what it was (stacks/sizing.py): no worker.pause, no boto3."""
+    code = (
+        "import io, sys; from worker.watch import fatal_listener; "
+        f"fatal_listener({{'WORKER_RUN_DIR': {str(tmp_path)!r}, 'WORKER_HANDLER_MODE': {mode!r}}},"
+        " io.StringIO(''), io.StringIO()); "
+        "print(sorted(m for m in ('boto3', 'worker.pause') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=WORKER_IMAGE,
+        env={"PYTHONPATH": f"{ROOT}:{WORKER_IMAGE}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
