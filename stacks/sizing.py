@@ -9,7 +9,8 @@ map, each file once (RSS counts shared pages in every process, PSS splits them w
 outside the task).
 
 - Per task: the entrypoint (``python -m worker.supervise``), supervisord and its FATAL event
-  listener, plus the mapped files of every kit process (the Python binary and libraries).
+  listener, plus the mapped files of every kit process (the Python binary and libraries); in
+  ``consumer`` mode the listener's pause reader on top (PAUSE_READER_MIB).
 - Per slot: what ``max_memory_mib_per_process`` does not bound. ``callable``: the recycle
   limit counts the loop and its executor child together (worker/loop.py ``rss_mib``), so only
   the executor's multiprocessing resource tracker comes on top. ``command``: the limit bounds
@@ -26,6 +27,12 @@ KIT_TASK_OVERHEAD_MIB = 42
 """supervisord, the entrypoint, the FATAL listener and the kit's mapped files, once a task
 (measured 39.1 MiB on 2026-11-25, 39.7 on 2026-12-04: 2 MiB for the run-to-run variance)."""
 
+PAUSE_READER_MIB = 27
+"""``consumer`` mode only, once a task: the FATAL listener also reads the pause tags for the
+task's watchers (worker.pause.PauseReader: boto3 and an SQS client), 32.9 MiB own instead of 6.1
+(task charged 66.3 MiB on 2026-12-07, ``--modes consumer``: 42 + 27 keeps the 2 MiB for the
+variance)."""
+
 KIT_SLOT_OVERHEAD_MIB: Mapping[str, int] = {
     "callable": 7,  # the resource tracker (6.4 MiB); loop + executor are inside the limit
     "command": 34,  # the worker loop (33.0 MiB on 2026-12-07: Python, botocore, its SQS client)
@@ -34,9 +41,15 @@ KIT_SLOT_OVERHEAD_MIB: Mapping[str, int] = {
 """The kit's memory per worker process that the recycle limit does not bound, by mode."""
 
 
+def kit_task_mib(handler_mode: str) -> int:
+    """The kit's own memory once a task, whatever its processes (the pause reader in consumer
+    mode)."""
+    return KIT_TASK_OVERHEAD_MIB + (PAUSE_READER_MIB if handler_mode == "consumer" else 0)
+
+
 def kit_memory_mib(processes: int, handler_mode: str) -> int:
     """The kit's own memory in a task of ``processes`` worker processes."""
-    return KIT_TASK_OVERHEAD_MIB + processes * KIT_SLOT_OVERHEAD_MIB[handler_mode]
+    return kit_task_mib(handler_mode) + processes * KIT_SLOT_OVERHEAD_MIB[handler_mode]
 
 
 def task_memory_need_mib(processes: int, max_memory_mib_per_process: int, handler_mode: str) -> int:
@@ -47,4 +60,4 @@ def task_memory_need_mib(processes: int, max_memory_mib_per_process: int, handle
 def processes_that_fit(memory_mib: int, process_memory_mib: int, handler_mode: str) -> int:
     """The most worker processes of ``process_memory_mib`` each that a task's memory holds."""
     per_slot = process_memory_mib + KIT_SLOT_OVERHEAD_MIB[handler_mode]
-    return max(0, (memory_mib - KIT_TASK_OVERHEAD_MIB) // per_slot)
+    return max(0, (memory_mib - kit_task_mib(handler_mode)) // per_slot)

@@ -362,8 +362,10 @@ def summary(results: dict[str, list[Phase]]) -> list[str]:
             f"{max(p.per_slot(p.own) for p in phases):.1f} | "
             f"{beyond:.1f} | {cpu:.2f} |"
         )
-    worst_task = max(p.task_mib for phases in results.values() for p in phases)
-    lines.append(f"\nstacks/sizing.py: KIT_TASK_OVERHEAD_MIB >= {math.ceil(worst_task)}")
+    lines.append("")
+    for mode, phases in results.items():
+        charged = max(p.task_mib for p in phases)
+        lines.append(f"stacks/sizing.py: kit_task_mib({mode!r}) >= {math.ceil(charged)}")
     for mode, phases in results.items():
         slot = max(p.per_slot(p.own, BEYOND_LIMIT[mode]) for p in phases)
         lines.append(f"stacks/sizing.py: KIT_SLOT_OVERHEAD_MIB[{mode!r}] >= {math.ceil(slot)}")

@@ -21,8 +21,11 @@ done only when not done yet (run it again after a failure or a deploy; it says w
 
 An environment with several workers names one with `--worker` (its queues and its service);
 `--queue` names no queue there: a worker's queues pause together. `status` shows the pause. In
-`consumer` handler mode the framework's own consumer receives, not the kit's loop, so nothing
-would read the tag: `pause` refuses there (exit 1).
+`consumer` handler mode the fleet's watch reads the tag instead of the loop, once a task at the
+same interval, and each process's watcher obeys it: it sends the framework's consumer its
+graceful stop (SIGTERM: Laravel's `queue:work` and Symfony's `messenger:consume` end the current
+job and exit), waits without a consumer while the tag is there and starts a fresh one once it
+is gone (worker.pause.PauseReader, worker.consumer).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from scripts._aws import (
     add_worker_option,
     queue_name,
 )
-from scripts._cli import OpsError, Parser, UsageError, print_json
+from scripts._cli import Parser, UsageError, print_json
 from scripts.operate.status import Tasks, task_state
 
 HELP = "stop taking work (the running jobs finish) and keep scaling from starting tasks"
@@ -176,25 +179,10 @@ def finish(args: argparse.Namespace, report: dict[str, Any], lines: list[str]) -
     return 0
 
 
-def refuse_consumer_mode(target: Target) -> None:
-    """OpsError in consumer handler mode: the framework's consumer does not read the tag."""
-    if target.config is None:
-        return
-    worker = target.worker_choice()
-    if target.config.fleets[worker].worker.handler_mode == "consumer":
-        which = "" if len(target.config.fleets) == 1 else f"'s worker {worker}"
-        raise OpsError(
-            f"environment {target.config.name}{which} runs handler_mode consumer: the "
-            "framework's own consumer receives there, not the kit's loop, and nothing in it "
-            'reads the pause flag; nothing changed (docs/operations.md, "Pause and continue")'
-        )
-
-
 def execute(args: argparse.Namespace) -> int:
     """Set the flag, suspend scaling, set the count to 0; print what was done."""
     target = Target(args)
     urls = flagged_queues(args, target, "pause")
-    refuse_consumer_mode(target)
     service = service_of(target)
     tasks: Tasks | None = None
     if service is not None:

@@ -73,7 +73,12 @@ def sources(tree: Path) -> list[Path]:
 
 def called_actions(tree: Path) -> dict[str, set[str]]:
     """Service -> the IAM actions the Python files of ``tree`` call on its boto3 clients."""
-    modules = [ast.parse(path.read_text()) for path in sources(tree)]
+    return called_actions_of(sources(tree))
+
+
+def called_actions_of(paths: list[Path]) -> dict[str, set[str]]:
+    """Service -> the IAM actions the Python files ``paths`` call on their boto3 clients."""
+    modules = [ast.parse(path.read_text()) for path in paths]
     services = {
         node.args[0].value
         for module in modules
@@ -151,11 +156,11 @@ def not_called_rows() -> dict[str, str]:
 
 
 def test_the_runtime_calls_are_found() -> None:
-    """The parser itself: the calls every loop makes, and the idempotency guard's writes."""
+    """The parser itself: the calls every loop makes (the pause tag's read too), and the
+    idempotency guard's writes."""
     calls = called_actions(RUNTIME)
-    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} <= calls[
-        "sqs"
-    ]
+    loop = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+    assert loop | {"sqs:ListQueueTags"} <= calls["sqs"]
     assert calls["dynamodb"] == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 
@@ -166,6 +171,17 @@ def test_the_task_role_grants_only_what_is_called(name: str) -> None:
     explained = not_called_rows()
     never_called = sorted(granted - called - set(explained))
     assert never_called == [], f"remove them, or explain them in {TABLE_TITLE!r}"
+
+
+def test_the_fleets_watch_may_read_the_pause_tag_in_consumer_mode() -> None:
+    """In consumer mode the fleet's watch reads the pause tag for the task (worker.watch with
+    worker.pause's reader and worker.clients' client): what those modules call is granted to
+    the consumer-mode task role, ListQueueTags among it."""
+    watch = [RUNTIME / name for name in ("watch.py", "pause.py", "clients.py")]
+    called = called_actions_of(watch)["sqs"]
+    assert "sqs:ListQueueTags" in called
+    for granted in task_role_actions(synthesized("prod-consumer")):
+        assert sorted(called - granted) == []
 
 
 @pytest.mark.parametrize("name", NAMES)

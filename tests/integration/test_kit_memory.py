@@ -20,6 +20,6 @@ def test_the_kits_measured_share_fits_the_sizing_figures(mode: str) -> None:
     for phase in phases:
         assert all(phase.count.get(role) == 1 for role in TASK_ROLES), phase.count
         assert phase.count.get("loop", 0) == 2, phase.count  # consumer mode: the watcher
-        assert 0 < phase.task_mib <= sizing.KIT_TASK_OVERHEAD_MIB
+        assert 0 < phase.task_mib <= sizing.kit_task_mib(mode)
         beyond = phase.per_slot(phase.own, BEYOND_LIMIT[mode])
         assert 0 < beyond <= sizing.KIT_SLOT_OVERHEAD_MIB[mode]

@@ -13,20 +13,40 @@ target and the service's count, which need --env and its stacks, are tests/unit/
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from worker.consumer import CONSUMER_PAUSED_EVENT, CONSUMER_RESUMED_EVENT
 from worker.contract import CONTINUED_EVENT, PAUSED_EVENT, PAUSED_TAG
 
 from scripts.__main__ import main
 from tests.integration.fleet import PROD_PROCESSES, send_jobs
 from tests.sqs_helpers import queue_counts
+from tests.unit.worker.framework_consumer import READY_EVENT
 from tests.unit.worker.recording_handlers import runs, started
 
 REGION = "ap-northeast-1"
 CHECK_SECONDS = 1.0  # PAUSE_CHECK_SECONDS of this test (30 s by default)
 SLOW_SECONDS = 4.0  # each process's running job when the flag is set
+CONSUMER_CHECK_SECONDS = 0.5  # PAUSE_CHECK_SECONDS of the consumer-mode test
+CONSUMER_JOB_SECONDS = 3.0  # each consumer's running job when the flag is set
+
+
+def pause_while_each_runs_one(
+    fleet: Any, sqs: Any, url: str, record: Path, endpoint: str, job_seconds: float
+) -> tuple[set[str], set[str], list[str]]:
+    """Each process runs one job of `job_seconds`, 16 short ones wait behind them: then
+    `queue-worker pause --queue` (the command's own code). Returns the running jobs' ids, the
+    waiting ones' and the command's queue arguments (for `continue`)."""
+    slow = set(send_jobs(sqs, url, record, PROD_PROCESSES, duration_seconds=job_seconds))
+    fleet.wait_for(lambda: set(started(record)) == slow)  # every process runs one
+    waiting = set(send_jobs(sqs, url, record, 16, duration_seconds=0.05))
+    queue = url.rsplit("/", 1)[-1]
+    where = ["--queue", queue, "--region", REGION, "--endpoint-url", endpoint]
+    assert main(["pause", *where]) == 0
+    return slow, waiting, where
 
 
 def test_pause_lets_running_jobs_finish_takes_nothing_new_and_continue_runs_the_rest(
@@ -42,15 +62,9 @@ def test_pause_lets_running_jobs_finish_takes_nothing_new_and_continue_runs_the_
         PREFETCH_SECONDS=1,  # one message a receive: a process holds only what it runs
     )
     fleet.wait_for(lambda: len(fleet.worker_pids()) == PROD_PROCESSES)
-    slow = set(
-        send_jobs(sqs_client, pair.url, record, PROD_PROCESSES, duration_seconds=SLOW_SECONDS)
+    slow, waiting, where = pause_while_each_runs_one(
+        fleet, sqs_client, pair.url, record, moto_endpoint, SLOW_SECONDS
     )
-    fleet.wait_for(lambda: set(started(record)) == slow)  # every process runs one
-    waiting = set(send_jobs(sqs_client, pair.url, record, 16, duration_seconds=0.05))
-
-    queue = pair.url.rsplit("/", 1)[-1]
-    where = ["--queue", queue, "--region", REGION, "--endpoint-url", moto_endpoint]
-    assert main(["pause", *where]) == 0
     paused_at = time.monotonic()
 
     # Each process sees the tag before its next receive: all 8 within a slow job + an interval.
@@ -75,3 +89,52 @@ def test_pause_lets_running_jobs_finish_takes_nothing_new_and_continue_runs_the_
     assert runs(record) == {m: {"start": 1, "done": 1} for m in slow | waiting}  # once each
     assert queue_counts(sqs_client, pair.dlq_url) == (0, 0)
     assert not [e for e in fleet.jobs() if e["outcome"] != "done"], json.dumps(fleet.jobs())
+
+
+def test_pause_in_consumer_mode_ends_each_consumer_after_its_job_and_continue_restarts_them(
+    make_fleet: Any, make_queue_pair: Any, sqs_client: Any, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """The same in `consumer` handler mode: PROD_PROCESSES (8) watchers under supervisord, each
+    running tests/unit/worker/framework_consumer.py (a stand-in for `php artisan queue:work`:
+    one message at a time, ends its job and exits 0 on SIGTERM). PAUSE_CHECK_SECONDS is
+    shortened from 30 s to 0.5 s here. `pause --queue` (the command's own code) tags the queue;
+    the fleet's watch, the task's one reader of the tag, leaves its file in the run dir within
+    the check period; within a second of the watchers' sampling every watcher sends its
+    consumer SIGTERM, the 8 running jobs end and are deleted, no consumer takes a waiting job
+    and the watchers stay up without consumers; after `continue` the watch removes the file and
+    fresh consumers run the rest, each message exactly once."""
+    pair = make_queue_pair(max_receive_count=3, visibility_timeout=30)
+    record = tmp_path / "record"
+    fleet = make_fleet(
+        QUEUE_URL=pair.url,
+        WORKER_PROCESSES=PROD_PROCESSES,
+        WORKER_HANDLER_MODE="consumer",
+        WORKER_HANDLER=f"{sys.executable} -m tests.unit.worker.framework_consumer",
+        PAUSE_CHECK_SECONDS=CONSUMER_CHECK_SECONDS,
+    )
+    fleet.wait_for(lambda: len(fleet.events(READY_EVENT)) == PROD_PROCESSES)  # all polling
+    slow, waiting, where = pause_while_each_runs_one(
+        fleet, sqs_client, pair.url, record, moto_endpoint, CONSUMER_JOB_SECONDS
+    )
+    paused_at = time.monotonic()
+    fleet.wait_for(lambda: len(fleet.events(CONSUMER_PAUSED_EVENT)) == PROD_PROCESSES)
+    assert (
+        time.monotonic() - paused_at < CONSUMER_JOB_SECONDS + CONSUMER_CHECK_SECONDS + 5
+    )  # a job, a check, slack
+    assert {e["exit_code"] for e in fleet.events(CONSUMER_PAUSED_EVENT)} == {0}
+    [read] = fleet.events(PAUSED_EVENT)  # one reader of the tag a task: the fleet's watch
+    assert read["process"] == "supervise" and read["pid"] not in fleet.worker_pids()
+    assert runs(record) == {m: {"start": 1, "done": 1} for m in slow}  # ended, none cut
+    assert queue_counts(sqs_client, pair.url) == (16, 0)  # deleted; no waiting one taken
+    time.sleep(3 * CONSUMER_CHECK_SECONDS)  # three more reads of the tag by the watch
+    assert set(started(record)) == slow and queue_counts(sqs_client, pair.url) == (16, 0)
+    assert not fleet.events("worker_stopped")  # the watchers stay: no restart by supervisord
+
+    assert main(["continue", *where]) == 0
+    fleet.wait_for(lambda: len(fleet.events(CONSUMER_RESUMED_EVENT)) == PROD_PROCESSES)
+    fleet.wait_for(lambda: queue_counts(sqs_client, pair.url) == (0, 0))
+    fleet.wait_for(lambda: sum(r["done"] for r in runs(record).values()) == len(slow | waiting))
+    assert len(fleet.events(CONTINUED_EVENT)) == 1
+    assert fleet.stop() == 0
+    assert runs(record) == {m: {"start": 1, "done": 1} for m in slow | waiting}  # once each
+    assert queue_counts(sqs_client, pair.dlq_url) == (0, 0)

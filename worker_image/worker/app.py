@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from worker.clients import bounded_sqs_client
 from worker.consumer import ConsumerWatcher
 from worker.contract import QUEUES_VARIABLE
 from worker.handlers import (
@@ -50,36 +51,17 @@ class QueueUnusable(RuntimeError):
 
 
 def sqs_client(settings: Settings) -> Any:
-    """An SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env.
-
-    boto3 is imported here, not at the top: a process that cannot start (a bad setting or
-    handler) fails before paying for it, and consumer mode never loads it."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
-        read_timeout=settings.receive_wait_seconds + 10,
-    )
-    return boto3.client("sqs", region_name=settings.region, config=config)
+    """The loop's SQS client; AWS_ENDPOINT_URL (moto locally) and AWS_REGION come from the env."""
+    return bounded_sqs_client(settings.region, 3, 5, settings.receive_wait_seconds + 10)
 
 
 def stop_sqs_client(settings: Settings) -> Any:
     """The SQS client of the stop path (after SIGTERM): short timeouts and no retry, so each
     hand-back, backoff or delete of a stopping process takes at most STOP_CALL_SECONDS and the
     stop ends within supervisord's stop wait (docs/reliability.md, "Stops under a slow SQS")."""
-    import boto3
-    from botocore.config import Config
-
     from worker.loop import STOP_CONNECT_SECONDS, STOP_READ_SECONDS
 
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 1},
-        connect_timeout=STOP_CONNECT_SECONDS,
-        read_timeout=STOP_READ_SECONDS,
-    )
-    return boto3.client("sqs", region_name=settings.region, config=config)
+    return bounded_sqs_client(settings.region, 1, STOP_CONNECT_SECONDS, STOP_READ_SECONDS)
 
 
 class LazyClient:

@@ -34,13 +34,17 @@ SHORT_REASON_CHARS = 200
 PAUSED_TAG = "queue-worker:paused"
 """A tag on a work queue: while it is there, the kit's loop receives nothing from that queue (it
 finishes and deletes what it holds; when every queue it consumes is paused it only polls the
-tags, every PAUSE_CHECK_SECONDS). Its value says when the pause began and the service's
-desired count then (``scripts.operate.pause.tag_value``)."""
+tags, every PAUSE_CHECK_SECONDS). In consumer mode the fleet's watch reads it once a task and,
+while every queue is tagged, leaves a file that makes each consumer's watcher stop its consumer
+(SIGTERM; worker.pause.PauseReader, worker.consumer). Its value says when the pause began and
+the service's desired count then (``scripts.operate.pause.tag_value``)."""
 PAUSE_CHECK_SECONDS = 30.0
-"""How often a loop reads the tag by default (the worker's PAUSE_CHECK_SECONDS)."""
+"""How often a loop, or in consumer mode the fleet's watch, reads the tag by default
+(PAUSE_CHECK_SECONDS)."""
 PAUSED_EVENT = "worker_paused"
-"""The log line a loop writes when it sees the tag appear; ``worker_continued`` when it goes
-(both with the field ``queue``)."""
+"""The log line a loop (in consumer mode: the fleet's watch, process ``supervise``) writes when
+it sees the tag appear; ``worker_continued`` when it goes (both with the field ``queue``;
+worker.pause)."""
 CONTINUED_EVENT = "worker_continued"
 
 

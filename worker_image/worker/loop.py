@@ -46,6 +46,7 @@ from worker.handlers import (
 from worker.health import mark_alive
 from worker.heartbeat import Heartbeat, Held, queue_batches
 from worker.logs import EventLog
+from worker.pause import PauseFlag
 from worker.protection import TaskProtection
 from worker.settings import Settings, WorkQueue
 
@@ -130,10 +131,10 @@ class Worker:
         self._job_fields: dict[str, Any] = {}  # what settling the job adds to its `job` line
         # While stopping: visibility changes (hand-backs 0, backoffs) made by `_finish_stop`.
         self._deferred: list[tuple[list[Held], int]] = []
-        self.paused_queues: set[str] = set()  # the names of those tagged, as last read
-        self._pause_read_at: float | None = None  # time.monotonic() of that read
-        # The queues whose last tag read failed (a failure is logged when a queue enters it).
-        self._pause_unread: set[str] = set()
+        # A paused process proves itself alive by SQS's answers to its tag reads too.
+        self.pause = PauseFlag(
+            sqs, self.queues, settings.pause_check_seconds, log, on_answer=self._mark_alive
+        )
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -254,44 +255,22 @@ class Worker:
     @property
     def paused(self) -> bool:
         """Whether every queue the loop consumes carries the pause tag, as last read."""
-        return len(self.paused_queues) == len(self.queues)
+        return self.pause.paused
+
+    @property
+    def paused_queues(self) -> set[str]:
+        """The names of the queues that carry the pause tag, as last read."""
+        return self.pause.paused_queues
 
     def _pause_flag(self) -> bool:
-        """Whether every work queue carries contract.PAUSED_TAG: the tags read (ListQueueTags,
-        each queue) at most every PAUSE_CHECK_SECONDS, else the last answer. A tagged queue
-        alone is skipped by `_receive`. A failed read keeps its queue's last answer (a task role
-        without sqs:ListQueueTags never pauses: a queue's first failure is logged)."""
-        if self._pause_read_at is None or self._until_next_pause_read() <= 0:
-            self._pause_read_at = time.monotonic()
-            for queue in self.queues:
-                self._read_pause_tag(queue)
-        return self.paused
-
-    def _read_pause_tag(self, queue: WorkQueue) -> None:
-        """Read one queue's pause tag into `paused_queues`; log when it appears or goes."""
-        try:
-            response = self.sqs.list_queue_tags(QueueUrl=queue.url)
-        except Exception as error:
-            if queue.name not in self._pause_unread:
-                self._pause_unread.add(queue.name)
-                self.log.warning("pause_check_error", error=repr(error), queue=queue.name)
-            return
-        self._pause_unread.discard(queue.name)
-        self._mark_alive()  # an answer from SQS: a paused process proves itself by it too
-        tags = response.get("Tags", {})
-        paused = contract.PAUSED_TAG in tags
-        if paused != (queue.name in self.paused_queues):
-            if paused:
-                self.paused_queues.add(queue.name)
-            else:
-                self.paused_queues.discard(queue.name)
-            event = contract.PAUSED_EVENT if paused else contract.CONTINUED_EVENT
-            self.log.info(event, tag=tags.get(contract.PAUSED_TAG, ""), queue=queue.name)
+        """Whether every work queue carries contract.PAUSED_TAG (worker.pause.PauseFlag: the
+        tags read at most every PAUSE_CHECK_SECONDS, else the last answer). A tagged queue
+        alone is skipped by `_receive`. A task role without sqs:ListQueueTags never pauses."""
+        return self.pause.read()
 
     def _until_next_pause_read(self) -> float:
         """Seconds until the pause tag is read again."""
-        last = self._pause_read_at if self._pause_read_at is not None else -float("inf")
-        return max(0.0, last + self.settings.pause_check_seconds - time.monotonic())
+        return self.pause.until_next_read()
 
     def _receive(self) -> list[Held]:
         """The next batch, from the queues in priority order (WORKER_QUEUES; one queue: it).

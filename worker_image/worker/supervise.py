@@ -10,7 +10,9 @@ exits 0, hence this wrapper.
 `python -m worker.supervise --fatal-listener` (the [eventlistener:fatal] of supervisord.conf)
 runs the fleet's watch (worker.watch). Neither module imports typing or dataclasses at run
 time: the entrypoint and the watch are small processes that every task pays for
-(stacks/sizing.py, tests/integration/test_kit_memory.py).
+(stacks/sizing.py, tests/integration/test_kit_memory.py). In consumer mode the watch also reads
+the queues' pause tags for the task (worker.pause.PauseReader, with boto3: PAUSE_READER_MIB in
+stacks/sizing.py) and leaves PAUSED_MARKER for the consumers' watchers.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ FATAL_MARKER = "fatal"
 STOPPING_MARKER = "stopping"
 """`WORKER_RUN_DIR/stopping`, left by the entrypoint before it forwards a stop to supervisord
 (fleet_stopping)."""
+PAUSED_MARKER = "paused"
+"""`WORKER_RUN_DIR/paused`, consumer mode: there while every work queue carries the pause tag,
+as the fleet's watch last read it (worker.pause.PauseReader); each consumer's watcher obeys it
+(fleet_paused, worker.consumer)."""
 CONF = Path(__file__).resolve().parent.parent / "supervisord.conf"
 EX_CONFIG = 78
 ALIVE_PREFIX = "alive-"
@@ -142,6 +148,20 @@ def fleet_stopping(run_dir: str | Path) -> bool:
     SIGKILL. The entrypoint leaves the marker before it forwards the stop, so a worker that
     misses the signal finds the marker, and one that does not find it gets the signal."""
     return (Path(run_dir) / STOPPING_MARKER).exists()
+
+
+def fleet_paused(run_dir: str | Path) -> bool:
+    """Whether the fleet's watch found every work queue paused (PAUSED_MARKER): a stat."""
+    return (Path(run_dir) / PAUSED_MARKER).exists()
+
+
+def mark_fleet_paused(run_dir: str | Path, paused: bool) -> None:
+    """Leave PAUSED_MARKER (created at once, empty) or remove it."""
+    marker = Path(run_dir) / PAUSED_MARKER
+    if paused:
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
 
 
 def job_file(task_dir: str | Path, process_name: str) -> Path:

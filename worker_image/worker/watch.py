@@ -17,6 +17,9 @@ WORKER_START_TIMEOUT_SECONDS, or exits 0, counts as one that received. The watch
 worker.health) and SIGTERMs supervisord, which stops the other workers gracefully (their jobs
 get their grace period). Detection: at most WORKER_START_TIMEOUT_SECONDS + 5 s (the tick)
 after the first start that never received.
+
+In ``consumer`` mode the watch is also the task's one reader of the pause tags: it leaves
+WORKER_RUN_DIR/paused for the consumers' watchers (start_pause_reader, worker.pause).
 """
 
 from __future__ import annotations
@@ -130,6 +133,22 @@ def _events(inp: TextIO, out: TextIO) -> Iterator[tuple[dict[str, str], dict[str
         out.flush()
 
 
+def start_pause_reader(env: Mapping[str, str], run_dir: Path) -> None:
+    """Consumer mode: read the pause tags for the task's watchers (worker.pause.PauseReader),
+    on a thread, so that a slow SQS never delays an answer to supervisord. Imported here:
+    boto3 comes with it, and the other modes' watch never loads it. A failure to start is
+    logged, never raised: the watch goes on without pauses."""
+    try:
+        from worker.logs import EventLog
+        from worker.masking import SecretMask, secret_values
+        from worker.pause import PauseReader
+
+        log = EventLog("supervise", stream=sys.stderr, mask=SecretMask(secret_values(env)))
+        PauseReader(env, run_dir, log).start()
+    except Exception as error:
+        _say("warning", "pause_check_error", error=repr(error))
+
+
 def fatal_listener(
     env: Mapping[str, str] = os.environ,
     inp: TextIO = sys.stdin,
@@ -146,11 +165,10 @@ def fatal_listener(
         except OSError:
             return False
 
-    watch = FleetWatch(
-        start_timeout(env),
-        received_since,
-        consumer_mode=env.get("WORKER_HANDLER_MODE", "").strip().lower() == "consumer",
-    )
+    consumer_mode = env.get("WORKER_HANDLER_MODE", "").strip().lower() == "consumer"
+    watch = FleetWatch(start_timeout(env), received_since, consumer_mode=consumer_mode)
+    if consumer_mode:
+        start_pause_reader(env, run_dir)
     failed = False
     for header, fields in _events(inp, out):
         event, now = header.get("eventname", ""), clock()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import config_keys, readme_rows
-from stacks.sizing import KIT_SLOT_OVERHEAD_MIB, KIT_TASK_OVERHEAD_MIB
+from stacks.sizing import KIT_SLOT_OVERHEAD_MIB, KIT_TASK_OVERHEAD_MIB, PAUSE_READER_MIB
 
 README = (Path(__file__).resolve().parents[3] / "README.md").read_text()
 ROWS = {key: default for key, (default, _) in readme_rows(README).items()}
@@ -39,3 +39,4 @@ def test_the_memory_row_states_the_kits_own_share_as_sizing_counts_it() -> None:
     *first, last = [f"{mib} (`{mode}`)" for mode, mib in KIT_SLOT_OVERHEAD_MIB.items()]
     per_slot = f"{', '.join(first)} or {last}"
     assert f"{KIT_TASK_OVERHEAD_MIB} MiB a task + {per_slot} MiB a process" in meaning
+    assert f"in `consumer` mode {PAUSE_READER_MIB} MiB more a task" in meaning

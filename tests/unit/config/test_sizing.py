@@ -13,11 +13,18 @@ from tests.unit.config.test_config import ENVIRONMENTS, problems, prod_with
 @pytest.mark.parametrize("mode", ["callable", "command", "consumer"])
 def test_need_is_the_recycle_limits_plus_the_kits_task_and_slot_share(mode: str) -> None:
     slot = sizing.KIT_SLOT_OVERHEAD_MIB[mode]
-    assert sizing.task_memory_need_mib(1, 200, mode) == 200 + sizing.KIT_TASK_OVERHEAD_MIB + slot
+    assert sizing.task_memory_need_mib(1, 200, mode) == 200 + sizing.kit_task_mib(mode) + slot
     assert (
         sizing.task_memory_need_mib(8, 200, mode) - sizing.task_memory_need_mib(7, 200, mode)
         == 200 + slot
     )
+
+
+def test_only_consumer_mode_pays_for_the_pause_reader_and_once_a_task() -> None:
+    """The watch reads the tags for the watchers (worker.pause.PauseReader): no slot does."""
+    assert sizing.kit_task_mib("consumer") == sizing.KIT_TASK_OVERHEAD_MIB + sizing.PAUSE_READER_MIB
+    others = {sizing.kit_task_mib("callable"), sizing.kit_task_mib("command")}
+    assert others == {sizing.KIT_TASK_OVERHEAD_MIB} and sizing.PAUSE_READER_MIB > 0
 
 
 def test_a_loop_beside_the_watched_process_costs_more_than_a_watcher() -> None:

@@ -173,7 +173,7 @@ def test_queue_option_sets_and_removes_the_flag_only(
     assert PAUSED_TAG not in sqs_client.list_queue_tags(QueueUrl=url).get("Tags", {})
 
 
-def test_pause_refuses_consumer_mode_and_changes_nothing(
+def test_pause_and_continue_work_in_consumer_mode(
     deploy_environment: Any,
     env_name: str,
     moto_endpoint: str,
@@ -181,15 +181,20 @@ def test_pause_refuses_consumer_mode_and_changes_nothing(
     tmp_path: Path,
     capsys: Any,
 ) -> None:
+    """The consumer's watcher reads the same tag (tests/unit/worker/test_worker_consumer_pause.py,
+    tests/integration/test_pause_fleet.py): pause tags, suspends and stops as in the loop modes."""
     env = deploy_environment(env_name)
+    register_target(clients, env)
     cdk_json = tmp_path / "consumer-cdk.json"
     worker = {"handler_mode": "consumer", "handler": "php artisan queue:work sqs"}
     environment = {"region": REGION, "worker": worker}
     cdk_json.write_text(json.dumps({"context": {"environments": {env_name: environment}}}))
     argv = ["--env", env_name, "--endpoint-url", moto_endpoint, "--cdk-json", str(cdk_json)]
-    assert main(["pause", *argv]) == 1
-    error = capsys.readouterr().err
-    assert error.startswith(f"error: environment {env_name} runs handler_mode consumer:")
-    assert "nothing changed" in error
+    paused = run_json(capsys, "pause", *argv, "--json")
+    assert (paused["scaling"], paused["desired_count"]) == ("suspended", {"before": 2, "after": 0})
+    assert tags(clients, env)[PAUSED_TAG] == paused["value"]
+    assert (suspended_state(clients, env), desired(clients, env)) == (SUSPENDED, 0)
+    resumed = run_json(capsys, "continue", *argv, "--json")
+    assert (resumed["was_paused"], resumed["desired_count"]["after"]) == (True, 2)
     assert PAUSED_TAG not in tags(clients, env)
-    assert desired(clients, env) == 2
+    assert (suspended_state(clients, env), desired(clients, env)) == (RESUMED, 2)

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from worker.supervise import STOPPING_MARKER
 
-from tests.integration.fleet import WORKER_IMAGE
+from tests.integration.fleet import ROOT, WORKER_IMAGE
 
 # A stand-in for `php artisan queue:work`: grows by GROW MiB every 0.2 s (0: stays small),
 # on SIGTERM writes "term" to the file in argv[1] and exits 0 (as Laravel and Symfony do),
@@ -35,36 +36,56 @@ while True:
 
 
 class Watched:
-    """`python -m worker` in consumer mode, in its own process group as supervisord starts it."""
+    """`python -m worker` in consumer mode, in its own process group as supervisord starts it,
+    with its own WORKER_RUN_DIR (`run_dir`); `consumer` replaces the stand-in CONSUMER's
+    command."""
 
-    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, consumer: str = "", **env: str) -> None:
         script = tmp_path / "consumer.py"
         script.write_text(CONSUMER)
         self.out = tmp_path / "out"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker"],
-            cwd=WORKER_IMAGE,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(WORKER_IMAGE),
-                "QUEUE_URL": "http://127.0.0.1:1/000000000000/unused",
-                "WORKER_HANDLER_MODE": "consumer",
-                "WORKER_HANDLER": f"{sys.executable} {script} {self.out} {' '.join(args)}",
-                "SUPERVISOR_PROCESS_NAME": "worker_00",
-                **env,
-            },
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        self.log = tmp_path / "watcher.log"
+        self.run_dir = tmp_path / "run"
+        self.run_dir.mkdir(exist_ok=True)
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "worker"],
+                cwd=WORKER_IMAGE,
+                env={
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKER_IMAGE)]),
+                    "QUEUE_URL": "http://127.0.0.1:1/000000000000/unused",
+                    "WORKER_RUN_DIR": str(self.run_dir),
+                    "WORKER_HANDLER_MODE": "consumer",
+                    "WORKER_HANDLER": consumer
+                    or f"{sys.executable} {script} {self.out} {' '.join(args)}",
+                    "SUPERVISOR_PROCESS_NAME": "worker_00",
+                    **env,
+                },
+                stdout=log,
+                start_new_session=True,
+            )
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The watcher's log lines so far (`name`: those of that event)."""
+        written = self.log.read_text().split("\n")[:-1]  # whole lines: a last one may be half
+        lines = [json.loads(line) for line in written]
+        return [e for e in lines if name is None or e["event"] == name]
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out; watcher log:\n{self.log.read_text()}"
+            time.sleep(0.05)
 
     def wait(self, timeout: float = 30) -> tuple[int, list[dict[str, Any]]]:
         try:
-            stdout, _ = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         finally:
             if self.process.poll() is None:
                 os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.returncode, [json.loads(line) for line in stdout.splitlines()]
+                self.process.wait()
+        return self.process.returncode, self.events()
 
 
 def test_a_consumer_above_the_memory_limit_is_asked_to_stop_and_recycled(tmp_path: Path) -> None:
