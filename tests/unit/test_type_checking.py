@@ -8,13 +8,13 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+MYPY = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
 
 
 def imported_cdk_modules() -> set[str]:
     """The aws_cdk modules the type-checked files import (``from aws_cdk import aws_sqs`` names
     ``aws_cdk.aws_sqs``; ``from aws_cdk import Stack`` names ``aws_cdk``)."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
-    files = [p for entry in config["files"] for p in sorted((ROOT / entry).rglob("*.py"))]
+    files = [p for entry in MYPY["files"] for p in sorted((ROOT / entry).rglob("*.py"))]
     assert files
     modules: set[str] = set()
     for path in files:
@@ -26,12 +26,12 @@ def imported_cdk_modules() -> set[str]:
                     continue
                 for alias in node.names:
                     module = f"{node.module}.{alias.name}"
-                    modules.add(module if alias.name.startswith("aws_") else str(node.module))
+                    modules.add(module if alias.name.startswith("aws_") else node.module)
     return modules
 
 
 def test_every_aws_cdk_module_the_kit_imports_is_type_checked() -> None:
-    overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
+    overrides = MYPY["overrides"]
     skipped = [o for o in overrides if o.get("follow_imports") == "skip"]
     assert [o["module"] for o in skipped] == [["aws_cdk.*"]]
     followed = {m for o in overrides if o.get("follow_imports") == "normal" for m in o["module"]}
